@@ -1,0 +1,3 @@
+from getm_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""Command line: argument parsing and the verbs.
+
+Every mistake a user can make ends in one line on stderr and an exit code (0 ok, 1 a download failed,
+2 usage or config, 130 interrupted), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from getm_tui import __version__, humanize
+from getm_tui.config import ConfigError, Settings, load, parse_size
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+log = logging.getLogger("getm_tui")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line instead of usage plus a message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _size_arg(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="getm-tui", description="A terminal download manager for data URLs.")
+    parser.add_argument("--version", action="version", version=f"getm-tui {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="config file (default: the user config dir)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
+    # The same options after the verb; SUPPRESS keeps a verb's parser from resetting what came before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    get = sub.add_parser("get", parents=[common], help="download one URL now, without the queue")
+    get.add_argument("url", metavar="URL")
+    get.add_argument("-o", "--output", metavar="PATH", help="file name or existing directory (default: .)")
+    get.add_argument("-c", "--concurrency", type=_positive_int, metavar="N", help="connections (default 4)")
+    get.add_argument(
+        "--checksum",
+        action="append",
+        metavar="ALGO:HEX",
+        help="expected md5/sha1/sha256/sha512/crc32c (repeatable)",
+    )
+    get.add_argument(
+        "--overwrite", action="store_true", help="replace an existing file instead of a new name"
+    )
+    _add_transfer_options(get)
+    get.set_defaults(func=cmd_get)
+    return parser
+
+
+def _add_transfer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--part-size", type=_size_arg, metavar="SIZE", help="largest part per request (default 16M)"
+    )
+    p.add_argument("--retries", type=int, metavar="N", help="retries per part (default 6)")
+    p.add_argument("--connect-timeout", type=float, metavar="S", help="seconds (default 10)")
+    p.add_argument("--read-timeout", type=float, metavar="S", help="seconds without data (default 60)")
+    p.add_argument("--insecure", action="store_true", help="skip TLS certificate verification")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result and errors")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "concurrency": getattr(args, "concurrency", None),
+        "part_size": getattr(args, "part_size", None),
+        "retries": getattr(args, "retries", None),
+        "connect_timeout": getattr(args, "connect_timeout", None),
+        "read_timeout": getattr(args, "read_timeout", None),
+    }
+    if getattr(args, "insecure", False):
+        overrides["verify_tls"] = False
+    return load(args.config, overrides)
+
+
+def _setup_logging(verbose: int, rich_console: object | None = None) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("getm-tui: %(levelname)s: %(message)s"))
+    if rich_console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=rich_console, show_path=False, show_time=False)  # type: ignore[arg-type]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from getm_tui.engine import (
+        Cancelled,
+        DownloadError,
+        EngineError,
+        IntegrityError,
+        Options,
+        UsageError,
+        download,
+    )
+    from getm_tui.engine.download import expected_from
+    from getm_tui.engine.urls import redact, validate
+
+    settings = _settings(args)
+    try:
+        url = validate(args.url)
+        expected = expected_from(args.checksum)
+    except UsageError as e:
+        return _fail(str(e), EXIT_USAGE)
+    if settings.verify_tls is False:
+        log.warning("TLS certificate verification is off (--insecure)")
+    options = Options(
+        concurrency=settings.concurrency,
+        part_size=settings.part_size,
+        retries=settings.retries,
+        rate_limit=settings.rate_limit or None,
+        http=settings.http(),
+    )
+    display = _GetDisplay(redact(url), quiet=args.quiet)
+    _setup_logging(args.verbose, display.console if display.live else None)
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        cancel.set()
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with display:
+            result = download(
+                url,
+                args.output,
+                concurrency=settings.concurrency,
+                checksum=expected,
+                overwrite=args.overwrite,
+                options=options,
+                progress=display.update,
+                cancel=cancel,
+                on_probe=display.probed,
+            )
+    except Cancelled:
+        return _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    except UsageError as e:
+        return _fail(str(e), EXIT_USAGE)
+    except IntegrityError as e:
+        return _fail(str(e), EXIT_FAILED)
+    except (DownloadError, EngineError) as e:
+        return _fail(str(e), EXIT_FAILED)
+    except OSError as e:
+        return _fail(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), EXIT_FAILED)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    rate = result.size / result.elapsed if result.elapsed > 0 else 0
+    verdict = result.verdict
+    if result.outcomes:
+        checked = ", ".join(
+            sorted({f"{o.expected.algorithm} ({o.expected.source})" for o in result.outcomes})
+        )
+        verdict = f"{verdict}: {checked}"
+    resumed = f", resumed from {humanize.size(result.resumed)}" if result.resumed else ""
+    print(
+        f"saved {result.path} ({humanize.size(result.size)} in {humanize.duration(result.elapsed)}, "
+        f"{humanize.rate(rate)}{resumed}; {verdict})"
+    )
+    return EXIT_OK
+
+
+class _GetDisplay:
+    """Progress of `get`: a rich bar on a terminal, a plain line every few seconds otherwise."""
+
+    PLAIN_EVERY = 2.0
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label = label
+        self.quiet = quiet
+        self.live = sys.stderr.isatty() and not quiet
+        self.console = None
+        self.progress = None
+        self.task = None
+        self._last_plain = 0.0
+        self._name = label
+        if self.live:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.console = Console(stderr=True)
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[conns]} conn"),
+                console=self.console,
+                transient=False,
+            )
+
+    def __enter__(self) -> _GetDisplay:
+        if self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task(self._name, total=None, conns=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def probed(self, probe: object, target: str) -> None:
+        import os
+
+        self._name = os.path.basename(target)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, description=self._name, total=getattr(probe, "size", None))
+
+    def update(self, p: object) -> None:
+        done = getattr(p, "done", 0)
+        size = getattr(p, "size", None)
+        conns = getattr(p, "connections", 0)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=done, total=size, conns=conns)
+            return
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if now - self._last_plain < self.PLAIN_EVERY:
+            return
+        self._last_plain = now
+        elapsed = getattr(p, "elapsed", 0.0) or 0.0
+        rate = done / elapsed if elapsed else 0.0
+        pct = f" ({100 * done / size:.0f}%)" if size else ""
+        eta = humanize.duration((size - done) / rate) if size and rate else "-"
+        print(
+            f"{self._name}: {humanize.size(done)} of {humanize.size(size)}{pct}, {humanize.rate(rate)}, "
+            f"ETA {eta}, {conns} connection(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"getm-tui: {message}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        return _fail(str(e), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

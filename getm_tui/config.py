@@ -1,0 +1,176 @@
+"""Settings: defaults <- config file <- environment <- command line.
+
+The file is TOML at `<user config dir>/getm-tui/config.toml` (or --config / GETM_TUI_CONFIG). A missing file
+means defaults; a broken one or a bad value is one line naming the key and the problem (ConfigError, exit 2).
+Environment variables are `GETM_TUI_<KEY>` in capitals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP = "getm-tui"
+ENV_PREFIX = "GETM_TUI_"
+
+
+class ConfigError(Exception):
+    """A config file, environment variable or option that cannot be used; one line for the user."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 16777216, "16M", "16 MiB", "1.5G" (binary units, as aria2 and wget read them)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 16M")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size like 16M, got {value!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def default_download_dir() -> str:
+    return platformdirs.user_downloads_dir()
+
+
+def default_data_dir() -> str:
+    return platformdirs.user_data_dir(APP)
+
+
+def default_config_path() -> str:
+    return os.path.join(platformdirs.user_config_dir(APP), "config.toml")
+
+
+@dataclass
+class Settings:
+    """Every setting, with its default; `config.example.toml` documents the same keys."""
+
+    download_dir: str = dataclasses.field(default_factory=default_download_dir)
+    max_active: int = 3
+    concurrency: int = 4
+    part_size: int = 16 * 1024 * 1024
+    retries: int = 6
+    rate_limit: int = 0  # bytes per second for the whole queue; 0 means no limit
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    verify_tls: bool = True
+    max_redirects: int = 10
+
+    def http(self) -> Any:
+        from getm_tui.engine.http import HTTPSettings
+
+        return HTTPSettings(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            verify_tls=self.verify_tls,
+            max_redirects=self.max_redirects,
+        )
+
+
+_SIZES = {"part_size", "rate_limit"}
+_MIN = {
+    "max_active": 1,
+    "concurrency": 1,
+    "part_size": 64 * 1024,
+    "retries": 0,
+    "rate_limit": 0,
+    "max_redirects": 0,
+}
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    try:
+        if key in _SIZES:
+            out: Any = parse_size(value)
+        elif kind in (bool, "bool"):
+            if isinstance(value, bool):
+                out = value
+            elif str(value).lower() in ("1", "true", "yes", "on"):
+                out = True
+            elif str(value).lower() in ("0", "false", "no", "off"):
+                out = False
+            else:
+                raise ValueError(f"expected true or false, got {value!r}")
+        elif kind in (int, "int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(f"expected a whole number, got {value!r}")
+            try:
+                out = int(value)
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {value!r}") from None
+        elif kind in (float, "float"):
+            if isinstance(value, bool):
+                raise ValueError(f"expected a number, got {value!r}")
+            try:
+                out = float(value)
+            except ValueError:
+                raise ValueError(f"expected a number, got {value!r}") from None
+            if out <= 0:
+                raise ValueError("must be greater than 0")
+        else:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"expected a non-empty string, got {value!r}")
+            out = os.path.expanduser(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{key}: {e}") from None
+    if key in _MIN and out < _MIN[key]:
+        raise ConfigError(f"{key}: must be at least {_MIN[key]}, got {value!r}")
+    return out
+
+
+def _types() -> dict[str, Any]:
+    return {f.name: f.type for f in fields(Settings)}
+
+
+def load(
+    path: str | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Settings from defaults, the config file, the environment and command-line overrides, in that order."""
+    env = os.environ if environ is None else environ
+    types = _types()
+    values: dict[str, Any] = {}
+    explicit = path or env.get(ENV_PREFIX + "CONFIG")
+    cfg_path = explicit or default_config_path()
+    if os.path.exists(cfg_path):
+        try:
+            with open(cfg_path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{cfg_path}: not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"{cfg_path}: cannot read: {e.strerror}") from None
+        for key, value in data.items():
+            if key not in types:
+                raise ConfigError(f"{cfg_path}: unknown key {key!r} (known: {', '.join(types)})")
+            values[key] = _coerce(key, value, types[key])
+    elif explicit:
+        raise ConfigError(f"config file not found: {cfg_path}")
+    for key in types:
+        raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None and raw != "":
+            try:
+                values[key] = _coerce(key, raw, types[key])
+            except ConfigError as e:
+                raise ConfigError(f"environment {ENV_PREFIX}{key.upper()}: {e}") from None
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, types[key])
+    return Settings(**values)

@@ -1,0 +1,541 @@
+"""Integrity checks for downloads, computed while the bytes arrive.
+
+The engine fetches a file in parts over several connections, so bytes reach us out of order across parts
+but in order within a part. Re-reading a multi-gigabyte file after the download would double the I/O, so
+everything here is built to verify in the same pass:
+
+* crc32c is the only checksum that can be computed out of order: each part's crc32c is combined with
+  `crc32c_combine`, and the caller hands the whole-file value to `Verifier.finish`.
+* md5 / sha1 / sha256 / sha512 and S3 ETags need the bytes in file order; the caller feeds them to
+  `Verifier.update` as the contiguous prefix of the file grows.
+
+Expected values come from the user (`parse_user_checksum`) or from what the server advertises
+(`from_headers`). Every expected value refers to the bytes as transmitted (before any content decoding),
+which is what the engine saves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import crc32c as _crc32c
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "crc32c")
+
+MiB = 1024 * 1024
+
+# Digest length in bytes of each algorithm; the hex form is twice as long.
+_DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32c": 4}
+
+# Part sizes that S3 uploaders commonly use, most likely first: aws cli / boto3 (8 MiB, doubled by
+# s3transfer while a file would need more than 10,000 parts, hence 16/32/64...), the S3 minimum and rclone
+# (5 MiB), s3cmd (15 MiB), and round sizes people configure.
+COMMON_PART_SIZES = (
+    8 * MiB,
+    5 * MiB,
+    16 * MiB,
+    15 * MiB,
+    32 * MiB,
+    64 * MiB,
+    100 * MiB,
+    128 * MiB,
+    256 * MiB,
+    512 * MiB,
+    1024 * MiB,
+)
+# Each candidate layout costs a full md5 pass over the data.
+MAX_LAYOUTS = 6
+# S3 allows at most 10,000 parts; a larger count means the ETag is not an S3 multipart ETag.
+_MAX_S3_PARTS = 10_000
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_ETAG = re.compile(r"([0-9a-fA-F]{32})(?:-([1-9][0-9]*))?")
+
+# Algorithm names in RFC 9530 fields (Repr-Digest, Content-Digest) and RFC 3230 Digest, lowercased.
+_HTTP_DIGEST_NAMES = {
+    "sha-256": "sha256",
+    "sha-512": "sha512",
+    "md5": "md5",
+    "sha": "sha1",
+    "crc32c": "crc32c",
+}
+# KMS-encrypted objects have ETags that are not an MD5 of the data.
+_KMS_SSE = ("aws:kms", "aws:kms:dsse")
+
+
+class ChecksumSpecError(ValueError):
+    """A checksum given by the user is malformed; the message is one line fit to show them."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A checksum the download must match.
+
+    `algorithm` is one of ALGORITHMS or "s3etag"; `value` is lowercase hex ("hex" or "hex-N" for s3etag);
+    `source` names where it came from ("user" or the response header) so a mismatch can be explained.
+    """
+
+    algorithm: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of checking one expectation."""
+
+    expected: Expected
+    computed: str
+    ok: bool
+    detail: str = ""
+
+
+def parse_user_checksum(text: str) -> Expected:
+    """Parse a user's `ALGO:HEX` (e.g. `sha256:ab12...`); the algorithm is case-insensitive."""
+    spec = text.strip()
+    algo, sep, value = spec.partition(":")
+    algo = algo.strip().lower()
+    value = value.strip()
+    if not sep or not algo:
+        raise ChecksumSpecError(
+            f"checksum {_clip(spec)!r} is not ALGORITHM:HEX (e.g. sha256:9f86d0...; "
+            f"algorithms: {', '.join(ALGORITHMS)})"
+        )
+    if algo not in ALGORITHMS:
+        raise ChecksumSpecError(
+            f"unknown checksum algorithm {_clip(algo)!r} (known: {', '.join(ALGORITHMS)})"
+        )
+    if not value:
+        raise ChecksumSpecError(f"{algo} checksum has no value after the colon")
+    if not _HEX.fullmatch(value):
+        raise ChecksumSpecError(f"{algo} checksum {_clip(value)!r} is not hexadecimal (0-9, a-f)")
+    want = 2 * _DIGEST_BYTES[algo]
+    if len(value) != want:
+        raise ChecksumSpecError(f"{algo} checksum must be {want} hex digits, got {len(value)}")
+    return Expected(algo, value.lower(), "user")
+
+
+def from_headers(headers: Mapping[str, str], *, full_body: bool) -> list[Expected]:
+    """The checksums a GET response advertises for the file.
+
+    `full_body` says whether this response's body is the whole file (200, or a 206 covering 0..size-1):
+    headers that describe only the bytes in this message (Content-MD5, Content-Digest) count only then,
+    while those describing the whole object (x-goog-hash, ETag, Repr-Digest, Digest) count always.
+    Malformed values are logged and skipped, never raised: a bad header must not fail a download.
+    """
+    h = _lower_headers(headers)
+    found: list[Expected] = []
+
+    if full_body and "content-md5" in h:
+        found.extend(_content_md5(h["content-md5"]))
+
+    if "x-goog-hash" in h:
+        stored_enc = h.get("x-goog-stored-content-encoding", "").strip().lower()
+        served_enc = h.get("content-encoding", "").strip().lower()
+        if stored_enc == "gzip" and "gzip" not in served_enc:
+            # Decompressive transcoding: GCS hashes describe the stored gzip bytes, not what it sends.
+            log.info("ignoring x-goog-hash: GCS is decompressing a gzip-stored object")
+        else:
+            found.extend(_x_goog_hash(h["x-goog-hash"]))
+
+    if "etag" in h and _is_s3(h):
+        found.extend(_s3_etag(h["etag"], h))
+
+    if "repr-digest" in h:
+        found.extend(_sf_digest(h["repr-digest"], "Repr-Digest"))
+    if full_body and "content-digest" in h:
+        found.extend(_sf_digest(h["content-digest"], "Content-Digest"))
+    if "digest" in h:
+        found.extend(_legacy_digest(h["digest"]))
+
+    unique: list[Expected] = []
+    seen: set[tuple[str, str]] = set()
+    for e in found:
+        if (e.algorithm, e.value) not in seen:
+            seen.add((e.algorithm, e.value))
+            unique.append(e)
+    return unique
+
+
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Lowercase keys so plain dicts work like CaseInsensitiveDict; repeated names are comma-joined."""
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        key = k.lower()
+        out[key] = f"{out[key]}, {v}" if key in out else str(v)
+    return out
+
+
+def _b64(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _expect(algo: str, raw: bytes | None, source: str, text: str) -> list[Expected]:
+    """One Expected from a decoded digest, or none (with a warning) when it has the wrong length."""
+    if raw is None or len(raw) != _DIGEST_BYTES[algo]:
+        log.warning("ignoring malformed %s %s value %r", source, algo, _clip(text))
+        return []
+    return [Expected(algo, raw.hex(), source)]
+
+
+def _content_md5(value: str) -> list[Expected]:
+    """RFC 1864: base64 of the 16-byte MD5. Some servers send hex instead; that form is unambiguous."""
+    value = value.strip()
+    if len(value) == 32 and _HEX.fullmatch(value):
+        return [Expected("md5", value.lower(), "Content-MD5")]
+    return _expect("md5", _b64(value), "Content-MD5", value)
+
+
+def _x_goog_hash(value: str) -> list[Expected]:
+    """GCS `crc32c=<b64 big-endian u32>,md5=<b64>`; composite objects have only crc32c."""
+    out: list[Expected] = []
+    for item in value.split(","):
+        name, sep, b64 = item.strip().partition("=")
+        algo = name.strip().lower()
+        if not sep or algo not in ("crc32c", "md5"):
+            continue
+        out.extend(_expect(algo, _b64(b64), "x-goog-hash", item))
+    return out
+
+
+def _is_s3(h: Mapping[str, str]) -> bool:
+    """Whether the response comes from S3 (or an S3 clone) with an ETag that is an MD5 of the data."""
+    if any(k.startswith("x-goog-") for k in h):
+        return False  # GCS XML API: its ETag is not an S3-style MD5 for composite objects
+    # x-amz-cf-* is CloudFront, which fronts any origin, so it says nothing about the ETag.
+    amz = any(k.startswith("x-amz-") and not k.startswith("x-amz-cf-") for k in h)
+    if not amz and "amazons3" not in h.get("server", "").lower():
+        return False
+    if h.get("x-amz-server-side-encryption", "").strip().lower() in _KMS_SSE:
+        return False
+    # SSE-C: the ETag is not an MD5 either.
+    return not any(k.startswith("x-amz-server-side-encryption-customer-") for k in h)
+
+
+def _s3_etag(value: str, h: Mapping[str, str]) -> list[Expected]:
+    etag = value.strip()
+    weak = etag[:2].lower() == "w/"
+    if weak:
+        enc = h.get("content-encoding", "").strip().lower()
+        if enc not in ("", "identity"):
+            # A proxy compressed the body and weakened the ETag: the bytes are not S3's object.
+            log.info("ignoring weak ETag %s on a %s-encoded response", etag, enc)
+            return []
+        etag = etag[2:]
+    if len(etag) >= 2 and etag[0] == etag[-1] == '"':
+        etag = etag[1:-1]
+    m = _ETAG.fullmatch(etag)
+    if not m:
+        log.debug("S3 ETag %r is not an MD5 shape; not used as a checksum", _clip(value))
+        return []
+    if m.group(2) and int(m.group(2)) > _MAX_S3_PARTS:
+        log.debug("S3 ETag %r claims more than %d parts; not used", _clip(value), _MAX_S3_PARTS)
+        return []
+    hex_ = m.group(1).lower()
+    return [Expected("s3etag", f"{hex_}-{m.group(2)}" if m.group(2) else hex_, "ETag")]
+
+
+def _sf_digest(value: str, source: str) -> list[Expected]:
+    """RFC 9530 structured-field dictionary: `sha-256=:b64:, sha-512=:b64:` (parameters ignored)."""
+    out: list[Expected] = []
+    for member in value.split(","):
+        key, sep, rest = member.strip().partition("=")
+        algo = _HTTP_DIGEST_NAMES.get(key.strip().lower())
+        if algo is None:
+            continue
+        item = rest.split(";", 1)[0].strip()
+        if not sep or len(item) < 2 or item[0] != ":" or item[-1] != ":":
+            log.warning("ignoring malformed %s member %r", source, _clip(member.strip()))
+            continue
+        out.extend(_expect(algo, _b64(item[1:-1]), source, member.strip()))
+    return out
+
+
+def _legacy_digest(value: str) -> list[Expected]:
+    """RFC 3230 `Digest: SHA-256=b64, MD5=b64`; names case-insensitive, "SHA" is sha1."""
+    out: list[Expected] = []
+    for member in value.split(","):
+        key, sep, b64 = member.strip().partition("=")  # base64 padding keeps its own "="
+        algo = _HTTP_DIGEST_NAMES.get(key.strip().lower())
+        if algo is None:
+            continue
+        out.extend(_expect(algo, _b64(b64.strip().strip('"')) if sep else None, "Digest", member.strip()))
+    return out
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- crc32c combination ------------------------------------------------------------------------------
+
+_CRC32C_POLY = 0x82F63B78  # Castagnoli, reflected
+
+
+def _gf2_times(mat: tuple[int, ...], vec: int) -> int:
+    """Multiply a 32x32 GF(2) matrix (one int per column) by a 32-bit vector."""
+    total = 0
+    i = 0
+    while vec:
+        if vec & 1:
+            total ^= mat[i]
+        vec >>= 1
+        i += 1
+    return total
+
+
+def _gf2_square(mat: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(_gf2_times(mat, mat[n]) for n in range(32))
+
+
+@functools.cache
+def _zeros_operator(k: int) -> tuple[int, ...]:
+    """The operator that advances a raw crc32c register over 2**k zero bytes (cached: ~64 ever exist)."""
+    if k == 0:
+        one_bit = (_CRC32C_POLY,) + tuple(1 << n for n in range(31))
+        two_bits = _gf2_square(one_bit)
+        four_bits = _gf2_square(two_bits)
+        return _gf2_square(four_bits)
+    return _gf2_square(_zeros_operator(k - 1))
+
+
+def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
+    """crc32c(A + B) from crc32c(A), crc32c(B) and len(B), as zlib's crc32_combine does for crc32.
+
+    Lets each part's crc32c be computed independently (out of order, by several workers) and joined at
+    the end. Costs O(log len2) matrix-vector products with cached operators.
+    """
+    if len2 < 0:
+        raise ValueError("len2 must be >= 0")
+    crc1 &= 0xFFFFFFFF
+    k = 0
+    while len2:
+        if len2 & 1:
+            crc1 = _gf2_times(_zeros_operator(k), crc1)
+        len2 >>= 1
+        k += 1
+    return crc1 ^ (crc2 & 0xFFFFFFFF)
+
+
+# --- S3 multipart ETag layouts -------------------------------------------------------------------------
+
+
+def s3_part_size_candidates(size: int | None, parts: int) -> list[int]:
+    """Part sizes P, most likely first, that could have produced an S3 ETag `hex-parts` for `size` bytes.
+
+    All parts but the last are P bytes, so ceil(size / P) == parts. At most MAX_LAYOUTS are returned
+    because each costs an md5 pass. Without a size only the common sizes can be guessed; with one, the
+    smallest feasible whole MiB and the even split ceil(size / parts) are also tried. Empty when no
+    part size can give that many parts.
+    """
+    if parts < 1:
+        return []
+    if size is None:
+        return list(COMMON_PART_SIZES[:MAX_LAYOUTS])
+    if parts == 1:
+        return [max(size, 1)]
+    low = -(-size // parts)  # ceil: the smallest P with ceil(size/P) <= parts
+    high = (size - 1) // (parts - 1)  # the largest P with ceil(size/P) >= parts
+    if low < 1 or low > high:
+        return []
+    common = [p for p in COMMON_PART_SIZES if low <= p <= high]
+    extras: list[int] = []
+    whole_mib = -(-low // MiB) * MiB
+    if whole_mib <= high and whole_mib not in common:
+        extras.append(whole_mib)
+    if low not in common and low not in extras:
+        extras.append(low)
+    return common[: max(0, MAX_LAYOUTS - len(extras))] + extras
+
+
+def _new_hash(name: str) -> Any:
+    """Every hash object comes from here (one place to count or swap them in tests)."""
+    return hashlib.new(name)
+
+
+class _Layout:
+    """Hashes the data as S3 parts of `part_size` bytes: md5 per part, md5 over the part digests."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._part = _new_hash("md5")
+        self._filled = 0
+        self._of_digests = _new_hash("md5")
+        self._done = 0  # completed parts
+
+    def update(self, mv: memoryview) -> None:
+        offset, n = 0, len(mv)
+        while offset < n:
+            take = min(self.part_size - self._filled, n - offset)
+            self._part.update(mv[offset : offset + take])  # a slice of a memoryview copies nothing
+            self._filled += take
+            offset += take
+            if self._filled == self.part_size:
+                self._of_digests.update(self._part.digest())
+                self._done += 1
+                self._part = _new_hash("md5")
+                self._filled = 0
+
+    def result(self) -> tuple[str, int]:
+        """(`hex`, parts) for the data so far; does not disturb the running state."""
+        of_digests = self._of_digests.copy()
+        parts = self._done
+        if self._filled or not parts:
+            of_digests.update(self._part.digest())
+            parts += 1
+        return of_digests.hexdigest(), parts
+
+
+def _size_text(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n} bytes"
+
+
+class Verifier:
+    """Checks a download against every expected checksum as it arrives.
+
+    Feed the file's bytes in order to `update` (needed when `ordered`), then call `finish`. Hash objects
+    are shared per algorithm, so a user md5, a Content-MD5 and a single-part S3 ETag cost one md5 pass;
+    each candidate S3 multipart layout costs one more. S3 ETags that no part layout could produce for
+    `size` (more parts than bytes) are dropped here, as they are not checksums we can test.
+    """
+
+    def __init__(self, expected: Sequence[Expected], size: int | None) -> None:
+        self._size = size
+        kept: list[Expected] = []
+        self._s3: dict[Expected, tuple[int | None, list[int]]] = {}
+        for e in expected:
+            if e.algorithm == "s3etag":
+                m = _ETAG.fullmatch(e.value)
+                if not m:
+                    raise ValueError(f"s3etag value {e.value!r} is not HEX or HEX-N")
+                parts = int(m.group(2)) if m.group(2) else None
+                cands = s3_part_size_candidates(size, parts) if parts and parts > 1 else []
+                if parts and parts > 1 and not cands:
+                    log.info(
+                        "ignoring ETag %s: no part size gives %s parts for %s bytes", e.value, parts, size
+                    )
+                    continue
+                self._s3[e] = (parts, cands)
+            elif e.algorithm not in ALGORITHMS:
+                raise ValueError(f"unknown checksum algorithm {e.algorithm!r}")
+            kept.append(e)
+        self.expected: tuple[Expected, ...] = tuple(kept)
+        self.ordered: bool = any(e.algorithm != "crc32c" for e in kept)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything fed so far (the remote file changed and the download starts over)."""
+        names: set[str] = set()
+        sizes: set[int] = set()
+        for e in self.expected:
+            if e.algorithm == "s3etag":
+                parts, cands = self._s3[e]
+                if parts is None or parts == 1:
+                    names.add("md5")  # plain MD5, or md5(md5(data)) for one part
+                sizes.update(cands)
+            elif e.algorithm != "crc32c":
+                names.add(e.algorithm)
+        self._hashers: dict[str, Any] = {name: _new_hash(name) for name in sorted(names)}
+        self._layouts: dict[int, _Layout] = {p: _Layout(p) for p in sorted(sizes)}
+        self._crc: int | None = 0 if any(e.algorithm == "crc32c" for e in self.expected) else None
+        self._fed = 0
+
+    @property
+    def fed(self) -> int:
+        """Bytes given to `update` since construction or the last `reset`."""
+        return self._fed
+
+    def update(self, data: memoryview | bytes | bytearray) -> None:
+        """Hash the next bytes of the file, in file order. No copies are made of `data`."""
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        if not mv.nbytes:
+            return
+        for h in self._hashers.values():
+            h.update(mv)
+        for layout in self._layouts.values():
+            layout.update(mv)
+        if self._crc is not None:
+            self._crc = _crc32c.crc32c(mv, value=self._crc)
+        self._fed += mv.nbytes
+
+    def finish(self, crc32c: int | None = None) -> list[Outcome]:
+        """One Outcome per expectation, in order. Does not disturb the running state.
+
+        `crc32c` is the whole file's crc32c from the caller (computed out of order); without it the value
+        comes from the bytes fed to `update`. Raises ValueError if a crc32c is expected and neither exists.
+        """
+        short = ""
+        if self._size is not None and self._fed != self._size:
+            short = f"hashed {self._fed} of {self._size} bytes"
+        crc_hex = ""
+        if any(e.algorithm == "crc32c" for e in self.expected):
+            crc_hex = f"{self._final_crc(crc32c):08x}"
+        out: list[Outcome] = []
+        for e in self.expected:
+            want = e.value.lower()
+            if e.algorithm == "crc32c":
+                out.append(Outcome(e, crc_hex, crc_hex == want))
+            elif e.algorithm == "s3etag":
+                out.append(self._s3_outcome(e, want, short))
+            else:
+                computed = self._hashers[e.algorithm].hexdigest()
+                ok = computed == want
+                out.append(Outcome(e, computed, ok, "" if ok else short))
+        return out
+
+    def _final_crc(self, given: int | None) -> int:
+        if given is not None:
+            given &= 0xFFFFFFFF
+            whole = self._fed and (self._size is None or self._fed == self._size)
+            if whole and self._crc is not None and self._crc != given:
+                log.warning(
+                    "crc32c from the parts (%08x) differs from the fed bytes (%08x)", given, self._crc
+                )
+            return given
+        if self._crc is not None and (self._fed or self._size == 0):
+            return self._crc
+        raise ValueError("a crc32c is expected but finish() got no crc32c and no data was fed")
+
+    def _s3_outcome(self, e: Expected, want: str, short: str) -> Outcome:
+        parts, cands = self._s3[e]
+        if parts is None or parts == 1:
+            md5 = self._hashers["md5"]
+            if parts is None:
+                computed, detail = md5.hexdigest(), "S3 single-part ETag (MD5 of the object)"
+            else:
+                computed, detail = hashlib.md5(md5.digest()).hexdigest() + "-1", "S3 multipart layout, 1 part"
+            ok = computed == want
+            return Outcome(e, computed, ok, detail if ok or not short else f"{detail}; {short}")
+        results = [(p, *self._layouts[p].result()) for p in cands]
+        for p, hex_, n in results:
+            if f"{hex_}-{n}" == want:
+                return Outcome(e, want, True, f"S3 multipart layout {_size_text(p)} x {n} parts")
+        # Report the most likely layout: the first that at least has the right number of parts.
+        p, hex_, n = next((r for r in results if r[2] == parts), results[0])
+        tried = ", ".join(_size_text(p) for p, _, _ in results)
+        detail = f"no S3 part layout matched (tried {tried})"
+        if short:
+            detail += f"; {short}"
+        return Outcome(e, f"{hex_}-{n}", False, detail)
+
+
+def verdict(outcomes: Sequence[Outcome]) -> str:
+    """Summarise outcomes: "verified" if all passed, "mismatch" if any failed, "unverified" if none."""
+    if not outcomes:
+        return "unverified"
+    return "verified" if all(o.ok for o in outcomes) else "mismatch"

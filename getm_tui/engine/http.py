@@ -1,0 +1,245 @@
+"""Sessions and probing.
+
+The probe is a GET with `Range: bytes=0-`, not a HEAD: presigned S3/GCS URLs are signed for one method,
+so a HEAD is refused where the GET works. One request tells size, range support, validator, a file name
+and advertised checksums, and when the file is small its body is the whole download.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+import urllib3
+
+from getm_tui.engine import checksum, retry
+from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable, RetryableStatus
+from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.urls import name_from_url, redact
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "getm-tui/0.1"
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+NOTABLE_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Content-Disposition",
+    "Content-MD5",
+    "x-goog-hash",
+    "x-goog-stored-content-length",
+    "Repr-Digest",
+    "Content-Digest",
+    "Digest",
+    "Server",
+    "x-amz-server-side-encryption",
+    "Transfer-Encoding",
+    "Content-Encoding",
+)
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    """How to talk to servers; passed to worker processes, so plain values only."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    verify_tls: bool = True
+    max_redirects: int = 10
+    allow_insecure_redirect: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+
+@dataclass
+class Probe:
+    """What one GET told about the remote file."""
+
+    url: str
+    status: int
+    size: int | None
+    ranges: bool
+    etag: str | None
+    last_modified: str | None
+    filename: str
+    expected: list[checksum.Expected]
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False
+
+    @property
+    def validator(self) -> str | None:
+        """The If-Range value: a strong ETag, else Last-Modified (weak ETags may not be used there)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+def make_session(settings: HTTPSettings, pool_size: int = 4) -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.verify = settings.verify_tls
+    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    session.headers.update(dict(settings.headers))
+    if not settings.verify_tls:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return session
+
+
+def get(
+    session: requests.Session,
+    url: str,
+    settings: HTTPSettings,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """A streamed GET that follows redirects by hand (bounded, no https->http unless allowed).
+
+    Raises Retryable for transient faults and HTTPStatusError for the rest of the non-2xx answers.
+    """
+    for _hop in range(settings.max_redirects + 1):
+        try:
+            resp = session.get(
+                url, headers=headers, stream=True, timeout=settings.timeout, allow_redirects=False
+            )
+        except requests.exceptions.SSLError as e:
+            raise DownloadError(
+                f"TLS error from {redact(url)}: {_short(e)} (use --insecure to skip verification)"
+            ) from None
+        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
+            raise Retryable(f"{_short(e)} ({redact(url)})") from None
+        except requests.exceptions.InvalidURL as e:
+            raise DownloadError(f"invalid URL {redact(url)}: {_short(e)}") from None
+        if resp.is_redirect:
+            location = resp.headers.get("Location", "")
+            resp.close()
+            target = urljoin(url, location)
+            downgrade = urlsplit(url).scheme == "https" and urlsplit(target).scheme == "http"
+            if downgrade and not settings.allow_insecure_redirect:
+                raise DownloadError(f"refused redirect from https to http: {redact(target)}")
+            url = target
+            continue
+        if resp.status_code in RETRY_STATUSES:
+            after = retry.parse_retry_after(resp.headers.get("Retry-After"))
+            reason = resp.reason or ""
+            resp.close()
+            raise RetryableStatus(resp.status_code, reason, redact(url), after)
+        if resp.status_code >= 400:
+            reason = resp.reason or ""
+            resp.close()
+            raise HTTPStatusError(resp.status_code, reason, redact(url))
+        resp.url = url
+        return resp
+    raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(url)}")
+
+
+def probe(session: requests.Session, url: str, settings: HTTPSettings) -> tuple[Probe, requests.Response]:
+    """Probe the URL; returns the facts and the still-open response (its body starts at byte 0)."""
+    want = {"Want-Repr-Digest": "sha-256=9, sha-512=8, md5=3"}
+    try:
+        resp = get(session, url, settings, {"Range": "bytes=0-", **want})
+    except HTTPStatusError as e:
+        if e.status != 416:
+            raise
+        # An empty file: servers refuse any range of it (get() raises on a 416, so it is caught here).
+        resp = get(session, url, settings, want)
+    h = resp.headers
+    chunked = "chunked" in h.get("Transfer-Encoding", "").lower()
+    size: int | None = None
+    ranges = False
+    full_body = True
+    if resp.status_code == 206:
+        first, last, total = parse_content_range(h.get("Content-Range", ""))
+        if first != 0:
+            resp.close()
+            raise Retryable(f"bad Content-Range {h.get('Content-Range')!r} from {redact(resp.url)}")
+        size = total
+        ranges = total is not None
+        full_body = total is not None and last == total - 1
+    elif not chunked and h.get("Content-Length", "").isdigit():
+        size = int(h["Content-Length"])
+    enc = h.get("Content-Encoding", "identity").lower()
+    if enc not in ("identity", ""):
+        log.warning("server sent Content-Encoding %s despite identity; saving the encoded bytes", enc)
+    result = Probe(
+        url=resp.url,
+        status=resp.status_code,
+        size=size,
+        ranges=ranges,
+        etag=h.get("ETag"),
+        last_modified=h.get("Last-Modified"),
+        filename=filename_from(h.get("Content-Disposition"), resp.url),
+        expected=checksum.from_headers(h, full_body=full_body),
+        headers={k: h[k] for k in NOTABLE_HEADERS if k in h},
+        chunked=chunked,
+    )
+    return result, resp
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """(first, last, total) of a `Content-Range: bytes a-b/total` header; Nones where absent."""
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None, None, None
+    total = None if m.group(3) == "*" else int(m.group(3))
+    return int(m.group(1)), int(m.group(2)), total
+
+
+def filename_from(disposition: str | None, url: str) -> str:
+    """A safe file name: Content-Disposition's filename* or filename, else the URL's last segment."""
+    name = ""
+    if disposition:
+        msg = Message()
+        msg["Content-Disposition"] = disposition
+        try:
+            # The email package files `filename*` (RFC 2231) under "filename" as a (charset, language,
+            # value) tuple whose value it percent-decoded as latin-1; prefer it over a plain filename.
+            found = [
+                v for k, v in msg.get_params(header="Content-Disposition") or [] if k.lower() == "filename"
+            ]
+            raw: Any = next((v for v in found if isinstance(v, tuple)), found[0] if found else None)
+            if isinstance(raw, tuple):
+                raw = email.utils.collapse_rfc2231_value(raw, errors="replace")
+        except Exception:  # a hostile header must not break the download
+            raw = None
+        if isinstance(raw, str) and raw.lower().startswith("utf-8''"):
+            raw = unquote(raw[7:], errors="replace")
+        name = sanitize_name(raw if isinstance(raw, str) else None)
+    return name or sanitize_name(name_from_url(url))
+
+
+def _short(e: BaseException) -> str:
+    """One line for an exception out of requests/urllib3, without the URL (which may carry secrets)."""
+    text = str(e)
+    inner = e
+    while inner.__context__ is not None and isinstance(inner.__context__, Exception):
+        inner = inner.__context__
+    for candidate in (inner, e):
+        name = type(candidate).__name__
+        if "timed out" in str(candidate).lower() or "Timeout" in name:
+            return "timed out"
+        if "Connection refused" in str(candidate):
+            return "connection refused"
+        if "reset" in str(candidate).lower():
+            return "connection reset"
+        if "Name or service not known" in str(candidate) or "NameResolution" in str(candidate):
+            return "host not found"
+    text = re.sub(r"https?://\S+", "<url>", text)
+    text = re.sub(r"url: \S+", "url: <url>", text)
+    return text.splitlines()[0][:200] if text else type(e).__name__

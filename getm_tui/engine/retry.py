@@ -1,0 +1,47 @@
+"""Backoff between attempts: exponential random windows, as cloud-files does, and Retry-After.
+
+A random delay in a window that doubles (0.5 s, 1 s, 2 s ... up to 60 s) spreads retries of many parts
+and many clients so they don't hit a struggling server in lockstep.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+
+BASE_DELAY = 0.5
+MAX_DELAY = 60.0
+
+
+def backoff(
+    attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY, rng: random.Random | None = None
+) -> float:
+    """The delay before retry number `attempt` (1 for the first retry): uniform in [window/2, window]."""
+    window = min(cap, base * (2 ** max(0, attempt - 1)))
+    r = (rng or random).random()
+    return window / 2 + r * window / 2
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped at MAX_DELAY."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_DELAY)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, delay), MAX_DELAY)
+
+
+def delay_for(attempt: int, retry_after: float | None, base: float = BASE_DELAY) -> float:
+    """The wait before the next attempt: the server's Retry-After when it gave one, else our backoff."""
+    if retry_after is not None:
+        return retry_after
+    return backoff(attempt, base)

@@ -1,0 +1,433 @@
+"""The coordinator of one download: hands parts to workers, writes and hashes what they read, retries.
+
+Data flow: a worker reads a part into its slot of the job's shared-memory block and reports how far it
+got; the coordinator `pwrite`s the new bytes at their file offset, folds them into the part's crc32c, and
+feeds the ordered hashers (md5, sha*, S3 layouts) from the lowest unhashed part, the frontier, straight
+out of shared memory. A slot is reused only once its bytes are written and, if order matters, hashed, so
+verification overlaps the download with no second pass over the file. Parts are given slots in file
+order, so the frontier part always has one and the pipeline cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import crc32c as _crc32c
+
+from getm_tui.engine import checksum, retry
+from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
+from getm_tui.engine.http import Probe
+from getm_tui.engine.plan import Part
+from getm_tui.engine.shm import Block, SlotPlan
+from getm_tui.engine.workers import Task, WorkerHandle, WorkerPool
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY_BYTES = 4 * 1024 * 1024
+SAVE_EVERY_SECONDS = 1.0
+HASH_READ = 8 * 1024 * 1024
+
+
+class FileSink:
+    """The `.getm-part` file: positional writes, and reads back of bytes kept from an earlier run."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def write(self, offset: int, data: memoryview) -> None:
+        try:
+            while data:
+                n = os.pwrite(self.fd, data, offset)
+                data = data[n:]
+                offset += n
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NoSpaceError(f"no space left on device writing {self.path}") from None
+            raise DownloadError(f"cannot write {self.path}: {e.strerror}") from None
+
+    def read(self, offset: int, n: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+    def truncate(self) -> None:
+        os.ftruncate(self.fd, 0)
+
+
+@dataclass
+class Progress:
+    """A snapshot for front ends; cheap to build, plain values only."""
+
+    size: int | None
+    done: int
+    connections: int
+    parts_total: int
+    parts_done: int
+    segments: list[tuple[int, int, int, str]]  # (start, length or -1, done, state)
+    retries: int
+    elapsed: float
+
+
+class Transfer:
+    """One attempt at a download against one probe; raise RemoteChanged to be started over."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        probe: Probe,
+        parts: list[Part],
+        stream: bool,
+        block: Block,
+        slots: SlotPlan,
+        verifier: checksum.Verifier,
+        sink: FileSink | None,
+        connections: int,
+        retries: int,
+        save: Callable[[Transfer], None] | None = None,
+        retry_base: float = retry.BASE_DELAY,
+        rate: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.probe = probe
+        self.parts = parts
+        self.stream = stream
+        self.block = block
+        self.slots = slots
+        self.block_id = pool.attach(block.fd, block.size)
+        self.verifier = verifier
+        self.sink = sink
+        self.connections = connections
+        self.retries = retries
+        self.retry_base = retry_base
+        self.rate = rate
+        self._save = save
+        self.free_slots = list(range(slots.count - 1, -1, -1)) if not stream else []
+        self.tasks: dict[int, tuple[WorkerHandle, Part, Task]] = {}
+        self.frontier = 0
+        self.failure: DownloadError | None = None
+        self.total_retries = 0
+        self.started = time.monotonic()
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
+        self._next_task = 1
+        self._closed = False
+        self.ordered = verifier.ordered or sink is None
+        for p in parts:
+            if p.complete:
+                p.state = "done"
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(p.done for p in self.parts)
+
+    @property
+    def finished(self) -> bool:
+        if self.failure is not None:
+            return True
+        if self.stream:
+            p = self.parts[0]
+            return p.state == "done" and (not self.ordered or p.hashed >= p.done)
+        return self.frontier >= len(self.parts) or (
+            not self.ordered and all(p.state == "done" for p in self.parts)
+        )
+
+    def snapshot(self) -> Progress:
+        segs = [
+            (p.start, -1 if p.end is None else p.end - p.start, p.done, self._seg_state(p))
+            for p in self.parts
+        ]
+        return Progress(
+            size=self.probe.size,
+            done=self.done_bytes,
+            connections=len(self.tasks),
+            parts_total=len(self.parts),
+            parts_done=sum(1 for p in self.parts if p.state == "done"),
+            segments=segs,
+            retries=self.total_retries,
+            elapsed=time.monotonic() - self.started,
+        )
+
+    @staticmethod
+    def _seg_state(p: Part) -> str:
+        if p.state == "pending" and p.attempts:
+            return "retrying"
+        return p.state
+
+    def whole_crc(self) -> int | None:
+        """crc32c of the file, combined from the parts' (which arrived in any order)."""
+        crc = 0
+        for p in self.parts:
+            crc = checksum.crc32c_combine(crc, p.crc, p.done) if p.index else p.crc
+        return crc
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def schedule(self) -> float:
+        """Start tasks on idle workers; returns seconds until a waiting retry is due (or 1.0)."""
+        if self.failure is not None:
+            return 1.0
+        now = time.monotonic()
+        wait = 1.0
+        for p in self.parts:
+            if len(self.tasks) >= self.connections:
+                break
+            if p.state != "pending":
+                continue
+            if p.not_before > now:
+                wait = min(wait, p.not_before - now)
+                if self.stream:
+                    break
+                continue
+            if not self.stream and p.slot is None:
+                if not self.free_slots:
+                    break
+                p.slot = self.free_slots.pop()
+            idle = [w for w in self.pool.idle()]
+            if not idle:
+                break
+            self._start(idle[0], p)
+        return max(0.0, wait)
+
+    def _start(self, worker: WorkerHandle, p: Part) -> None:
+        probe = self.probe
+        headers: list[tuple[str, str]] = []
+        range_first: int | None = None
+        if self.stream:
+            if p.done and not probe.ranges:
+                self._restart_stream(p)
+            ring_offset, ring_size = 0, self.block.size
+            consumed = p.hashed if self.ordered else p.done
+            credit = consumed + ring_size
+        else:
+            assert p.slot is not None
+            ring_offset, ring_size = p.slot * self.slots.size, self.slots.size
+            credit = p.length or 0
+        if probe.ranges and (not self.stream or p.done):
+            range_first = p.start + p.done
+            last = "" if p.end is None else str(p.end - 1)
+            headers.append(("Range", f"bytes={range_first}-{last}"))
+            if probe.validator:
+                headers.append(("If-Range", probe.validator))
+        task = Task(
+            task_id=self._next_task,
+            block_id=self.block_id,
+            url=probe.url,
+            headers=tuple(headers),
+            ring_offset=ring_offset,
+            ring_size=ring_size,
+            start=p.done,
+            end=p.length,
+            credit=credit,
+            range_first=range_first,
+            validator=probe.validator,
+            rate=(self.rate / max(1, self.connections)) if self.rate else None,
+        )
+        self._next_task += 1
+        p.state = "active"
+        self.tasks[task.task_id] = (worker, p, task)
+        self.pool.submit(worker, task, self)
+
+    def _restart_stream(self, p: Part) -> None:
+        """The server cannot resume: throw away what we have and read from the start."""
+        log.info("server does not support ranges: restarting the stream from byte 0")
+        p.done = p.kept = p.hashed = p.crc = 0
+        self.verifier.reset()
+        if self.sink:
+            self.sink.truncate()
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def handle(self, worker: WorkerHandle, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "dead":
+            task = worker.task
+            worker.task = None
+            worker.owner = None
+            if task is not None and task.task_id in self.tasks:
+                self._failed(task.task_id, "retry", "fetch worker process died", None)
+            return
+        tid = msg[1]
+        entry = self.tasks.get(tid)
+        if entry is None:
+            return
+        _w, p, task = entry
+        if kind == "data":
+            self._data(p, task, msg[2])
+        elif kind == "done":
+            self._data(p, task, msg[2])
+            self._finish_task(worker, tid)
+            if p.end is None:
+                p.end = p.start + p.done
+                if self.probe.size is None:
+                    self.probe.size = p.end
+            if p.complete:
+                p.state = "done"
+                self._maybe_release(p)
+            else:
+                p.state = "pending"
+        elif kind == "error":
+            _k, _t, what, message, after, pos = msg
+            self._data(p, task, pos)
+            self._finish_task(worker, tid)
+            self._failed_part(p, what, message, after)
+        elif kind == "cancelled":
+            self._data(p, task, msg[2])
+            self._finish_task(worker, tid)
+            p.state = "pending"
+        self._advance()
+        self._maybe_save()
+
+    def _finish_task(self, worker: WorkerHandle, tid: int) -> None:
+        self.tasks.pop(tid, None)
+        if worker.task is not None and worker.task.task_id == tid:
+            worker.task = None
+            worker.owner = None
+
+    def _failed(self, tid: int, what: str, message: str, after: float | None) -> None:
+        _w, p, _task = self.tasks.pop(tid)
+        self._failed_part(p, what, message, after)
+
+    def _failed_part(self, p: Part, what: str, message: str, after: float | None) -> None:
+        p.state = "pending"
+        p.errors.append(f"{time.strftime('%H:%M:%S')} {message}")
+        if what == "fatal":
+            self.failure = DownloadError(message)
+            return
+        if what in ("changed", "noranges"):
+            raise RemoteChanged(message)
+        p.attempts += 1
+        self.total_retries += 1
+        if p.attempts > self.retries:
+            self.failure = DownloadError(f"giving up after {self.retries} retries: {message}")
+            return
+        delay = retry.delay_for(p.attempts, after, self.retry_base)
+        p.not_before = time.monotonic() + delay
+        log.info("part %d: %s; retry %d/%d in %.1fs", p.index, message, p.attempts, self.retries, delay)
+
+    def _data(self, p: Part, task: Task, pos: int) -> None:
+        """Bytes [p.done, pos) of part p are now in its ring: write them and fold them into the crc."""
+        if pos <= p.done:
+            return
+        gained = pos - p.done
+        if p.attempts and gained:
+            p.attempts = 0  # progress since the last failure: a flaky server still gets us there
+        for view, rel in self._ring(task, p.done, pos):
+            if self.sink is not None:
+                self.sink.write(p.start + rel, view)
+            p.crc = _crc32c.crc32c(view, p.crc)
+        p.done = pos
+        self._unsaved += gained
+
+    def _ring(self, task: Task, a: int, b: int) -> list[tuple[memoryview, int]]:
+        """Views of part positions [a, b) in the task's ring (two when it wraps), with their positions."""
+        out = []
+        size = task.ring_size
+        while a < b:
+            ra = a % size
+            n = min(b - a, size - ra)
+            at = task.ring_offset + ra
+            out.append((self.block.view[at : at + n], a))
+            a += n
+        return out
+
+    def _ring_of(self, p: Part) -> Task:
+        ring_offset = 0 if self.stream else (p.slot or 0) * self.slots.size
+        ring_size = self.block.size if self.stream else self.slots.size
+        return Task(0, 0, "", (), ring_offset, ring_size, 0, None, 0, None, None)
+
+    def _advance(self) -> None:
+        """Feed the ordered hashers from the frontier, release finished slots, return stream credit."""
+        if self.sink is None:
+            return  # a reader consumes in order itself
+        if self.stream:
+            p = self.parts[0]
+            if self.ordered:
+                self._hash(p)
+            if p.state == "active":
+                consumed = p.hashed if self.ordered else p.done
+                for tid, (w, tp, task) in self.tasks.items():
+                    if tp is p:
+                        self.pool.send(w, ("credit", tid, consumed + task.ring_size))
+            return
+        if not self.ordered:
+            while self.frontier < len(self.parts) and self.parts[self.frontier].state == "done":
+                self.frontier += 1
+            return
+        while self.frontier < len(self.parts):
+            p = self.parts[self.frontier]
+            self._hash(p)
+            if p.state == "done" and p.hashed >= (p.length or 0):
+                self._release(p)
+                self.frontier += 1
+                continue
+            break
+
+    def _hash(self, p: Part) -> None:
+        if p.hashed < p.kept:
+            upto = min(p.kept, p.done)
+            while p.hashed < upto:
+                n = min(HASH_READ, upto - p.hashed)
+                self.verifier.update(self.sink.read(p.start + p.hashed, n))  # type: ignore[union-attr]
+                p.hashed += n
+        if p.hashed < p.done:
+            for view, _rel in self._ring(self._ring_of(p), p.hashed, p.done):
+                self.verifier.update(view)
+            p.hashed = p.done
+
+    def _maybe_release(self, p: Part) -> None:
+        if not self.ordered:
+            self._release(p)
+
+    def _release(self, p: Part) -> None:
+        if p.slot is not None:
+            self.free_slots.append(p.slot)
+            p.slot = None
+
+    def _maybe_save(self, force: bool = False) -> None:
+        if self._save is None or (not self._unsaved and not force):
+            return
+        now = time.monotonic()
+        threshold = SAVE_EVERY_BYTES * max(1, len(self.tasks))
+        if force or self._unsaved >= threshold or now - self._saved_at >= SAVE_EVERY_SECONDS:
+            self._save(self)
+            self._unsaved = 0
+            self._saved_at = now
+
+    def save_now(self) -> None:
+        self._maybe_save(force=True)
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def cancel(self, grace: float = 2.0) -> None:
+        """Stop every task of ours and take in what they read up to then."""
+        for tid, (w, _p, _t) in list(self.tasks.items()):
+            self.pool.send(w, ("cancel", tid))
+        deadline = time.monotonic() + grace
+        while self.tasks and time.monotonic() < deadline:
+            for w, msg in self.pool.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                if w.owner is self or msg[0] == "dead":
+                    try:
+                        self.handle(w, msg)
+                    except RemoteChanged:
+                        pass
+        for tid, (w, _p, _t) in list(self.tasks.items()):
+            # A worker that did not answer in time is stuck in a read: replace it.
+            log.warning("worker %d did not stop in time; killing it", w.index)
+            w.process.kill()
+            self._finish_task(w, tid)
+        for p in self.parts:
+            if p.state == "active":
+                p.state = "pending"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.pool.detach(self.block_id)

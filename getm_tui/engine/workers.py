@@ -1,0 +1,380 @@
+"""Persistent fetch processes that read HTTP bodies straight into shared memory.
+
+Each worker keeps one requests session (so keep-alive connections survive from part to part) and talks
+to its coordinator over its own duplex pipe: tasks, credits and cancels go in; progress ("data"), "done"
+and "error" come out. Shared-memory blocks arrive as file descriptors over the same pipe. Bodies are
+read with the underlying http.client response's `readinto`, straight into the mapped block, so no byte is
+copied in Python. Workers ignore SIGINT (the coordinator decides what a Ctrl-C means) and exit when their
+pipe closes, so a dead coordinator leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing import reduction
+from typing import Any
+
+import requests
+import urllib3
+
+from getm_tui.engine import http
+from getm_tui.engine.errors import HTTPStatusError, Retryable
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+REPORT_EVERY = 1024 * 1024
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One GET whose body goes into a ring of a block.
+
+    Positions are offsets from the start of the part the task belongs to; byte at position p lands at
+    block offset `ring_offset + p % ring_size`. A part that fits its slot never wraps, so `credit` only
+    matters for streams larger than their ring.
+    """
+
+    task_id: int
+    block_id: int
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    ring_offset: int
+    ring_size: int
+    start: int
+    end: int | None
+    credit: int
+    range_first: int | None
+    validator: str | None
+    rate: float | None = None
+
+
+class _Cancel(Exception):
+    pass
+
+
+class _Worker:
+    """The loop inside a worker process."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, settings: http.HTTPSettings) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.session = http.make_session(settings, pool_size=2)
+        self.blocks: dict[int, tuple[int, mmap.mmap, memoryview]] = {}
+        self.credit: dict[int, int] = {}
+        self.cancelled: set[int] = set()
+
+    def run(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if not self._control(msg):
+                return
+
+    def _control(self, msg: tuple[Any, ...]) -> bool:
+        kind = msg[0]
+        if kind == "task":
+            self._run_task(msg[1])
+        elif kind == "attach":
+            fd = reduction.recv_handle(self.conn)
+            m = mmap.mmap(fd, msg[2])
+            self.blocks[msg[1]] = (fd, m, memoryview(m))
+        elif kind == "detach":
+            entry = self.blocks.pop(msg[1], None)
+            if entry:
+                fd, m, view = entry
+                view.release()
+                m.close()
+                os.close(fd)
+        elif kind == "credit":
+            self.credit[msg[1]] = max(self.credit.get(msg[1], 0), msg[2])
+        elif kind == "cancel":
+            self.cancelled.add(msg[1])
+        elif kind == "stop":
+            return False
+        return True
+
+    def _poll(self) -> None:
+        """Take in control messages that arrived while reading."""
+        while self.conn.poll():
+            msg = self.conn.recv()
+            if msg[0] == "task":
+                raise RuntimeError("task sent to a busy worker")
+            if not self._control(msg):
+                raise SystemExit(0)
+
+    def _run_task(self, task: Task) -> None:
+        self.cancelled.discard(task.task_id)
+        self.credit[task.task_id] = task.credit
+        pos = task.start
+        resp = None
+        try:
+            resp = self._open(task)
+            pos = self._read(task, resp)
+            if task.end is not None:
+                resp.raw.release_conn()  # the body is consumed: keep the connection alive
+            else:
+                resp.close()
+            resp = None
+            self.conn.send(("done", task.task_id, pos))
+        except _Cancel as e:
+            self.conn.send(("cancelled", task.task_id, e.args[0]))
+        except Retryable as e:
+            self.conn.send(("error", task.task_id, "retry", str(e), e.retry_after, self._last))
+        except HTTPStatusError as e:
+            self.conn.send(("error", task.task_id, "fatal", str(e), None, self._last))
+        except _Changed as e:
+            self.conn.send(("error", task.task_id, e.kind, str(e), None, self._last))
+        except (OSError, requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as e:
+            msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http._short(e)
+            self.conn.send(("error", task.task_id, "retry", msg, None, self._last))
+        finally:
+            if resp is not None:
+                resp.close()
+            self.credit.pop(task.task_id, None)
+
+    def _open(self, task: Task) -> requests.Response:
+        self._last = task.start
+        headers = dict(task.headers)
+        resp = http.get(self.session, task.url, self.settings, headers)
+        if task.range_first is not None:
+            if resp.status_code != 206:
+                etag = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+                resp.close()
+                if task.validator and etag and etag != task.validator:
+                    raise _Changed("changed", "the remote file changed (new validator)")
+                raise _Changed("noranges", f"server answered a range request with {resp.status_code}")
+            first, last, _total = http.parse_content_range(resp.headers.get("Content-Range", ""))
+            want_last = None if task.end is None else task.range_first + (task.end - task.start) - 1
+            if first != task.range_first or (want_last is not None and last != want_last):
+                resp.close()
+                raise Retryable(f"wrong Content-Range {resp.headers.get('Content-Range')!r}")
+        etag = resp.headers.get("ETag")
+        if task.validator and etag and task.validator.startswith('"') and etag != task.validator:
+            resp.close()
+            raise _Changed("changed", "the remote file changed (new ETag)")
+        return resp
+
+    def _read(self, task: Task, resp: requests.Response) -> int:
+        fp = getattr(resp.raw, "_fp", None)
+        readinto = fp.readinto if fp is not None and hasattr(fp, "readinto") else resp.raw.readinto
+        view = self.blocks[task.block_id][2]
+        pos = reported = task.start
+        end = task.end
+        tid = task.task_id
+        started = time.monotonic()
+        while end is None or pos < end:
+            credit = self.credit[tid]
+            while pos >= credit:
+                self._report(tid, pos, reported)
+                reported = pos
+                self._wait_message()
+                credit = self.credit[tid]
+                if tid in self.cancelled:
+                    raise _Cancel(pos)
+            ring_pos = pos % task.ring_size
+            n = min(task.ring_size - ring_pos, credit - pos, CHUNK)
+            if end is not None:
+                n = min(n, end - pos)
+            at = task.ring_offset + ring_pos
+            got = readinto(view[at : at + n])
+            if not got:
+                if end is None:
+                    break
+                raise Retryable(
+                    f"short read: connection closed after {pos - task.start} of {end - task.start} bytes"
+                )
+            pos += got
+            self._last = reported
+            if pos - reported >= REPORT_EVERY or pos == end:
+                self._report(tid, pos, reported)
+                reported = pos
+                self._last = pos
+                self._poll()
+                if tid in self.cancelled:
+                    raise _Cancel(pos)
+            if task.rate:
+                ahead = (pos - task.start) / task.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.5))
+        self._report(tid, pos, reported)
+        self._last = pos
+        return pos
+
+    def _report(self, tid: int, pos: int, reported: int) -> None:
+        if pos > reported:
+            self.conn.send(("data", tid, pos))
+
+    def _wait_message(self) -> None:
+        if not self.conn.poll(self.settings.read_timeout):
+            raise Retryable("no credit from the coordinator")
+        self._poll()
+
+    _last = 0
+
+
+class _Changed(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection, settings: http.HTTPSettings, level: int
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=level)
+    _Worker(conn, settings).run()
+
+
+class WorkerHandle:
+    def __init__(self, index: int, process: Any, conn: multiprocessing.connection.Connection) -> None:
+        self.index = index
+        self.process = process
+        self.conn = conn
+        self.task: Task | None = None
+        self.owner: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+
+class WorkerPool:
+    """A set of fetch processes shared by the transfers of one coordinator process."""
+
+    def __init__(self, settings: http.HTTPSettings, size: int = 0) -> None:
+        self.settings = settings
+        self.workers: list[WorkerHandle] = []
+        self.blocks: dict[int, tuple[int, int]] = {}
+        self._next_block = 1
+        self._closed = False
+        self.grow(size)
+
+    def grow(self, size: int) -> None:
+        """Have at least `size` workers; new ones start in the background (spawn takes a while)."""
+        while len(self.workers) < size:
+            self.workers.append(self._spawn(len(self.workers)))
+
+    def _spawn(self, index: int) -> WorkerHandle:
+        parent, child = SPAWN.Pipe(duplex=True)
+        proc = SPAWN.Process(
+            target=_worker_main,
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel()),
+            name=f"getm-worker-{index}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        handle = WorkerHandle(index, proc, parent)
+        for block_id, (fd, size) in self.blocks.items():
+            self._send_block(handle, block_id, fd, size)
+        return handle
+
+    def _send_block(self, handle: WorkerHandle, block_id: int, fd: int, size: int) -> None:
+        handle.conn.send(("attach", block_id, size))
+        reduction.send_handle(handle.conn, fd, handle.process.pid)
+
+    def attach(self, fd: int, size: int) -> int:
+        block_id = self._next_block
+        self._next_block += 1
+        self.blocks[block_id] = (fd, size)
+        for w in self.workers:
+            self._send_block(w, block_id, fd, size)
+        return block_id
+
+    def detach(self, block_id: int) -> None:
+        self.blocks.pop(block_id, None)
+        for w in self.workers:
+            self._safe_send(w, ("detach", block_id))
+
+    def idle(self) -> list[WorkerHandle]:
+        return [w for w in self.workers if not w.busy]
+
+    def submit(self, worker: WorkerHandle, task: Task, owner: Any) -> None:
+        worker.task = task
+        worker.owner = owner
+        worker.conn.send(("task", task))
+
+    def send(self, worker: WorkerHandle, msg: tuple[Any, ...]) -> None:
+        self._safe_send(worker, msg)
+
+    def _safe_send(self, worker: WorkerHandle, msg: tuple[Any, ...]) -> None:
+        try:
+            worker.conn.send(msg)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the worker is dead; wait() reports it
+
+    def wait(self, timeout: float) -> list[tuple[WorkerHandle, tuple[Any, ...]]]:
+        """Messages from workers; a dead worker yields ("dead",) once and is replaced."""
+        if not self.workers:
+            time.sleep(timeout) if timeout > 0 else None
+            return []
+        by_conn = {w.conn: w for w in self.workers}
+        by_sentinel = {w.process.sentinel: w for w in self.workers}
+        ready = multiprocessing.connection.wait(list(by_conn) + list(by_sentinel), timeout)
+        out: list[tuple[WorkerHandle, tuple[Any, ...]]] = []
+        dead: list[WorkerHandle] = []
+        for r in ready:
+            w = by_conn.get(r)  # type: ignore[call-overload]
+            if w is not None:
+                try:
+                    while w.conn.poll():
+                        out.append((w, w.conn.recv()))
+                except (EOFError, OSError):
+                    if w not in dead:
+                        dead.append(w)
+            else:
+                w = by_sentinel[r]  # type: ignore[index]
+                if w not in dead:
+                    dead.append(w)
+        for w in dead:
+            self._replace(w)
+            out.append((w, ("dead",)))
+        return out
+
+    def _replace(self, w: WorkerHandle) -> None:
+        log.warning("fetch worker %d (pid %s) died; starting a new one", w.index, w.process.pid)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        w.process.join(0.1)
+        fresh = self._spawn(w.index)
+        w.process, w.conn = fresh.process, fresh.conn
+        # The dead worker's task is reported by the caller; the handle itself becomes idle.
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for w in self.workers:
+            self._safe_send(w, ("stop",))
+        deadline = time.monotonic() + 2.0
+        for w in self.workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(1.0)
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+        self.workers.clear()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
