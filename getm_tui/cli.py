@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from getm_tui import __version__, humanize
+from getm_tui import __version__, humanize, verbs
 from getm_tui.config import ConfigError, Settings, load, parse_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+STATES = ("queued", "active", "paused", "done", "failed", "canceled")  # getm_tui.queue.STATES, kept light
 
 log = logging.getLogger("getm_tui")
 
@@ -52,10 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"getm-tui {__version__}")
     parser.add_argument("--config", metavar="FILE", help="config file (default: the user config dir)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the queue lives (default: $GETM_TUI_DATA_DIR or the user data dir)",
+    )
     # The same options after the verb; SUPPRESS keeps a verb's parser from resetting what came before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     get = sub.add_parser("get", parents=[common], help="download one URL now, without the queue")
@@ -73,7 +80,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_transfer_options(get)
     get.set_defaults(func=cmd_get)
+    _add_queue_verbs(sub, common)
+    from getm_tui import headless
+
+    headless.add_parser(sub, common)
     return parser
+
+
+def _job_id(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a job id: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a job id: {value!r}")
+    return n
+
+
+def _add_queue_verbs(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """add, ls, show, pause, resume, retry, rm: they work on the queue directly, supervisor or not."""
+    add = sub.add_parser("add", parents=[common], help="queue URLs; prints the new job ids")
+    add.add_argument("urls", nargs="*", metavar="URL")
+    add.add_argument(
+        "-i", "--input", metavar="FILE", help="read URLs from FILE (- for stdin): one per line, # comments"
+    )
+    add.add_argument(
+        "-d", "--dir", metavar="DIR", help="existing directory to save to (default: download_dir)"
+    )
+    add.add_argument("-o", "--output", metavar="NAME", help="file name (one URL only)")
+    add.add_argument("-c", "--concurrency", type=_positive_int, metavar="N", help="connections per job")
+    add.add_argument(
+        "--checksum", action="append", metavar="ALGO:HEX", help="expected checksum (one URL only; repeatable)"
+    )
+    add.add_argument("--priority", type=int, default=0, metavar="N", help="higher runs first (default 0)")
+    add.set_defaults(func=verbs.cmd_add)
+
+    ls = sub.add_parser("ls", parents=[common], help="list the jobs")
+    ls.add_argument("--json", action="store_true", help="a JSON array of jobs")
+    ls.add_argument("--state", action="append", choices=STATES, help="only jobs in this state (repeatable)")
+    ls.set_defaults(func=verbs.cmd_ls)
+
+    show = sub.add_parser("show", parents=[common], help="everything about one job, with its history")
+    show.add_argument("id", type=_job_id, metavar="ID")
+    show.add_argument("--json", action="store_true", help="as JSON")
+    show.set_defaults(func=verbs.cmd_show)
+
+    for name, func, text in (
+        ("pause", verbs.cmd_pause, "pause queued or active jobs"),
+        ("resume", verbs.cmd_resume, "queue paused jobs again"),
+        ("retry", verbs.cmd_retry, "queue failed or canceled jobs again"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("ids", nargs="+", type=_job_id, metavar="ID")
+        p.set_defaults(func=func)
+
+    rm = sub.add_parser("rm", parents=[common], help="remove jobs (and their partial files)")
+    rm.add_argument("ids", nargs="+", type=_job_id, metavar="ID")
+    rm.add_argument("--delete-file", action="store_true", help="also delete the downloaded file of done jobs")
+    rm.set_defaults(func=verbs.cmd_rm)
 
 
 def _add_transfer_options(p: argparse.ArgumentParser) -> None:
@@ -290,6 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
+        # `getm-tui ls | head`: stop quietly, and keep Python from failing again when it flushes at exit.
+        try:
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return EXIT_OK
 
 

@@ -13,7 +13,9 @@ DATA = os.urandom(3 * 1024 * 1024 + 17)
 MD5 = hashlib.md5(DATA).hexdigest()
 
 
-def run(*args: str, cwd: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "GETM_TUI_CONFIG": "", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "getm_tui", *args],

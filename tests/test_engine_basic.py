@@ -271,7 +271,11 @@ def test_repr_digest_sha256_verified(fault_server: FaultServer, tmp_path) -> Non
     result = download(url, str(tmp_path), concurrency=4, options=OPTS)
     assert result.verdict == "verified"
     [outcome] = result.outcomes
-    assert (outcome.expected.algorithm, outcome.expected.source, outcome.ok) == ("sha256", "Repr-Digest", True)
+    assert (outcome.expected.algorithm, outcome.expected.source, outcome.ok) == (
+        "sha256",
+        "Repr-Digest",
+        True,
+    )
     assert read(result.path) == DATA
 
 
@@ -449,3 +453,46 @@ def test_not_found_url(fault_server: FaultServer, tmp_path) -> None:
         download(fault_server.url("/missing.bin"), str(tmp_path), concurrency=4, options=OPTS)
     assert "404" in str(info.value)
     assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------ progress
+
+
+@pytest.mark.parametrize("concurrency", [None, 1, 4])
+def test_progress_reaches_the_size(fault_server: FaultServer, tmp_path, concurrency) -> None:
+    url = fault_server.add("/f.bin", DATA, rate_limit=16 * MiB)  # slow enough for several reports
+    seen = []
+    download(url, str(tmp_path), concurrency=concurrency, options=OPTS, progress=seen.append)
+    assert seen, "no progress reported"
+    dones = [p.done for p in seen]
+    assert dones == sorted(dones)  # never goes backwards
+    assert all(p.size == len(DATA) for p in seen)
+    assert dones[-1] == len(DATA)  # the last report says complete
+
+
+# ------------------------------------------------------------------------------------------ file://
+
+
+def test_file_url_copy(tmp_path) -> None:
+    src = tmp_path / "src" / "a.bin"
+    src.parent.mkdir()
+    src.write_bytes(SMALL)
+    out = tmp_path / "out"
+    out.mkdir()
+    md5 = hashlib.md5(SMALL).hexdigest()
+    result = download(src.as_uri(), str(out), checksum=f"md5:{md5}")
+    assert result.verdict == "verified"
+    assert read(result.path) == SMALL
+    assert listing(out) == ["a.bin"]
+
+
+def test_file_url_mismatch(tmp_path) -> None:
+    src = tmp_path / "a.bin"
+    src.write_bytes(SMALL)
+    out = tmp_path / "out"
+    out.mkdir()
+    bad = hashlib.md5(b"x").hexdigest()
+    with pytest.raises(IntegrityError) as info:
+        download(src.as_uri(), str(out), checksum=f"md5:{bad}")
+    assert bad in str(info.value) and hashlib.md5(SMALL).hexdigest() in str(info.value)
+    assert listing(out) == []

@@ -50,10 +50,19 @@ class ControlFile:
 
     def save(self, record: dict[str, Any]) -> None:
         tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, separators=(",", ":"))
-        os.replace(tmp, self.path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(record, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except OSError as e:
+            # The record only saves work after a restart; a full disk must not fail the download (the
+            # older record, if any, stays: it claims less than the file holds, which is safe).
+            log.warning("cannot save the resume record %s: %s", os.path.basename(self.path), e.strerror)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     def clear(self) -> None:
         for path in (self.path, self.path + ".tmp"):

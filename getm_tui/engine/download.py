@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from http.client import HTTPException
 
 import crc32c as _crc32c
 import requests
@@ -250,7 +251,9 @@ def _attempt(
 
         small = probe.size is not None and probe.size <= INLINE_LIMIT
         if pool is None or opts.concurrency is None or (small and not parts):
-            parts = _inline(session, probe, resp, sink, verifier, parts, opts, progress, cancel, save)
+            parts, retries = _inline(
+                session, probe, resp, sink, verifier, parts, opts, progress, cancel, save
+            )
             connections = 1
         else:
             resp.close()
@@ -262,17 +265,11 @@ def _attempt(
         verdict = checksum.verdict(outcomes)
         size = sum(p.done for p in parts)
         if verdict == "mismatch":
-            bad = [o for o in outcomes if not o.ok]
-            lines = "; ".join(
-                f"{o.expected.algorithm} from {o.expected.source}: "
-                f"expected {o.expected.value}, computed {o.computed}" + (f" ({o.detail})" if o.detail else "")
-                for o in bad
-            )
             os.close(fd)
             fd = -1
             _remove(partfile)
             store.clear()
-            raise IntegrityError(f"checksum mismatch for {os.path.basename(target)}: {lines}")
+            raise IntegrityError(_mismatch(target, outcomes))
         os.ftruncate(fd, size)
         os.fsync(fd)
         os.close(fd)
@@ -288,24 +285,45 @@ def _attempt(
             elapsed=0.0,
             resumed=resumed,
             connections=connections,
-            retries=0 if connections == 1 and pool is None else locals().get("retries", 0),
+            retries=retries,
             restarts=0,
             probe=probe,
         )
+    except NoSpaceError:
+        # Give the space back when none of it can be resumed (nothing recorded, or no known size).
+        if probe.size is None or store.load() is None:
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
+            _remove(partfile)
+            store.clear()
+        raise
     finally:
         if fd >= 0:
             os.close(fd)
 
 
+def _mismatch(target: str, outcomes: list[checksum.Outcome]) -> str:
+    """One line naming each failed checksum with its expected and computed values."""
+    lines = "; ".join(
+        f"{o.expected.algorithm} from {o.expected.source}: "
+        f"expected {o.expected.value}, computed {o.computed}" + (f" ({o.detail})" if o.detail else "")
+        for o in outcomes
+        if not o.ok
+    )
+    return f"checksum mismatch for {os.path.basename(target)}: {lines}"
+
+
 def _preallocate(fd: int, size: int, path: str) -> None:
     """Reserve the space up front: a full disk is reported before any byte is fetched."""
+    before = os.fstat(fd)
     try:
-        if os.fstat(fd).st_blocks * 512 < size:
+        if before.st_blocks * 512 < size:
             os.posix_fallocate(fd, 0, size)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(os.path.dirname(path) or ".").free
-            os.ftruncate(fd, 0)
+            os.ftruncate(fd, before.st_size)  # not 0: a resumed file holds bytes its record counts on
             raise NoSpaceError(
                 f"no space left on device for {os.path.basename(path)[: -len('.getm-part')]}: "
                 f"needs {size} bytes, {free} free"
@@ -361,8 +379,11 @@ def _inline(
     progress: Callable[[Progress], None] | None,
     cancel: threading.Event | None,
     save: Callable[[Transfer], None],
-) -> list[plan.Part]:
-    """Read the whole file in this process over one connection, resuming with ranges after faults."""
+) -> tuple[list[plan.Part], int]:
+    """Read the whole file in this process over one connection, resuming with ranges after faults.
+
+    Returns the parts (one) and how many retries it took.
+    """
     size = probe.size
     if parts and len(parts) == 1:
         p = parts[0]
@@ -388,9 +409,12 @@ def _inline(
         pos += n
     buf = bytearray(READ_CHUNK)
     mv = memoryview(buf)
-    attempt = 0
+    attempt = retries = 0
     last_report = last_save = time.monotonic()
-    current: requests.Response | None = None if p.done else resp
+    current: requests.Response | None = resp
+    if p.done:
+        resp.close()  # the probe's body starts at byte 0: don't leave the server streaming it
+        current = None
     t0 = time.monotonic()
     while True:
         try:
@@ -440,14 +464,19 @@ def _inline(
             if p.end is None:
                 p.end = p.done
             current.close()
-            return parts
-        except (Retryable, OSError, requests.RequestException) as e:
+            if progress:  # the last report says complete, as the parallel path's does
+                elapsed = time.monotonic() - t0
+                progress(Progress(p.end, p.done, 0, 1, 1, [(0, p.end, p.done, "done")], retries, elapsed))
+            return parts, retries
+        except (Retryable, OSError, requests.RequestException, HTTPException) as e:
+            # HTTPException: http.client's IncompleteRead on a truncated chunked body.
             if isinstance(e, (NoSpaceError,)):
                 raise
             if current is not None:
                 current.close()
                 current = None
             attempt += 1
+            retries += 1
             if attempt > opts.retries:
                 raise DownloadError(f"giving up after {opts.retries} retries: {e}") from None
             retry_after = e.retry_after if isinstance(e, Retryable) else None
@@ -623,7 +652,7 @@ def _copy_local(
                 pos += len(chunk)
         outcomes = verifier.finish(crc)
         if checksum.verdict(outcomes) == "mismatch":
-            raise IntegrityError(f"checksum mismatch for {os.path.basename(target)}")
+            raise IntegrityError(_mismatch(target, outcomes))
         os.ftruncate(fd, pos)
         os.fsync(fd)
     except BaseException:
@@ -701,21 +730,56 @@ class Reader:
         return view
 
     def _read_inline(self, size: int) -> memoryview:
-        assert self._resp is not None
-        fp = getattr(self._resp.raw, "_fp", None)
-        readinto = fp.readinto if fp is not None else self._resp.raw.readinto
         want = READ_CHUNK if size < 0 else min(size, READ_CHUNK)
         if self.probe.size is not None:
             want = min(want, self.probe.size - self._pos)
         if want <= 0:
             return memoryview(b"")
-        n = readinto(self._buf[:want])
-        if not n and self.probe.size is not None and self._pos < self.probe.size:
-            raise DownloadError(f"connection closed after {self._pos} of {self.probe.size} bytes")
+        attempt = 0
+        while True:
+            try:
+                if self._resp is None:
+                    self._resp = self._reopen()
+                fp = getattr(self._resp.raw, "_fp", None)
+                readinto = fp.readinto if fp is not None else self._resp.raw.readinto
+                n = readinto(self._buf[:want])
+                if not n and self.probe.size is not None:
+                    raise Retryable(f"connection closed after {self._pos} of {self.probe.size} bytes")
+                break
+            except (Retryable, OSError, requests.RequestException, HTTPException) as e:
+                # Like download()'s inline path: continue with a range request where the fault hit.
+                if self._resp is not None:
+                    self._resp.close()
+                    self._resp = None
+                attempt += 1
+                if attempt > self.opts.retries:
+                    raise DownloadError(f"giving up after {self.opts.retries} retries: {e}") from None
+                delay = _delay(attempt, e.retry_after if isinstance(e, Retryable) else None, self.opts)
+                log.info("%s; retry %d/%d in %.1fs", e, attempt, self.opts.retries, delay)
+                time.sleep(delay)
         self._pos += n
         view = self._buf[:n]
         self.verifier.update(view)
         return view
+
+    def _reopen(self) -> requests.Response:
+        """A request for the rest of the body after a fault; bytes already handed out cannot be taken back."""
+        if not self._pos:
+            return http.get(self.session, self.probe.url, self.opts.http)
+        if not self.probe.ranges:
+            raise DownloadError(f"connection lost after {self._pos} bytes and the server cannot resume")
+        headers = {"Range": f"bytes={self._pos}-"}
+        if self.probe.validator:
+            headers["If-Range"] = self.probe.validator
+        resp = http.get(self.session, self.probe.url, self.opts.http, headers)
+        first, _last, _total = http.parse_content_range(resp.headers.get("Content-Range", ""))
+        if resp.status_code != 206:
+            resp.close()
+            raise DownloadError("the remote file changed while it was being read")
+        if first != self._pos:
+            resp.close()
+            raise Retryable(f"wrong Content-Range {resp.headers.get('Content-Range')!r}")
+        return resp
 
     def _read_shared(self, size: int) -> memoryview:
         t = self.transfer

@@ -112,8 +112,15 @@ def get(
     """
     for _hop in range(settings.max_redirects + 1):
         try:
+            # verify is passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
+            # session's verify=False, which would silently turn --insecure off.
             resp = session.get(
-                url, headers=headers, stream=True, timeout=settings.timeout, allow_redirects=False
+                url,
+                headers=headers,
+                stream=True,
+                timeout=settings.timeout,
+                allow_redirects=False,
+                verify=settings.verify_tls,
             )
         except requests.exceptions.SSLError as e:
             raise DownloadError(

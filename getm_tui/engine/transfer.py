@@ -201,6 +201,12 @@ class Transfer:
         range_first: int | None = None
         if self.stream:
             if p.done and not probe.ranges:
+                if self.sink is None and p.hashed:
+                    # A reader already handed these bytes out: starting over would repeat them.
+                    self.failure = DownloadError(
+                        f"connection lost after {p.hashed} bytes and the server cannot resume"
+                    )
+                    return
                 self._restart_stream(p)
             ring_offset, ring_size = 0, self.block.size
             consumed = p.hashed if self.ordered else p.done
@@ -301,7 +307,10 @@ class Transfer:
             self.failure = DownloadError(message)
             return
         if what in ("changed", "noranges"):
-            raise RemoteChanged(message)
+            # Not raised here: handle() runs inside a batch of worker messages, and raising would drop
+            # the rest of the batch (a lost "done" leaves a task that never answers its cancel).
+            self.failure = RemoteChanged(message)
+            return
         p.attempts += 1
         self.total_retries += 1
         if p.attempts > self.retries:
@@ -420,8 +429,8 @@ class Transfer:
         for tid, (w, _p, _t) in list(self.tasks.items()):
             # A worker that did not answer in time is stuck in a read: replace it.
             log.warning("worker %d did not stop in time; killing it", w.index)
-            w.process.kill()
             self._finish_task(w, tid)
+            self.pool.kill(w)  # and start a fresh one: the pool must not keep a dead worker
         for p in self.parts:
             if p.state == "active":
                 p.state = "pending"

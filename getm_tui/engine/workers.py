@@ -19,6 +19,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from http.client import HTTPException
 from multiprocessing import reduction
 from typing import Any
 
@@ -136,7 +137,14 @@ class _Worker:
             self.conn.send(("error", task.task_id, "fatal", str(e), None, self._last))
         except _Changed as e:
             self.conn.send(("error", task.task_id, e.kind, str(e), None, self._last))
-        except (OSError, requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as e:
+        except (
+            OSError,
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            ValueError,
+            HTTPException,
+        ) as e:
+            # HTTPException: http.client's IncompleteRead on a truncated chunked body (it would kill us).
             msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http._short(e)
             self.conn.send(("error", task.task_id, "retry", msg, None, self._last))
         finally:
@@ -196,7 +204,7 @@ class _Worker:
                     f"short read: connection closed after {pos - task.start} of {end - task.start} bytes"
                 )
             pos += got
-            self._last = reported
+            self._last = pos  # these bytes are in the ring: a fault after them must not throw them away
             if pos - reported >= REPORT_EVERY or pos == end:
                 self._report(tid, pos, reported)
                 reported = pos
@@ -343,6 +351,12 @@ class WorkerPool:
             self._replace(w)
             out.append((w, ("dead",)))
         return out
+
+    def kill(self, w: WorkerHandle) -> None:
+        """Kill a worker that is stuck (in a read) and put a fresh process in its place."""
+        w.process.kill()
+        w.process.join(1.0)
+        self._replace(w)
 
     def _replace(self, w: WorkerHandle) -> None:
         log.warning("fetch worker %d (pid %s) died; starting a new one", w.index, w.process.pid)

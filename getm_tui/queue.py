@@ -1,0 +1,412 @@
+"""The persistent queue: jobs, their resume records and error history, in SQLite (WAL).
+
+Every process opens its own connection: the CLI verbs read and write jobs directly (no supervisor is
+needed to add or list), the supervisor polls `PRAGMA data_version` to see others' commits within a
+fraction of a second, and a job's resume record lives in its row so a SIGKILL of everything loses at most
+what was fetched since the last save. State machine:
+
+    queued -> active -> done | failed        paused <-> queued        failed -> queued (retry)
+    active -> queued (supervisor stopped)    any -> canceled -> (row deleted by the supervisor)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from getm_tui.engine.urls import name_from_url, redact
+
+DB_NAME = "queue.sqlite3"
+STATES = ("queued", "active", "paused", "done", "failed", "canceled")
+BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL,
+    directory TEXT NOT NULL,
+    name TEXT,
+    path TEXT,
+    state TEXT NOT NULL DEFAULT 'queued',
+    priority INTEGER NOT NULL DEFAULT 0,
+    concurrency INTEGER,
+    size INTEGER,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    checksums TEXT NOT NULL DEFAULT '[]',
+    integrity TEXT,
+    verdict TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    resume TEXT,
+    info TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (state, priority DESC, id);
+CREATE TABLE IF NOT EXISTS events (
+    job_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, at);
+"""
+
+
+class QueueError(Exception):
+    """The queue file cannot be used (locked for too long, corrupted, unreadable); one line for the user."""
+
+
+class UnknownJob(QueueError):
+    pass
+
+
+@dataclass
+class Job:
+    id: int
+    url: str
+    directory: str
+    name: str | None
+    path: str | None
+    state: str
+    priority: int
+    concurrency: int | None
+    size: int | None
+    bytes_done: int
+    checksums: list[str]
+    integrity: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def display_name(self) -> str:
+        if self.path:
+            return os.path.basename(self.path)
+        if self.name:
+            return self.name
+        return _url_name(self.url) or redact(self.url)
+
+    def public(self) -> dict[str, Any]:
+        """The job as `ls --json` shows it: no secrets (the URL is redacted), no resume record."""
+        return {
+            "id": self.id,
+            "name": self.display_name,
+            "url": redact(self.url),
+            "path": self.path or (os.path.join(self.directory, self.name) if self.name else None),
+            "state": self.state,
+            "priority": self.priority,
+            "concurrency": self.concurrency,
+            "size": self.size,
+            "bytes_done": self.bytes_done,
+            "checksums": self.checksums,
+            "integrity": self.integrity,
+            "verdict": self.verdict,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+_COLUMNS = (
+    "id, url, directory, name, path, state, priority, concurrency, size, bytes_done, checksums, integrity, "
+    "verdict, attempts, error, info, created, updated, started, finished"
+)
+
+
+def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    (jid, url, directory, name, path, state, priority, conc, size, done, checks, integ, verdict, tries, err,
+     info, created, updated, started, finished) = row  # fmt: skip
+    # Empty lists skip json.loads: `ls` builds 100,000 of these in well under a second.
+    return Job(
+        jid, url, directory, name, path, state, priority, conc, size, done,
+        json.loads(checks) if checks and checks != "[]" else [],
+        json.loads(integ) if integ and integ != "[]" else [], verdict, tries, err,
+        json.loads(info) if info and info != "{}" else {},
+        created, updated, started, finished,
+    )  # fmt: skip
+
+
+_FAST_SCHEMES = ("http", "https", "file")
+
+
+def _url_name(url: str) -> str:
+    """`name_from_url` without urlsplit's cost, for the scheme://... URLs `validate` lets in."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _FAST_SCHEMES:
+        return name_from_url(url)
+    # As urlsplit does: the fragment starts at the first '#', the query at the first '?' before it, and the
+    # path at the first '/' of what is left (the host part cannot hold any of the three).
+    rest = rest.split("#", 1)[0].split("?", 1)[0]
+    if "/" not in rest:
+        return ""
+    return unquote(rest.rsplit("/", 1)[1])
+
+
+def db_path(data_dir: str) -> str:
+    return os.path.join(data_dir, DB_NAME)
+
+
+def ensure_data_dir(data_dir: str) -> None:
+    """Create the data dir readable by its owner only (the queue holds signed URLs)."""
+    try:
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise QueueError(f"cannot create the data directory {data_dir}: {e.strerror or e}") from None
+    try:
+        os.chmod(data_dir, 0o700)
+    except OSError:
+        pass
+
+
+class Queue:
+    """One connection to the queue database; cheap to open, one per process or thread."""
+
+    def __init__(self, data_dir: str, timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        ensure_data_dir(data_dir)
+        self.data_dir = data_dir
+        self.path = db_path(data_dir)
+        old_umask = os.umask(0o077)
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self.path, timeout=timeout_ms / 1000, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise QueueError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(SCHEMA)
+        except (sqlite3.DatabaseError, QueueError) as e:
+            if db is not None:
+                db.close()
+            if isinstance(e, QueueError):
+                raise
+            raise QueueError(_db_error(self.path, e)) from None
+        finally:
+            os.umask(old_umask)
+        self.db = db
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.OperationalError as e:
+            raise QueueError(_db_error(self.path, e)) from None
+        except sqlite3.DatabaseError as e:
+            raise QueueError(_db_error(self.path, e)) from None
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap way to notice new work."""
+        return int(self._x("PRAGMA data_version").fetchone()[0])
+
+    # -- adding and reading -----------------------------------------------------------------------
+
+    def add_many(self, specs: Iterable[dict[str, Any]]) -> list[int]:
+        """Insert jobs in one transaction: all of them or none."""
+        now = time.time()
+        ids: list[int] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for s in specs:
+                cur = self.db.execute(
+                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums,"
+                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        s["url"],
+                        s["directory"],
+                        s.get("name"),
+                        int(s.get("priority") or 0),
+                        s.get("concurrency"),
+                        json.dumps(list(s.get("checksums") or [])),
+                        now,
+                        now,
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            self.db.execute("COMMIT")
+        except BaseException as e:
+            # Any failure (a bad spec, Ctrl-C, a database error) must not leave the transaction open.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.DatabaseError):
+                raise QueueError(_db_error(self.path, e)) from None
+            raise
+        return ids
+
+    def get(self, job_id: int) -> Job:
+        row = self._x(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJob(f"no job with id {job_id}")
+        return _job(row)
+
+    def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
+        return list(self.iter_jobs(states))
+
+    def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
+        if states:
+            marks = ",".join("?" * len(states))
+            cur = self._x(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
+        else:
+            cur = self._x(f"SELECT {_COLUMNS} FROM jobs ORDER BY id")
+        while True:
+            try:
+                rows = cur.fetchmany(500)
+            except sqlite3.DatabaseError as e:
+                raise QueueError(_db_error(self.path, e)) from None
+            if not rows:
+                return
+            for row in rows:
+                yield _job(row)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for state, n in self._x("SELECT state, count(*) FROM jobs GROUP BY state"):
+            out[state] = n
+        return out
+
+    def next_runnable(self, limit: int, exclude: Sequence[int] = ()) -> list[Job]:
+        """Queued jobs by priority (higher first), then age."""
+        rows = self._x(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
+            (limit + len(exclude),),
+        ).fetchall()
+        return [j for j in map(_job, rows) if j.id not in exclude][:limit]
+
+    def check_ids(self, ids: Sequence[int]) -> list[Job]:
+        """The jobs, or UnknownJob naming every id that does not exist."""
+        found = {j.id: j for j in (self._maybe(i) for i in ids) if j is not None}
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise UnknownJob(f"no job with id {', '.join(missing)}")
+        return [found[i] for i in ids]
+
+    def _maybe(self, job_id: int) -> Job | None:
+        try:
+            return self.get(job_id)
+        except UnknownJob:
+            return None
+
+    def events(self, job_id: int) -> list[tuple[float, str, str]]:
+        return [
+            tuple(r)
+            for r in self._x("SELECT at, kind, message FROM events WHERE job_id = ? ORDER BY at", (job_id,))
+        ]
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def update(self, job_id: int, **values: Any) -> None:
+        if not values:
+            return
+        values["updated"] = time.time()
+        for key in ("integrity", "info", "checksums"):
+            if key in values and not isinstance(values[key], str) and values[key] is not None:
+                values[key] = json.dumps(values[key])
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
+
+    def transition(self, job_id: int, to: str, from_states: Sequence[str], **values: Any) -> bool:
+        """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
+        values["updated"] = time.time()
+        values["state"] = to
+        for key in ("integrity", "info"):
+            if key in values and not isinstance(values[key], str) and values[key] is not None:
+                values[key] = json.dumps(values[key])
+        sets = ", ".join(f"{k} = ?" for k in values)
+        marks = ",".join("?" * len(from_states))
+        cur = self._x(
+            f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})",
+            (*values.values(), job_id, *from_states),
+        )
+        return cur.rowcount == 1
+
+    def log_event(self, job_id: int, kind: str, message: str) -> None:
+        self._x(
+            "INSERT INTO events (job_id, at, kind, message) VALUES (?, ?, ?, ?)",
+            (job_id, time.time(), kind, message),
+        )
+
+    def delete(self, job_id: int) -> None:
+        self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
+
+    def requeue_active(self) -> list[int]:
+        """Jobs a dead supervisor left active go back to the queue (the caller holds the supervisor lock)."""
+        ids = [r[0] for r in self._x("SELECT id FROM jobs WHERE state = 'active'")]
+        if ids:
+            self._x("UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'active'", (time.time(),))
+        return ids
+
+    # -- resume records ---------------------------------------------------------------------------
+
+    def load_resume(self, job_id: int) -> dict[str, Any] | None:
+        row = self._x("SELECT resume FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def save_resume(self, job_id: int, record: dict[str, Any] | None, bytes_done: int | None = None) -> None:
+        text = json.dumps(record, separators=(",", ":")) if record is not None else None
+        if bytes_done is None:
+            self._x("UPDATE jobs SET resume = ? WHERE id = ?", (text, job_id))
+        else:
+            self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, bytes_done, job_id))
+
+
+class JobResumeStore:
+    """The engine's ResumeStore backed by the job's row, so resume survives with the queue."""
+
+    def __init__(self, data_dir: str, job_id: int) -> None:
+        self.data_dir = data_dir
+        self.job_id = job_id
+        self._q: Queue | None = None
+
+    @property
+    def q(self) -> Queue:
+        if self._q is None:
+            self._q = Queue(self.data_dir)
+        return self._q
+
+    def load(self) -> dict[str, Any] | None:
+        return self.q.load_resume(self.job_id)
+
+    def save(self, record: dict[str, Any]) -> None:
+        done = sum(int(p[2]) for p in record.get("parts", []))
+        self.q.save_resume(self.job_id, record, done)
+
+    def clear(self) -> None:
+        self.q.save_resume(self.job_id, None)
+
+    def close(self) -> None:
+        if self._q is not None:
+            self._q.close()
+            self._q = None
+
+
+def _db_error(path: str, e: sqlite3.DatabaseError) -> str:
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return f"the queue {path} is locked by another process (gave up waiting)"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return f"the queue {path} is corrupted ({text}); move it aside to start a new one"
+    return f"queue {path}: {text}"

@@ -1,0 +1,618 @@
+"""The process that owns running jobs: it takes queued jobs from SQLite, runs each on the engine in a
+thread of its own, records what happens, and tells front ends about it through the protocol.
+
+It runs in its own process (spawn context), started by a front end that keeps a Pipe to it, and listens on
+a 0600 Unix socket with an authkey so other front ends can attach. One per queue (SupervisorLock). It
+never waits on a front end: each client has a sender thread with a bounded outbox, where a newer
+snapshot replaces an unsent one.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue as _queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from getm_tui import protocol as P
+from getm_tui.config import Settings
+from getm_tui.engine import Cancelled, EngineError, Options, Progress, download
+from getm_tui.engine.files import part_path
+from getm_tui.engine.workers import WorkerPool
+from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
+from getm_tui.queue import JobResumeStore, Queue, QueueError
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 0.1
+RECONCILE_EVERY = 1.0
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class LiveControl:
+    """What a front end may change while a job runs; the engine reads it on every turn of its loop."""
+
+    concurrency: int
+    rate_limit: float | None = None
+
+
+@dataclass
+class _Running:
+    job_id: int
+    name: str
+    thread: threading.Thread | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    control: LiveControl = field(default_factory=lambda: LiveControl(4))
+    progress: Progress | None = None
+    history: collections.deque[tuple[float, int]] = field(
+        default_factory=lambda: collections.deque(maxlen=40)
+    )
+    reason: str | None = None  # why it was cancelled: paused | canceled | shutdown
+
+
+class _Client:
+    """One attached front end: commands are read by the supervisor loop, messages sent by a thread."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, owner: bool) -> None:
+        self.conn = conn
+        self.owner = owner
+        self.alive = True
+        self._events: _queue.Queue[Any] = _queue.Queue(maxsize=10_000)
+        self._snapshot: P.Snapshot | None = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._send_loop, daemon=True, name="client-sender")
+        self._thread.start()
+
+    def send(self, msg: Any) -> None:
+        if isinstance(msg, P.Snapshot):
+            self._snapshot = msg  # a newer snapshot replaces one not yet sent
+        else:
+            with contextlib.suppress(_queue.Full):
+                self._events.put_nowait(msg)
+        self._wake.set()
+
+    def _send_loop(self) -> None:
+        while self.alive:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                while True:
+                    try:
+                        msg = self._events.get_nowait()
+                    except _queue.Empty:
+                        break
+                    self.conn.send(msg)
+                snap, self._snapshot = self._snapshot, None
+                if snap is not None:
+                    self.conn.send(snap)
+            except (OSError, EOFError, ValueError):
+                self.alive = False
+
+    def flush(self, timeout: float = 1.0) -> None:
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while self.alive and (not self._events.empty() or self._snapshot is not None):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.alive = False
+        self._wake.set()
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+class _ForwardLogs(logging.Handler):
+    """Log records from job threads become job events (error history) and LogLines for front ends."""
+
+    def __init__(self, sink: _queue.Queue[tuple[int | None, int, str]]) -> None:
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = threading.current_thread().name
+        job_id = int(name[4:]) if name.startswith("job-") and name[4:].isdigit() else None
+        with contextlib.suppress(Exception):
+            self.sink.put_nowait((job_id, record.levelno, record.getMessage()))
+
+
+class Supervisor:
+    def __init__(self, data_dir: str, settings: Settings, once: bool = False, listen: bool = True) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self.once = once
+        self.listen = listen
+        self.lock = SupervisorLock(data_dir)
+        self.running: dict[int, _Running] = {}
+        self.results: _queue.Queue[tuple[_Running, str, Any]] = _queue.Queue()
+        self.logs: _queue.Queue[tuple[int | None, int, str]] = _queue.Queue(maxsize=100_000)
+        self.clients: list[_Client] = []
+        self.stop = threading.Event()
+        self.failed = 0
+        self.done = 0
+        self.rate_limit = settings.rate_limit
+        self._pools: list[WorkerPool] = []
+        self._pools_lock = threading.Lock()
+        self._listener: multiprocessing.connection.Listener | None = None
+        self._data_version = -1
+        self._reconciled = 0.0
+        self._snapshot_at = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def serve(self, owner: multiprocessing.connection.Connection | None = None) -> int:
+        if owner is not None:
+            self.clients.append(_Client(owner, owner=True))
+        try:
+            self.lock.acquire()
+        except QueueBusy as e:
+            self._broadcast(P.Busy(e.pid))
+            self._flush_clients()
+            return 2
+        handler = _ForwardLogs(self.logs)
+        logging.getLogger("getm_tui").addHandler(handler)
+        try:
+            self.q = Queue(self.data_dir)
+            for job_id in self.q.requeue_active():
+                log.info("job %d was left active by a stopped supervisor: queued again", job_id)
+            if self.listen:
+                self._start_listener()
+            self._broadcast(P.Hello(os.getpid(), self.data_dir))
+            self._loop()
+        except QueueError as e:
+            self._broadcast(P.LogLine(logging.ERROR, str(e)))
+            self._flush_clients()
+            return 2
+        finally:
+            self._shutdown()
+            logging.getLogger("getm_tui").removeHandler(handler)
+            self.lock.release()
+        return 0
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self._read_commands(0.05)
+            self._collect()
+            self._drain_logs()
+            now = time.monotonic()
+            version = self.q.data_version()
+            if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
+                self._data_version = version
+                self._reconciled = now
+                self._reconcile()
+            if now - self._snapshot_at >= SNAPSHOT_EVERY:
+                self._snapshot_at = now
+                self._broadcast(self._snapshot())
+            if self.once and not self.running and not self.q.next_runnable(1):
+                break
+            if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
+                log.info("the front end that started the supervisor is gone: stopping")
+                break
+        self._collect()
+        self._drain_logs()
+
+    def _shutdown(self) -> None:
+        """Stop fetching, record state, and go, within about two seconds."""
+        for r in self.running.values():
+            r.reason = r.reason or "shutdown"
+            r.cancel.set()
+        deadline = time.monotonic() + 1.8
+        for r in list(self.running.values()):
+            if r.thread is not None:
+                r.thread.join(max(0.0, deadline - time.monotonic()))
+        if hasattr(self, "q"):
+            self._collect()
+            for job_id in list(self.running):
+                # A job whose thread did not finish in time: its progress is saved as it goes.
+                self.q.transition(job_id, "queued", ["active"])
+            self._drain_logs()
+        self._broadcast(P.Finished(self.failed, self.done))
+        self._flush_clients()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(socket_path(self.data_dir))
+        with self._pools_lock:
+            for pool in self._pools:
+                pool.close()
+            self._pools.clear()
+        for c in self.clients:
+            c.close()
+
+    def _flush_clients(self) -> None:
+        for c in self.clients:
+            c.flush()
+
+    # -- front ends -------------------------------------------------------------------------------
+
+    def _start_listener(self) -> None:
+        path = socket_path(self.data_dir)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        old = os.umask(0o077)
+        try:
+            self._listener = multiprocessing.connection.Listener(
+                path, family="AF_UNIX", authkey=authkey(self.data_dir)
+            )
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        threading.Thread(target=self._accept_loop, daemon=True, name="listener").start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self.stop.is_set():
+            try:
+                conn = self._listener.accept()
+            except multiprocessing.AuthenticationError:
+                log.warning("refused a connection to the supervisor socket: wrong authkey")
+                continue
+            except (OSError, EOFError):
+                if self.stop.is_set() or self._listener is None:
+                    return
+                continue
+            client = _Client(conn, owner=False)
+            client.send(P.Hello(os.getpid(), self.data_dir))
+            self.clients.append(client)
+
+    def _read_commands(self, timeout: float) -> None:
+        conns = {c.conn: c for c in self.clients if c.alive}
+        if not conns:
+            self.stop.wait(timeout)
+            return
+        try:
+            ready = multiprocessing.connection.wait(list(conns), timeout)
+        except OSError:
+            ready = []
+        for conn in ready:
+            client = conns[conn]  # type: ignore[index]
+            try:
+                while client.alive and conn.poll():  # type: ignore[union-attr]
+                    self._command(client, conn.recv())  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                client.alive = False
+        self.clients = [c for c in self.clients if c.alive or c.owner]
+
+    def _command(self, client: _Client, msg: Any) -> None:
+        q = self.q
+        if isinstance(msg, P.Shutdown):
+            self.stop.set()
+        elif isinstance(msg, P.Detach):
+            client.alive = False
+        elif isinstance(msg, P.Pause):
+            for i in msg.ids:
+                q.transition(i, "paused", ["queued", "active"])
+        elif isinstance(msg, P.Resume):
+            for i in msg.ids:
+                q.transition(i, "queued", ["paused"])
+        elif isinstance(msg, P.Retry):
+            for i in msg.ids:
+                q.transition(i, "queued", ["failed", "canceled"], error=None)
+        elif isinstance(msg, P.Remove):
+            for i in msg.ids:
+                if i in self.running:
+                    q.transition(
+                        i, "canceled", ["active", "queued", "paused"], info={"delete_file": msg.delete_file}
+                    )
+                else:
+                    self._remove_files(i, msg.delete_file)
+                    q.delete(i)
+                    self._broadcast(P.JobChanged(i, "removed"))
+        elif isinstance(msg, P.SetConcurrency):
+            q.update(msg.id, concurrency=max(1, msg.concurrency))
+            if msg.id in self.running:
+                self.running[msg.id].control.concurrency = max(1, msg.concurrency)
+        elif isinstance(msg, P.SetPriority):
+            q.update(msg.id, priority=msg.priority)
+        elif isinstance(msg, P.SetRateLimit):
+            self.rate_limit = max(0, msg.bytes_per_second)
+            self._share_rate()
+        elif isinstance(msg, P.Wake):
+            self._data_version = -1
+        self._reconciled = 0.0
+
+    def _broadcast(self, msg: Any) -> None:
+        for c in self.clients:
+            if c.alive:
+                c.send(msg)
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Bring running jobs in line with the queue, and start what may start."""
+        if self.running:
+            ids = tuple(self.running)
+            marks = ",".join("?" * len(ids))
+            rows = self.q.db.execute(
+                f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids
+            ).fetchall()
+            seen = {row[0]: row for row in rows}
+            for job_id, r in self.running.items():
+                row = seen.get(job_id)
+                state = row[1] if row else "canceled"
+                if state != "active" and not r.cancel.is_set():
+                    r.reason = state
+                    r.cancel.set()
+                if row and row[2]:
+                    r.control.concurrency = int(row[2])
+        if self.stop.is_set():
+            return
+        free = self.settings.max_active - len(self.running)
+        if free <= 0:
+            return
+        for job in self.q.next_runnable(free, exclude=tuple(self.running)):
+            if not self.q.transition(job.id, "active", ["queued"], started=time.time(), error=None):
+                continue
+            r = _Running(job.id, job.display_name)
+            r.control = LiveControl(job.concurrency or self.settings.concurrency)
+            self.running[job.id] = r
+            self._share_rate()
+            r.thread = threading.Thread(
+                target=self._run_job, args=(r, job), name=f"job-{job.id}", daemon=True
+            )
+            r.thread.start()
+            self._broadcast(P.JobChanged(job.id, "active"))
+
+    def _share_rate(self) -> None:
+        share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
+        for r in self.running.values():
+            r.control.rate_limit = share
+
+    def _take_pool(self) -> WorkerPool:
+        with self._pools_lock:
+            if self._pools:
+                return self._pools.pop()
+        return WorkerPool(self.settings.http())
+
+    def _give_pool(self, pool: WorkerPool) -> None:
+        with self._pools_lock:
+            if self.stop.is_set() or len(self._pools) >= self.settings.max_active:
+                pool.close()
+            else:
+                self._pools.append(pool)
+
+    def _run_job(self, r: _Running, job: Any) -> None:
+        store = JobResumeStore(self.data_dir, job.id)
+        pool: WorkerPool | None = None
+        target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
+        options = Options(
+            concurrency=r.control.concurrency,
+            part_size=self.settings.part_size,
+            retries=self.settings.retries,
+            rate_limit=r.control.rate_limit,
+            http=self.settings.http(),
+        )
+
+        def on_probe(probe: Any, path: str) -> None:
+            r.name = os.path.basename(path)
+            store.q.update(
+                job.id,
+                path=path,
+                size=probe.size,
+                info={"headers": probe.headers, "ranges": probe.ranges, "validator": probe.validator},
+            )
+
+        def on_progress(p: Progress) -> None:
+            r.progress = p
+            r.history.append((time.monotonic(), p.done))
+
+        try:
+            pool = self._take_pool()
+            result = download(
+                job.url,
+                target,
+                concurrency=r.control.concurrency,
+                checksum=job.checksums,
+                options=options,
+                progress=on_progress,
+                cancel=r.cancel,
+                pool=pool,
+                store=store,
+                on_probe=on_probe,
+                live=r.control,
+            )
+            self.results.put((r, "done", result))
+        except Cancelled:
+            self.results.put((r, "cancelled", None))
+        except EngineError as e:
+            self.results.put((r, "failed", str(e)))
+        except OSError as e:
+            self.results.put((r, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")))
+        except Exception as e:  # a bug must fail the job, not kill the supervisor
+            log.exception("job %d crashed", job.id)
+            self.results.put((r, "failed", f"internal error: {type(e).__name__}: {e}"))
+        finally:
+            store.close()
+            if pool is not None:
+                self._give_pool(pool)
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                r, kind, payload = self.results.get_nowait()
+            except _queue.Empty:
+                return
+            self.running.pop(r.job_id, None)
+            self._share_rate()
+            q = self.q
+            now = time.time()
+            if kind == "done":
+                res = payload
+                integrity = [
+                    {
+                        "algorithm": o.expected.algorithm,
+                        "source": o.expected.source,
+                        "expected": o.expected.value,
+                        "computed": o.computed,
+                        "ok": o.ok,
+                        "detail": o.detail,
+                    }
+                    for o in res.outcomes
+                ]
+                q.update(
+                    r.job_id,
+                    state="done",
+                    path=res.path,
+                    size=res.size,
+                    bytes_done=res.size,
+                    verdict=res.verdict,
+                    integrity=integrity,
+                    finished=now,
+                    error=None,
+                    resume=None,
+                )
+                q.log_event(r.job_id, "done", f"saved {res.path} ({res.verdict}, crc32c {res.crc32c})")
+                self.done += 1
+                self._broadcast(P.JobChanged(r.job_id, "done", res.verdict))
+            elif kind == "failed":
+                job = q.get(r.job_id)
+                verdict = "mismatch" if "checksum mismatch" in payload else job.verdict
+                q.update(
+                    r.job_id,
+                    state="failed",
+                    error=payload,
+                    attempts=job.attempts + 1,
+                    finished=now,
+                    verdict=verdict,
+                )
+                q.log_event(r.job_id, "error", payload)
+                self.failed += 1
+                self._broadcast(P.JobChanged(r.job_id, "failed", payload))
+            else:
+                self._stopped(r)
+
+    def _stopped(self, r: _Running) -> None:
+        q = self.q
+        try:
+            job = q.get(r.job_id)
+        except QueueError:
+            return
+        if job.state == "canceled":
+            self._remove_files(r.job_id, bool(job.info.get("delete_file")))
+            q.delete(r.job_id)
+            self._broadcast(P.JobChanged(r.job_id, "removed"))
+        elif job.state == "active":
+            q.transition(r.job_id, "queued", ["active"])
+            self._broadcast(P.JobChanged(r.job_id, "queued"))
+        else:
+            self._broadcast(P.JobChanged(r.job_id, job.state))
+
+    def _remove_files(self, job_id: int, delete_file: bool) -> None:
+        """A removed job leaves nothing partial behind; its finished file goes only when asked."""
+        try:
+            job = self.q.get(job_id)
+        except QueueError:
+            return
+        if not job.path:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part_path(job.path))
+        if delete_file and job.state == "done":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.path)
+
+    def _drain_logs(self) -> None:
+        while True:
+            try:
+                job_id, level, message = self.logs.get_nowait()
+            except _queue.Empty:
+                return
+            if job_id is not None and level >= logging.INFO:
+                with contextlib.suppress(QueueError):
+                    self.q.log_event(job_id, "warning" if level >= logging.WARNING else "info", message)
+            if level >= logging.INFO:
+                prefix = f"job {job_id}: " if job_id is not None else ""
+                self._broadcast(P.LogLine(level, prefix + message))
+
+    def _snapshot(self) -> P.Snapshot:
+        jobs = []
+        total = 0.0
+        for r in self.running.values():
+            p = r.progress
+            rate = _rate(r.history)
+            total += rate
+            if p is None:
+                jobs.append(P.LiveJob(r.job_id, r.name, None, 0, 0.0, 0, r.control.concurrency, 0, 0, 0))
+                continue
+            jobs.append(
+                P.LiveJob(
+                    r.job_id,
+                    r.name,
+                    p.size,
+                    p.done,
+                    rate,
+                    p.connections,
+                    r.control.concurrency,
+                    p.parts_done,
+                    p.parts_total,
+                    p.retries,
+                    tuple(p.segments),
+                )
+            )
+        return P.Snapshot(time.time(), tuple(jobs), total, self.rate_limit)
+
+
+def _rate(history: collections.deque[tuple[float, int]], window: float = 2.0) -> float:
+    """Bytes per second over the last `window` seconds of progress samples."""
+    if len(history) < 2:
+        return 0.0
+    t1, d1 = history[-1]
+    if time.monotonic() - t1 > window:
+        return 0.0
+    t0, d0 = next((t, d) for t, d in history if t1 - t <= window)
+    return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def supervisor_main(
+    data_dir: str,
+    settings: Settings,
+    owner: multiprocessing.connection.Connection | None,
+    once: bool,
+    level: int,
+) -> None:
+    """Entry point of the supervisor process."""
+    logging.basicConfig(level=level)
+    logging.getLogger().handlers.clear()  # records go to front ends as LogLines
+    logging.getLogger().setLevel(level)
+    sup = Supervisor(data_dir, settings, once=once)
+
+    def stop(_sig: int, _frame: object) -> None:
+        sup.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    raise SystemExit(sup.serve(owner))
+
+
+def spawn(
+    data_dir: str, settings: Settings, once: bool = False
+) -> tuple[Any, multiprocessing.connection.Connection]:
+    """Start a supervisor process; returns it and the front end's end of the Pipe."""
+    parent, child = SPAWN.Pipe(duplex=True)
+    proc = SPAWN.Process(
+        target=supervisor_main,
+        args=(data_dir, settings, child, once, logging.INFO),
+        name="getm-supervisor",
+        daemon=False,
+    )
+    proc.start()
+    child.close()
+    return proc, parent
+
+
+def attach(data_dir: str) -> multiprocessing.connection.Connection:
+    """Connect to the supervisor already running this queue (raises OSError if none listens)."""
+    return multiprocessing.connection.Client(
+        socket_path(data_dir), family="AF_UNIX", authkey=authkey(data_dir)
+    )
