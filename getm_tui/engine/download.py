@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
+from typing import Any
 
 import crc32c as _crc32c
 import requests
@@ -60,6 +61,9 @@ class Options:
     rate_limit: float | None = None
     max_restarts: int = 3
     http: http.HTTPSettings = field(default_factory=http.HTTPSettings)
+    # Anything with `concurrency` and `rate_limit` attributes, read on every turn of the download loop,
+    # so a front end can change them while the download runs.
+    live: Any = None
 
 
 @dataclass
@@ -107,15 +111,16 @@ def download(
     pool: WorkerPool | None = None,
     store: control.ResumeStore | None = None,
     on_probe: Callable[[http.Probe, str], None] | None = None,
+    live: Any = None,
 ) -> Result:
     """Download `url` to `path` (a file, or an existing directory; default the current directory).
 
     Raises UsageError for bad input, Cancelled when `cancel` is set (progress is kept for a resume),
     IntegrityError on a checksum mismatch (nothing reaches the final name) and DownloadError otherwise.
     """
-    opts = replace(
-        options or Options(), concurrency=concurrency, overwrite=overwrite or (options or Options()).overwrite
-    )
+    base = options or Options()
+    opts = replace(base, concurrency=concurrency, overwrite=overwrite or base.overwrite)
+    opts.live = live or base.live
     url = validate(url)
     expected_user = expected_from(checksum)
     directory, fixed_name = _split_target(path)
@@ -180,16 +185,24 @@ def _split_target(path: str | None) -> tuple[str, str | None]:
 def _choose_target(
     directory: str, name: str, url: str, opts: Options, store: control.ResumeStore | None
 ) -> str:
+    """The target path, with its `.getm-part` reserved (O_EXCL) so no other download can take the name.
+
+    Our own partial download of the same URL is resumed in place; an existing file is never clobbered
+    without `overwrite`; two downloads racing for one name get different names.
+    """
     candidate = os.path.join(directory, name)
-    if store is not None:
-        return candidate  # the queue chose the name and keeps the resume record
     if os.path.exists(part_path(candidate)):
-        rec = control.ControlFile(control_path(candidate)).load()
+        rec = (store or control.ControlFile(control_path(candidate))).load()
         if rec and rec.get("url") == control.url_key(url):
             return candidate  # our own partial download: resume it
-    if opts.overwrite and not os.path.exists(part_path(candidate)):
-        return candidate
-    return free_name(candidate)
+    if not (opts.overwrite and not os.path.exists(part_path(candidate))):
+        candidate = free_name(candidate)
+    while True:
+        try:
+            os.close(os.open(part_path(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return candidate
+        except FileExistsError:
+            candidate = free_name(candidate)
 
 
 def _with_retries(
@@ -519,7 +532,7 @@ def _parallel(
 ) -> tuple[list[plan.Part], int, int]:
     transfer = start_transfer(pool, probe, parts, sink, verifier, opts, save)
     try:
-        run(transfer, progress, cancel)
+        run(transfer, progress, cancel, opts.live)
         return transfer.parts, transfer.connections, transfer.total_retries
     finally:
         transfer.close()
@@ -593,15 +606,21 @@ def _fit(parts: list[plan.Part], slot: int) -> list[plan.Part]:
 
 
 def run(
-    transfer: Transfer, progress: Callable[[Progress], None] | None, cancel: threading.Event | None
+    transfer: Transfer,
+    progress: Callable[[Progress], None] | None,
+    cancel: threading.Event | None,
+    live: Any = None,
 ) -> None:
-    """Drive one transfer to its end on its pool (the library's loop; the supervisor has its own)."""
+    """Drive one transfer to its end on its pool."""
     pool = transfer.pool
     last = 0.0
     try:
         while not transfer.finished:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
+            if live is not None:
+                transfer.set_connections(live.concurrency)
+                transfer.rate = live.rate_limit
             wait = transfer.schedule()
             for w, msg in pool.wait(min(wait, 0.1)):
                 if w.owner is transfer:

@@ -99,6 +99,9 @@ class Transfer:
         self.block = block
         self.slots = slots
         self.block_id = pool.attach(block.fd, block.size)
+        # Workers write what they read themselves: the writes spread over their processes and this one
+        # is left with hashing in order.
+        self.file_id = pool.attach(sink.fd, None) if sink is not None else None
         self.verifier = verifier
         self.sink = sink
         self.connections = connections
@@ -234,6 +237,8 @@ class Transfer:
             range_first=range_first,
             validator=probe.validator,
             rate=(self.rate / max(1, self.connections)) if self.rate else None,
+            file_id=self.file_id,
+            file_offset=p.start,
         )
         self._next_task += 1
         p.state = "active"
@@ -247,6 +252,19 @@ class Transfer:
         self.verifier.reset()
         if self.sink:
             self.sink.truncate()
+
+    def set_connections(self, n: int) -> None:
+        """Change how many connections this download uses, while it runs (a front end's + and -)."""
+        if self.stream or self.failure is not None:
+            return
+        n = max(1, min(n, self.slots.count))
+        if n == self.connections:
+            return
+        self.connections = n
+        self.pool.grow(n)
+        active = sorted(self.tasks.items(), key=lambda item: item[1][1].index, reverse=True)
+        for tid, (w, _p, _t) in active[: max(0, len(active) - n)]:
+            self.pool.send(w, ("cancel", tid))  # the part keeps its progress and goes back to pending
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -306,6 +324,10 @@ class Transfer:
         if what == "fatal":
             self.failure = DownloadError(message)
             return
+        if what == "nospace":
+            where = self.sink.path if self.sink is not None else "the target"
+            self.failure = NoSpaceError(f"no space left on device writing {where}")
+            return
         if what in ("changed", "noranges"):
             # Not raised here: handle() runs inside a batch of worker messages, and raising would drop
             # the rest of the batch (a lost "done" leaves a task that never answers its cancel).
@@ -328,7 +350,7 @@ class Transfer:
         if p.attempts and gained:
             p.attempts = 0  # progress since the last failure: a flaky server still gets us there
         for view, rel in self._ring(task, p.done, pos):
-            if self.sink is not None:
+            if self.sink is not None and task.file_id is None:
                 self.sink.write(p.start + rel, view)
             p.crc = _crc32c.crc32c(view, p.crc)
         p.done = pos
@@ -440,3 +462,5 @@ class Transfer:
             return
         self._closed = True
         self.pool.detach(self.block_id)
+        if self.file_id is not None:
+            self.pool.detach(self.file_id)

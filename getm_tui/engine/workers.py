@@ -10,6 +10,7 @@ pipe closes, so a dead coordinator leaves no orphans.
 
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import multiprocessing
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 REPORT_EVERY = 1024 * 1024
+REPORT_SECONDS = 0.1  # also report (and look for cancels) this often on slow connections
 SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -57,6 +59,8 @@ class Task:
     range_first: int | None
     validator: str | None
     rate: float | None = None
+    file_id: int | None = None  # when set, the worker writes what it reads at file_offset + position
+    file_offset: int = 0
 
 
 class _Cancel(Exception):
@@ -71,6 +75,7 @@ class _Worker:
         self.settings = settings
         self.session = http.make_session(settings, pool_size=2)
         self.blocks: dict[int, tuple[int, mmap.mmap, memoryview]] = {}
+        self.files: dict[int, int] = {}
         self.credit: dict[int, int] = {}
         self.cancelled: set[int] = set()
 
@@ -89,9 +94,14 @@ class _Worker:
             self._run_task(msg[1])
         elif kind == "attach":
             fd = reduction.recv_handle(self.conn)
-            m = mmap.mmap(fd, msg[2])
-            self.blocks[msg[1]] = (fd, m, memoryview(m))
+            if msg[2] is None:
+                self.files[msg[1]] = fd
+            else:
+                m = mmap.mmap(fd, msg[2])
+                self.blocks[msg[1]] = (fd, m, memoryview(m))
         elif kind == "detach":
+            if msg[1] in self.files:
+                os.close(self.files.pop(msg[1]))
             entry = self.blocks.pop(msg[1], None)
             if entry:
                 fd, m, view = entry
@@ -137,6 +147,8 @@ class _Worker:
             self.conn.send(("error", task.task_id, "fatal", str(e), None, self._last))
         except _Changed as e:
             self.conn.send(("error", task.task_id, e.kind, str(e), None, self._last))
+        except _NoSpace as e:
+            self.conn.send(("error", task.task_id, "nospace", str(e), None, self._last))
         except (
             OSError,
             requests.RequestException,
@@ -175,13 +187,13 @@ class _Worker:
         return resp
 
     def _read(self, task: Task, resp: requests.Response) -> int:
-        fp = getattr(resp.raw, "_fp", None)
-        readinto = fp.readinto if fp is not None and hasattr(fp, "readinto") else resp.raw.readinto
+        readinto = _readinto(resp)
         view = self.blocks[task.block_id][2]
+        out = self.files[task.file_id] if task.file_id is not None else -1
         pos = reported = task.start
         end = task.end
         tid = task.task_id
-        started = time.monotonic()
+        started = reported_at = time.monotonic()
         while end is None or pos < end:
             credit = self.credit[tid]
             while pos >= credit:
@@ -203,11 +215,15 @@ class _Worker:
                 raise Retryable(
                     f"short read: connection closed after {pos - task.start} of {end - task.start} bytes"
                 )
+            if out >= 0:
+                _write(out, view[at : at + got], task.file_offset + pos)
             pos += got
             self._last = pos  # these bytes are in the ring: a fault after them must not throw them away
-            if pos - reported >= REPORT_EVERY or pos == end:
+            now = time.monotonic()
+            if pos - reported >= REPORT_EVERY or pos == end or now - reported_at >= REPORT_SECONDS:
                 self._report(tid, pos, reported)
                 reported = pos
+                reported_at = now
                 self._last = pos
                 self._poll()
                 if tid in self.cancelled:
@@ -230,6 +246,54 @@ class _Worker:
         self._poll()
 
     _last = 0
+
+
+class _NoSpace(Exception):
+    pass
+
+
+def _write(fd: int, data: memoryview, offset: int) -> None:
+    try:
+        while data:
+            n = os.pwrite(fd, data, offset)
+            data = data[n:]
+            offset += n
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _NoSpace("no space left on device") from None
+        raise
+
+
+def _readinto(resp: requests.Response) -> Any:
+    """A readinto that returns what one socket read gives (up to the buffer), not a full buffer.
+
+    http.client's readinto blocks until the whole buffer is filled, so on a slow link progress and
+    cancels would wait for a full chunk. For a body of known length we read with the buffered reader's
+    readinto1 and keep http.client's own bookkeeping (length left, closing at the end) as it would.
+    Chunked or close-delimited bodies keep http.client's readinto, which knows their framing.
+    """
+    hr = getattr(resp.raw, "_fp", None)
+    if hr is None:
+        return resp.raw.readinto
+    fp = getattr(hr, "fp", None)
+    if getattr(hr, "chunked", True) or getattr(hr, "length", None) is None or not hasattr(fp, "readinto1"):
+        return hr.readinto
+
+    def readinto(b: memoryview) -> int:
+        if hr.fp is None:
+            return 0
+        if len(b) > hr.length:
+            b = b[: hr.length]
+        n = hr.fp.readinto1(b)
+        if not n and b:
+            hr._close_conn()
+            return 0
+        hr.length -= n
+        if not hr.length:
+            hr._close_conn()
+        return n
+
+    return readinto
 
 
 class _Changed(Exception):
@@ -265,7 +329,7 @@ class WorkerPool:
     def __init__(self, settings: http.HTTPSettings, size: int = 0) -> None:
         self.settings = settings
         self.workers: list[WorkerHandle] = []
-        self.blocks: dict[int, tuple[int, int]] = {}
+        self.blocks: dict[int, tuple[int, int | None]] = {}
         self._next_block = 1
         self._closed = False
         self.grow(size)
@@ -290,11 +354,12 @@ class WorkerPool:
             self._send_block(handle, block_id, fd, size)
         return handle
 
-    def _send_block(self, handle: WorkerHandle, block_id: int, fd: int, size: int) -> None:
+    def _send_block(self, handle: WorkerHandle, block_id: int, fd: int, size: int | None) -> None:
         handle.conn.send(("attach", block_id, size))
         reduction.send_handle(handle.conn, fd, handle.process.pid)
 
-    def attach(self, fd: int, size: int) -> int:
+    def attach(self, fd: int, size: int | None) -> int:
+        """Hand a descriptor to every worker: a shared-memory block to map, or (size None) a file to write."""
         block_id = self._next_block
         self._next_block += 1
         self.blocks[block_id] = (fd, size)
