@@ -335,6 +335,25 @@ class _GetDisplay:
         )
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    """`getm-tui` with no verb: the Textual app on the persistent queue."""
+    import os
+
+    from getm_tui.app import GetmApp
+    from getm_tui.verbs import data_dir
+
+    settings = load(getattr(args, "config", None))
+    directory = data_dir(args)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    logging.getLogger().handlers.clear()  # the app's screen is the terminal: no log lines on it
+    app = GetmApp(directory, settings)
+    try:
+        return app.run() or 0
+    finally:
+        if app.link is not None:
+            app.link.close()  # after a crash too: a supervisor we started must not outlive us
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"getm-tui: {message}\n")
     return code
@@ -343,10 +362,9 @@ def _fail(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.verb:
-        parser.print_usage(sys.stderr)
-        return EXIT_USAGE
     _setup_logging(args.verbose)
+    if not args.verb:
+        args.func = _cmd_app
     try:
         return int(args.func(args))
     except ConfigError as e:

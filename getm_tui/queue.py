@@ -281,6 +281,15 @@ class Queue:
             for row in rows:
                 yield _job(row)
 
+    def changed_since(self, since: float) -> list[Job]:
+        """Jobs whose row changed at or after `since` (progress saves don't count: they come live)."""
+        return [
+            _job(r) for r in self._x(f"SELECT {_COLUMNS} FROM jobs WHERE updated >= ? ORDER BY id", (since,))
+        ]
+
+    def ids(self) -> set[int]:
+        return {r[0] for r in self._x("SELECT id FROM jobs")}
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         for state, n in self._x("SELECT state, count(*) FROM jobs GROUP BY state"):

@@ -1,0 +1,221 @@
+"""Turning raw runs into the table, the target checks, the (e) figures, the JSON file and the plot.
+
+Everything here works from the JSON-shaped results dict, so `run.py --report FILE` re-renders an old run
+exactly as it was printed. Medians only: the machine is small and noisy, and a mean would follow the
+outliers."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchlib.cases import SLOW_CONNECTIONS, SLOW_RATE_MIB
+from benchlib.data import GiB, MiB
+
+Results = dict[str, Any]
+
+
+@dataclass
+class Row:
+    """One contender of one case, summarized over its successful runs."""
+
+    label: str
+    ours: bool
+    ok: int
+    failed: int
+    median: float | None
+    low: float | None
+    high: float | None
+    mibs: float | None
+    ratio: float | None = None  # ours / best peer, for our rows
+    cpu_per_gib: float | None = None
+    max_rss_mib: float | None = None
+    tree_pss_mib: float | None = None
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(values) if values else None
+
+
+def summarize(case: Results) -> list[Row]:
+    rows = [_row(c, case["bytes"]) for c in case["contenders"]]
+    peers = [r.median for r in rows if not r.ours and r.median is not None]
+    best = min(peers) if peers else None
+    for r in rows:
+        if r.ours and r.median is not None and best:
+            r.ratio = r.median / best
+    return rows
+
+
+def _row(contender: Results, size: int) -> Row:
+    runs = [r for r in contender["runs"] if r["ok"]]
+    walls = [r["wall"] for r in runs]
+    median = _median(walls)
+    gib = size / GiB
+    pss = _median([r["tree_pss_kib"] for r in runs if r.get("tree_pss_kib")])
+    rss = _median([r["max_rss_kib"] for r in runs])
+    cpu = _median([r["user"] + r["sys"] for r in runs])
+    return Row(
+        label=contender["label"],
+        ours=contender["ours"],
+        ok=len(runs),
+        failed=len(contender["runs"]) - len(runs),
+        median=median,
+        low=min(walls) if walls else None,
+        high=max(walls) if walls else None,
+        mibs=size / MiB / median if median else None,
+        cpu_per_gib=cpu / gib if cpu is not None and gib else None,
+        max_rss_mib=rss / 1024 if rss is not None else None,
+        tree_pss_mib=pss / 1024 if pss is not None else None,
+    )
+
+
+def _f(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: Results) -> str:
+    """The one table: every case and contender, best first within a case."""
+    head = (
+        f"{'case':<4} {'tool':<44} {'ok':>5} {'median s':>9} {'min s':>8} {'max s':>8} {'MiB/s':>8} "
+        f"{'ours/best peer':>15}"
+    )
+    lines = [head, "-" * len(head)]
+    for case in results["cases"]:
+        rows = sorted(summarize(case), key=lambda r: (r.median is None, r.median or 0))
+        for r in rows:
+            mark = "*" if r.ours else " "
+            ok = f"{r.ok}/{r.ok + r.failed}"
+            lines.append(
+                f"{case['key']:<4} {mark}{r.label:<43} {ok:>5} {_f(r.median, '.3f'):>9} "
+                f"{_f(r.low, '.3f'):>8} {_f(r.high, '.3f'):>8} {_f(r.mibs, '.1f'):>8} "
+                f"{_f(r.ratio, '.3f'):>15}"
+            )
+        lines.append("")
+    lines.append("* = getm-tui; ratio below 1.0 means getm-tui leads the best peer")
+    return "\n".join(lines)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "MISSED")
+
+
+def _peer(rows: list[Row], prefix: str) -> Row | None:
+    return next((r for r in rows if not r.ours and r.label.startswith(prefix) and r.median), None)
+
+
+def targets(results: Results) -> str:
+    """The issue's targets, one line each, with the numbers behind the verdict."""
+    by_key = {c["key"]: summarize(c) for c in results["cases"]}
+    lines = ["targets:"]
+    for r in (x for x in by_key.get("a", []) if x.ours):
+        lines.append(
+            f"  (a) {r.label}: ours/best peer = {_f(r.ratio, '.3f')} (<= 1.0) {_verdict(_le(r.ratio, 1.0))}"
+        )
+    for r in (x for x in by_key.get("b", []) if x.ours):
+        ideal = SLOW_CONNECTIONS * SLOW_RATE_MIB
+        share = r.mibs / ideal if r.mibs else None
+        ok = None if r.ratio is None or share is None else (r.ratio <= 1.0 and share >= 0.9)
+        lines.append(
+            f"  (b) {r.label}: ours/best peer = {_f(r.ratio, '.3f')} (<= 1.0), {_f(r.mibs, '.1f')} MiB/s = "
+            f"{_f(share and share * 100, '.0f')}% of the ideal {ideal} MiB/s (>= 90%) {_verdict(ok)}"
+        )
+    for key, factor in (("c", 1.0), ("d", 0.5)):
+        rows = by_key.get(key, [])
+        aria = _peer(rows, "aria2c")
+        for r in (x for x in rows if x.ours):
+            vs = r.median / aria.median if aria and r.median and aria.median else None
+            lines.append(
+                f"  ({key}) {r.label}: ours/aria2c = {_f(vs, '.3f')} (<= {factor}) "
+                f"{_verdict(_le(vs, factor))}" + ("" if aria else "  [aria2c not measured]")
+            )
+    return "\n".join(lines)
+
+
+def _le(value: float | None, limit: float) -> bool | None:
+    return None if value is None else value <= limit
+
+
+def resources(results: Results) -> str:
+    """(e): CPU per GiB and peak memory for case (a)'s contenders (getm-tui -c 8 is left out, as in the
+    issue). %M is the largest single process; tree PSS is the sampled peak of the whole tree."""
+    case = next((c for c in results["cases"] if c["key"] == "a"), None)
+    if case is None:
+        return "(e) not measured: it is taken from case (a)'s runs"
+    head = f"{'tool':<44} {'CPU s/GiB':>10} {'max RSS MiB (1 proc)':>21} {'tree PSS MiB':>13}"
+    lines = ["(e) CPU (user+sys, children included) per GiB and peak memory, case (a)", head, "-" * len(head)]
+    for r in summarize(case):
+        if r.ours and r.label != "getm-tui -c 4":
+            continue
+        mark = "*" if r.ours else " "
+        lines.append(
+            f"{mark}{r.label:<43} {_f(r.cpu_per_gib, '.2f'):>10} {_f(r.max_rss_mib, '.1f'):>21} "
+            f"{_f(r.tree_pss_mib, '.1f'):>13}"
+        )
+    lines.append(
+        "max RSS is GNU time's %M: the largest single process, not the sum over a multi-process tool;\n"
+        "tree PSS sums every process's proportional set size (shared memory split between its users),\n"
+        "sampled every 50 ms from /proc (a floor: peaks between samples are missed). Server CPU excluded."
+    )
+    return "\n".join(lines)
+
+
+def notes(results: Results) -> str:
+    lines = []
+    for case in results["cases"]:
+        lines.extend(f"({case['key']}) {n}" for n in case.get("notes", []))
+    lines.extend(f"skipped: {s}" for s in results.get("skipped", []))
+    lines.append("(f) the app's responsiveness: not measured yet")
+    return "\n".join(lines)
+
+
+def render(results: Results) -> str:
+    head = (
+        f"getm-tui benchmark {results['started']}  repeat={results['repeat']}  quick={results['quick']}  "
+        f"target={results['target_dir']} ({results['target_fs']})"
+    )
+    if results.get("interrupted"):
+        head += "  [INTERRUPTED: partial results]"
+    return "\n\n".join([head, table(results), targets(results), resources(results), notes(results)])
+
+
+def write_json(results: Results, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{results['started'].replace(':', '-')}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return path
+
+
+def plot(results: Results, path: Path) -> str:
+    """A bar chart per case (median seconds, min..max whiskers, getm-tui highlighted). matplotlib is
+    imported here only, so the harness runs without it; the message says what happened."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return f"--plot: matplotlib is not installed (pip install matplotlib); {path} not written"
+    cases = results["cases"]
+    fig, axes = plt.subplots(
+        len(cases), 1, figsize=(9, 2.2 + 0.45 * sum(len(c["contenders"]) for c in cases))
+    )
+    for ax, case in zip([axes] if len(cases) == 1 else axes, cases, strict=True):
+        rows = [r for r in summarize(case) if r.median is not None]
+        ys = range(len(rows))
+        err = [[r.median - r.low for r in rows], [r.high - r.median for r in rows]]  # type: ignore[operator]
+        colors = ["tab:orange" if r.ours else "tab:gray" for r in rows]
+        ax.barh(list(ys), [r.median for r in rows], xerr=err, color=colors, capsize=3)
+        ax.set_yticks(list(ys), [r.label for r in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"({case['key']}) {case['title']}", fontsize=9)
+        ax.set_xlabel("seconds (median, min..max)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plot written to {path}"

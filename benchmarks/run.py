@@ -1,0 +1,356 @@
+"""Benchmark getm-tui against curl, wget2, aria2c, axel and getm 0.0.5 on a private local nginx.
+
+    python benchmarks/run.py [--cases a,b,c,d,e] [--repeat N] [--plot out.png] [--quick] [--target-dir DIR]
+
+Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
+machine's noise falls on all of them alike; every run writes into a fresh directory on the same target
+filesystem, is checked (exit code, sizes; md5 on the last repetition) and deleted, and the page cache's
+dirty pages are synced before the next run starts. See benchmarks/README.md for what each case measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchlib import install, report
+from benchlib.cases import Case, Contender, Tools, build_cases, out_dir, warm_up_case
+from benchlib.data import Dataset, Sizes, make_dataset, md5_of
+from benchlib.measure import Measurement, run_measured
+from benchlib.server import Nginx
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+ALL_CASES = "a,b,c,d,e"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", default=ALL_CASES, help=f"comma-separated subset of {ALL_CASES} (default: all)")
+    p.add_argument("--repeat", type=int, default=None, help="repetitions per tool (default 5, --quick 2)")
+    p.add_argument("--quick", action="store_true", help="2 repetitions, smaller files: a smoke run")
+    p.add_argument("--plot", type=Path, help="write a PNG bar chart here (needs matplotlib)")
+    p.add_argument("--target-dir", type=Path, help="where the tools write (default: a temp dir under /tmp)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before one run is killed")
+    p.add_argument("--no-getm", action="store_true", help="skip installing and running getm 0.0.5")
+    p.add_argument("--report", type=Path, metavar="JSON", help="print (and --plot) an earlier results file")
+    p.add_argument("--serve", action="store_true", help="only serve the data (for profiling) until Ctrl-C")
+    args = p.parse_args(argv)
+    args.cases = [k.strip() for k in args.cases.split(",") if k.strip()]
+    unknown = sorted(set(args.cases) - set(ALL_CASES.split(",")) - {"f"})
+    if unknown:
+        p.error(f"unknown case(s): {', '.join(unknown)}")
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 5
+    return args
+
+
+# -- environment -----------------------------------------------------------------------------------------
+
+
+def find_tools(work: Path, skipped: list[str], with_getm: bool) -> Tools:
+    """Every tool, installed if missing; a peer that cannot be had is recorded in `skipped`."""
+
+    def need(name: str) -> str | None:
+        path = install.ensure_binary(name, log)
+        if path is None:
+            skipped.append(f"{name} (could not be installed)")
+        return path
+
+    getm = install.ensure_getm_peer(work / "getm-venv", log) if with_getm else None
+    if with_getm and getm is None:
+        skipped.append("getm 0.0.5 (pip install failed)")
+    return Tools(
+        getm_tui=install.getm_tui_binary(),
+        curl=need("curl"),
+        wget2=need("wget2"),
+        aria2c=need("aria2c"),
+        axel=need("axel"),
+        getm=getm,
+    )
+
+
+def tool_versions(tools: Tools) -> dict[str, str]:
+    argvs = {
+        "getm-tui": [tools.getm_tui, "--version"],
+        "curl": [tools.curl, "--version"],
+        "wget2": [tools.wget2, "--version"],
+        "aria2c": [tools.aria2c, "--version"],
+        "axel": [tools.axel, "--version"],
+    }
+    found = {name: install.version_of(argv) for name, argv in argvs.items() if argv[0]}  # type: ignore[misc]
+    if tools.getm:
+        found["getm"] = "0.0.5"
+    return found
+
+
+# Python settings of the calling shell that a user's install would not have: without a bytecode cache
+# every getm-tui process (coordinator and each spawned worker) compiles its modules at every start.
+DROPPED_PYTHON_VARS = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONPYCACHEPREFIX")
+
+
+def _dropped(name: str) -> bool:
+    return name.startswith("GETM_TUI_") or "proxy" in name.lower() or name in DROPPED_PYTHON_VARS
+
+
+def base_env(work: Path) -> dict[str, str]:
+    """The environment for every tool: no proxies (all traffic stays on 127.0.0.1); getm-tui reading an
+    empty config file, so a user's config or GETM_TUI_* variables cannot change what is measured; and
+    Python tools keeping their bytecode under the temp dir (PYTHONPYCACHEPREFIX), so they run from a
+    cache as an installed program would, without writing into the source tree."""
+    env = {k: v for k, v in os.environ.items() if not _dropped(k)}
+    config = work / "getm-tui.toml"
+    config.write_text("")
+    env.update(
+        {
+            "GETM_TUI_CONFIG": str(config),
+            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+            "no_proxy": "*",
+            "NO_PROXY": "*",
+        }
+    )
+    return env
+
+
+def filesystem_of(path: Path) -> str:
+    """`fstype device` of the mount holding `path`: results on tmpfs and on disk are not comparable."""
+    best, found = "", "?"
+    real = str(path.resolve())
+    with open("/proc/mounts") as f:
+        for line in f:
+            device, mount, fstype, *_ = line.split()
+            if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, found = mount, f"{fstype} on {device}"
+    return found
+
+
+# -- running ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    """Runs contenders into fresh directories under `target` and checks what they wrote."""
+
+    target: Path
+    scratch: Path
+    env: dict[str, str]
+    timeout: float
+
+    def run(self, case: Case, contender: Contender, rep: int, check_md5: bool) -> dict[str, Any]:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{case.key}-r{rep}-", dir=self.target))
+        try:
+            out_dir(run_dir).mkdir()
+            inv = contender.build(run_dir)
+            m = run_measured(
+                inv.argv,
+                self.scratch,
+                {**self.env, **inv.env},
+                cwd=inv.cwd,
+                timeout=self.timeout,
+                sample_tree=case.sample_tree,
+            )
+            error = check(case, contender, run_dir, m, check_md5)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.sync()  # the next tool must not pay for this one's writeback
+        return {"rep": rep, "ok": error is None, "error": error, "md5_checked": check_md5, **m.to_json()}
+
+
+def check(case: Case, contender: Contender, run_dir: Path, m: Measurement, with_md5: bool) -> str | None:
+    """Why the run does not count, or None: exit code, every file's size, the pipeline's printed md5, and
+    (on the last repetition) every file's md5."""
+    if m.returncode != 0:
+        return f"exit {m.returncode}: {m.stderr_tail[-300:]}"
+    if contender.stdout_md5 and contender.stdout_md5 not in m.stdout:
+        return f"printed md5 differs: {m.stdout.strip()[:80]}"
+    out = out_dir(run_dir)
+    for f in case.files:
+        path = out / f.name
+        if not path.is_file():
+            return f"missing {f.name}"
+        if path.stat().st_size != f.size:
+            return f"{f.name}: {path.stat().st_size} bytes, expected {f.size}"
+    if with_md5:
+        for f in case.files:
+            if md5_of(out / f.name) != f.md5:
+                return f"{f.name}: md5 differs"
+    return None
+
+
+def rotated(items: tuple[Contender, ...], by: int) -> list[Contender]:
+    """The round-robin order for one repetition, started one place later each time, so no tool always
+    runs right after the same other one (or first, on a cold machine)."""
+    k = by % len(items) if items else 0
+    return [*items[k:], *items[:k]]
+
+
+def warm_up(case: Case, runner: Runner) -> None:
+    log("\n== warm-up (untimed): fills the Python tools' bytecode cache and the page cache")
+    for contender in case.contenders:
+        result = runner.run(case, contender, -1, check_md5=False)
+        status = "ok" if result["ok"] else f"FAILED: {result['error']}"
+        log(f"  {contender.label:<47} {result['wall']:8.3f} s  {status}")
+
+
+def run_case(case: Case, runner: Runner, repeat: int, record: dict[str, Any]) -> None:
+    """All repetitions of one case, filling `record` as runs finish (so Ctrl-C keeps what was done)."""
+    log(f"\n== ({case.key}) {case.title}: {len(case.contenders)} tools x {repeat}")
+    slots = {c.label: c_rec for c, c_rec in zip(case.contenders, record["contenders"], strict=True)}
+    for rep in range(repeat):
+        for contender in rotated(case.contenders, rep):
+            result = runner.run(case, contender, rep, check_md5=rep == repeat - 1)
+            slots[contender.label]["runs"].append(result)
+            status = "ok" if result["ok"] else f"FAILED: {result['error']}"
+            log(f"  r{rep} {contender.label:<44} {result['wall']:8.3f} s  {status}")
+
+
+def case_record(case: Case) -> dict[str, Any]:
+    return {
+        "key": case.key,
+        "title": case.title,
+        "bytes": case.total_bytes,
+        "files": len(case.files),
+        "notes": list(case.notes),
+        "contenders": [
+            {"label": c.label, "ours": c.ours, "command": shlex.join(c.build(Path("RUN")).argv), "runs": []}
+            for c in case.contenders
+        ],
+    }
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM takes the same path as Ctrl-C, so nginx and the temp dirs are cleaned up either way."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def prepare_data(work: Path, quick: bool) -> Dataset:
+    sizes = Sizes.quick() if quick else Sizes.full()
+    log(
+        f"writing data: {sizes.big >> 20} MiB, {sizes.medium >> 20} MiB, "
+        f"{sizes.small_count} x {sizes.small_size >> 10} KiB"
+    )
+    return make_dataset(work / "www", sizes)
+
+
+def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[str, Any]) -> None:
+    skipped: list[str] = results["skipped"]
+    nginx_bin = install.ensure_binary("nginx", log)
+    if nginx_bin is None:
+        raise SystemExit("nginx is needed and could not be installed")
+    tools = find_tools(work, skipped, with_getm=not args.no_getm)
+    results["versions"] = tool_versions(tools)
+    data = prepare_data(work, args.quick)
+    with Nginx(nginx_bin, work / "nginx", data.root) as server:
+        log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
+        cases = build_cases(args.cases, tools, data, server.url, work)
+        runner = Runner(target, work / "scratch", base_env(work), args.timeout)
+        warm_up(warm_up_case(tools, data, server.url, work), runner)
+        for case in cases:
+            record = case_record(case)
+            results["cases"].append(record)
+            run_case(case, runner, args.repeat, record)
+
+
+def serve(args: argparse.Namespace, work: Path) -> None:
+    """The benchmark's server and data without the runs, for profiling one tool by hand on the same
+    files (`py-spy record -- getm-tui get URL ...`)."""
+    nginx_bin = install.ensure_binary("nginx", log)
+    if nginx_bin is None:
+        raise SystemExit("nginx is needed and could not be installed")
+    data = prepare_data(work, args.quick)
+    with Nginx(nginx_bin, work / "nginx", data.root) as server:
+        log(f"big:    {server.url(data.big.rel)}  md5 {data.big.md5}")
+        log(f"medium: {server.url('slow/' + data.medium.rel)}  md5 {data.medium.md5}")
+        log(f"small:  {server.url(data.small[0].rel)} ... ({len(data.small)} files)")
+        log("serving until Ctrl-C")
+        while True:
+            signal.pause()
+
+
+def new_results(args: argparse.Namespace, target: Path) -> dict[str, Any]:
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "repeat": args.repeat,
+        "quick": args.quick,
+        "cases_asked": args.cases,
+        "target_dir": str(target),
+        "target_fs": filesystem_of(target),
+        "host": {"nproc": os.cpu_count(), "kernel": os.uname().release, "python": sys.version.split()[0]},
+        "python_tools": "bytecode cached under the temp dir (PYTHONPYCACHEPREFIX), warmed by an untimed run",
+        "skipped": [],
+        "cases": [],
+        "interrupted": False,
+    }
+
+
+def finish(results: dict[str, Any], plot_to: Path | None, write: bool) -> None:
+    log("\n" + report.render(results))
+    if write:
+        log(f"\nraw results: {report.write_json(results, RESULTS_DIR)}")
+    if plot_to:
+        log(report.plot(results, plot_to))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        import json
+
+        finish(json.loads(args.report.read_text()), args.plot, write=False)
+        return 0
+    _sigterm_as_interrupt()
+    work = Path(tempfile.mkdtemp(prefix="getm-bench-", dir="/tmp"))
+    work.chmod(0o755)  # nginx's workers (nobody) read the data from here
+    if args.serve:
+        try:
+            serve(args, work)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    target = Path(tempfile.mkdtemp(prefix="out-", dir=args.target_dir or work))
+    results = new_results(args, target)
+    code = 0
+    try:
+        benchmark(args, work, target, results)
+    except KeyboardInterrupt:
+        results["interrupted"] = True
+        log("\ninterrupted: stopping nginx, removing temp files")
+        code = 130
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if results["cases"]:
+        finish(results, args.plot, write=True)
+    return code
+
+
+def _check_gnu_time() -> None:
+    if not Path("/usr/bin/time").exists():
+        subprocess.run(["apt-get", "install", "-y", "-q", "time"], check=False)
+
+
+if __name__ == "__main__":
+    _check_gnu_time()
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The Textual app: watch and steer the queue.
+
+It starts a supervisor (or attaches to the one a headless runner already runs) and talks to it only
+through protocol messages. Nothing here waits on the network or the disk: the queue is read by a worker
+thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
+both post messages to the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.screen import Screen
+
+from getm_tui import protocol as P
+from getm_tui.config import Settings
+from getm_tui.link import SupervisorLink
+from getm_tui.queue import Job, Queue, QueueError
+from getm_tui.screens.add import AddDialog
+from getm_tui.screens.confirm import ConfirmRemove
+from getm_tui.screens.details import DetailsScreen
+from getm_tui.screens.main import MainScreen
+from getm_tui.view import SORTS, JobRow
+
+POLL_SECONDS = 0.2
+
+
+class QueueRows(Message):
+    """Rows read from SQLite by the poller: the changed ones, every id that exists, and counts."""
+
+    def __init__(self, jobs: list[Job], ids: set[int], counts: dict[str, int], full: bool) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.ids = ids
+        self.counts = counts
+        self.full = full
+
+
+class FromSupervisor(Message):
+    def __init__(self, payload: Any) -> None:
+        super().__init__()
+        self.payload = payload
+
+
+class GetmApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "getm-tui"
+
+    def __init__(self, data_dir: str, settings: Settings, connect: bool = True, poll: bool = True) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.settings = settings
+        self.rows: dict[int, JobRow] = {}
+        self.live: dict[int, P.LiveJob] = {}
+        self.counts: dict[str, int] = {}
+        self.total_rate = 0.0
+        self.sort = SORTS[0]
+        self.filter_text = ""
+        self.mode = "connecting" if connect else "offline"
+        self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
+        self._poll = poll
+        self._stop = threading.Event()
+        if connect:
+            # multiprocessing starts its resource tracker with our stderr's descriptor; once Textual has
+            # replaced sys.stderr that fails, so start it now, before the app takes the terminal.
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        if self._poll:
+            self.run_worker(self._poll_queue, thread=True, group="poll", exit_on_error=False)
+        if self.link is not None:
+            self.run_worker(self._connect, thread=True, group="link", exit_on_error=False)
+        self.set_interval(1.0, self._sample_rate)
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # the poller thread ends with the app
+
+    # -- background threads -----------------------------------------------------------------------
+
+    def _poll_queue(self) -> None:
+        try:
+            q = Queue(self.data_dir)
+        except QueueError as e:
+            self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+            return
+        version = None
+        since = 0.0
+        try:
+            while not self._stop.is_set():
+                now = q.data_version()
+                if now != version:
+                    full = version is None
+                    version = now
+                    started = time.time()
+                    jobs = q.changed_since(since)
+                    since = max([since] + [j.updated for j in jobs]) if jobs else since
+                    if not jobs and not full:
+                        since = min(since, started)
+                    self.post_message(QueueRows(jobs, q.ids(), q.counts(), full))
+                self._stop.wait(POLL_SECONDS)
+        except QueueError as e:
+            self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+        finally:
+            q.close()
+
+    def _connect(self) -> None:
+        assert self.link is not None
+        try:
+            self.mode = self.link.open()
+        except OSError as e:
+            self.mode = "disconnected"
+            self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
+            return
+        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+
+    # -- incoming ---------------------------------------------------------------------------------
+
+    def on_queue_rows(self, message: QueueRows) -> None:
+        changed = set()
+        for job in message.jobs:
+            row = self.rows.get(job.id)
+            if row is None:
+                self.rows[job.id] = JobRow(job, self.live.get(job.id))
+            else:
+                row.job = job
+            changed.add(job.id)
+        for gone in set(self.rows) - message.ids:
+            del self.rows[gone]
+        self.counts = message.counts
+        self._redraw(changed)
+
+    def on_from_supervisor(self, message: FromSupervisor) -> None:
+        msg = message.payload
+        if isinstance(msg, P.Snapshot):
+            before = set(self.live)
+            self.live = {j.id: j for j in msg.jobs}
+            self.total_rate = msg.rate
+            changed = before | set(self.live)
+            for job_id in changed:
+                row = self.rows.get(job_id)
+                if row is not None:
+                    row.live = self.live.get(job_id)
+            self._redraw(changed & set(self.rows))
+        elif isinstance(msg, P.Hello):
+            self.mode = self.link.mode if self.link else "attached"
+            self._redraw(set())
+        elif isinstance(msg, P.Busy):
+            self.run_worker(self._reattach, thread=True, group="link", exit_on_error=False)
+        elif isinstance(msg, P.LogLine):
+            if msg.level >= 30:
+                self.notify(msg.message, severity="error" if msg.level >= 40 else "warning", timeout=6)
+        elif msg is None:
+            if self.mode not in ("stopping",):
+                self.mode = "disconnected"
+                self.notify("the supervisor went away", severity="error")
+            self._redraw(set())
+
+    def _reattach(self) -> None:
+        assert self.link is not None
+        try:
+            self.mode = self.link.reattach()
+        except OSError as e:
+            self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
+            return
+        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+
+    def _sample_rate(self) -> None:
+        self.main.push_rate(self.total_rate)
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _redraw(self, changed: set[int] | None) -> None:
+        main = self.main
+        if not main.is_mounted:
+            return
+        main.refresh_rows(self.rows, changed, self.sort, self.filter_text)
+        main.show_summary(self.counts, self.total_rate, self.mode, self.sort, self.filter_text)
+        self.selection_changed()
+        if isinstance(self.screen, DetailsScreen):
+            self.screen.show(self.rows.get(self.screen.job_id))
+
+    def selection_changed(self) -> None:
+        job_id = self.main.selected_id()
+        self.main.show_selected(self.rows.get(job_id) if job_id is not None else None, self.total_rate)
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._redraw(None)
+
+    def _selected(self) -> JobRow | None:
+        job_id = self.main.selected_id()
+        return self.rows.get(job_id) if job_id is not None else None
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _send(self, msg: Any) -> None:
+        if self.link is None or not self.link.send(msg):
+            self.notify("not connected to the supervisor", severity="error")
+
+    def action_add(self) -> None:
+        def added(specs: list[dict[str, Any]] | None) -> None:
+            if specs:
+                self.run_worker(lambda: self._add(specs), thread=True, group="add", exit_on_error=False)
+
+        self.push_screen(AddDialog(self.settings.download_dir, self.settings.concurrency), added)
+
+    def _add(self, specs: list[dict[str, Any]]) -> None:
+        try:
+            with Queue(self.data_dir) as q:
+                ids = q.add_many(specs)
+        except QueueError as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        if self.link is not None:
+            self.link.send(P.Wake())
+        self.call_from_thread(self.notify, f"added {len(ids)} job(s)", timeout=3)
+
+    def action_toggle_pause(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        if row.job.state in ("queued", "active"):
+            self._send(P.Pause((row.job.id,)))
+        elif row.job.state == "paused":
+            self._send(P.Resume((row.job.id,)))
+        else:
+            self.notify(f"{row.job.display_name} is {row.job.state}: nothing to pause", timeout=3)
+
+    def action_retry(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        if row.job.state in ("failed", "canceled"):
+            self._send(P.Retry((row.job.id,)))
+        else:
+            self.notify(f"{row.job.display_name} is {row.job.state}: only failed jobs are retried", timeout=3)
+
+    def action_remove(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        job_id = row.job.id
+
+        def answer(choice: str | None) -> None:
+            if choice:
+                self._send(P.Remove((job_id,), delete_file=choice == "delete"))
+
+        self.push_screen(ConfirmRemove(row.job.display_name, row.job.state == "done"), answer)
+
+    def _concurrency(self, row: JobRow) -> int:
+        if row.live is not None:
+            return row.live.concurrency
+        return row.job.concurrency or self.settings.concurrency
+
+    def action_more_connections(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._send(P.SetConcurrency(row.job.id, min(64, self._concurrency(row) + 1)))
+
+    def action_fewer_connections(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._send(P.SetConcurrency(row.job.id, max(1, self._concurrency(row) - 1)))
+
+    def action_raise_priority(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._send(P.SetPriority(row.job.id, row.job.priority + 1))
+
+    def action_lower_priority(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._send(P.SetPriority(row.job.id, row.job.priority - 1))
+
+    def action_details(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        screen = DetailsScreen(row.job.id)
+        self.push_screen(screen)
+        screen.show(row)
+        self.run_worker(lambda: self._load_events(screen), thread=True, group="details", exit_on_error=False)
+
+    def _load_events(self, screen: DetailsScreen) -> None:
+        try:
+            with Queue(self.data_dir) as q:
+                events = q.events(screen.job_id)
+        except QueueError:
+            return
+        screen.events = events
+        self.call_from_thread(lambda: screen.show(self.rows.get(screen.job_id)))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._redraw(None)
+
+    async def action_quit(self) -> None:
+        self._stop.set()
+        if self.link is None or self.link.mode == "disconnected":
+            self.exit(0)
+            return
+        self.mode = "stopping"
+        self.main.show_summary(self.counts, self.total_rate, "stopping", self.sort, self.filter_text)
+        self.run_worker(self._close_link, thread=True, group="quit", exit_on_error=False)
+
+    def _close_link(self) -> None:
+        assert self.link is not None
+        self.link.close()
+        self.call_from_thread(self.exit, 0)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in (
+            ("Add downloads", "Open the add dialog (a)", self.action_add),
+            ("Pause or resume", "The selected job (space)", self.action_toggle_pause),
+            ("Retry", "The selected failed job (r)", self.action_retry),
+            ("Remove", "The selected job, optionally with its file (delete)", self.action_remove),
+            ("More connections", "For the selected job, while it runs (+)", self.action_more_connections),
+            ("Fewer connections", "For the selected job, while it runs (-)", self.action_fewer_connections),
+            ("Raise priority", "The selected job runs sooner (])", self.action_raise_priority),
+            ("Lower priority", "The selected job runs later ([)", self.action_lower_priority),
+            ("Details", "Segments, connections, headers, history (enter)", self.action_details),
+            ("Filter", "Show only jobs whose name matches (/)", self.main.action_filter),
+            ("Sort", "Cycle the sort order (s)", self.action_cycle_sort),
+        ):
+            yield SystemCommand(title, help_text, action)

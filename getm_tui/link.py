@@ -1,0 +1,94 @@
+"""The app's line to the supervisor: one it starts (and stops on quit), or one already running.
+
+Everything crosses as protocol messages; the blocking parts (spawning, connecting, joining) are meant to
+run in a worker thread, never on the app's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from getm_tui import protocol as P
+from getm_tui.config import Settings
+from getm_tui.lock import running_supervisor
+
+
+class SupervisorLink:
+    def __init__(self, data_dir: str, settings: Settings) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self.mode = "disconnected"  # started | attached | disconnected
+        self.pid: int | None = None
+        self._proc: Any = None
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        """Attach to a running supervisor, or start one; returns the mode. Blocking."""
+        from getm_tui import supervisor
+
+        if running_supervisor(self.data_dir) is not None:
+            with contextlib.suppress(OSError, EOFError):
+                self._conn = supervisor.attach(self.data_dir)
+                self.mode = "attached"
+                return self.mode
+        self._proc, self._conn = supervisor.spawn(self.data_dir, self.settings)
+        self.mode = "started"
+        return self.mode
+
+    def reattach(self) -> str:
+        """The supervisor we started found the queue busy (another one won the race): attach to it."""
+        from getm_tui import supervisor
+
+        if self._proc is not None:
+            self._proc.join(2)
+            self._proc = None
+        self._conn = supervisor.attach(self.data_dir)
+        self.mode = "attached"
+        return self.mode
+
+    def send(self, msg: Any) -> bool:
+        with self._lock:
+            if self._conn is None:
+                return False
+            try:
+                self._conn.send(msg)
+                return True
+            except (OSError, ValueError):
+                return False
+
+    def read_forever(self, deliver: Callable[[Any], None]) -> None:
+        """Hand every message to `deliver` until the supervisor goes away. Blocking."""
+        while True:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                deliver(None)
+                return
+            deliver(msg)
+            if isinstance(msg, P.Busy):
+                return
+
+    def close(self) -> None:
+        """Stop the supervisor we started (it records state); just detach from one we attached to."""
+        if self.mode == "started":
+            self.send(P.Shutdown())
+            if self._proc is not None:
+                self._proc.join(5)
+                if self._proc.is_alive():
+                    self._proc.terminate()
+                    self._proc.join(2)
+        elif self.mode == "attached":
+            self.send(P.Detach())
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.close()
+                self._conn = None
+        self.mode = "disconnected"
