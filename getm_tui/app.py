@@ -303,7 +303,11 @@ class GetmApp(App[int]):
         except QueueError:
             return
         screen.events = events
-        self.call_from_thread(lambda: screen.show(self.rows.get(screen.job_id)))
+        self.call_from_thread(self._show_details, screen)
+
+    def _show_details(self, screen: DetailsScreen) -> None:
+        if screen is self.screen:  # not popped while the events were read
+            screen.show(self.rows.get(screen.job_id))
 
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]

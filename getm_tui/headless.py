@@ -136,7 +136,7 @@ def _progress_text(j: P.LiveJob) -> str:
 
 def run(data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: int) -> int:
     """Run the queue until signalled (or, with once, until nothing is left); the exit code."""
-    from getm_tui import supervisor
+    from getm_tui.link import spawn
 
     if as_json:
         display: Any = _Json()
@@ -144,7 +144,7 @@ def run(data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: i
         display = _Live(verbose > 0)
     else:
         display = _Plain(verbose > 0)
-    proc, conn = supervisor.spawn(data_dir, settings, once=once)
+    proc, conn = spawn(data_dir, settings, once=once)
     stopping = {"asked": False}
 
     def ask_stop(_sig: int, _frame: object) -> None:
@@ -175,10 +175,11 @@ def run(data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: i
                 sys.stderr.write(f"getm-tui: the queue in {data_dir} is already run by {who}\n")
                 code = 2
                 break
-            if isinstance(msg, P.LogLine) and msg.level >= logging.ERROR and not isinstance(display, _Json):
+            if isinstance(msg, P.Fatal):
+                display.close()
                 sys.stderr.write(f"getm-tui: {msg.message}\n")
                 code = 2
-                continue
+                break
             display.handle(msg)
             if isinstance(msg, P.Finished):
                 finished = msg

@@ -7,13 +7,44 @@ run in a worker thread, never on the app's event loop.
 from __future__ import annotations
 
 import contextlib
+import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import Client, Connection
 from typing import Any
 
 from getm_tui import protocol as P
 from getm_tui.config import Settings
-from getm_tui.lock import running_supervisor
+from getm_tui.lock import authkey, running_supervisor, socket_path
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _supervisor_entry(*args: Any) -> None:
+    """Runs in the new process: only there is the supervisor (and the engine under it) imported."""
+    from getm_tui.supervisor import supervisor_main
+
+    supervisor_main(*args)
+
+
+def spawn(data_dir: str, settings: Settings, once: bool = False) -> tuple[Any, Connection]:
+    """Start a supervisor process (spawn context, never fork); returns it and our end of its Pipe."""
+    parent, child = SPAWN.Pipe(duplex=True)
+    proc = SPAWN.Process(
+        target=_supervisor_entry,
+        args=(data_dir, settings, child, once, logging.INFO),
+        name="getm-supervisor",
+        daemon=False,  # it starts fetch processes of its own
+    )
+    proc.start()
+    child.close()
+    return proc, parent
+
+
+def attach(data_dir: str) -> Connection:
+    """Connect to the supervisor already running this queue (OSError if none listens)."""
+    return Client(socket_path(data_dir), family="AF_UNIX", authkey=authkey(data_dir))
 
 
 class SupervisorLink:
@@ -28,25 +59,21 @@ class SupervisorLink:
 
     def open(self) -> str:
         """Attach to a running supervisor, or start one; returns the mode. Blocking."""
-        from getm_tui import supervisor
-
         if running_supervisor(self.data_dir) is not None:
             with contextlib.suppress(OSError, EOFError):
-                self._conn = supervisor.attach(self.data_dir)
+                self._conn = attach(self.data_dir)
                 self.mode = "attached"
                 return self.mode
-        self._proc, self._conn = supervisor.spawn(self.data_dir, self.settings)
+        self._proc, self._conn = spawn(self.data_dir, self.settings)
         self.mode = "started"
         return self.mode
 
     def reattach(self) -> str:
         """The supervisor we started found the queue busy (another one won the race): attach to it."""
-        from getm_tui import supervisor
-
         if self._proc is not None:
             self._proc.join(2)
             self._proc = None
-        self._conn = supervisor.attach(self.data_dir)
+        self._conn = attach(self.data_dir)
         self.mode = "attached"
         return self.mode
 

@@ -67,6 +67,13 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class Fatal:
+    """The supervisor cannot run the queue (unreadable, corrupted or locked queue file)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """The supervisor stopped (`run --once` found nothing left, or it was asked to)."""
 

@@ -177,14 +177,17 @@ def ensure_data_dir(data_dir: str) -> None:
 class Queue:
     """One connection to the queue database; cheap to open, one per process or thread."""
 
-    def __init__(self, data_dir: str, timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(self, data_dir: str, timeout_ms: int = BUSY_TIMEOUT_MS, any_thread: bool = False) -> None:
+        """`any_thread`: the connection may be handed between threads (one user at a time)."""
         ensure_data_dir(data_dir)
         self.data_dir = data_dir
         self.path = db_path(data_dir)
         old_umask = os.umask(0o077)
         db: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(self.path, timeout=timeout_ms / 1000, isolation_level=None)
+            db = sqlite3.connect(
+                self.path, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=not any_thread
+            )
             db.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
@@ -385,10 +388,12 @@ class Queue:
 class JobResumeStore:
     """The engine's ResumeStore backed by the job's row, so resume survives with the queue."""
 
-    def __init__(self, data_dir: str, job_id: int) -> None:
+    def __init__(self, data_dir: str, job_id: int, q: Queue | None = None) -> None:
         self.data_dir = data_dir
         self.job_id = job_id
-        self._q: Queue | None = None
+        self._q = q
+        self._own = q is None
+        self._has_record = True  # until load() says otherwise
 
     @property
     def q(self) -> Queue:
@@ -397,19 +402,24 @@ class JobResumeStore:
         return self._q
 
     def load(self) -> dict[str, Any] | None:
-        return self.q.load_resume(self.job_id)
+        record = self.q.load_resume(self.job_id)
+        self._has_record = record is not None
+        return record
 
     def save(self, record: dict[str, Any]) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
         self.q.save_resume(self.job_id, record, done)
+        self._has_record = True
 
     def clear(self) -> None:
-        self.q.save_resume(self.job_id, None)
+        if self._has_record:  # a small file never saved one: spare the write
+            self.q.save_resume(self.job_id, None)
+            self._has_record = False
 
     def close(self) -> None:
-        if self._q is not None:
+        if self._q is not None and self._own:
             self._q.close()
-            self._q = None
+        self._q = None
 
 
 def _db_error(path: str, e: sqlite3.DatabaseError) -> str:

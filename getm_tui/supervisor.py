@@ -17,6 +17,7 @@ import multiprocessing.connection
 import os
 import queue as _queue
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 0.1
 RECONCILE_EVERY = 1.0
-SPAWN = multiprocessing.get_context("spawn")
 
 
 @dataclass
@@ -142,6 +142,10 @@ class Supervisor:
         self.done = 0
         self.rate_limit = settings.rate_limit
         self._pools: list[WorkerPool] = []
+        self._sessions: list[Any] = []  # keep-alive sessions handed from job to job
+        self._dbs: list[Queue] = []  # and queue connections, so a small job does not open one
+        # Job threads write a byte here when they finish, so the loop starts the next job at once.
+        self._wake_r, self._wake_w = socket.socketpair()
         self._pools_lock = threading.Lock()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
@@ -170,7 +174,7 @@ class Supervisor:
             self._broadcast(P.Hello(os.getpid(), self.data_dir))
             self._loop()
         except QueueError as e:
-            self._broadcast(P.LogLine(logging.ERROR, str(e)))
+            self._broadcast(P.Fatal(str(e)))
             self._flush_clients()
             return 2
         finally:
@@ -227,6 +231,12 @@ class Supervisor:
             for pool in self._pools:
                 pool.close()
             self._pools.clear()
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+            for q in self._dbs:
+                q.close()
+            self._dbs.clear()
         for c in self.clients:
             c.close()
 
@@ -268,14 +278,15 @@ class Supervisor:
 
     def _read_commands(self, timeout: float) -> None:
         conns = {c.conn: c for c in self.clients if c.alive}
-        if not conns:
-            self.stop.wait(timeout)
-            return
         try:
-            ready = multiprocessing.connection.wait(list(conns), timeout)
+            ready = multiprocessing.connection.wait([*conns, self._wake_r], timeout)
         except OSError:
             ready = []
         for conn in ready:
+            if conn is self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_r.recv(4096)
+                continue
             client = conns[conn]  # type: ignore[index]
             try:
                 while client.alive and conn.poll():  # type: ignore[union-attr]
@@ -369,6 +380,34 @@ class Supervisor:
         for r in self.running.values():
             r.control.rate_limit = share
 
+    def _take_db(self) -> Queue:
+        with self._pools_lock:
+            if self._dbs:
+                return self._dbs.pop()
+        return Queue(self.data_dir, any_thread=True)
+
+    def _give_db(self, q: Queue) -> None:
+        with self._pools_lock:
+            if self.stop.is_set() or len(self._dbs) >= self.settings.max_active:
+                q.close()
+            else:
+                self._dbs.append(q)
+
+    def _take_session(self) -> Any:
+        with self._pools_lock:
+            if self._sessions:
+                return self._sessions.pop()
+        from getm_tui.engine.http import make_session
+
+        return make_session(self.settings.http())
+
+    def _give_session(self, session: Any) -> None:
+        with self._pools_lock:
+            if self.stop.is_set() or len(self._sessions) >= self.settings.max_active:
+                session.close()
+            else:
+                self._sessions.append(session)
+
     def _take_pool(self) -> WorkerPool:
         with self._pools_lock:
             if self._pools:
@@ -383,7 +422,8 @@ class Supervisor:
                 self._pools.append(pool)
 
     def _run_job(self, r: _Running, job: Any) -> None:
-        store = JobResumeStore(self.data_dir, job.id)
+        db = self._take_db()
+        store = JobResumeStore(self.data_dir, job.id, db)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
         options = Options(
@@ -407,6 +447,7 @@ class Supervisor:
             r.progress = p
             r.history.append((time.monotonic(), p.done))
 
+        session = self._take_session()
         try:
             pool = self._take_pool()
             result = download(
@@ -418,6 +459,7 @@ class Supervisor:
                 progress=on_progress,
                 cancel=r.cancel,
                 pool=pool,
+                session=session,
                 store=store,
                 on_probe=on_probe,
                 live=r.control,
@@ -434,8 +476,12 @@ class Supervisor:
             self.results.put((r, "failed", f"internal error: {type(e).__name__}: {e}"))
         finally:
             store.close()
+            self._give_db(db)
             if pool is not None:
                 self._give_pool(pool)
+            self._give_session(session)
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
     def _collect(self) -> None:
         while True:
@@ -444,6 +490,7 @@ class Supervisor:
             except _queue.Empty:
                 return
             self.running.pop(r.job_id, None)
+            self._reconciled = 0.0  # a slot is free: look for the next job now
             self._share_rate()
             q = self.q
             now = time.time()
@@ -593,26 +640,3 @@ def supervisor_main(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     raise SystemExit(sup.serve(owner))
-
-
-def spawn(
-    data_dir: str, settings: Settings, once: bool = False
-) -> tuple[Any, multiprocessing.connection.Connection]:
-    """Start a supervisor process; returns it and the front end's end of the Pipe."""
-    parent, child = SPAWN.Pipe(duplex=True)
-    proc = SPAWN.Process(
-        target=supervisor_main,
-        args=(data_dir, settings, child, once, logging.INFO),
-        name="getm-supervisor",
-        daemon=False,
-    )
-    proc.start()
-    child.close()
-    return proc, parent
-
-
-def attach(data_dir: str) -> multiprocessing.connection.Connection:
-    """Connect to the supervisor already running this queue (raises OSError if none listens)."""
-    return multiprocessing.connection.Client(
-        socket_path(data_dir), family="AF_UNIX", authkey=authkey(data_dir)
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,6 +17,25 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from getm_tui.engine.errors import UsageError
+
+HINT = "Enter adds · ctrl+j new line · Esc cancels"
+
+
+class UrlArea(TextArea):
+    """The URL field: Enter adds (as in every other field); a new line comes from a paste or ctrl+j."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.screen.action_submit()  # type: ignore[attr-defined]
+            return
+        if event.key in ("ctrl+j", "shift+enter"):
+            event.stop()
+            event.prevent_default()
+            self.insert("\n")
+            return
+        await super()._on_key(event)
 
 
 class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
@@ -29,8 +49,8 @@ class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
             yield Label("Add downloads", id="add-title")
-            yield Label("URL (one per line)")
-            yield TextArea(id="add-urls", soft_wrap=False, show_line_numbers=False)
+            yield Label("URL (one per line: a paste of several lines adds them all)")
+            yield UrlArea(id="add-urls", soft_wrap=False, show_line_numbers=False)
             with Horizontal(classes="add-row"):
                 with Vertical():
                     yield Label("Directory")
@@ -51,6 +71,7 @@ class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
                 yield Button("Cancel", id="add-cancel")
 
     def on_mount(self) -> None:
+        self.query_one("#add-dialog").border_subtitle = HINT
         self.query_one("#add-urls", TextArea).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -75,7 +96,7 @@ class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
 
     def validate(self) -> list[dict[str, Any]]:
         """The job specs, or UsageError naming the first problem."""
-        from getm_tui.engine.download import expected_from
+        from getm_tui.engine.downloader import expected_from
         from getm_tui.engine.urls import validate
 
         text = self.query_one("#add-urls", TextArea).text

@@ -26,6 +26,7 @@ class DetailsScreen(Screen[None]):
         self.events: list[tuple[float, str, str]] = []
         self._last_segments: dict[int, tuple[float, int]] = {}
         self.conn_rates: list[float] = []
+        self._row: JobRow | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
@@ -46,8 +47,12 @@ class DetailsScreen(Screen[None]):
             ("history", "History"),
         ):
             self.query_one(f"#details-{key}").border_title = title
+        self.show(self._row)
 
     def show(self, row: JobRow | None) -> None:
+        self._row = row
+        if not self.is_mounted:
+            return  # the app calls this right after pushing the screen: on_mount shows it
         if row is None:
             self.query_one("#details-head", Static).update(f"job {self.job_id} is no longer in the queue")
             return
@@ -73,7 +78,9 @@ class DetailsScreen(Screen[None]):
         else:
             whole = "█" * width if job.state == "done" else "░" * width
             self.query_one("#details-map", Static).update(whole)
-        self.query_one("#details-conns", Static).update(self._conn_text(segs))
+        self.query_one("#details-conns", Static).update(
+            self._conn_text(segs, live.conn_rates if live else ())
+        )
         self.query_one("#details-integrity", Static).update(escape(integrity_text(row)))
         headers = job.info.get("headers") or {}
         self.query_one("#details-headers", Static).update(
@@ -84,8 +91,14 @@ class DetailsScreen(Screen[None]):
                       for at, kind, msg in self.events[-50:]) or "nothing yet")
         )  # fmt: skip
 
-    def _conn_text(self, segments: tuple[tuple[int, int, int, str], ...]) -> str:
-        """Rates of the parts in flight, from how far each got since the last snapshot."""
+    def _conn_text(
+        self, segments: tuple[tuple[int, int, int, str], ...], given: tuple[float, ...] = ()
+    ) -> str:
+        """Rates of the parts in flight: the supervisor's when it sends them, else from how far each part
+        got since the last snapshot."""
+        if given:
+            self.conn_rates = list(given)
+            return "  ".join(f"#{i + 1} {humanize.rate(r)}" for i, r in enumerate(given))
         now = time.monotonic()
         rates = []
         for start, _length, done, state in segments:

@@ -21,6 +21,9 @@ from getm_tui.engine.urls import redact
 from getm_tui.view import COLUMNS, COMPACT_WIDTHS, HEADINGS, WIDTHS, JobRow, sort_key, verdict_of
 
 HISTORY_SECONDS = 60
+# Related keys share one footer entry ("+- Conns"), so that every key fits in 80 columns.
+CONNS = Binding.Group("Conns", compact=True)
+PRIO = Binding.Group("Prio", compact=True)
 
 
 class MainScreen(Screen[None]):
@@ -29,10 +32,10 @@ class MainScreen(Screen[None]):
         Binding("space", "app.toggle_pause", "Pause/resume"),
         Binding("r", "app.retry", "Retry"),
         Binding("delete", "app.remove", "Remove"),
-        Binding("plus,+", "app.more_connections", "+conn", key_display="+"),
-        Binding("minus,-", "app.fewer_connections", "-conn", key_display="-"),
-        Binding("left_square_bracket", "app.lower_priority", "Prio-", key_display="["),
-        Binding("right_square_bracket", "app.raise_priority", "Prio+", key_display="]"),
+        Binding("plus,+", "app.more_connections", "+conn", key_display="+", group=CONNS),
+        Binding("minus,-", "app.fewer_connections", "-conn", key_display="-", group=CONNS),
+        Binding("left_square_bracket", "app.lower_priority", "Prio-", key_display="[", group=PRIO),
+        Binding("right_square_bracket", "app.raise_priority", "Prio+", key_display="]", group=PRIO),
         Binding("enter", "app.details", "Details"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "app.cycle_sort", "Sort"),
@@ -57,11 +60,12 @@ class MainScreen(Screen[None]):
                 yield Static("", id="rate-text")
             with Vertical(id="integrity"):
                 yield Static("", id="integrity-text")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._columns(self.app.size.width)
         self.query_one("#throughput").border_title = "Throughput"
+        self.query_one("#throughput").border_subtitle = f"last {HISTORY_SECONDS}s"
         self.query_one("#integrity").border_title = "Integrity"
         self.query_one("#filter", Input).display = False
         self.query_one("#queue", DataTable).focus()
@@ -136,11 +140,14 @@ class MainScreen(Screen[None]):
     def show_summary(
         self, counts: dict[str, int], total_rate: float, mode: str, sort: str, text: str
     ) -> None:
-        parts = [f"{counts.get(s, 0)} {s}" for s in ("active", "queued", "paused", "done", "failed")]
+        # The mode first, so a narrow terminal never hides it; there, states with no job are left out
+        # (the line wraps rather than cut anything off).
+        states = ("active", "queued", "paused", "done", "failed")
+        parts = [f"{counts.get(s, 0)} {s}" for s in states if counts.get(s, 0) or not self.compact]
         extra = f"  filter: {text!r}" if text else ""
         self.query_one("#summary", Static).update(
-            f"getm-tui  {' · '.join(parts)}  ↓ {humanize.rate(total_rate) if total_rate else '0 B/s'}"
-            f"  \\[{mode}]  sort: {sort}{escape(extra)}"
+            f"{'' if self.compact else 'getm-tui  '}\\[{mode}]  {' · '.join(parts) or 'no jobs'}"
+            f"  ↓ {humanize.rate(total_rate) if total_rate else '0 B/s'}  sort: {sort}{escape(extra)}"
         )
 
     def push_rate(self, total: float) -> None:
@@ -148,7 +155,7 @@ class MainScreen(Screen[None]):
         self.query_one("#rate-history", Sparkline).data = list(self.rates)
 
     def show_selected(self, row: JobRow | None, total_rate: float) -> None:
-        rate_text = f"all jobs: {humanize.rate(total_rate) or '0 B/s'} (last {HISTORY_SECONDS}s above)"
+        rate_text = f"all jobs: {humanize.rate(total_rate) if total_rate else '0 B/s'}"
         if row is None:
             self.query_one("#rate-text", Static).update(rate_text)
             self.query_one("#integrity-text", Static).update("no job selected")
@@ -196,8 +203,10 @@ def integrity_text(row: JobRow) -> str:
     lines = [f"verdict: {verdict_of(job)}"]
     if job.integrity:
         for item in job.integrity:
-            mark = "✓" if item.get("ok") else "✗"
-            lines.append(f"{mark} {item.get('algorithm')} ({item.get('source')})")
+            if item.get("ok"):  # one line: what matched is both the expected and the computed value
+                lines.append(f"✓ {item.get('algorithm')} ({item.get('source')}) {item.get('computed')}")
+                continue
+            lines.append(f"✗ {item.get('algorithm')} ({item.get('source')})")
             lines.append(f"  expected {item.get('expected')}")
             lines.append(f"  computed {item.get('computed')}")
     elif job.checksums:

@@ -109,6 +109,7 @@ def download(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     pool: WorkerPool | None = None,
+    session: requests.Session | None = None,
     store: control.ResumeStore | None = None,
     on_probe: Callable[[http.Probe, str], None] | None = None,
     live: Any = None,
@@ -127,7 +128,9 @@ def download(
     if url.lower().startswith("file:"):
         return _copy_local(url, directory, fixed_name, opts, expected_user)
     started = time.monotonic()
-    session = http.make_session(opts.http)
+    own_session = session is None
+    if session is None:
+        session = http.make_session(opts.http)
     own_pool = None
     if pool is None and opts.concurrency:
         own_pool = pool = WorkerPool(opts.http)  # grown once we know the plan
@@ -164,7 +167,8 @@ def download(
     finally:
         if own_pool is not None:
             own_pool.close()
-        session.close()
+        if own_session:
+            session.close()
 
 
 def _split_target(path: str | None) -> tuple[str, str | None]:
