@@ -24,12 +24,14 @@ HISTORY_SECONDS = 60
 # Related keys share one footer entry ("+- Conns"), so that every key fits in 80 columns.
 CONNS = Binding.Group("Conns", compact=True)
 PRIO = Binding.Group("Prio", compact=True)
+# Below this width the footer leaves out its "^p palette" key so that every key of the screen fits.
+WIDE_FOOTER = 100
 
 
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("a", "app.add", "Add"),
-        Binding("space", "app.toggle_pause", "Pause/resume"),
+        Binding("space", "app.toggle_pause", "Pause"),
         Binding("r", "app.retry", "Retry"),
         Binding("delete", "app.remove", "Remove"),
         Binding("plus,+", "app.more_connections", "+conn", key_display="+", group=CONNS),
@@ -60,7 +62,7 @@ class MainScreen(Screen[None]):
                 yield Static("", id="rate-text")
             with Vertical(id="integrity"):
                 yield Static("", id="integrity-text")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=self.app.size.width >= WIDE_FOOTER)
 
     def on_mount(self) -> None:
         self._columns(self.app.size.width)
@@ -85,6 +87,10 @@ class MainScreen(Screen[None]):
             table.add_column(heading, key=key, width=(widths.get(key) or name_width) + (pad == 1))
         self.order = []
         self.shown.clear()
+        footer = self.query_one(Footer)
+        if footer.show_command_palette != (width >= WIDE_FOOTER):
+            footer.show_command_palette = width >= WIDE_FOOTER
+            footer.call_after_refresh(footer.recompose)
 
     def on_resize(self, event: events.Resize) -> None:
         if not self.is_mounted:
