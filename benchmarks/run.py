@@ -11,6 +11,7 @@ dirty pages are synced before the next run starts. See benchmarks/README.md for 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import shutil
@@ -288,6 +289,26 @@ def serve(args: argparse.Namespace, work: Path) -> None:
             signal.pause()
 
 
+def source_state() -> dict[str, Any]:
+    """Which getm-tui code is measured: the git commit, whether the package has local changes, and a
+    fingerprint of its sources (taken again at the end: code edited during a run mixes two versions)."""
+    spec = importlib.util.find_spec("getm_tui")
+    package = Path(spec.origin).parent if spec and spec.origin else HERE.parent / "getm_tui"
+    files = sorted(package.rglob("*.py"))
+    fingerprint = f"{len(files)} files, newest {max((f.stat().st_mtime for f in files), default=0):.0f}"
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(package), *argv], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    return {
+        "package": str(package),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--", ".")),
+        "fingerprint": fingerprint,
+    }
+
+
 def new_results(args: argparse.Namespace, target: Path) -> dict[str, Any]:
     return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -296,6 +317,7 @@ def new_results(args: argparse.Namespace, target: Path) -> dict[str, Any]:
         "cases_asked": args.cases,
         "target_dir": str(target),
         "target_fs": filesystem_of(target),
+        "getm_tui": source_state(),
         "host": {"nproc": os.cpu_count(), "kernel": os.uname().release, "python": sys.version.split()[0]},
         "python_tools": "bytecode cached under the temp dir (PYTHONPYCACHEPREFIX), warmed by an untimed run",
         "skipped": [],
@@ -341,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(target, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+    after = source_state()["fingerprint"]
+    if after != results["getm_tui"]["fingerprint"]:
+        results["getm_tui"]["changed_during_run"] = after
     if results["cases"]:
         finish(results, args.plot, write=True)
     return code

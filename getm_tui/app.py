@@ -89,6 +89,10 @@ class GetmApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()  # the poller thread ends with the app
+        # However the app ends (q, an exception, a test's end), a supervisor it started must stop and the
+        # thread blocked reading the link must end: asyncio.run waits for every worker thread.
+        if self.link is not None and self.link.mode != "disconnected":
+            self.link.close()
 
     # -- background threads -----------------------------------------------------------------------
 
@@ -126,6 +130,9 @@ class GetmApp(App[int]):
             self.mode = "disconnected"
             self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
             return
+        if self._stop.is_set():  # the app ended while the supervisor was starting
+            self.link.close()
+            return
         self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
 
     # -- incoming ---------------------------------------------------------------------------------
@@ -161,6 +168,8 @@ class GetmApp(App[int]):
             self._redraw(set())
         elif isinstance(msg, P.Busy):
             self.run_worker(self._reattach, thread=True, group="link", exit_on_error=False)
+        elif isinstance(msg, P.Fatal):  # it cannot run the queue: say why (it goes away next)
+            self.notify(msg.message, severity="error", timeout=30)
         elif isinstance(msg, P.LogLine):
             if msg.level >= 30:
                 self.notify(msg.message, severity="error" if msg.level >= 40 else "warning", timeout=6)

@@ -20,18 +20,21 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from getm_tui import protocol as P
 from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, Options, Progress, download
 from getm_tui.engine.files import part_path
+from getm_tui.engine.http import make_session
 from getm_tui.engine.workers import WorkerPool
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
 from getm_tui.queue import JobResumeStore, Queue, QueueError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SNAPSHOT_EVERY = 0.1
 RECONCILE_EVERY = 1.0
@@ -112,6 +115,36 @@ class _Client:
             self.conn.close()
 
 
+class _Spares(Generic[T]):
+    """Things a finished job hands to the next one, up to `limit` kept; thread-safe."""
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None], limit: int) -> None:
+        self._make = make
+        self._close = close
+        self._limit = limit
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> T:
+        with self._lock:
+            if self._items:
+                return self._items.pop()
+        return self._make()
+
+    def give(self, item: T, keep: bool = True) -> None:
+        with self._lock:
+            if keep and len(self._items) < self._limit:
+                self._items.append(item)
+                return
+        self._close(item)
+
+    def close_all(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for item in items:
+            self._close(item)
+
+
 class _ForwardLogs(logging.Handler):
     """Log records from job threads become job events (error history) and LogLines for front ends."""
 
@@ -141,12 +174,14 @@ class Supervisor:
         self.failed = 0
         self.done = 0
         self.rate_limit = settings.rate_limit
-        self._pools: list[WorkerPool] = []
-        self._sessions: list[Any] = []  # keep-alive sessions handed from job to job
-        self._dbs: list[Queue] = []  # and queue connections, so a small job does not open one
+        # What a finished job hands to the next: its fetch processes, its keep-alive session and its
+        # queue connection, so a small job neither spawns, connects nor opens anything.
+        keep = settings.max_active
+        self._pools = _Spares(lambda: WorkerPool(settings.http()), lambda p: p.close(), keep)
+        self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
+        self._dbs = _Spares(lambda: Queue(data_dir, any_thread=True), lambda q: q.close(), keep)
         # Job threads write a byte here when they finish, so the loop starts the next job at once.
         self._wake_r, self._wake_w = socket.socketpair()
-        self._pools_lock = threading.Lock()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -227,16 +262,8 @@ class Supervisor:
                 self._listener.close()
             with contextlib.suppress(OSError):
                 os.unlink(socket_path(self.data_dir))
-        with self._pools_lock:
-            for pool in self._pools:
-                pool.close()
-            self._pools.clear()
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
-            for q in self._dbs:
-                q.close()
-            self._dbs.clear()
+        for spares in (self._pools, self._sessions, self._dbs):
+            spares.close_all()
         for c in self.clients:
             c.close()
 
@@ -380,49 +407,8 @@ class Supervisor:
         for r in self.running.values():
             r.control.rate_limit = share
 
-    def _take_db(self) -> Queue:
-        with self._pools_lock:
-            if self._dbs:
-                return self._dbs.pop()
-        return Queue(self.data_dir, any_thread=True)
-
-    def _give_db(self, q: Queue) -> None:
-        with self._pools_lock:
-            if self.stop.is_set() or len(self._dbs) >= self.settings.max_active:
-                q.close()
-            else:
-                self._dbs.append(q)
-
-    def _take_session(self) -> Any:
-        with self._pools_lock:
-            if self._sessions:
-                return self._sessions.pop()
-        from getm_tui.engine.http import make_session
-
-        return make_session(self.settings.http())
-
-    def _give_session(self, session: Any) -> None:
-        with self._pools_lock:
-            if self.stop.is_set() or len(self._sessions) >= self.settings.max_active:
-                session.close()
-            else:
-                self._sessions.append(session)
-
-    def _take_pool(self) -> WorkerPool:
-        with self._pools_lock:
-            if self._pools:
-                return self._pools.pop()
-        return WorkerPool(self.settings.http())
-
-    def _give_pool(self, pool: WorkerPool) -> None:
-        with self._pools_lock:
-            if self.stop.is_set() or len(self._pools) >= self.settings.max_active:
-                pool.close()
-            else:
-                self._pools.append(pool)
-
     def _run_job(self, r: _Running, job: Any) -> None:
-        db = self._take_db()
+        db = self._dbs.take()
         store = JobResumeStore(self.data_dir, job.id, db)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
@@ -447,9 +433,9 @@ class Supervisor:
             r.progress = p
             r.history.append((time.monotonic(), p.done))
 
-        session = self._take_session()
+        session = self._sessions.take()
         try:
-            pool = self._take_pool()
+            pool = self._pools.take()
             result = download(
                 job.url,
                 target,
@@ -476,10 +462,10 @@ class Supervisor:
             self.results.put((r, "failed", f"internal error: {type(e).__name__}: {e}"))
         finally:
             store.close()
-            self._give_db(db)
+            self._dbs.give(db, keep=not self.stop.is_set())
             if pool is not None:
-                self._give_pool(pool)
-            self._give_session(session)
+                self._pools.give(pool, keep=not self.stop.is_set())
+            self._sessions.give(session, keep=not self.stop.is_set())
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import multiprocessing
 import os
 import random
 import re
 import unicodedata
-from collections.abc import Iterator
 
 import crc32c
 import pytest
@@ -29,9 +27,10 @@ from getm_tui.engine import (
     iter_content,
     urlopen,
 )
+from tests.engine_util import engine_hygiene, read  # noqa: F401
 from tests.faultserver import FaultServer, Resource, fault_server  # noqa: F401
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
 MiB = 1024 * 1024
 DATA = random.Random(1).randbytes(5 * MiB + 12_345)  # six 1 MiB parts, the last one short
@@ -40,22 +39,6 @@ OPTS = Options(part_size=MiB, retries=3, retry_base=0.01)
 
 
 # ------------------------------------------------------------------------------------------ hygiene
-
-
-def _shm_names() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("getm-")}
-
-
-@pytest.fixture(autouse=True)
-def _engine_hygiene(fault_server: FaultServer) -> Iterator[None]:
-    """After every test: nothing of ours in /dev/shm, no worker process left, no server-side bug."""
-    shm_before = _shm_names()
-    children_before = {p.pid for p in multiprocessing.active_children()}
-    yield
-    assert _shm_names() - shm_before == set()
-    left = [p for p in multiprocessing.active_children() if p.pid not in children_before]
-    assert left == [], f"worker processes left running: {left}"
-    assert fault_server.errors == []
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -68,11 +51,6 @@ def listing(directory: os.PathLike[str] | str) -> list[str]:
         for name in dirs + files:
             out.append(os.path.relpath(os.path.join(root, name), directory))
     return sorted(out)
-
-
-def read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def get_ranges(res: Resource, size: int) -> list[tuple[int, int]]:

@@ -9,7 +9,6 @@ checks the bytes on disk and what the server saw, so a fault that is silently ig
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import random
 import re
@@ -22,36 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from getm_tui.engine import DownloadError, HTTPSettings, IntegrityError, Options, download, urlopen
+from tests.engine_util import engine_hygiene, read  # noqa: F401
 from tests.faultserver import FaultServer, Resource, fault_server  # noqa: F401
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
 MiB = 1024 * 1024
 DATA = random.Random(11).randbytes(4 * MiB + 4321)  # five parts of at most 1 MiB
 NEW = random.Random(12).randbytes(len(DATA))  # what the remote file becomes
 OPTS = Options(part_size=MiB, retries=4, retry_base=0.01)
 MODES = [None, 1, 4]
-
-
-def _shm_names() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("getm-")}
-
-
-@pytest.fixture(autouse=True)
-def _engine_hygiene(fault_server: FaultServer) -> Iterator[None]:
-    """After every test: nothing of ours in /dev/shm, no worker process left, no server-side bug."""
-    shm_before = _shm_names()
-    children_before = {p.pid for p in multiprocessing.active_children()}
-    yield
-    assert _shm_names() - shm_before == set()
-    left = [p for p in multiprocessing.active_children() if p.pid not in children_before]
-    assert left == [], f"worker processes left running: {left}"
-    assert fault_server.errors == []
-
-
-def read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def gets(res: Resource) -> list:

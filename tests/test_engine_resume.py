@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from getm_tui.engine import Cancelled, HTTPSettings, Options, download
+from tests.engine_util import engine_hygiene, read  # noqa: F401
 from tests.faultserver import FaultServer, fault_server  # noqa: F401
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
 MiB = 1024 * 1024
 DATA = random.Random(21).randbytes(8 * MiB + 999)
@@ -33,27 +32,6 @@ OPTS = Options(part_size=MiB, retries=3, retry_base=0.01)
 # parts are in flight.
 SLOW = {None: 4 * MiB, 1: 4 * MiB, 4: 2 * MiB}
 FAST = 16 * MiB  # the second run: still throttled, so an abandoned probe body costs little
-
-
-def _shm_names() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("getm-")}
-
-
-@pytest.fixture(autouse=True)
-def _engine_hygiene(fault_server: FaultServer) -> Iterator[None]:
-    """After every test: nothing of ours in /dev/shm, no worker process left, no server-side bug."""
-    shm_before = _shm_names()
-    children_before = {p.pid for p in multiprocessing.active_children()}
-    yield
-    assert _shm_names() - shm_before == set()
-    left = [p for p in multiprocessing.active_children() if p.pid not in children_before]
-    assert left == [], f"worker processes left running: {left}"
-    assert fault_server.errors == []
-
-
-def read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def cancel_after(nbytes: int) -> tuple[threading.Event, object]:

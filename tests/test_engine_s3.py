@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from getm_tui.engine import IntegrityError, Options, download, urlopen
+from tests.engine_util import no_leftovers
 from tests.s3server import S3Server, s3_server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,18 +22,10 @@ SINGLE = random.Random(42).randbytes(3 * MiB + 1)  # one PUT: ETag is the md5
 OPTS = Options(part_size=MiB, retries=3, retry_base=0.01)
 
 
-def _shm_names() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("getm-")}
-
-
 @pytest.fixture(autouse=True)
 def _engine_hygiene() -> Iterator[None]:
-    shm_before = _shm_names()
-    children_before = {p.pid for p in multiprocessing.active_children()}
-    yield
-    assert _shm_names() - shm_before == set()
-    left = [p for p in multiprocessing.active_children() if p.pid not in children_before]
-    assert left == [], f"worker processes left running: {left}"
+    with no_leftovers():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -179,6 +179,12 @@ def render(results: Results) -> str:
         f"getm-tui benchmark {results['started']}  repeat={results['repeat']}  quick={results['quick']}  "
         f"target={results['target_dir']} ({results['target_fs']})"
     )
+    src = results.get("getm_tui", {})
+    if src:
+        dirty = " (with local changes)" if src["dirty"] else ""
+        head += f"\ngetm-tui {src['commit']}{dirty} from {src['package']}"
+    if src.get("changed_during_run"):
+        head += "\nWARNING: getm-tui's sources changed during the run: the runs mix two versions"
     if results.get("interrupted"):
         head += "  [INTERRUPTED: partial results]"
     return "\n\n".join([head, table(results), targets(results), resources(results), notes(results)])

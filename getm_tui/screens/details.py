@@ -117,8 +117,7 @@ class DetailsScreen(Screen[None]):
 
 
 def _rates(rates: Sequence[float]) -> str:
-    """`#1 6.0 MiB/s  #2 ...`, wrapped between connections only (no-break spaces inside each)."""
-    return "  ".join(f"#{i + 1} {humanize.rate(r)}".replace(" ", "\u00a0") for i, r in enumerate(rates))
+    return "  ".join(f"#{i + 1} {humanize.rate(r)}" for i, r in enumerate(rates))
 
 
 def redact_text(message: str) -> str:

@@ -21,7 +21,8 @@ from getm_tui.engine.urls import redact
 from getm_tui.view import COLUMNS, COMPACT_WIDTHS, HEADINGS, WIDTHS, JobRow, sort_key, verdict_of
 
 HISTORY_SECONDS = 60
-# Related keys share one footer entry ("+- Conns"), so that every key fits in 80 columns.
+# Related keys share one footer entry ("+- Conns"), so that every key fits in 80 columns; these come last
+# in the footer (a key right after a group's label would stick to it).
 CONNS = Binding.Group("Conns", compact=True)
 PRIO = Binding.Group("Prio", compact=True)
 # Below this width the footer leaves out its "^p palette" key so that every key of the screen fits.
@@ -34,15 +35,15 @@ class MainScreen(Screen[None]):
         Binding("space", "app.toggle_pause", "Pause"),
         Binding("r", "app.retry", "Retry"),
         Binding("delete", "app.remove", "Remove"),
-        Binding("plus,+", "app.more_connections", "+conn", key_display="+", group=CONNS),
-        Binding("minus,-", "app.fewer_connections", "-conn", key_display="-", group=CONNS),
-        Binding("left_square_bracket", "app.lower_priority", "Prio-", key_display="[", group=PRIO),
-        Binding("right_square_bracket", "app.raise_priority", "Prio+", key_display="]", group=PRIO),
         Binding("enter", "app.details", "Details"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "app.cycle_sort", "Sort"),
         Binding("q", "app.quit", "Quit"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("plus,+", "app.more_connections", "+conn", key_display="+", group=CONNS),
+        Binding("minus,-", "app.fewer_connections", "-conn", key_display="-", group=CONNS),
+        Binding("left_square_bracket", "app.lower_priority", "Prio-", key_display="[", group=PRIO),
+        Binding("right_square_bracket", "app.raise_priority", "Prio+", key_display="]", group=PRIO),
     ]
 
     def __init__(self) -> None:
