@@ -86,16 +86,17 @@ def find_tools(work: Path, skipped: list[str], with_getm: bool) -> Tools:
 
 
 def tool_versions(tools: Tools) -> dict[str, str]:
-    argvs = {
-        "getm-tui": [tools.getm_tui, "--version"],
-        "curl": [tools.curl, "--version"],
-        "wget2": [tools.wget2, "--version"],
-        "aria2c": [tools.aria2c, "--version"],
-        "axel": [tools.axel, "--version"],
+    """Each tool's version banner, for the JSON: results compare only between runs of the same versions."""
+    paths = {
+        "getm-tui": tools.getm_tui,
+        "curl": tools.curl,
+        "wget2": tools.wget2,
+        "aria2c": tools.aria2c,
+        "axel": tools.axel,
     }
-    found = {name: install.version_of(argv) for name, argv in argvs.items() if argv[0]}  # type: ignore[misc]
+    found = {name: install.version_of([path, "--version"]) for name, path in paths.items() if path}
     if tools.getm:
-        found["getm"] = "0.0.5"
+        found["getm"] = install.GETM_PEER
     return found
 
 
@@ -168,7 +169,14 @@ class Runner:
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
             os.sync()  # the next tool must not pay for this one's writeback
-        return {"rep": rep, "ok": error is None, "error": error, "md5_checked": check_md5, **m.to_json()}
+        return {
+            "rep": rep,
+            "at": round(time.time(), 1),  # when the run ended (epoch seconds)
+            "ok": error is None,
+            "error": error,
+            "md5_checked": check_md5,
+            **m.to_json(),
+        }
 
 
 def check(case: Case, contender: Contender, run_dir: Path, m: Measurement, with_md5: bool) -> str | None:
@@ -289,13 +297,21 @@ def serve(args: argparse.Namespace, work: Path) -> None:
             signal.pause()
 
 
+def package_dir() -> Path:
+    spec = importlib.util.find_spec("getm_tui")  # finds it without importing it
+    return Path(spec.origin).parent if spec and spec.origin else HERE.parent / "getm_tui"
+
+
+def source_mtimes() -> dict[str, float]:
+    """Every getm-tui source file's mtime: compared at the end, it names files edited during a run
+    (with others committing to the same tree, a run can otherwise mix two versions unnoticed)."""
+    package = package_dir()
+    return {str(f.relative_to(package)): f.stat().st_mtime for f in sorted(package.rglob("*.py"))}
+
+
 def source_state() -> dict[str, Any]:
-    """Which getm-tui code is measured: the git commit, whether the package has local changes, and a
-    fingerprint of its sources (taken again at the end: code edited during a run mixes two versions)."""
-    spec = importlib.util.find_spec("getm_tui")
-    package = Path(spec.origin).parent if spec and spec.origin else HERE.parent / "getm_tui"
-    files = sorted(package.rglob("*.py"))
-    fingerprint = f"{len(files)} files, newest {max((f.stat().st_mtime for f in files), default=0):.0f}"
+    """Which getm-tui code is measured: the git commit and whether the package has local changes."""
+    package = package_dir()
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(package), *argv], capture_output=True, text=True)
@@ -305,8 +321,12 @@ def source_state() -> dict[str, Any]:
         "package": str(package),
         "commit": git("rev-parse", "--short", "HEAD"),
         "dirty": bool(git("status", "--porcelain", "--", ".")),
-        "fingerprint": fingerprint,
     }
+
+
+def changed_since(before: dict[str, float]) -> list[str]:
+    after = source_mtimes()
+    return sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
 
 
 def new_results(args: argparse.Namespace, target: Path) -> dict[str, Any]:
@@ -353,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     target = Path(tempfile.mkdtemp(prefix="out-", dir=args.target_dir or work))
     results = new_results(args, target)
+    sources = source_mtimes()
     code = 0
     try:
         benchmark(args, work, target, results)
@@ -363,9 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(target, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
-    after = source_state()["fingerprint"]
-    if after != results["getm_tui"]["fingerprint"]:
-        results["getm_tui"]["changed_during_run"] = after
+    changed = changed_since(sources)
+    if changed:
+        results["getm_tui"]["changed_during_run"] = changed
     if results["cases"]:
         finish(results, args.plot, write=True)
     return code

@@ -189,14 +189,20 @@ class GetmApp(App[int]):
         self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
 
     def _sample_rate(self) -> None:
-        self.main.push_rate(self.total_rate)
+        if self._drawable():
+            self.main.push_rate(self.total_rate)
 
     # -- drawing ----------------------------------------------------------------------------------
 
+    def _drawable(self) -> bool:
+        """The main screen can be drawn on: it is composed, and the app is not shutting down (the
+        interval timer and queued messages still fire while Textual removes the screens)."""
+        return self.is_running and bool(self.screen_stack) and self.main.is_mounted
+
     def _redraw(self, changed: set[int] | None) -> None:
-        main = self.main
-        if not main.is_mounted:
+        if not self._drawable():
             return
+        main = self.main
         main.refresh_rows(self.rows, changed, self.sort, self.filter_text)
         main.show_summary(self.counts, self.total_rate, self.mode, self.sort, self.filter_text)
         self.selection_changed()
@@ -204,6 +210,8 @@ class GetmApp(App[int]):
             self.screen.show(self.rows.get(self.screen.job_id))
 
     def selection_changed(self) -> None:
+        if not self._drawable():
+            return
         job_id = self.main.selected_id()
         self.main.show_selected(self.rows.get(job_id) if job_id is not None else None, self.total_rate)
 
@@ -217,9 +225,11 @@ class GetmApp(App[int]):
 
     # -- commands ---------------------------------------------------------------------------------
 
-    def _send(self, msg: Any) -> None:
+    def _send(self, msg: Any) -> bool:
         if self.link is None or not self.link.send(msg):
             self.notify("not connected to the supervisor", severity="error")
+            return False
+        return True
 
     def action_add(self) -> None:
         def added(specs: list[dict[str, Any]] | None) -> None:
@@ -272,29 +282,42 @@ class GetmApp(App[int]):
         self.push_screen(ConfirmRemove(row.job.display_name, row.job.state == "done"), answer)
 
     def _concurrency(self, row: JobRow) -> int:
+        # The row holds what was asked last (set below at once, so quick presses add up; the supervisor
+        # writes the same value to the queue and to the running job).
+        if row.job.concurrency:
+            return row.job.concurrency
         if row.live is not None:
             return row.live.concurrency
-        return row.job.concurrency or self.settings.concurrency
+        return self.settings.concurrency
+
+    def _set_concurrency(self, row: JobRow, n: int) -> None:
+        n = max(1, min(64, n))
+        if self._send(P.SetConcurrency(row.job.id, n)):
+            row.job.concurrency = n
+
+    def _set_priority(self, row: JobRow, priority: int) -> None:
+        if self._send(P.SetPriority(row.job.id, priority)):
+            row.job.priority = priority
 
     def action_more_connections(self) -> None:
         row = self._selected()
         if row is not None:
-            self._send(P.SetConcurrency(row.job.id, min(64, self._concurrency(row) + 1)))
+            self._set_concurrency(row, self._concurrency(row) + 1)
 
     def action_fewer_connections(self) -> None:
         row = self._selected()
         if row is not None:
-            self._send(P.SetConcurrency(row.job.id, max(1, self._concurrency(row) - 1)))
+            self._set_concurrency(row, self._concurrency(row) - 1)
 
     def action_raise_priority(self) -> None:
         row = self._selected()
         if row is not None:
-            self._send(P.SetPriority(row.job.id, row.job.priority + 1))
+            self._set_priority(row, row.job.priority + 1)
 
     def action_lower_priority(self) -> None:
         row = self._selected()
         if row is not None:
-            self._send(P.SetPriority(row.job.id, row.job.priority - 1))
+            self._set_priority(row, row.job.priority - 1)
 
     def action_details(self) -> None:
         row = self._selected()

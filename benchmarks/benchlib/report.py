@@ -184,7 +184,8 @@ def render(results: Results) -> str:
         dirty = " (with local changes)" if src["dirty"] else ""
         head += f"\ngetm-tui {src['commit']}{dirty} from {src['package']}"
     if src.get("changed_during_run"):
-        head += "\nWARNING: getm-tui's sources changed during the run: the runs mix two versions"
+        changed = ", ".join(src["changed_during_run"])
+        head += f"\nWARNING: getm-tui sources changed during the run ({changed}): runs may mix versions"
     if results.get("interrupted"):
         head += "  [INTERRUPTED: partial results]"
     return "\n\n".join([head, table(results), targets(results), resources(results), notes(results)])

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Static
 
 from getm_tui import humanize
 from getm_tui.engine.urls import redact
+from getm_tui.protocol import LiveJob
 from getm_tui.screens.main import integrity_text
 from getm_tui.view import JobRow, segment_map
 
@@ -28,6 +29,7 @@ class DetailsScreen(Screen[None]):
         self._last_segments: dict[int, tuple[float, int]] = {}
         self.conn_rates: list[float] = []
         self._row: JobRow | None = None
+        self._live_seen: LiveJob | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
@@ -79,9 +81,7 @@ class DetailsScreen(Screen[None]):
         else:
             whole = "█" * width if job.state == "done" else "░" * width
             self.query_one("#details-map", Static).update(whole)
-        self.query_one("#details-conns", Static).update(
-            self._conn_text(segs, live.conn_rates if live else ())
-        )
+        self.query_one("#details-conns", Static).update(self._conn_text(live))
         self.query_one("#details-integrity", Static).update(escape(integrity_text(row)))
         headers = job.info.get("headers") or {}
         self.query_one("#details-headers", Static).update(
@@ -92,14 +92,20 @@ class DetailsScreen(Screen[None]):
                       for at, kind, msg in self.events[-50:]) or "nothing yet")
         )  # fmt: skip
 
-    def _conn_text(
-        self, segments: tuple[tuple[int, int, int, str], ...], given: tuple[float, ...] = ()
-    ) -> str:
+    def _conn_text(self, live: LiveJob | None) -> str:
         """Rates of the parts in flight: the supervisor's when it sends them, else from how far each part
-        got since the last snapshot."""
-        if given:
-            self.conn_rates = list(given)
-            return _rates(given)
+        got between two snapshots (a redraw for a queue change brings no new snapshot: keep the last)."""
+        if live is not None and live is not self._live_seen:
+            self._live_seen = live
+            if live.conn_rates:
+                self.conn_rates = list(live.conn_rates)
+            else:
+                self._measure(live.segments)
+        if not self.conn_rates or live is None:
+            return "no connection active"
+        return _rates(self.conn_rates, self.size.width - 6)
+
+    def _measure(self, segments: tuple[tuple[int, int, int, str], ...]) -> None:
         now = time.monotonic()
         rates = []
         for start, _length, done, state in segments:
@@ -111,13 +117,18 @@ class DetailsScreen(Screen[None]):
             self._last_segments[start] = (now, done)
         if rates:
             self.conn_rates = rates
-        if not self.conn_rates:
-            return "no connection active"
-        return _rates(self.conn_rates)
 
 
-def _rates(rates: Sequence[float]) -> str:
-    return "  ".join(f"#{i + 1} {humanize.rate(r)}" for i, r in enumerate(rates))
+def _rates(rates: Sequence[float], width: int) -> str:
+    """`#1 6.0 MiB/s  #2 ...`, a line break only between connections."""
+    lines = [""]
+    for i, rate in enumerate(rates):
+        item = f"#{i + 1} {humanize.rate(rate)}"
+        if lines[-1] and len(lines[-1]) + 2 + len(item) > width:
+            lines.append(item)
+        else:
+            lines[-1] = f"{lines[-1]}  {item}" if lines[-1] else item
+    return "\n".join(lines)
 
 
 def redact_text(message: str) -> str:
