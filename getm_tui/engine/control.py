@@ -32,10 +32,17 @@ class ResumeStore(Protocol):
 
 
 class ControlFile:
-    """The resume record as a small JSON file beside the partial download."""
+    """The resume record as a small JSON file beside the partial download.
+
+    Saved in place with one pwrite, padded with blanks to at least the previous length so no stale tail
+    remains: a write to a regular file is not torn by killing the process, and replacing the file by a
+    rename cost milliseconds per save on ext4 (it flushes the replaced file), dozens of times per GiB.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._fd = -1
+        self._length = 0
 
     def load(self) -> dict[str, Any] | None:
         try:
@@ -49,22 +56,26 @@ class ControlFile:
         return record if isinstance(record, dict) else None
 
     def save(self, record: dict[str, Any]) -> None:
-        tmp = self.path + ".tmp"
+        data = json.dumps(record, separators=(",", ":")).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            if self._fd < 0:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+                self._length = os.fstat(self._fd).st_size
+            padded = data.ljust(self._length)
+            os.pwrite(self._fd, padded, 0)
+            self._length = len(padded)
         except OSError as e:
-            # The record only saves work after a restart; a full disk must not fail the download (the
-            # older record, if any, stays: it claims less than the file holds, which is safe).
+            # The record only saves work after a restart; a full disk must not fail the download. A
+            # record torn by a failed write is unreadable and then ignored (start over), never wrong.
             log.warning("cannot save the resume record %s: %s", os.path.basename(self.path), e.strerror)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def clear(self) -> None:
+        self.close()
         for path in (self.path, self.path + ".tmp"):
             try:
                 os.unlink(path)
