@@ -41,7 +41,6 @@ class LiveJob:
     parts_total: int
     retries: int
     segments: tuple[tuple[int, int, int, str], ...] = ()
-    conn_rates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -327,7 +327,7 @@ class Supervisor:
         if isinstance(msg, P.Shutdown):
             self.stop.set()
         elif isinstance(msg, P.Detach):
-            client.alive = False
+            client.close()
         elif isinstance(msg, P.Pause):
             for i in msg.ids:
                 q.transition(i, "paused", ["queued", "active"])

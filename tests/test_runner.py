@@ -159,3 +159,18 @@ def test_pause_and_rm_act_on_a_running_job(fault_server, tmp_path):
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.wait(timeout=10)
+
+
+def test_global_rate_limit_is_honoured(fault_server, tmp_path):
+    """The queue's rate_limit caps everything running: never faster than the limit (noise only slows)."""
+    data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
+    out_dir.mkdir()
+    big, small = os.urandom(6 * MiB), os.urandom(900_000)
+    urls = fault_server.add("/big.bin", big), fault_server.add("/small.bin", small)
+    add(data_dir, *urls, "-d", str(out_dir))
+    started = time.monotonic()
+    res = cli(data_dir, "run", "--once", env={"GETM_TUI_RATE_LIMIT": "4M", "GETM_TUI_PART_SIZE": "1M"})
+    elapsed = time.monotonic() - started
+    assert res.returncode == 0, res.stderr
+    assert (out_dir / "big.bin").read_bytes() == big and (out_dir / "small.bin").read_bytes() == small
+    assert elapsed >= 0.8 * (len(big) + len(small)) / (4 * MiB)

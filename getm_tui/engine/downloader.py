@@ -334,6 +334,13 @@ def _mismatch(target: str, outcomes: list[checksum.Outcome]) -> str:
     return f"checksum mismatch for {os.path.basename(target)}: {lines}"
 
 
+def _rate_limit(opts: Options) -> float | None:
+    """Bytes per second this download may use now (a front end may change it while it runs)."""
+    if opts.live is not None:
+        return opts.live.rate_limit
+    return opts.rate_limit
+
+
 class _Flusher:
     """Writes the file back to disk while it downloads, so the fsync at commit has little left to do.
 
@@ -466,6 +473,7 @@ def _inline(
         resp.close()  # the probe's body starts at byte 0: don't leave the server streaming it
         current = None
     t0 = time.monotonic()
+    paced_from = p.done
     while True:
         try:
             if current is None:
@@ -503,6 +511,13 @@ def _inline(
                 p.done += n
                 attempt = 0
                 now = time.monotonic()
+                rate = _rate_limit(opts)
+                if rate:
+                    ahead = (p.done - paced_from) / rate - (now - t0)
+                    if ahead > 0 and cancel is not None:
+                        cancel.wait(min(ahead, 0.5))
+                    elif ahead > 0:
+                        time.sleep(min(ahead, 0.5))
                 if now - last_save >= 1.0:
                     save(shim)  # type: ignore[arg-type]
                     last_save = now
