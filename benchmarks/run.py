@@ -1,11 +1,13 @@
 """Benchmark getm-tui against curl, wget2, aria2c, axel and getm 0.0.5 on a private local nginx.
 
-    python benchmarks/run.py [--cases a,b,c,d,e] [--repeat N] [--plot out.png] [--quick] [--target-dir DIR]
+    python benchmarks/run.py [--cases a,b,c,d,e,f] [--repeat N] [--plot out.png] [--quick] [--target-dir DIR]
 
 Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
 machine's noise falls on all of them alike; every run writes into a fresh directory on the same target
 filesystem, is checked (exit code, sizes; md5 on the last repetition) and deleted, and the page cache's
-dirty pages are synced before the next run starts. See benchmarks/README.md for what each case measures.
+dirty pages are synced before the next run starts. Case (f), the app's responsiveness under load, is
+app_responsiveness.py, run last against the same server. See benchmarks/README.md for what each case
+measures.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import app_responsiveness
 from benchlib import install, report
 from benchlib.cases import Case, Contender, Tools, build_cases, out_dir, warm_up_case
 from benchlib.data import Dataset, Sizes, make_dataset, md5_of
-from benchlib.measure import Measurement, run_measured
+from benchlib.measure import Measurement, base_env, run_measured
 from benchlib.server import Nginx
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-ALL_CASES = "a,b,c,d,e"
+ALL_CASES = "a,b,c,d,e,f"
 
 
 def log(message: str) -> None:
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--serve", action="store_true", help="only serve the data (for profiling) until Ctrl-C")
     args = p.parse_args(argv)
     args.cases = [k.strip() for k in args.cases.split(",") if k.strip()]
-    unknown = sorted(set(args.cases) - set(ALL_CASES.split(",")) - {"f"})
+    unknown = sorted(set(args.cases) - set(ALL_CASES.split(",")))
     if unknown:
         p.error(f"unknown case(s): {', '.join(unknown)}")
     if args.repeat is None:
@@ -98,34 +101,6 @@ def tool_versions(tools: Tools) -> dict[str, str]:
     if tools.getm:
         found["getm"] = install.GETM_PEER
     return found
-
-
-# Python settings of the calling shell that a user's install would not have: without a bytecode cache
-# every getm-tui process (coordinator and each spawned worker) compiles its modules at every start.
-DROPPED_PYTHON_VARS = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONPYCACHEPREFIX")
-
-
-def _dropped(name: str) -> bool:
-    return name.startswith("GETM_TUI_") or "proxy" in name.lower() or name in DROPPED_PYTHON_VARS
-
-
-def base_env(work: Path) -> dict[str, str]:
-    """The environment for every tool: no proxies (all traffic stays on 127.0.0.1); getm-tui reading an
-    empty config file, so a user's config or GETM_TUI_* variables cannot change what is measured; and
-    Python tools keeping their bytecode under the temp dir (PYTHONPYCACHEPREFIX), so they run from a
-    cache as an installed program would, without writing into the source tree."""
-    env = {k: v for k, v in os.environ.items() if not _dropped(k)}
-    config = work / "getm-tui.toml"
-    config.write_text("")
-    env.update(
-        {
-            "GETM_TUI_CONFIG": str(config),
-            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
-            "no_proxy": "*",
-            "NO_PROXY": "*",
-        }
-    )
-    return env
 
 
 def filesystem_of(path: Path) -> str:
@@ -267,18 +242,38 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     nginx_bin = install.ensure_binary("nginx", log)
     if nginx_bin is None:
         raise SystemExit("nginx is needed and could not be installed")
-    tools = find_tools(work, skipped, with_getm=not args.no_getm)
-    results["versions"] = tool_versions(tools)
-    data = prepare_data(work, args.quick)
-    with Nginx(nginx_bin, work / "nginx", data.root) as server:
+    timed = [k for k in args.cases if k != "f"]  # (f) alone needs neither the peers nor their data
+    app_case = "f" in args.cases
+    if app_case and install.ensure_binary("tmux", log) is None:
+        skipped.append("(f) in a terminal: tmux (could not be installed)")
+    tools = find_tools(work, skipped, with_getm=not args.no_getm) if timed else None
+    ours = {"getm-tui": install.version_of([install.getm_tui_binary(), "--version"])}
+    results["versions"] = tool_versions(tools) if tools else ours
+    data = prepare_data(work, args.quick) if timed else None
+    root = data.root if data else work / "www"
+    load = app_responsiveness.load_file(root, data.big if data else None, log) if app_case else None
+    with Nginx(nginx_bin, work / "nginx", root) as server:
         log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
-        cases = build_cases(args.cases, tools, data, server.url, work)
-        runner = Runner(target, work / "scratch", base_env(work), args.timeout)
-        warm_up(warm_up_case(tools, data, server.url, work), runner)
-        for case in cases:
-            record = case_record(case)
-            results["cases"].append(record)
-            run_case(case, runner, args.repeat, record)
+        if tools is not None and data is not None:
+            cases = build_cases(timed, tools, data, server.url, work)
+            runner = Runner(target, work / "scratch", base_env(work), args.timeout)
+            warm_up(warm_up_case(tools, data, server.url, work), runner)
+            for case in cases:
+                record = case_record(case)
+                results["cases"].append(record)
+                run_case(case, runner, args.repeat, record)
+        if load is not None:
+            results["responsiveness"] = app_responsiveness.measure(
+                server.url(load.rel),
+                load,
+                work,
+                target,
+                base_env(work),
+                install.getm_tui_binary(),
+                log,
+                sample=5.0 if args.quick else 10.0,
+                presses=15 if args.quick else 30,
+            )
 
 
 def serve(args: argparse.Namespace, work: Path) -> None:
@@ -387,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = changed_since(sources)
     if changed:
         results["getm_tui"]["changed_during_run"] = changed
-    if results["cases"]:
+    if results["cases"] or results.get("responsiveness"):
         finish(results, args.plot, write=True)
     return code
 

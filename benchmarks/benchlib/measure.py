@@ -1,5 +1,6 @@
-"""Running one command and measuring it: wall time from perf_counter around the process, CPU and the
-largest process's peak RSS from GNU time, and (optionally) the peak memory of the whole process tree.
+"""Running one command and measuring it: the environment it runs in, wall time from perf_counter around
+the process, CPU and the largest process's peak RSS from GNU time, and (optionally) the peak memory of
+the whole process tree.
 
 GNU time's %M is ru_maxrss of the waited-for children, which is the peak of the single largest process,
 not of the tree: for a multi-process tool (getm-tui's workers, getm's pool) it understates. So a sampler
@@ -21,6 +22,36 @@ from typing import Any
 
 GNU_TIME = "/usr/bin/time"
 SAMPLE_EVERY = 0.05
+
+
+# -- the environment of every measured program -------------------------------------------------------
+
+# Python settings of the calling shell that a user's install would not have: without a bytecode cache
+# every getm-tui process (coordinator and each spawned worker) compiles its modules at every start.
+DROPPED_PYTHON_VARS = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONPYCACHEPREFIX")
+
+
+def _dropped(name: str) -> bool:
+    return name.startswith("GETM_TUI_") or "proxy" in name.lower() or name in DROPPED_PYTHON_VARS
+
+
+def base_env(work: Path) -> dict[str, str]:
+    """The environment for every tool: no proxies (all traffic stays on 127.0.0.1); getm-tui reading an
+    empty config file, so a user's config or GETM_TUI_* variables cannot change what is measured; and
+    Python tools keeping their bytecode under the temp dir (PYTHONPYCACHEPREFIX), so they run from a
+    cache as an installed program would, without writing into the source tree."""
+    env = {k: v for k, v in os.environ.items() if not _dropped(k)}
+    config = work / "getm-tui.toml"
+    config.write_text("")
+    env.update(
+        {
+            "GETM_TUI_CONFIG": str(config),
+            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+            "no_proxy": "*",
+            "NO_PROXY": "*",
+        }
+    )
+    return env
 
 
 @dataclass

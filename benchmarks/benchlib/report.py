@@ -1,4 +1,4 @@
-"""Turning raw runs into the table, the target checks, the (e) figures, the JSON file and the plot.
+"""Turning raw runs into the table, the target checks, the (e) and (f) figures, the JSON file and the plot.
 
 Everything here works from the JSON-shaped results dict, so `run.py --report FILE` re-renders an old run
 exactly as it was printed. Medians only: the machine is small and noisy, and a mean would follow the
@@ -134,6 +134,8 @@ def targets(results: Results) -> str:
                 f"  ({key}) {r.label}: ours/aria2c = {_f(vs, '.3f')} (<= {factor}) "
                 f"{_verdict(_le(vs, factor))}" + ("" if aria else "  [aria2c not measured]")
             )
+    if results.get("responsiveness"):
+        lines.append(responsiveness_targets(results))
     return "\n".join(lines)
 
 
@@ -170,8 +172,125 @@ def notes(results: Results) -> str:
     for case in results["cases"]:
         lines.extend(f"({case['key']}) {n}" for n in case.get("notes", []))
     lines.extend(f"skipped: {s}" for s in results.get("skipped", []))
-    lines.append("(f) the app's responsiveness: not measured yet")
     return "\n".join(lines)
+
+
+# -- (f): the app under load ---------------------------------------------------------------------------
+
+
+@dataclass
+class Latency:
+    """Key press -> screen, over the presses of one method; a press never seen counts as the timeout."""
+
+    n: int
+    missed: int
+    median: float | None
+    p95: float | None
+    high: float | None
+
+
+def latency(values: list[float | None], timeout_ms: float) -> Latency:
+    seen = [v if v is not None else timeout_ms for v in values]
+    if not seen:
+        return Latency(0, 0, None, None, None)
+    ordered = sorted(seen)
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
+    return Latency(len(seen), values.count(None), statistics.median(seen), p95, ordered[-1])
+
+
+def _presses(part: Results, key: str | None = None) -> list[float | None]:
+    return [p["ms"] for p in part.get("presses", []) if key is None or p["key"] == key]
+
+
+def _lat(lat: Latency) -> str:
+    missed = f", {lat.missed} not seen in time" if lat.missed else ""
+    return (
+        f"median {_f(lat.median, '.1f')} ms, p95 {_f(lat.p95, '.1f')} ms, max {_f(lat.high, '.1f')} ms "
+        f"({lat.n} presses{missed})"
+    )
+
+
+def _f_verdicts(rec: Results) -> tuple[Latency | None, float | None]:
+    term = rec.get("terminal", {})
+    if "presses" not in term:
+        return None, term.get("cpu_pct")
+    return latency(_presses(term), rec["timeout_ms"]), term.get("cpu_pct")
+
+
+def responsiveness(results: Results) -> str:
+    """(f): the app's CPU and key -> redraw latency, in tmux and in process, with the tmux baseline."""
+    rec = results.get("responsiveness")
+    if rec is None:
+        return "(f) the app's responsiveness: not measured in this run (--cases f)"
+    timeout = rec["timeout_ms"]
+    lines = [
+        f"(f) the app under load: {rec['jobs']} jobs, {rec['active']} active at full speed "
+        f"({rec['file_bytes'] // MiB} MiB each, unthrottled); {rec.get('jobs_done', '?')} finished and "
+        f"{rec.get('jobs_failed', '?')} failed during the case ({rec.get('seconds', '?')} s)"
+    ]
+    term = rec.get("terminal", {})
+    if "error" in term:
+        lines.append(f"  in tmux: FAILED: {term['error']}")
+    if "cpu_pct" in term:
+        lines.append(
+            f"  in tmux ({term.get('tmux', '?')}, {term.get('size', '?')}), shown {term.get('rate_shown')}, "
+            f"active each second: {' '.join(map(str, term.get('active_seen', [])))}"
+        )
+        lines.append(
+            f"    app process CPU: {term['cpu_pct']:.1f}% of one core over {term['wall_s']:.1f} s "
+            f"(per second: {' '.join(f'{v:.0f}' for v in term.get('cpu_pct_per_second', []))}); "
+            f"supervisor and workers, not counted: {term.get('tree_cpu_pct', 0):.0f}%"
+        )
+        lines.append(
+            f"    terminal output: {term['terminal_bytes_per_s'] / 1024:.1f} KiB/s "
+            f"(one full screen with its escapes: {term['full_screen_bytes'] / 1024:.1f} KiB); "
+            f"all writes: {term['wchar_per_s'] / 1024:.1f} KiB/s"
+        )
+    if "presses" in term:
+        lines.append(f"    key -> screen, raw: {_lat(latency(_presses(term), timeout))}")
+        for key in ("down", "s"):
+            lines.append(f"      {key:<4} {_lat(latency(_presses(term, key), timeout))}")
+        base = latency(term.get("baseline_ms", []), timeout)
+        lines.append(f"    baseline (stty raw; cat pane, same tmux): {_lat(base)}")
+        raw = latency(_presses(term), timeout)
+        if raw.median is not None and base.median is not None:
+            lines.append(
+                f"    raw - baseline median: {raw.median - base.median:.1f} ms (median), "
+                f"{_f(raw.p95 and raw.p95 - base.median, '.1f')} ms (p95)"
+            )
+    inproc = rec.get("in_process", {})
+    if "error" in inproc:
+        lines.append(f"  in process: FAILED: {inproc['error']}")
+    if "cpu_pct" in inproc:
+        lines.append("  in process (Textual run_test, headless: frames composed, no terminal output)")
+        lines.append(
+            f"    process CPU: {inproc['cpu_pct']:.1f}% of one core over {inproc['wall_s']:.1f} s "
+            f"(the helper thread's {inproc.get('reaper_cpu_s', 0):.2f} s taken out)"
+        )
+    if "presses" in inproc:
+        lines.append(f"    key -> composed frame: {_lat(latency(_presses(inproc), timeout))}")
+        for key in ("down", "s"):
+            lines.append(f"      {key:<4} {_lat(latency(_presses(inproc, key), timeout))}")
+    if rec.get("failures"):
+        lines.append(f"  job failures: {'; '.join(rec['failures'])}")
+    return "\n".join(lines)
+
+
+def responsiveness_targets(results: Results) -> str:
+    """(f)'s two targets, judged on the real terminal: raw p95 (tmux's own cost included) and CPU."""
+    rec = results.get("responsiveness")
+    if rec is None:
+        return ""
+    lat, cpu = _f_verdicts(rec)
+    limit_ms, limit_cpu = rec["targets"]["redraw_ms"], rec["targets"]["cpu_pct"]
+    ok_lat = None if lat is None or lat.p95 is None else lat.p95 <= limit_ms
+    ok_cpu = None if cpu is None else cpu < limit_cpu
+    p95 = _f(lat.p95 if lat else None, ".1f")
+    return (
+        f"  (f) key press -> redraw in tmux: p95 {p95} ms (<= {limit_ms:.0f} ms) {_verdict(ok_lat)}\n"
+        f"  (f) app process CPU, {rec['active']} active: {_f(cpu, '.1f')}% of one core "
+        f"(< {limit_cpu:.0f}%) {_verdict(ok_cpu)}"
+    )
 
 
 def render(results: Results) -> str:
@@ -188,7 +307,16 @@ def render(results: Results) -> str:
         head += f"\nWARNING: getm-tui sources changed during the run ({changed}): runs may mix versions"
     if results.get("interrupted"):
         head += "  [INTERRUPTED: partial results]"
-    return "\n\n".join([head, table(results), targets(results), resources(results), notes(results)])
+    parts = [head]
+    if results["cases"]:
+        parts.append(table(results))
+    parts.append(targets(results))
+    if results["cases"]:
+        parts.append(resources(results))
+    parts.append(responsiveness(results))
+    if results["cases"] or results.get("skipped"):
+        parts.append(notes(results))
+    return "\n\n".join(parts)
 
 
 def write_json(results: Results, directory: Path) -> Path:
@@ -209,6 +337,8 @@ def plot(results: Results, path: Path) -> str:
     except ImportError:
         return f"--plot: matplotlib is not installed (pip install matplotlib); {path} not written"
     cases = results["cases"]
+    if not cases:
+        return f"--plot: no timed case (a-d) in this run; {path} not written"
     fig, axes = plt.subplots(
         len(cases), 1, figsize=(9, 2.2 + 0.45 * sum(len(c["contenders"]) for c in cases))
     )

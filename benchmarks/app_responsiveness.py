@@ -1,0 +1,680 @@
+"""(f) The app's responsiveness under load: 2,000 jobs queued, 8 active at full speed.
+
+    python benchmarks/app_responsiveness.py [--sample 10] [--presses 30] [--target-dir DIR] [--profile DIR]
+    python benchmarks/run.py --cases f          # the same, as case (f) of the harness (JSON, report)
+
+The issue asks: "with 2,000 jobs queued and 8 active at full speed, a key press redraws within 100 ms and
+the app's process uses under 15% of one core". Measured two ways on one fresh queue:
+
+- **In a real terminal.** The installed `getm-tui` runs in a tmux pane (a private tmux server, 120x40).
+  Once 8 jobs are active, the app process's own CPU (utime + stime from /proc/PID/stat; its supervisor and
+  the fetch workers are other processes and are not counted) is sampled over a window, with the bytes it
+  writes to the terminal (tmux pipe-pane). Then keys are sent with `tmux send-keys` (Down moves the
+  selection, `s` cycles the sort) and `tmux capture-pane` is polled every ~5 ms until the screen shows the
+  effect: the selected job's name in the Throughput panel, or `sort: NAME` in the summary line. Each press
+  alternates with one to a `stty raw; cat` pane in the same tmux server, the baseline: what send-keys,
+  the pty, tmux and the polling cost by themselves.
+- **In process.** The same app class under Textual's `run_test()` (headless) and a Pilot, with a real
+  supervisor: time from sending the key to the first composed frame showing its effect (a
+  `post_display_hook`), and the process's CPU (time.process_time) over a window. Headless Textual composes
+  frames but writes no terminal output, so this is a floor for the terminal figure.
+
+Every job fetches the same 1 GiB file from the harness's private nginx, unthrottled, each to a file of its
+own on disk; the first 8 have a higher priority. When one finishes the next queued job starts, so 8 stay
+active throughout, and a helper thread deletes finished files, so the run never needs more than a few GiB
+of disk. The names are shuffled against the order of adding, so sorting by name really reorders the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchlib.data import DataFile, GiB, MiB, write_random
+from benchlib.measure import base_env, descendants
+
+TITLE = "the app's responsiveness"
+JOBS = 2000
+ACTIVE = 8
+LOAD_SIZE = GiB
+SIZE = (120, 40)
+TARGET_MS = 100.0
+TARGET_CPU_PCT = 15.0
+POLL_EVERY = 0.005  # capture-pane polling period
+PRESS_TIMEOUT = 2.0  # a press whose effect is not seen by then counts as this long (and as missed)
+KEY_PATTERN = ("down", "down", "down", "down", "s")  # 30 presses: 24 Down, 6 `s` (one round of the sorts)
+TMUX_KEYS = {"down": "Down", "s": "s"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+PANEL_NAME = re.compile(r"(file-\d+\.bin): ")  # the Throughput panel's "NAME: RATE" line
+SORT_SHOWN = re.compile(r"sort: (\w+)")
+ACTIVE_SHOWN = re.compile(r"(\d+) active")
+RATE_SHOWN = re.compile(r"↓ (.+?)\s+sort:")
+
+Log = Callable[[str], None]
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+
+def load_file(root: Path, big: DataFile | None, log: Log) -> DataFile:
+    """The file every job fetches: the harness's big file when it is 1 GiB, else one written here (so a
+    job lasts seconds, not a fraction of one, and the active set stays put while keys are pressed)."""
+    if big is not None and big.size >= LOAD_SIZE and (root / big.rel).is_file():
+        return big
+    path = root / "app-load.bin"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    log(f"writing {LOAD_SIZE // MiB} MiB of random bytes for case (f)")
+    return DataFile("app-load.bin", LOAD_SIZE, write_random(path, LOAD_SIZE))
+
+
+def fill_queue(data_dir: str, out: Path, url: str, jobs: int, active: int) -> None:
+    """`jobs` jobs of `url`, each to its own name; the first `active` ones run first (higher priority)."""
+    from getm_tui.queue import Queue
+
+    numbers = list(range(jobs))
+    random.Random(7).shuffle(numbers)  # names in another order than the ids: sorting by name reorders
+    specs = [
+        {"url": url, "directory": str(out), "name": f"file-{n:04d}.bin", "priority": 1 if i < active else 0}
+        for i, n in enumerate(numbers)
+    ]
+    with Queue(data_dir) as q:
+        q.add_many(specs)
+
+
+class Reaper(threading.Thread):
+    """Deletes the file of every finished job (2,000 x 1 GiB would not fit on the disk) and counts the
+    finished and failed jobs. Its own CPU time is kept, to be taken out of the in-process figure."""
+
+    def __init__(self, db_path: str) -> None:
+        super().__init__(name="reaper", daemon=True)
+        self.db_path = db_path
+        self.cpu = 0.0
+        self.done = 0
+        self.failed: dict[int, str] = {}
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self.db_path, timeout=10)
+        removed: set[int] = set()
+        try:
+            while not self._stop.wait(0.5):
+                began = time.thread_time()
+                try:
+                    rows = db.execute("SELECT id, path FROM jobs WHERE state = 'done'").fetchall()
+                    failed = db.execute("SELECT id, error FROM jobs WHERE state = 'failed'").fetchall()
+                except sqlite3.Error:
+                    continue
+                for job_id, path in rows:
+                    if job_id not in removed and path:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                        removed.add(job_id)
+                self.done = len(rows)
+                self.failed = {job_id: error or "" for job_id, error in failed}
+                self.cpu += time.thread_time() - began
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+
+
+def active_count(db_path: str) -> int:
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db:
+        return int(db.execute("SELECT count(*) FROM jobs WHERE state = 'active'").fetchone()[0])
+
+
+# -- /proc ------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads, none of its children)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += cpu_seconds(pid)
+    return total
+
+
+def written_bytes(pid: int) -> int:
+    """wchar from /proc/PID/io: bytes the process passed to write(2) and friends."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Waits for the processes to end; returns those still there after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if alive(p)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+# -- tmux -------------------------------------------------------------------------------------------------
+
+
+class Tmux:
+    """A tmux server of our own (`-L NAME`, no config file): it never touches the user's sessions."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.socket = f"getm-bench-{os.getpid()}"
+        self.env = env
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-u", "-L", self.socket, "-f", "/dev/null", *args],
+            env=self.env,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=10,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"tmux {' '.join(args[:2])}: {done.stderr.strip()}")
+        return done.stdout
+
+    def new(self, name: str, command: str) -> None:
+        self("new-session", "-d", "-s", name, "-x", str(SIZE[0]), "-y", str(SIZE[1]), command)
+
+    def capture(self, name: str) -> str:
+        return self("capture-pane", "-p", "-t", name)
+
+    def send(self, name: str, key: str) -> None:
+        self("send-keys", "-t", name, key)
+
+    def pane_pid(self, name: str) -> int:
+        return int(self("display-message", "-p", "-t", name, "#{pane_pid}").strip())
+
+    def version(self) -> str:
+        done = subprocess.run(["tmux", "-V"], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    def kill_server(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self("kill-server")
+
+
+def find_app_pid(pane_pid: int) -> int:
+    """The getm-tui process in the pane (the shell execs it; its children are the supervisor)."""
+    for pid in [pane_pid, *descendants(pane_pid)]:
+        cmd = cmdline(pid)
+        if "getm-tui" in cmd and "multiprocessing" not in cmd:
+            return pid
+    raise RuntimeError(f"no getm-tui process under the pane (pid {pane_pid})")
+
+
+def poll_until(probe: Callable[[], Any], timeout: float, every: float = POLL_EVERY) -> tuple[Any, float]:
+    """Calls `probe` every `every` seconds until it returns something true; (value, when) or (None, when)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        began = time.perf_counter()
+        value = probe()
+        now = time.perf_counter()
+        if value or now > deadline:
+            return value, now
+        time.sleep(max(0.0, every - (now - began)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass
+class Setup:
+    data_dir: str
+    db_path: str
+    out: Path
+    env: dict[str, str]
+    getm_tui: str
+    sample: float
+    presses: int
+    log: Log
+    profile_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def sort_cycle() -> tuple[str, ...]:
+    from getm_tui.view import SORTS
+
+    return SORTS
+
+
+def run_tmux(s: Setup) -> dict[str, Any]:
+    """The app in a real pseudo-terminal: CPU of its process, terminal output, key -> screen latency."""
+    env = {**s.env, "GETM_TUI_DATA_DIR": s.data_dir, "GETM_TUI_MAX_ACTIVE": str(ACTIVE)}
+    env.setdefault("COLORTERM", "truecolor")
+    if "UTF-8" not in (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").upper():
+        env["LANG"] = "C.UTF-8"
+    env.pop("TMUX", None)
+    tmux = Tmux(env)
+    pipe_file = Path(s.data_dir) / "pane-output.bin"
+    record: dict[str, Any] = {"tmux": tmux.version(), "size": f"{SIZE[0]}x{SIZE[1]}"}
+    app_pid = 0
+    tree: list[int] = []
+    try:
+        # The baseline pane first (it also starts the server), then the app; a crashed app's pane stays
+        # open so its traceback can be shown.
+        tmux.new("base", "stty raw -echo; exec cat")
+        tmux("set-option", "-g", "remain-on-exit", "on")
+        tmux.new("app", "exec " + shlex.quote(s.getm_tui))
+        app_pid = find_app_pid(tmux.pane_pid("app"))
+        record["app_pid"] = app_pid
+        s.log(f"  app pid {app_pid} in tmux {SIZE[0]}x{SIZE[1]}; waiting for {ACTIVE} active jobs")
+
+        def ready() -> bool:
+            if not alive(app_pid):
+                raise RuntimeError("the app exited:\n" + tmux.capture("app").strip()[-2000:])
+            shown = ACTIVE_SHOWN.search(tmux.capture("app"))
+            return active_count(s.db_path) >= ACTIVE and bool(shown) and int(shown.group(1)) >= ACTIVE
+
+        if not poll_until(ready, 90, every=0.2)[0]:
+            raise RuntimeError(f"{ACTIVE} jobs did not become active:\n{tmux.capture('app').strip()[-2000:]}")
+        time.sleep(2.0)  # the table of 2,000 rows is built; the rate settles
+        tree = [p for p in descendants(app_pid)]
+        record.update(cpu_window(s, tmux, app_pid, tree, pipe_file))
+        if s.profile_dir is not None:
+            record["profile"] = profile(s, app_pid)
+        record.update(press_keys(s, tmux))
+        screen = tmux.capture("app")
+        record["screen_at_end"] = screen
+    finally:
+        record["quit"] = quit_app(s, tmux, app_pid, tree)
+        tmux.kill_server()
+        with contextlib.suppress(OSError):
+            pipe_file.unlink()
+    return record
+
+
+def cpu_window(s: Setup, tmux: Tmux, pid: int, tree: list[int], pipe_file: Path) -> dict[str, Any]:
+    s.log(f"  sampling the app's CPU for {s.sample:.0f} s")
+    tmux("pipe-pane", "-o", "-t", "app", f"cat >> {shlex.quote(str(pipe_file))}")
+    time.sleep(0.2)
+    active_seen = []
+    piped0 = pipe_file.stat().st_size if pipe_file.exists() else 0
+    wchar0, tree0 = written_bytes(pid), tree_cpu_seconds(tree)
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    per_second = []
+    last_cpu, last_t = cpu0, t0
+    while time.perf_counter() - t0 < s.sample:
+        time.sleep(min(1.0, max(0.0, s.sample - (time.perf_counter() - t0))))
+        now_cpu, now_t = cpu_seconds(pid), time.perf_counter()
+        per_second.append(round(100 * (now_cpu - last_cpu) / (now_t - last_t), 1))
+        last_cpu, last_t = now_cpu, now_t
+        active_seen.append(active_count(s.db_path))
+    cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+    wchar1, tree1 = written_bytes(pid), tree_cpu_seconds(tree)
+    piped1 = pipe_file.stat().st_size if pipe_file.exists() else 0
+    tmux("pipe-pane", "-t", "app")  # stop piping
+    wall = t1 - t0
+    screen = tmux.capture("app")
+    full = len(tmux("capture-pane", "-p", "-e", "-t", "app").encode())
+    rate = RATE_SHOWN.search(screen)
+    return {
+        "cpu_s": round(cpu1 - cpu0, 3),
+        "wall_s": round(wall, 3),
+        "cpu_pct": round(100 * (cpu1 - cpu0) / wall, 2),
+        "cpu_pct_per_second": per_second,
+        "tree_cpu_pct": round(100 * (tree1 - tree0) / wall, 1),
+        "wchar_per_s": round((wchar1 - wchar0) / wall),
+        "terminal_bytes_per_s": round((piped1 - piped0) / wall),
+        "full_screen_bytes": full,
+        "active_seen": active_seen,
+        "rate_shown": rate.group(1) if rate else "?",
+    }
+
+
+def profile(s: Setup, pid: int) -> dict[str, Any]:
+    """py-spy on the app process (after the CPU window: sampling slows the target a little)."""
+    assert s.profile_dir is not None
+    s.profile_dir.mkdir(parents=True, exist_ok=True)
+    raw = s.profile_dir / "app.raw"
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    seconds = max(5, int(s.sample))
+    s.log(f"  py-spy on the app for {seconds} s -> {raw}")
+    done = subprocess.run(
+        [spy, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(raw), "-r", "200"],
+        capture_output=True,
+        text=True,
+    )
+    return {"raw": str(raw), "ok": done.returncode == 0, "stderr": done.stderr.strip()[-500:]}
+
+
+def press_keys(s: Setup, tmux: Tmux) -> dict[str, Any]:
+    """Each press: send, then poll the screen until it shows the effect; then the same for the baseline."""
+    sorts = sort_cycle()
+    rng = random.Random(11)
+    presses: list[dict[str, Any]] = []
+    baseline: list[float | None] = []
+    s.log(f"  {s.presses} key presses (tmux send-keys, capture-pane every {POLL_EVERY * 1000:.0f} ms)")
+    for i in range(s.presses):
+        key = KEY_PATTERN[i % len(KEY_PATTERN)]
+        screen = tmux.capture("app")
+        if key == "down":
+            before = PANEL_NAME.search(screen)
+            name = before.group(1) if before else None
+
+            def seen(name: str | None = name) -> bool:
+                now = PANEL_NAME.search(tmux.capture("app"))
+                return bool(now) and now.group(1) != name
+
+        else:
+            shown = SORT_SHOWN.search(screen)
+            current = shown.group(1) if shown else sorts[0]
+            wanted = sorts[(sorts.index(current) + 1) % len(sorts)] if current in sorts else sorts[0]
+
+            def seen(wanted: str = wanted) -> bool:
+                now = SORT_SHOWN.search(tmux.capture("app"))
+                return bool(now) and now.group(1) == wanted
+
+        t0 = time.perf_counter()
+        tmux.send("app", TMUX_KEYS[key])
+        ok, t1 = poll_until(seen, PRESS_TIMEOUT)
+        presses.append({"key": key, "ms": round((t1 - t0) * 1000, 2) if ok else None})
+        time.sleep(0.1 + rng.random() * 0.1)  # off the 10 Hz rhythm of the supervisor's snapshots
+
+        t0 = time.perf_counter()
+        tmux("send-keys", "-t", "base", "-l", "x")
+        ok, t1 = poll_until(lambda n=i + 1: tmux.capture("base").count("x") >= n, PRESS_TIMEOUT)
+        baseline.append(round((t1 - t0) * 1000, 2) if ok else None)
+        time.sleep(0.05 + rng.random() * 0.1)
+    return {"presses": presses, "baseline_ms": baseline}
+
+
+def quit_app(s: Setup, tmux: Tmux, app_pid: int, tree: list[int]) -> str:
+    """`q`, as a user quits: the app stops the supervisor it started. Anything of ours still running after
+    that is ended by pid."""
+    if not app_pid:
+        return "not started"
+    tree = sorted(set(tree) | set(descendants(app_pid)))
+    how = "q"
+    if alive(app_pid):
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            tmux.send("app", "q")
+        if wait_gone([app_pid], 20):
+            how = "q did not end the app in 20 s: SIGTERM"
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(app_pid, signal.SIGTERM)
+            wait_gone([app_pid], 5)
+    left = wait_gone(tree, 15)
+    for pid in left:  # the app's own children (supervisor, workers), never anything else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        how += f"; {len(left)} child process(es) still running after 15 s were killed"
+    s.log(f"  quit: {how}")
+    return how
+
+
+# -- in process -------------------------------------------------------------------------------------------
+
+
+def run_in_process(s: Setup, reaper: Reaper) -> dict[str, Any]:
+    return asyncio.run(_pilot(s, reaper))
+
+
+async def _pilot(s: Setup, reaper: Reaper) -> dict[str, Any]:
+    from textual.widgets import Static
+
+    from getm_tui.app import GetmApp
+    from getm_tui.config import Settings
+
+    class ProbeApp(GetmApp):
+        """The app, noting when a composed frame first shows what a key press changed."""
+
+        watch: Callable[[], bool] | None = None
+        seen_at: float | None = None
+
+        def post_display_hook(self) -> None:
+            super().post_display_hook()
+            if self.watch is not None and self.watch():
+                self.seen_at = time.perf_counter()
+                self.watch = None
+
+    settings = Settings(download_dir=str(s.out), max_active=ACTIVE)
+    app = ProbeApp(s.data_dir, settings)
+    sorts = sort_cycle()
+    record: dict[str, Any] = {}
+
+    def text(widget_id: str) -> str:
+        return str(app.main.query_one(widget_id, Static).render())
+
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            deadline = time.monotonic() + 90
+            while not (app.counts.get("active", 0) >= ACTIVE and len(app.live) >= ACTIVE):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"in process: {ACTIVE} jobs did not become active")
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2.0)
+            s.log(f"  in process: sampling CPU for {s.sample:.0f} s")
+            reaped0, cpu0, t0 = reaper.cpu, time.process_time(), time.perf_counter()
+            await asyncio.sleep(s.sample)
+            cpu, wall, reaped = time.process_time() - cpu0, time.perf_counter() - t0, reaper.cpu - reaped0
+            record.update(
+                {
+                    "cpu_s": round(cpu - reaped, 3),
+                    "wall_s": round(wall, 3),
+                    "cpu_pct": round(100 * (cpu - reaped) / wall, 2),
+                    "reaper_cpu_s": round(reaped, 3),
+                }
+            )
+            presses: list[dict[str, Any]] = []
+            rng = random.Random(13)
+            s.log(f"  in process: {s.presses} key presses (Pilot)")
+            for i in range(s.presses):
+                key = KEY_PATTERN[i % len(KEY_PATTERN)]
+                if key == "down":
+                    before = app.main.selected_id()
+
+                    def shown(before: int | None = before) -> bool:
+                        now = app.main.selected_id()
+                        row = app.rows.get(now) if now is not None else None
+                        return (
+                            now != before
+                            and row is not None
+                            and f"{row.job.display_name}:" in text("#rate-text")
+                        )
+
+                else:
+                    wanted = sorts[(sorts.index(app.sort) + 1) % len(sorts)]
+
+                    def shown(wanted: str = wanted) -> bool:
+                        return app.sort == wanted and f"sort: {wanted}" in text("#summary")
+
+                app.seen_at = None
+                app.watch = shown
+                t0 = time.perf_counter()
+                await pilot.press(key)
+                deadline_at = t0 + PRESS_TIMEOUT
+                while app.seen_at is None and time.perf_counter() < deadline_at:
+                    await asyncio.sleep(0.002)
+                app.watch = None
+                seen_at = app.seen_at
+                presses.append({"key": key, "ms": round((seen_at - t0) * 1000, 2) if seen_at else None})
+                await asyncio.sleep(0.1 + rng.random() * 0.1)
+            record["presses"] = presses
+            await pilot.press("q")
+            deadline = time.monotonic() + 20
+            while app.return_code is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            record["quit"] = "q" if app.return_code == 0 else "q did not end the app in 20 s"
+    finally:
+        if app.link is not None:
+            app.link.close()  # as the CLI does after the app ends (a no-op after q)
+    return record
+
+
+# -- the case ---------------------------------------------------------------------------------------------
+
+
+def measure(
+    url: str,
+    load: DataFile,
+    work: Path,
+    target: Path,
+    env: dict[str, str],
+    getm_tui: str,
+    log: Log,
+    sample: float = 10.0,
+    presses: int = 30,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Case (f): one fresh queue, the app in tmux, then in process. Returns the JSON record."""
+    state = Path(tempfile.mkdtemp(prefix="f-state-", dir=work))
+    out = Path(tempfile.mkdtemp(prefix="f-out-", dir=target))
+    data_dir = str(state / "data")
+    s = Setup(data_dir, os.path.join(data_dir, "queue.sqlite3"), out, env, getm_tui, sample, presses, log)
+    s.profile_dir = profile_dir
+    record: dict[str, Any] = {
+        "key": "f",
+        "title": TITLE,
+        "jobs": JOBS,
+        "active": ACTIVE,
+        "file_bytes": load.size,
+        "url": url,
+        "sample_s": sample,
+        "targets": {"redraw_ms": TARGET_MS, "cpu_pct": TARGET_CPU_PCT},
+        "poll_ms": POLL_EVERY * 1000,
+        "timeout_ms": PRESS_TIMEOUT * 1000,
+    }
+    log(f"\n== (f) {TITLE}: {JOBS} jobs, {ACTIVE} active ({load.size // MiB} MiB each, unthrottled)")
+    reaper: Reaper | None = None
+    started = time.monotonic()
+    try:
+        fill_queue(data_dir, out, url, JOBS, ACTIVE)
+        reaper = Reaper(s.db_path)
+        reaper.start()
+        try:
+            record["terminal"] = run_tmux(s)
+        except Exception as e:  # the in-process half can still be measured
+            record["terminal"] = {"error": str(e)}
+            log(f"  FAILED in tmux: {e}")
+        try:
+            record["in_process"] = run_in_process(s, reaper)
+        except Exception as e:
+            record["in_process"] = {"error": str(e)}
+            log(f"  FAILED in process: {e}")
+    finally:
+        if reaper is not None:
+            reaper.stop()
+            record["jobs_done"] = reaper.done
+            record["jobs_failed"] = len(reaper.failed)
+            record["failures"] = sorted(set(reaper.failed.values()))[:5]
+        record["seconds"] = round(time.monotonic() - started, 1)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    return record
+
+
+# -- alone ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchlib import install, report
+    from benchlib.server import Nginx
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sample", type=float, default=10.0, help="seconds of CPU sampling (default 10)")
+    p.add_argument("--presses", type=int, default=30, help="key presses per method (default 30)")
+    p.add_argument("--target-dir", type=Path, help="where the jobs write (default: a temp dir under /tmp)")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="also py-spy the app in tmux; raw file here")
+    p.add_argument("--json", type=Path, help="write the record here too")
+    args = p.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    nginx_bin = install.ensure_binary("nginx", log)
+    if nginx_bin is None or shutil.which("tmux") is None:
+        raise SystemExit("nginx and tmux are needed")
+    work = Path(tempfile.mkdtemp(prefix="getm-bench-f-", dir="/tmp"))
+    work.chmod(0o755)  # nginx's workers (nobody) read the data from here
+    try:
+        target = Path(tempfile.mkdtemp(prefix="out-", dir=args.target_dir or work))
+        load = load_file(work / "www", None, log)
+        with Nginx(nginx_bin, work / "nginx", work / "www") as server:
+            log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
+            record = measure(
+                server.url(load.rel),
+                load,
+                work,
+                target,
+                base_env(work),
+                install.getm_tui_binary(),
+                log,
+                sample=args.sample,
+                presses=args.presses,
+                profile_dir=args.profile,
+            )
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log("\n" + report.responsiveness({"responsiveness": record}))
+    log(report.responsiveness_targets({"responsiveness": record}))
+    if args.profile and record.get("terminal", {}).get("profile", {}).get("ok"):
+        log(f"\nprofile: python benchmarks/pyspy_top.py {record['terminal']['profile']['raw']}")
+    if args.json:
+        import json
+
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
