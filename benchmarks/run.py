@@ -273,6 +273,7 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
                 log,
                 sample=5.0 if args.quick else 10.0,
                 presses=15 if args.quick else 30,
+                press_budget=12.0 if args.quick else 25.0,
             )
 
 
