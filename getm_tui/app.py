@@ -27,6 +27,7 @@ from getm_tui.screens.main import MainScreen
 from getm_tui.view import SORTS, JobRow
 
 POLL_SECONDS = 0.2
+REDRAW_EVERY = 0.25
 
 
 class QueueRows(Message):
@@ -64,6 +65,11 @@ class GetmApp(App[int]):
         self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
         self._poll = poll
         self._stop = threading.Event()
+        # Live snapshots come ten times a second; with a supervisor, redraw for them at most this often.
+        self._throttle = REDRAW_EVERY if connect else 0.0
+        self._pending: set[int] = set()
+        self._redraw_timer: Any = None
+        self._last_live_redraw = 0.0
         if connect:
             # multiprocessing starts its resource tracker with our stderr's descriptor; once Textual has
             # replaced sys.stderr that fails, so start it now, before the app takes the terminal.
@@ -104,6 +110,8 @@ class GetmApp(App[int]):
             return
         version = None
         since = 0.0
+        last_ids: set[int] = set()
+        last_counts: dict[str, int] = {}
         try:
             while not self._stop.is_set():
                 now = q.data_version()
@@ -115,7 +123,11 @@ class GetmApp(App[int]):
                     since = max([since] + [j.updated for j in jobs]) if jobs else since
                     if not jobs and not full:
                         since = min(since, started)
-                    self.post_message(QueueRows(jobs, q.ids(), q.counts(), full))
+                    # Resume saves commit several times a second without changing what is shown.
+                    ids, counts = q.ids(), q.counts()
+                    if full or jobs or ids != last_ids or counts != last_counts:
+                        last_ids, last_counts = ids, counts
+                        self.post_message(QueueRows(jobs, ids, counts, full))
                 self._stop.wait(POLL_SECONDS)
         except QueueError as e:
             self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
@@ -149,7 +161,7 @@ class GetmApp(App[int]):
         for gone in set(self.rows) - message.ids:
             del self.rows[gone]
         self.counts = message.counts
-        self._redraw(changed)
+        self._redraw(changed, reorder=True)
 
     def on_from_supervisor(self, message: FromSupervisor) -> None:
         msg = message.payload
@@ -162,7 +174,7 @@ class GetmApp(App[int]):
                 row = self.rows.get(job_id)
                 if row is not None:
                     row.live = self.live.get(job_id)
-            self._redraw(changed & set(self.rows))
+            self._throttled_redraw(changed & set(self.rows))
         elif isinstance(msg, P.Hello):
             self.mode = self.link.mode if self.link else "attached"
             self._redraw(set())
@@ -199,11 +211,28 @@ class GetmApp(App[int]):
         interval timer and queued messages still fire while Textual removes the screens)."""
         return self.is_running and bool(self.screen_stack) and self.main.is_mounted
 
-    def _redraw(self, changed: set[int] | None) -> None:
+    def _throttled_redraw(self, changed: set[int]) -> None:
+        """Live progress: at most one redraw per REDRAW_EVERY, whatever the snapshot rate."""
+        self._pending |= changed
+        if self._redraw_timer is not None:
+            return
+        wait = self._last_live_redraw + self._throttle - time.monotonic()
+        if wait <= 0:
+            self._flush_live()
+        else:
+            self._redraw_timer = self.set_timer(wait, self._flush_live)
+
+    def _flush_live(self) -> None:
+        self._redraw_timer = None
+        self._last_live_redraw = time.monotonic()
+        changed, self._pending = self._pending, set()
+        self._redraw(changed, reorder=False)
+
+    def _redraw(self, changed: set[int] | None, reorder: bool = True) -> None:
         if not self._drawable():
             return
         main = self.main
-        main.refresh_rows(self.rows, changed, self.sort, self.filter_text)
+        main.refresh_rows(self.rows, changed, self.sort, self.filter_text, reorder)
         main.show_summary(self.counts, self.total_rate, self.mode, self.sort, self.filter_text)
         self.selection_changed()
         if isinstance(self.screen, DetailsScreen):

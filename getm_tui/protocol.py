@@ -41,6 +41,7 @@ class LiveJob:
     parts_total: int
     retries: int
     segments: tuple[tuple[int, int, int, str], ...] = ()
+    conn_rates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

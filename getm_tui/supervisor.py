@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SNAPSHOT_EVERY = 0.1
+WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
+SUPERVISOR_NICE = 5
 RECONCILE_EVERY = 1.0
 
 
@@ -60,6 +62,28 @@ class _Running:
         default_factory=lambda: collections.deque(maxlen=40)
     )
     reason: str | None = None  # why it was cancelled: paused | canceled | shutdown
+    # Per connection: each part in flight's (time, bytes done, smoothed rate), and the rates for screens.
+    parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
+    conn_rates: tuple[float, ...] = ()
+
+    def measure(self, p: Progress) -> None:
+        """Record a progress report: the job's history, and a smoothed rate per part in flight."""
+        now = time.monotonic()
+        self.progress = p
+        self.history.append((now, p.done))
+        rates = []
+        for start, _length, done, state in p.segments:
+            if state != "active":
+                self.parts_seen.pop(start, None)
+                continue
+            seen = self.parts_seen.get(start)
+            rate = None
+            if seen is not None and now > seen[0]:
+                instant = (done - seen[1]) / (now - seen[0])
+                rate = instant if seen[2] is None else 0.7 * seen[2] + 0.3 * instant
+                rates.append(rate)
+            self.parts_seen[start] = (now, done, rate)
+        self.conn_rates = tuple(rates)
 
 
 class _Client:
@@ -177,7 +201,9 @@ class Supervisor:
         # What a finished job hands to the next: its fetch processes, its keep-alive session and its
         # queue connection, so a small job neither spawns, connects nor opens anything.
         keep = settings.max_active
-        self._pools = _Spares(lambda: WorkerPool(settings.http()), lambda p: p.close(), keep)
+        self._pools = _Spares(
+            lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep
+        )
         self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
         self._dbs = _Spares(lambda: Queue(data_dir, any_thread=True), lambda q: q.close(), keep)
         # Job threads write a byte here when they finish, so the loop starts the next job at once.
@@ -430,8 +456,7 @@ class Supervisor:
             )
 
         def on_progress(p: Progress) -> None:
-            r.progress = p
-            r.history.append((time.monotonic(), p.done))
+            r.measure(p)
 
         session = self._sessions.take()
         try:
@@ -591,6 +616,7 @@ class Supervisor:
                     p.parts_total,
                     p.retries,
                     tuple(p.segments),
+                    r.conn_rates,
                 )
             )
         return P.Snapshot(time.time(), tuple(jobs), total, self.rate_limit)
@@ -615,6 +641,8 @@ def supervisor_main(
     level: int,
 ) -> None:
     """Entry point of the supervisor process."""
+    # Background work: an interactive front end on the same machine must win the CPU over it.
+    os.nice(SUPERVISOR_NICE)
     logging.basicConfig(level=level)
     logging.getLogger().handlers.clear()  # records go to front ends as LogLines
     logging.getLogger().setLevel(level)

@@ -308,9 +308,11 @@ class _Changed(Exception):
 
 
 def _worker_main(
-    conn: multiprocessing.connection.Connection, settings: http.HTTPSettings, level: int
+    conn: multiprocessing.connection.Connection, settings: http.HTTPSettings, level: int, nice: int = 0
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        os.nice(nice)
     logging.basicConfig(level=level)
     _Worker(conn, settings).run()
     # Nothing to flush or finalize (every byte was written with pwrite and reported): skip interpreter
@@ -334,8 +336,10 @@ class WorkerHandle:
 class WorkerPool:
     """A set of fetch processes shared by the transfers of one coordinator process."""
 
-    def __init__(self, settings: http.HTTPSettings, size: int = 0) -> None:
+    def __init__(self, settings: http.HTTPSettings, size: int = 0, nice: int = 0) -> None:
+        """`nice`: lower the workers' CPU priority, so a busy download never starves a user interface."""
         self.settings = settings
+        self.nice = nice
         self.workers: list[WorkerHandle] = []
         self.blocks: dict[int, tuple[int, int | None]] = {}
         self._next_block = 1
@@ -351,7 +355,7 @@ class WorkerPool:
         parent, child = START.Pipe(duplex=True)
         proc = START.Process(
             target=_worker_main,
-            args=(child, self.settings, logging.getLogger().getEffectiveLevel()),
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), self.nice),
             name=f"getm-worker-{index}",
             daemon=True,
         )

@@ -93,11 +93,14 @@ class DetailsScreen(Screen[None]):
         )  # fmt: skip
 
     def _conn_text(self, live: LiveJob | None) -> str:
-        """Rates of the parts in flight, from how far each got between two snapshots (a redraw for a
-        queue change brings no new snapshot: keep the last)."""
+        """Rates of the parts in flight: the supervisor's when it sends them, else from how far each part
+        got between two snapshots (a redraw for a queue change brings no new snapshot: keep the last)."""
         if live is not None and live is not self._live_seen:
             self._live_seen = live
-            self._measure(live.segments)
+            if live.conn_rates:
+                self.conn_rates = list(live.conn_rates)
+            else:
+                self._measure(live.segments)
         if not self.conn_rates or live is None:
             return "no connection active"
         return _rates(self.conn_rates, self.size.width - 6)
