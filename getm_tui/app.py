@@ -27,7 +27,7 @@ from getm_tui.screens.main import MainScreen
 from getm_tui.view import SORTS, JobRow
 
 POLL_SECONDS = 0.2
-REDRAW_EVERY = 0.25
+REDRAW_EVERY = 0.5
 
 
 class QueueRows(Message):
@@ -111,6 +111,7 @@ class GetmApp(App[int]):
         version = None
         since = 0.0
         last_ids: set[int] = set()
+        last_mark: tuple[int, int, float] | None = None
         last_counts: dict[str, int] = {}
         try:
             while not self._stop.is_set():
@@ -118,6 +119,11 @@ class GetmApp(App[int]):
                 if now != version:
                     full = version is None
                     version = now
+                    mark = q.fingerprint()
+                    if mark == last_mark and not full:
+                        self._stop.wait(POLL_SECONDS)
+                        continue  # only progress was saved: snapshots bring that
+                    last_mark = mark
                     started = time.time()
                     jobs = q.changed_since(since)
                     since = max([since] + [j.updated for j in jobs]) if jobs else since

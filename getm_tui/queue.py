@@ -290,6 +290,11 @@ class Queue:
             _job(r) for r in self._x(f"SELECT {_COLUMNS} FROM jobs WHERE updated >= ? ORDER BY id", (since,))
         ]
 
+    def fingerprint(self) -> tuple[int, int, float]:
+        """Changes when a job is added, removed or changes state or settings; not on progress saves."""
+        row = self._x("SELECT count(*), coalesce(max(id), 0), coalesce(max(updated), 0) FROM jobs").fetchone()
+        return (int(row[0]), int(row[1]), float(row[2]))
+
     def ids(self) -> set[int]:
         return {r[0] for r in self._x("SELECT id FROM jobs")}
 
