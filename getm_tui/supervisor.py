@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from getm_tui import protocol as P
 from getm_tui.config import Settings
-from getm_tui.engine import Cancelled, EngineError, Options, Progress, download
+from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
 from getm_tui.engine.files import part_path
 from getm_tui.engine.http import make_session
 from getm_tui.engine.workers import WorkerPool
@@ -478,6 +478,8 @@ class Supervisor:
             self.results.put((r, "done", result))
         except Cancelled:
             self.results.put((r, "cancelled", None))
+        except IntegrityError as e:
+            self.results.put((r, "mismatch", str(e)))
         except EngineError as e:
             self.results.put((r, "failed", str(e)))
         except OSError as e:
@@ -533,9 +535,9 @@ class Supervisor:
                 q.log_event(r.job_id, "done", f"saved {res.path} ({res.verdict}, crc32c {res.crc32c})")
                 self.done += 1
                 self._broadcast(P.JobChanged(r.job_id, "done", res.verdict))
-            elif kind == "failed":
+            elif kind in ("failed", "mismatch"):
                 job = q.get(r.job_id)
-                verdict = "mismatch" if "checksum mismatch" in payload else job.verdict
+                verdict = "mismatch" if kind == "mismatch" else job.verdict
                 q.update(
                     r.job_id,
                     state="failed",

@@ -22,7 +22,7 @@ from typing import Any
 import crc32c as _crc32c
 import requests
 
-from getm_tui.engine import checksum, control, http, plan, shm
+from getm_tui.engine import checksum, control, http, plan, retry, shm
 from getm_tui.engine.errors import (
     Cancelled,
     DownloadError,
@@ -220,21 +220,21 @@ def _with_retries(
             return fn()
         except Retryable as e:
             attempt += 1
-            if attempt > opts.retries:
-                raise DownloadError(f"giving up after {opts.retries} retries: {e}") from None
-            delay = _delay(attempt, e.retry_after, opts)
-            log.info("%s; retry %d/%d in %.1fs", e, attempt, opts.retries, delay)
-            if cancel is not None:
-                if cancel.wait(delay):
-                    raise Cancelled("cancelled") from None
-            else:
-                time.sleep(delay)
+            _back_off(attempt, e, opts, cancel)
 
 
-def _delay(attempt: int, retry_after: float | None, opts: Options) -> float:
-    from getm_tui.engine import retry
-
-    return retry.delay_for(attempt, retry_after, opts.retry_base)
+def _back_off(attempt: int, error: Exception, opts: Options, cancel: threading.Event | None) -> None:
+    """Wait before retry number `attempt` (Retry-After, else backoff); raise when retries are used up
+    (DownloadError) or when cancelled meanwhile (Cancelled)."""
+    if attempt > opts.retries:
+        raise DownloadError(f"giving up after {opts.retries} retries: {error}") from None
+    retry_after = error.retry_after if isinstance(error, Retryable) else None
+    delay = retry.delay_for(attempt, retry_after, opts.retry_base)
+    log.info("%s; retry %d/%d in %.1fs", error, attempt, opts.retries, delay)
+    if cancel is None:
+        time.sleep(delay)
+    elif cancel.wait(delay):
+        raise Cancelled("cancelled") from None
 
 
 def _attempt(
@@ -262,8 +262,7 @@ def _attempt(
     try:
         if probe.size:
             _preallocate(fd, probe.size, partfile)
-        expected = expected_user + [e for e in probe.expected if e not in expected_user]
-        verifier = checksum.Verifier(expected, probe.size)
+        verifier = checksum_verifier(expected_user, probe)
 
         def save(t: Transfer) -> None:
             store.save(control.record(url, probe.size, probe.validator, t.parts))
@@ -542,16 +541,11 @@ def _inline(
                 current = None
             attempt += 1
             retries += 1
-            if attempt > opts.retries:
-                raise DownloadError(f"giving up after {opts.retries} retries: {e}") from None
-            retry_after = e.retry_after if isinstance(e, Retryable) else None
-            delay = _delay(attempt, retry_after, opts)
-            log.info("%s; retry %d/%d in %.1fs", e, attempt, opts.retries, delay)
-            if cancel is not None and cancel.wait(delay):
+            try:
+                _back_off(attempt, e, opts, cancel)
+            except Cancelled:
                 save(shim)  # type: ignore[arg-type]
-                raise Cancelled("cancelled") from None
-            if cancel is None:
-                time.sleep(delay)
+                raise
 
 
 class _SaveShim:
@@ -823,11 +817,7 @@ class Reader:
                     self._resp.close()
                     self._resp = None
                 attempt += 1
-                if attempt > self.opts.retries:
-                    raise DownloadError(f"giving up after {self.opts.retries} retries: {e}") from None
-                delay = _delay(attempt, e.retry_after if isinstance(e, Retryable) else None, self.opts)
-                log.info("%s; retry %d/%d in %.1fs", e, attempt, self.opts.retries, delay)
-                time.sleep(delay)
+                _back_off(attempt, e, self.opts, None)
         self._pos += n
         view = self._buf[:n]
         self.verifier.update(view)

@@ -163,13 +163,6 @@ class Transfer:
             return "retrying"
         return p.state
 
-    def whole_crc(self) -> int | None:
-        """crc32c of the file, combined from the parts' (which arrived in any order)."""
-        crc = 0
-        for p in self.parts:
-            crc = checksum.crc32c_combine(crc, p.crc, p.done) if p.index else p.crc
-        return crc
-
     # -- scheduling -------------------------------------------------------------------------------
 
     def schedule(self) -> float:
