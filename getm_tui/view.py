@@ -19,6 +19,7 @@ COMPACT_BAR = 3
 # Column widths (name takes what is left): wide from 110 columns, compact below (80 columns fit).
 WIDTHS = {"state": 8, "progress": 15, "size": 10, "speed": 11, "eta": 7, "conns": 5, "integrity": 14}
 COMPACT_WIDTHS = {"state": 6, "progress": 8, "size": 9, "speed": 10, "eta": 6, "conns": 5, "integrity": 10}
+RIGHT = ("size", "speed", "eta")  # numbers line up on the right
 SORTS = ("added", "name", "state", "size", "progress", "priority")
 
 

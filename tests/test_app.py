@@ -24,7 +24,7 @@ import pytest
 from textual import events
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, TextArea
+from textual.widgets import Input, Static, TextArea
 
 from getm_tui.app import GetmApp
 from getm_tui.config import Settings
@@ -34,6 +34,7 @@ from getm_tui.screens.confirm import ConfirmRemove
 from getm_tui.screens.details import DetailsScreen
 from getm_tui.screens.main import MainScreen
 from getm_tui.view import SORTS
+from getm_tui.widgets.queue_table import QueueTable
 from tests.faultserver import FaultServer
 from tests.runner_util import start
 
@@ -123,24 +124,24 @@ async def until(pilot: Pilot, predicate: Callable[[], Any], what: str, timeout: 
         await pilot.pause(0.05)
 
 
-def table(app: GetmApp) -> DataTable:
-    return app.main.query_one("#queue", DataTable)
+def table(app: GetmApp) -> QueueTable:
+    return app.main.query_one("#queue", QueueTable)
 
 
 def cells(app: GetmApp, job_id: int) -> list[str]:
-    return [str(c) for c in table(app).get_row(str(job_id))]
+    return list(table(app).cells_of(job_id) or ())
 
 
 def table_ids(app: GetmApp) -> list[int]:
     """The job ids in the order the table shows them."""
-    return [int(str(row.key.value)) for row in table(app).ordered_rows]
+    return table(app).ids
 
 
 async def select(pilot: Pilot, job_id: int) -> None:
     app = pilot.app
     assert isinstance(app, GetmApp)
     await until(pilot, lambda: job_id in table_ids(app), f"job {job_id} in the table")
-    table(app).move_cursor(row=table(app).get_row_index(str(job_id)), animate=False)
+    table(app).select_id(job_id)
     await pilot.pause()
     assert app.main.selected_id() == job_id
 

@@ -22,6 +22,7 @@ from getm_tui.queue import Job, Queue
 from getm_tui.screens.add import AddDialog
 from getm_tui.screens.confirm import ConfirmRemove
 from getm_tui.screens.details import DetailsScreen
+from getm_tui.widgets.queue_table import QueueTable
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -157,10 +158,7 @@ async def feed(pilot: Any, select: int | None = None) -> None:
         ramp = min(1.0, i / 20)
         app.main.push_rate(total * ramp * (0.85 + 0.15 * math.sin(i / 3)))
     if select is not None:
-        from textual.widgets import DataTable
-
-        table = app.main.query_one("#queue", DataTable)
-        table.move_cursor(row=table.get_row_index(str(select)), animate=False)
+        app.main.query_one("#queue", QueueTable).select_id(select)
     await pilot.pause()
 
 

@@ -1,6 +1,6 @@
 """The main screen: the queue, its throughput and the selected job's integrity.
 
-Only cells whose text changed are redrawn: the screen keeps the last text of every cell and compares.
+Only rows whose text changed are redrawn, and only when they are in view (see widgets/queue_table.py).
 """
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from __future__ import annotations
 from collections import deque
 
 from rich.markup import escape
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Sparkline, Static
+from textual.widgets import Footer, Input, Sparkline, Static
 
 from getm_tui import humanize
 from getm_tui.engine.urls import redact
-from getm_tui.view import COLUMNS, COMPACT_WIDTHS, HEADINGS, WIDTHS, JobRow, sort_key, verdict_of
+from getm_tui.view import COLUMNS, COMPACT_WIDTHS, HEADINGS, RIGHT, WIDTHS, JobRow, sort_key, verdict_of
+from getm_tui.widgets.queue_table import QueueTable
 
 HISTORY_SECONDS = 60
 # Related keys share one footer entry ("+- Conns"), so that every key fits in 80 columns; these come last
@@ -48,15 +48,13 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.shown: dict[int, tuple[str, ...]] = {}
         self.order: list[int] = []
         self._texts: dict[str, str] = {}
         self.rates: deque[float] = deque([0.0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="summary")
-        table: DataTable[str] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield QueueTable(id="queue")
         yield Input(placeholder="filter by name (Escape clears)", id="filter")
         with Horizontal(id="panels"):
             with Vertical(id="throughput"):
@@ -72,23 +70,19 @@ class MainScreen(Screen[None]):
         self.query_one("#throughput").border_subtitle = f"last {HISTORY_SECONDS}s"
         self.query_one("#integrity").border_title = "Integrity"
         self.query_one("#filter", Input).display = False
-        self.query_one("#queue", DataTable).focus()
+        self._table().focus()
         self.app._redraw(None)  # type: ignore[attr-defined]
 
     def _columns(self, width: int) -> None:
-        """(Re)build the columns for this terminal width; rows are rebuilt on the next refresh."""
+        """Lay the columns out for this terminal width: compact below 110 columns, so 80 fit."""
         self.compact = width < 110
-        table = self.query_one("#queue", DataTable)
-        table.clear(columns=True)
-        table.cell_padding = 0 if self.compact else 1
         widths = COMPACT_WIDTHS if self.compact else WIDTHS
-        pad = 1 if self.compact else 2
-        fixed = sum(widths.values()) + pad * len(widths) + 2
-        name_width = max(8, width - fixed - pad)
-        for key, heading in zip(COLUMNS, HEADINGS, strict=True):
-            table.add_column(heading, key=key, width=(widths.get(key) or name_width) + (pad == 1))
+        gap = 1 if self.compact else 2
+        right = [key in RIGHT for key in COLUMNS]
+        table = self._table()
+        table.set_columns(HEADINGS, [widths.get(key) for key in COLUMNS], right, gap)
+        table.set_order([])  # the cells were made for the other layout
         self.order = []
-        self.shown.clear()
         footer = self.query_one(Footer)
         if footer.show_command_palette != (width >= WIDE_FOOTER):
             footer.show_command_palette = width >= WIDE_FOOTER
@@ -97,23 +91,17 @@ class MainScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         if not self.is_mounted:
             return
-        compact = event.size.width < 110
-        table = self.query_one("#queue", DataTable)
-        if compact != self.compact or table.columns:
+        if (event.size.width < 110) != self.compact:
             self._columns(event.size.width)
             self.app._redraw(None)  # type: ignore[attr-defined]
 
     # -- the table --------------------------------------------------------------------------------
 
+    def _table(self) -> QueueTable:
+        return self.query_one("#queue", QueueTable)
+
     def selected_id(self) -> int | None:
-        table = self.query_one("#queue", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # the cursor is between rows while the table is rebuilt
-            return None
-        return int(key.value) if key.value is not None else None
+        return self._table().selected_id
 
     def refresh_rows(
         self, rows: dict[int, JobRow], changed: set[int] | None, sort: str, text: str, reorder: bool = True
@@ -124,44 +112,23 @@ class MainScreen(Screen[None]):
         costs more than the frame, and a table that jumps under the cursor is no help either. Rows are
         re-sorted when the queue itself changes, and when the sort or the filter does.
         """
-        table = self.query_one("#queue", DataTable)
-        if not reorder and self.order and changed is not None:
-            self._update_cells(table, rows, changed)
-            return
-        wanted = [i for i, r in rows.items() if not text or text.lower() in r.job.display_name.lower()]
-        wanted.sort(key=lambda i: sort_key(rows[i], sort))
-        if wanted != self.order:
-            selected = self.selected_id()
-            keep = set(wanted)
-            for job_id in [i for i in self.shown if i not in keep]:
-                table.remove_row(str(job_id))
-                del self.shown[job_id]
-            for job_id in wanted:
-                if job_id not in self.shown:
-                    cells = rows[job_id].cells(self.compact)
-                    table.add_row(*_literal(cells), key=str(job_id))
-                    self.shown[job_id] = cells
-            _reorder(table, wanted)
-            self.order = wanted
-            if selected in self.shown:
-                table.move_cursor(row=self.order.index(selected), animate=False)
-        self._update_cells(table, rows, changed)
-
-    def _update_cells(
-        self, table: DataTable[Text], rows: dict[int, JobRow], changed: set[int] | None
-    ) -> None:
-        for job_id in self.order if changed is None else changed & self.shown.keys():
-            if job_id not in rows:
-                continue
-            cells = rows[job_id].cells(self.compact)
-            old = self.shown[job_id]
-            if cells == old:
-                continue
-            literal = _literal(cells)
-            for col, (new, before) in enumerate(zip(cells, old, strict=True)):
-                if new != before:
-                    table.update_cell(str(job_id), COLUMNS[col], literal[col])
-            self.shown[job_id] = cells
+        table = self._table()
+        if reorder or not self.order or changed is None:
+            wanted = [i for i, r in rows.items() if not text or text.lower() in r.job.display_name.lower()]
+            wanted.sort(key=lambda i: sort_key(rows[i], sort))
+            if wanted != self.order:
+                for job_id in wanted:
+                    if table.cells_of(job_id) is None:
+                        table.put(job_id, rows[job_id].cells(self.compact))
+                table.empty_text = "no job matches the filter" if text else "no jobs: press a to add one"
+                table.set_order(wanted)
+                self.order = wanted
+        # Without a list of changes nothing but the order is known to have changed (a sort, a filter, a
+        # resize): rows out of view keep their text until they change or come into view.
+        for job_id in table.visible_ids() if changed is None else changed:
+            row = rows.get(job_id)
+            if row is not None and table.cells_of(job_id) is not None:
+                table.put(job_id, row.cells(self.compact))
 
     # -- header and panels ------------------------------------------------------------------------
 
@@ -195,10 +162,17 @@ class MainScreen(Screen[None]):
         self._set("#integrity-text", escape(integrity_text(row)))
 
     def _set(self, selector: str, text: str) -> None:
-        """Update a Static only when its text changed: each update re-parses markup and relayouts."""
-        if self._texts.get(selector) != text:
-            self._texts[selector] = text
-            self.query_one(selector, Static).update(text)
+        """Update a Static only when its text changed, and lay the screen out again only when the new text
+        needs another height: a layout re-renders and rewrites the whole screen (8 KiB at 120x40), which at
+        two live redraws a second was most of what the app wrote and a third of its CPU."""
+        if self._texts.get(selector) == text:
+            return
+        self._texts[selector] = text
+        widget = self.query_one(selector, Static)
+        widget.update(text, layout=False)
+        width, height = widget.content_size
+        if widget.get_content_height(widget.container_size, self.size, width) != height:
+            widget.refresh(layout=True)
 
     # -- filter -----------------------------------------------------------------------------------
 
@@ -211,7 +185,7 @@ class MainScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
-        self.query_one("#queue", DataTable).focus()
+        self._table().focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -219,38 +193,13 @@ class MainScreen(Screen[None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
-            self.query_one("#queue", DataTable).focus()
+            self._table().focus()
 
-    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+    def on_queue_table_highlighted(self, _event: QueueTable.Highlighted) -> None:
         self.app.selection_changed()  # type: ignore[attr-defined]
 
-    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+    def on_queue_table_selected(self, _event: QueueTable.Selected) -> None:
         self.app.action_details()  # type: ignore[attr-defined]
-
-
-def _reorder(table: DataTable[Text], ids: list[int]) -> None:
-    """Put the table's rows in this order without rebuilding them (2,000 add_rows took seconds).
-
-    This is what DataTable.sort does after computing its order, which it can only compute from cell
-    values; ours comes from the model. Should Textual's internals change, rebuild instead.
-    """
-    try:
-        from textual._two_way_dict import TwoWayDict
-        from textual.widgets._data_table import RowKey
-
-        table._row_locations = TwoWayDict({RowKey(str(i)): n for n, i in enumerate(ids)})
-        table._update_count += 1
-        table.refresh()
-    except (ImportError, AttributeError):
-        rows = {str(i): [table.get_cell(str(i), c) for c in COLUMNS] for i in ids}
-        table.clear()
-        for i in ids:
-            table.add_row(*rows[str(i)], key=str(i))
-
-
-def _literal(cells: tuple[str, ...]) -> tuple[Text, ...]:
-    """Cells as plain Text: a name from a server is never read as markup."""
-    return tuple(Text(c, no_wrap=True, overflow="ellipsis") for c in cells)
 
 
 def integrity_text(row: JobRow) -> str:

@@ -1,0 +1,290 @@
+"""The queue table: thousands of rows, of which only the visible lines are ever drawn.
+
+Textual's DataTable renders each cell through Rich and keys its line cache on a counter that every
+`update_cell` bumps and on the cursor position, so a live progress tick or a cursor move re-renders every
+visible cell (about 0.1 ms each: 30-100 ms a frame at 120x40). Here a line is one string cut to the column
+widths, cached per job with what it was drawn from; a changed row or a cursor move repaints only its own
+line, and nothing is drawn for rows out of view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Cells = tuple[str, ...]
+
+
+def fit(text: str, width: int, right: bool = False) -> str:
+    """`text` in exactly `width` cells: cut with an ellipsis, padded on the left when `right`."""
+    if width <= 0:
+        return ""
+    length = len(text) if text.isascii() else cell_len(text)
+    if length > width:
+        text = set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)
+        length = width
+    pad = " " * (width - length)
+    return pad + text if right else text + pad
+
+
+class QueueTable(ScrollView, can_focus=True):
+    """Rows keyed by job id, in an order the screen gives; a cursor that follows its job across reorders."""
+
+    DEFAULT_CSS = """
+    QueueTable {
+        background: $surface;
+        color: $foreground;
+        overflow-x: hidden;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .queue-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .queue-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        &:dark > .queue-table--even-row {
+            background: $surface-darken-1 40%;
+        }
+        & > .queue-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        & > .queue-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .queue-table--empty {
+            color: $text-muted;
+        }
+    }
+    """
+    COMPONENT_CLASSES = {
+        "queue-table--header",
+        "queue-table--even-row",
+        "queue-table--cursor",
+        "queue-table--empty",
+    }
+    BINDINGS = [
+        Binding("up", "cursor_by(-1)", "Up", show=False),
+        Binding("down", "cursor_by(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+        Binding("enter", "select", "Open", show=False),
+    ]
+
+    class Highlighted(Message):
+        """The cursor is on another job (or on none: `job_id` None)."""
+
+        def __init__(self, job_id: int | None) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    class Selected(Message):
+        """Enter, or a click on the job under the cursor: open it."""
+
+        def __init__(self, job_id: int) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.headings: Cells = ()
+        self.widths: tuple[int | None, ...] = ()  # None: the column that takes the rest of the width
+        self.right: tuple[bool, ...] = ()
+        self.gap = 1
+        self.empty_text = ""
+        self._cells: dict[int, Cells] = {}
+        self._order: list[int] = []
+        self._index: dict[int, int] = {}
+        self._cursor = 0
+        self._cursor_id: int | None = None
+        self._laid_out: tuple[int, ...] = ()
+        self._lines: dict[int, tuple[tuple[object, ...], Strip]] = {}
+
+    # -- what the screen tells it -----------------------------------------------------------------
+
+    def set_columns(
+        self, headings: Sequence[str], widths: Sequence[int | None], right: Sequence[bool], gap: int
+    ) -> None:
+        self.headings = tuple(headings)
+        self.widths = tuple(widths)
+        self.right = tuple(right)
+        self.gap = gap
+        self._layout()
+
+    @property
+    def ids(self) -> list[int]:
+        """The job ids in the order shown."""
+        return list(self._order)
+
+    def visible_ids(self) -> list[int]:
+        top = round(self.scroll_y)
+        return self._order[top : top + max(0, self._rows_in_view())]
+
+    def cells_of(self, job_id: int) -> Cells | None:
+        return self._cells.get(job_id)
+
+    def put(self, job_id: int, cells: Cells) -> None:
+        """Set a row's cells; its line is repainted only if it is on screen and its text changed."""
+        if self._cells.get(job_id) == cells:
+            return
+        self._cells[job_id] = cells
+        index = self._index.get(job_id)
+        if index is not None and self._visible(index):
+            self.refresh_line(index + 1)
+
+    def set_order(self, ids: list[int]) -> None:
+        """Show these rows (each `put` before) in this order; the cursor stays on its job if still shown."""
+        self._order = ids
+        self._index = {job_id: n for n, job_id in enumerate(ids)}
+        for gone in self._cells.keys() - self._index.keys():
+            del self._cells[gone]
+            self._lines.pop(gone, None)
+        self.virtual_size = Size(self.scrollable_content_region.width, len(ids) + 1)
+        index = self._index.get(self._cursor_id) if self._cursor_id is not None else None
+        self._move(self._cursor if index is None else index, force=True)
+        self.refresh()
+
+    @property
+    def selected_id(self) -> int | None:
+        return self._order[self._cursor] if 0 <= self._cursor < len(self._order) else None
+
+    def select_id(self, job_id: int) -> None:
+        self._move(self._index[job_id])
+
+    # -- cursor -----------------------------------------------------------------------------------
+
+    def action_cursor_by(self, delta: int) -> None:
+        self._move(self._cursor + delta)
+
+    def action_cursor_to(self, index: int) -> None:
+        self._move(index if index >= 0 else len(self._order) - 1)
+
+    def action_select(self) -> None:
+        if self.selected_id is not None:
+            self.post_message(self.Selected(self.selected_id))
+
+    def action_page(self, direction: int) -> None:
+        self._move(self._cursor + direction * max(1, self._rows_in_view()))
+
+    def _move(self, index: int, force: bool = False) -> None:
+        index = max(0, min(index, len(self._order) - 1))
+        before, before_id = self._cursor, self._cursor_id
+        self._cursor = index
+        self._cursor_id = self.selected_id
+        if before != index and not force:
+            self.refresh_line(before + 1)
+            self.refresh_line(index + 1)
+        self._scroll_into_view(index)
+        if self._cursor_id != before_id:
+            self.post_message(self.Highlighted(self._cursor_id))
+
+    def _rows_in_view(self) -> int:
+        return self.scrollable_content_region.height - 1
+
+    def _visible(self, index: int) -> bool:
+        top = round(self.scroll_y)
+        return top <= index < top + self._rows_in_view()
+
+    def _scroll_into_view(self, index: int) -> None:
+        rows = self._rows_in_view()
+        if rows <= 0:
+            return
+        top = round(self.scroll_y)
+        if index < top:
+            self.scroll_to(y=index, animate=False, immediate=True)
+        elif index >= top + rows:
+            self.scroll_to(y=index - rows + 1, animate=False, immediate=True)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        index = round(self.scroll_y) + offset.y - 1
+        if not 0 <= index < len(self._order):
+            return
+        if index == self._cursor:
+            self.post_message(self.Selected(self._order[index]))
+        else:
+            self._move(index)
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _layout(self) -> None:
+        width = self.scrollable_content_region.width
+        fixed = sum(w for w in self.widths if w is not None) + self.gap * len(self.widths)
+        rest = max(8, width - fixed)
+        self._laid_out = tuple(rest if w is None else w for w in self.widths)
+        self._lines.clear()
+        self.refresh()
+
+    def _text(self, cells: Sequence[str]) -> str:
+        gap = " " * self.gap
+        return gap + gap.join(
+            fit(c, w, r) for c, w, r in zip(cells, self._laid_out, self.right, strict=False)
+        )
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) + 1)
+        self._layout()
+        self._scroll_into_view(self._cursor)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh_line(self._cursor + 1)
+
+    def on_blur(self) -> None:
+        self.refresh_line(self._cursor + 1)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("queue-table--header")
+            return Strip([Segment(fit(self._text(self.headings), width), style)], width)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self._order):
+            if index == 0 and self.empty_text:
+                style = base + self.get_component_rich_style("queue-table--empty")
+                return Strip([Segment(fit(" " + self.empty_text, width), style)], width)
+            return Strip.blank(width, base)
+        job_id = self._order[index]
+        cells = self._cells[job_id]
+        cursor = index == self._cursor
+        key = (cells, index % 2, cursor, self.has_focus, width)
+        cached = self._lines.get(job_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        style: Style = base
+        if index % 2:
+            style += self.get_component_rich_style("queue-table--even-row")
+        if cursor:
+            style += self.get_component_rich_style("queue-table--cursor")
+        strip = Strip([Segment(fit(self._text(cells), width), style)], width)
+        self._lines[job_id] = (key, strip)
+        return strip
+
+    def refresh_line(self, y: int) -> None:
+        """Repaint one line (0 is the header), in content coordinates."""
+        self.refresh(Region(0, y - round(self.scroll_y) if y else 0, self.size.width, 1))
