@@ -8,6 +8,7 @@ the concurrency: one request, no processes, which is what a queue of many small 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -275,10 +276,9 @@ def _attempt(
             connections = 1
         else:
             resp.close()
-            with _Flusher(fd):
-                parts, connections, retries = _parallel(
-                    pool, probe, parts, sink, verifier, opts, progress, cancel, save
-                )
+            parts, connections, retries = _parallel(
+                pool, probe, parts, sink, verifier, opts, progress, cancel, save
+            )
         crc = _whole_crc(parts)
         outcomes = verifier.finish(crc)
         verdict = checksum.verdict(outcomes)
@@ -578,7 +578,9 @@ def _parallel(
 ) -> tuple[list[plan.Part], int, int]:
     transfer = start_transfer(pool, probe, parts, sink, verifier, opts, save)
     try:
-        run(transfer, progress, cancel, opts.live)
+        # Started after the workers: a process with no other thread forks them directly (see workers).
+        with _Flusher(sink.fd) if sink is not None else contextlib.nullcontext():
+            run(transfer, progress, cancel, opts.live)
         return transfer.parts, transfer.connections, transfer.total_retries
     finally:
         transfer.close()

@@ -18,6 +18,8 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import stat
+import threading
 import time
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -35,12 +37,19 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 REPORT_EVERY = 1024 * 1024
 REPORT_SECONDS = 0.1  # also report (and look for cancels) this often on slow connections
-# Workers are forked from a fork server that has already imported this module (and requests): a new
-# worker costs a fork, not an interpreter start and 100 ms of imports each, which is what made 16
-# connections slow to start. The fork server is a single-threaded process of its own, so no threaded
-# process (the app, the supervisor) is ever forked.
+# A threaded process (the supervisor, the app, a library user's) has its workers forked by a fork server
+# that has already imported this module (and requests): a new worker costs a fork, not an interpreter
+# start and 100 ms of imports each, and no threaded process is ever forked (a fork can copy a lock that
+# another thread holds). A process with no other thread (`getm-tui get`) forks its workers itself: the
+# fork server's own start (an interpreter, the imports, a resource tracker: 0.2-0.4 s) was a fifth of a
+# 1 GiB download on loopback.
 START = multiprocessing.get_context("forkserver")
 START.set_forkserver_preload(["getm_tui.engine.workers"])
+FORK = multiprocessing.get_context("fork")
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    return FORK if threading.active_count() == 1 else START
 
 
 @dataclass(frozen=True)
@@ -308,9 +317,15 @@ class _Changed(Exception):
 
 
 def _worker_main(
-    conn: multiprocessing.connection.Connection, settings: http.HTTPSettings, level: int, nice: int = 0
+    conn: multiprocessing.connection.Connection,
+    settings: http.HTTPSettings,
+    level: int,
+    nice: int = 0,
+    forked: bool = False,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if forked:
+        _drop_inherited_sockets(conn.fileno())
     if nice:
         os.nice(nice)
     logging.basicConfig(level=level)
@@ -318,6 +333,30 @@ def _worker_main(
     # Nothing to flush or finalize (every byte was written with pwrite and reported): skip interpreter
     # teardown, which made stopping 16 workers take most of a second.
     os._exit(0)
+
+
+def _drop_inherited_sockets(keep: int) -> None:
+    """A worker forked straight from its coordinator holds copies of every descriptor it had: sockets among
+    them would keep the coordinator's connections (and a library user's listening ports) open for as long
+    as the worker lives. Each is pointed at /dev/null rather than closed, so that an object in the copied
+    memory that closes "its" descriptor later cannot close one this worker has opened since."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in names:
+            fd = int(name)
+            if fd <= 2 or fd in (keep, null):
+                continue
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+            except OSError:
+                pass  # the directory listing's own descriptor, closed by now
+    finally:
+        os.close(null)
 
 
 class WorkerHandle:
@@ -352,10 +391,11 @@ class WorkerPool:
             self.workers.append(self._spawn(len(self.workers)))
 
     def _spawn(self, index: int) -> WorkerHandle:
-        parent, child = START.Pipe(duplex=True)
-        proc = START.Process(
+        start = _start_method()
+        parent, child = start.Pipe(duplex=True)
+        proc = start.Process(
             target=_worker_main,
-            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), self.nice),
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), self.nice, start is FORK),
             name=f"getm-worker-{index}",
             daemon=True,
         )
