@@ -1,11 +1,17 @@
-"""How fetch workers start: forked directly from a process with one thread, else by the fork server."""
+"""How fetch workers start (forked directly from a process with one thread, else by the fork server),
+and what they keep from their parent and from one download to the next."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+from getm_tui.engine import download, http
+from tests.faultserver import FaultServer
 
 # Run in a fresh interpreter: pytest's process has threads of its own (fixtures' servers), and the point is
 # what a process with one thread, such as `getm-tui get`, does.
@@ -59,3 +65,20 @@ def test_a_single_threaded_process_forks_workers_that_hold_none_of_its_sockets()
     assert result["parent_of_worker"] == result["me"]  # forked here, not by the fork server
     assert result["listener_in_worker"] is False  # the inherited copy of the listening socket was dropped
     assert result["parent_of_second"] != result["me"]  # a threaded process goes through the fork server
+
+
+def test_small_downloads_in_a_row_share_one_keep_alive_connection(
+    fault_server: FaultServer, tmp_path
+) -> None:
+    """A queue of small files reuses its session's connection: one TCP handshake, not one a file."""
+    blobs = {f"/s{i}.bin": os.urandom(64 * 1024 + i) for i in range(20)}
+    urls = {path: fault_server.add(path, data) for path, data in blobs.items()}
+    before = fault_server.connections_accepted
+    session = http.make_session(http.HTTPSettings())
+    try:
+        for path, url in urls.items():
+            result = download(url, str(tmp_path / path[1:]), session=session)
+            assert Path(result.path).read_bytes() == blobs[path]
+    finally:
+        session.close()
+    assert fault_server.connections_accepted - before == 1

@@ -527,7 +527,7 @@ def _inline(
                     last_report = now
             if p.end is None:
                 p.end = p.done
-            current.close()
+            http.done_with(current)
             if progress:  # the last report says complete, as the parallel path's does
                 elapsed = time.monotonic() - t0
                 progress(Progress(p.end, p.done, 0, 1, 1, [(0, p.end, p.done, "done")], retries, elapsed))

@@ -199,6 +199,21 @@ def probe(session: requests.Session, url: str, settings: HTTPSettings) -> tuple[
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
 
+def done_with(resp: requests.Response) -> None:
+    """Hand a response's connection back for the next request if its body was read to the end, else close.
+
+    Our readers take the body from http.client directly (into shared memory or a reused buffer), so
+    urllib3 never sees the end and `close()` would drop a connection the server keeps alive: a queue of
+    1,000 small files then opened 1,000 connections, one TCP handshake each.
+    """
+    raw = resp.raw
+    body = getattr(raw, "_fp", None)
+    if body is not None and body.isclosed() and not getattr(body, "will_close", True):
+        raw.release_conn()
+    else:
+        resp.close()
+
+
 def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
     """(first, last, total) of a `Content-Range: bytes a-b/total` header; Nones where absent."""
     m = _CONTENT_RANGE.match(value or "")
