@@ -547,6 +547,8 @@ class Supervisor:
             elif kind in ("failed", "mismatch"):
                 job = q.get(r.job_id)
                 verdict = "mismatch" if kind == "mismatch" else job.verdict
+                # With no resume record the engine kept nothing (a full disk gives the space back): say so.
+                kept = job.bytes_done if q.load_resume(r.job_id) is not None else 0
                 q.update(
                     r.job_id,
                     state="failed",
@@ -554,6 +556,7 @@ class Supervisor:
                     attempts=job.attempts + 1,
                     finished=now,
                     verdict=verdict,
+                    bytes_done=kept,
                 )
                 q.log_event(r.job_id, "error", payload)
                 self.failed += 1
