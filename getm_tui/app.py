@@ -19,7 +19,7 @@ from textual.screen import Screen
 from getm_tui import protocol as P
 from getm_tui.config import Settings
 from getm_tui.link import SupervisorLink
-from getm_tui.queue import Job, Queue, QueueError
+from getm_tui.queue import Job, Queue, QueueCorrupt, QueueError
 from getm_tui.screens.add import AddDialog
 from getm_tui.screens.confirm import ConfirmRemove
 from getm_tui.screens.details import DetailsScreen
@@ -102,11 +102,26 @@ class GetmApp(App[int]):
 
     # -- background threads -----------------------------------------------------------------------
 
+    def _open_checked(self) -> Queue | None:
+        """The queue, once it is whole. A damaged file is not read here, nor kept open (an open connection
+        would stop the recovery): the supervisor backs it up and rebuilds it, and then this opens it."""
+        told = False
+        while not self._stop.is_set():
+            try:
+                return Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), check=True)
+            except QueueCorrupt as e:
+                if not told:
+                    told = True
+                    self.call_from_thread(self.notify, str(e), severity="error", timeout=10)
+                self._stop.wait(0.5)
+            except QueueError as e:
+                self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+                return None
+        return None
+
     def _poll_queue(self) -> None:
-        try:
-            q = Queue(self.data_dir)
-        except QueueError as e:
-            self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+        q = self._open_checked()
+        if q is None:
             return
         version = None
         since = 0.0

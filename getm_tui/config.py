@@ -8,6 +8,7 @@ Environment variables are `GETM_TUI_<KEY>` in capitals.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -73,6 +74,7 @@ class Settings:
     read_timeout: float = 60.0
     verify_tls: bool = True
     max_redirects: int = 10
+    queue_timeout: float = 10.0  # seconds to wait for a queue file another process keeps locked
 
     def http(self) -> Any:
         from getm_tui.engine.http import HTTPSettings
@@ -123,6 +125,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
                 out = float(value)
             except ValueError:
                 raise ValueError(f"expected a number, got {value!r}") from None
+            if not math.isfinite(out):
+                raise ValueError(f"expected a finite number, got {value!r}")
             if out <= 0:
                 raise ValueError("must be greater than 0")
         else:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LOCK_NAME = "supervisor.lock"
+QUEUE_LOCK_NAME = "queue.lock"
 SOCKET_NAME = "supervisor.sock"
 AUTHKEY_NAME = "supervisor.key"
 _ACQUIRE_TRIES = 5
@@ -103,3 +106,29 @@ def authkey(data_dir: str) -> bytes:
         f.write(key)
     os.replace(path + ".tmp", path)
     return key
+
+
+class LockTimeout(Exception):
+    """Someone held the lock for longer than we were willing to wait."""
+
+
+@contextmanager
+def queue_file_lock(data_dir: str, exclusive: bool, timeout: float) -> Iterator[None]:
+    """`queue.lock`: held shared by every process while it opens the queue file, and exclusive while one
+    process replaces a damaged file, so no one opens the file in the middle of its replacement (an open
+    connection to the old file would mix its WAL with the new one's). flock: a dead holder frees it."""
+    fd = os.open(os.path.join(data_dir, QUEUE_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout() from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)

@@ -7,20 +7,27 @@ what was fetched since the last save. State machine:
 
     queued -> active -> done | failed        paused <-> queued        failed -> queued (retry)
     active -> queued (supervisor stopped)    any -> canceled -> (row deleted by the supervisor)
+
+A damaged file is found when it is opened with `check` (`PRAGMA quick_check`) or when a statement fails;
+opened with `recover`, it is backed up and rebuilt from every job that can still be read (salvage.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from getm_tui.engine.urls import name_from_url, redact
+from getm_tui.lock import LockTimeout, queue_file_lock
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "queue.sqlite3"
 STATES = ("queued", "active", "paused", "done", "failed", "canceled")
@@ -67,6 +74,72 @@ class QueueError(Exception):
 
 class UnknownJob(QueueError):
     pass
+
+
+class QueueLocked(QueueError):
+    """Another process kept the queue locked for longer than the busy timeout."""
+
+
+class QueueCorrupt(QueueError):
+    """The queue file is damaged; `ino` is the file it was seen in, so a recovery can tell whether another
+    process has replaced it since."""
+
+    def __init__(self, path: str, reason: str, ino: int | None) -> None:
+        super().__init__(f"the queue {path} is damaged ({reason})")
+        self.path = path
+        self.reason = reason
+        self.ino = ino
+
+
+# SQLite's primary result codes (the low byte of an extended code).
+_BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
+_CORRUPT_WORDS = ("malformed", "not a database", "corrupt", "encrypted")
+
+
+def is_corruption(e: sqlite3.Error) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (_CORRUPT, _NOTADB):
+        return True
+    text = str(e)
+    return any(w in text for w in _CORRUPT_WORDS)
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (_BUSY, _LOCKED):
+        return True
+    text = str(e)
+    return "locked" in text or "busy" in text
+
+
+def default_timeout_ms() -> int:
+    """How long to wait for a locked queue: $GETM_TUI_QUEUE_TIMEOUT seconds (the config key queue_timeout
+    reaches here through Settings), else 10 s. A bad value is one line for the user, not a traceback."""
+    raw = os.environ.get("GETM_TUI_QUEUE_TIMEOUT", "")
+    if not raw:
+        return BUSY_TIMEOUT_MS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise QueueError(f"environment GETM_TUI_QUEUE_TIMEOUT: expected a number of seconds > 0, got {raw!r}")
+    return int(seconds * 1000)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g} s"
+
+
+def _loads(text: Any, default: Any) -> Any:
+    """A JSON column; what a damaged file garbled reads as the default rather than failing the command."""
+    if not text or not isinstance(text, str):
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
 
 
 @dataclass
@@ -135,9 +208,9 @@ def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
     # Empty lists skip json.loads: `ls` builds 100,000 of these in well under a second.
     return Job(
         jid, url, directory, name, path, state, priority, conc, size, done,
-        json.loads(checks) if checks and checks != "[]" else [],
-        json.loads(integ) if integ and integ != "[]" else [], verdict, tries, err,
-        json.loads(info) if info and info != "{}" else {},
+        _loads(checks, []) if checks and checks != "[]" else [],
+        _loads(integ, []) if integ and integ != "[]" else [], verdict, tries, err,
+        _loads(info, {}) if info and info != "{}" else {},
         created, updated, started, finished,
     )  # fmt: skip
 
@@ -177,32 +250,116 @@ def ensure_data_dir(data_dir: str) -> None:
 class Queue:
     """One connection to the queue database; cheap to open, one per process or thread."""
 
-    def __init__(self, data_dir: str, timeout_ms: int = BUSY_TIMEOUT_MS, any_thread: bool = False) -> None:
-        """`any_thread`: the connection may be handed between threads (one user at a time)."""
+    def __init__(
+        self,
+        data_dir: str,
+        timeout_ms: int | None = None,
+        any_thread: bool = False,
+        check: bool = False,
+        recover: bool = False,
+    ) -> None:
+        """`timeout_ms`: how long to wait for a lock (default: default_timeout_ms()). `any_thread`: the
+        connection may be handed between threads (one user at a time). `check`: fail with QueueCorrupt if
+        `PRAGMA quick_check` finds damage (about 40 ms per 100,000 jobs). `recover`: check, and if the file
+        is damaged back it up and rebuild it from what can be read (salvage.recover), with one warning."""
         ensure_data_dir(data_dir)
         self.data_dir = data_dir
         self.path = db_path(data_dir)
+        # SQLite takes the busy timeout as a C int.
+        self.timeout_ms = min(default_timeout_ms() if timeout_ms is None else max(0, timeout_ms), 2**31 - 1)
+        self.recovered: Any = None  # the salvage.Recovery this open did, if any
+        self._ino: int | None = None
+        try:
+            self.db = self._open(any_thread, check or recover)
+        except QueueCorrupt as e:
+            if not recover:
+                raise
+            from getm_tui.salvage import recover as salvage
+
+            self.recovered = salvage(self.path, e.ino, e.reason, self.timeout_ms / 1000)
+            if self.recovered is not None:
+                log.warning("%s", self.recovered.message())
+            try:
+                self.db = self._open(any_thread, True)
+            except QueueCorrupt as again:
+                raise QueueError(f"{again}, even after recovery; move it aside to start a new one") from None
+
+    def _open(self, any_thread: bool, check: bool) -> sqlite3.Connection:
+        """Connect and set up, holding queue.lock shared so that no recovery replaces the file meanwhile."""
+        try:
+            with queue_file_lock(self.data_dir, exclusive=False, timeout=self.timeout_ms / 1000):
+                return self._connect(any_thread, check)
+        except LockTimeout:
+            raise QueueLocked(
+                f"the queue {self.path} is being recovered by another process "
+                f"(gave up waiting after {_seconds(self.timeout_ms)})"
+            ) from None
+
+    def _connect(self, any_thread: bool, check: bool) -> sqlite3.Connection:
+        if check:
+            self._check()
         old_umask = os.umask(0o077)
         db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(
-                self.path, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=not any_thread
+                self.path,
+                timeout=self.timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=not any_thread,
             )
-            db.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            self._ino = _inode(self.path)
+            db.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise QueueError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             db.execute("PRAGMA synchronous = NORMAL")
+            # Removed jobs (and their signed URLs) are overwritten, not left in free pages where a salvage
+            # of a damaged file would find them and bring them back.
+            db.execute("PRAGMA secure_delete = ON")
             db.executescript(SCHEMA)
         except (sqlite3.DatabaseError, QueueError) as e:
             if db is not None:
                 db.close()
             if isinstance(e, QueueError):
                 raise
-            raise QueueError(_db_error(self.path, e)) from None
+            raise self._error(e) from None
         finally:
             os.umask(old_umask)
-        self.db = db
+        return db
+
+    def _check(self) -> None:
+        """`PRAGMA quick_check` through a read-only connection: closing a read-write one, the last on the
+        file, would checkpoint the WAL into the damaged file and delete it before anyone could back it up."""
+        try:
+            probe = sqlite3.connect(
+                f"file:{quote(self.path)}?mode=ro", uri=True, timeout=self.timeout_ms / 1000
+            )
+        except sqlite3.Error:
+            return  # no file yet: nothing to check
+        try:
+            self._ino = _inode(self.path)
+            probe.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
+            verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            error = self._error(e)
+            if isinstance(error, (QueueCorrupt, QueueLocked)):
+                raise error from None
+            return  # cannot be opened read-only (a new, empty file): the read-write open will tell
+        finally:
+            probe.close()
+        if verdict != "ok":
+            raise QueueCorrupt(self.path, _first_line(verdict), self._ino)
+
+    def _error(self, e: sqlite3.Error) -> QueueError:
+        """The one line a user sees for a database error, as the exception that tells callers what it is."""
+        if _is_busy(e):
+            return QueueLocked(
+                f"the queue {self.path} is locked by another process "
+                f"(gave up waiting after {_seconds(self.timeout_ms)})"
+            )
+        if is_corruption(e):
+            return QueueCorrupt(self.path, str(e), self._ino)
+        return QueueError(f"queue {self.path}: {e}")
 
     def close(self) -> None:
         self.db.close()
@@ -216,10 +373,16 @@ class Queue:
     def _x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, args)
-        except sqlite3.OperationalError as e:
-            raise QueueError(_db_error(self.path, e)) from None
         except sqlite3.DatabaseError as e:
-            raise QueueError(_db_error(self.path, e)) from None
+            raise self._error(e) from None
+
+    def rollback(self) -> None:
+        """End an open transaction; on a damaged file even ROLLBACK may fail, and the first error matters."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap way to notice new work."""
@@ -252,10 +415,9 @@ class Queue:
             self.db.execute("COMMIT")
         except BaseException as e:
             # Any failure (a bad spec, Ctrl-C, a database error) must not leave the transaction open.
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            self.rollback()
             if isinstance(e, sqlite3.DatabaseError):
-                raise QueueError(_db_error(self.path, e)) from None
+                raise self._error(e) from None
             raise
         return ids
 
@@ -278,7 +440,7 @@ class Queue:
             try:
                 rows = cur.fetchmany(500)
             except sqlite3.DatabaseError as e:
-                raise QueueError(_db_error(self.path, e)) from None
+                raise self._error(e) from None
             if not rows:
                 return
             for row in rows:
@@ -380,7 +542,7 @@ class Queue:
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None:
         row = self._x("SELECT resume FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+        return (_loads(row[0], {}) or None) if row else None  # garbled: start over (the engine re-verifies)
 
     def save_resume(self, job_id: int, record: dict[str, Any] | None, bytes_done: int | None = None) -> None:
         text = json.dumps(record, separators=(",", ":")) if record is not None else None
@@ -427,10 +589,13 @@ class JobResumeStore:
         self._q = None
 
 
-def _db_error(path: str, e: sqlite3.DatabaseError) -> str:
-    text = str(e)
-    if "locked" in text or "busy" in text:
-        return f"the queue {path} is locked by another process (gave up waiting)"
-    if "malformed" in text or "not a database" in text or "corrupt" in text:
-        return f"the queue {path} is corrupted ({text}); move it aside to start a new one"
-    return f"queue {path}: {text}"
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip() and not line.startswith("***")]
+    return (lines[0] if lines else str(text)).strip()[:200]

@@ -31,7 +31,7 @@ from getm_tui.engine.files import part_path
 from getm_tui.engine.http import make_session
 from getm_tui.engine.workers import WorkerPool
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
-from getm_tui.queue import JobResumeStore, Queue, QueueError
+from getm_tui.queue import JobResumeStore, Queue, QueueCorrupt, QueueError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,7 +205,10 @@ class Supervisor:
             lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep
         )
         self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
-        self._dbs = _Spares(lambda: Queue(data_dir, any_thread=True), lambda q: q.close(), keep)
+        wait_ms = int(settings.queue_timeout * 1000)
+        self._dbs = _Spares(
+            lambda: Queue(data_dir, timeout_ms=wait_ms, any_thread=True), lambda q: q.close(), keep
+        )
         # Job threads write a byte here when they finish, so the loop starts the next job at once.
         self._wake_r, self._wake_w = socket.socketpair()
         self._listener: multiprocessing.connection.Listener | None = None
@@ -227,13 +230,18 @@ class Supervisor:
         handler = _ForwardLogs(self.logs)
         logging.getLogger("getm_tui").addHandler(handler)
         try:
-            self.q = Queue(self.data_dir)
+            # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
+            self.q = Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), recover=True)
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             if self.listen:
                 self._start_listener()
             self._broadcast(P.Hello(os.getpid(), self.data_dir))
             self._loop()
+        except QueueCorrupt as e:  # found while running: stop; the next start backs it up and rebuilds it
+            self._broadcast(P.Fatal(f"{e}; stopped: run getm-tui again to keep the jobs that can be read"))
+            self._flush_clients()
+            return 2
         except QueueError as e:
             self._broadcast(P.Fatal(str(e)))
             self._flush_clients()
@@ -276,10 +284,11 @@ class Supervisor:
             if r.thread is not None:
                 r.thread.join(max(0.0, deadline - time.monotonic()))
         if hasattr(self, "q"):
-            self._collect()
-            for job_id in list(self.running):
-                # A job whose thread did not finish in time: its progress is saved as it goes.
-                self.q.transition(job_id, "queued", ["active"])
+            with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
+                self._collect()
+                for job_id in list(self.running):
+                    # A job whose thread did not finish in time: its progress is saved as it goes.
+                    self.q.transition(job_id, "queued", ["active"])
             self._drain_logs()
         self._broadcast(P.Finished(self.failed, self.done))
         self._flush_clients()
@@ -538,6 +547,8 @@ class Supervisor:
             elif kind in ("failed", "mismatch"):
                 job = q.get(r.job_id)
                 verdict = "mismatch" if kind == "mismatch" else job.verdict
+                # With no resume record the engine kept nothing (a full disk gives the space back): say so.
+                kept = job.bytes_done if q.load_resume(r.job_id) is not None else 0
                 q.update(
                     r.job_id,
                     state="failed",
@@ -545,6 +556,7 @@ class Supervisor:
                     attempts=job.attempts + 1,
                     finished=now,
                     verdict=verdict,
+                    bytes_done=kept,
                 )
                 q.log_event(r.job_id, "error", payload)
                 self.failed += 1

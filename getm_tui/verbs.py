@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from getm_tui import humanize
 
 if TYPE_CHECKING:
-    from getm_tui.queue import Job, Queue
+    from getm_tui.queue import Job, Queue, QueueCorrupt
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DATA_DIR_ENV = "GETM_TUI_DATA_DIR"
@@ -58,22 +59,47 @@ def verb(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespac
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from getm_tui.queue import QueueError
+        from getm_tui.queue import QueueCorrupt, QueueError
 
         try:
             return fn(args)
         except Usage as e:
             return fail(str(e))
+        except QueueCorrupt as e:
+            return _damaged_midway(args, e)
         except QueueError as e:
             return fail(str(e))
 
     return run
 
 
+def _timeout_ms(args: argparse.Namespace) -> int:
+    """queue_timeout from the config file or GETM_TUI_QUEUE_TIMEOUT, in the queue's milliseconds."""
+    from getm_tui.config import load
+
+    return int(load(getattr(args, "config", None)).queue_timeout * 1000)
+
+
 def _open(args: argparse.Namespace) -> Queue:
+    """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning."""
     from getm_tui.queue import Queue
 
-    return Queue(data_dir(args))
+    return Queue(data_dir(args), timeout_ms=_timeout_ms(args), recover=True)
+
+
+def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
+    """Damage the check at open did not see: the command's transaction was rolled back, so recover now
+    and ask for the command again rather than run it twice (`ls` may have printed part of its table)."""
+    from getm_tui.queue import QueueError
+    from getm_tui.salvage import recover
+
+    try:
+        done = recover(e.path, e.ino, e.reason, _timeout_ms(args) / 1000)
+    except QueueError as again:
+        return fail(str(again))
+    if done is not None:
+        logging.getLogger(__name__).warning("%s", done.message())
+    return fail(f"{e}; nothing was changed: run the command again")
 
 
 @contextmanager
@@ -83,8 +109,7 @@ def _write(q: Queue) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if q.db.in_transaction:
-            q.db.execute("ROLLBACK")
+        q.rollback()
         raise
     q._x("COMMIT")
 

@@ -16,7 +16,16 @@ import pytest
 
 from getm_tui import lock
 from getm_tui.engine.urls import name_from_url
-from getm_tui.queue import DB_NAME, STATES, JobResumeStore, Queue, QueueError, UnknownJob, _url_name
+from getm_tui.queue import (
+    DB_NAME,
+    STATES,
+    JobResumeStore,
+    Queue,
+    QueueCorrupt,
+    QueueError,
+    UnknownJob,
+    _url_name,
+)
 
 
 def spec(n: int | str, **more: object) -> dict[str, object]:
@@ -143,11 +152,15 @@ def test_resume_store_round_trip(q):
 def test_corrupted_queue_is_one_clear_error(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
-    (d / DB_NAME).write_bytes(b"this is not a database, it is garbage " * 200)
-    with pytest.raises(QueueError) as err:
-        Queue(str(d))
-    message = str(err.value)
-    assert "corrupted" in message and str(d / DB_NAME) in message and "\n" not in message
+    garbage = b"this is not a database, it is garbage " * 200
+    (d / DB_NAME).write_bytes(garbage)
+    for check in (False, True):  # opened without recover, it is reported and left as it is
+        with pytest.raises(QueueCorrupt) as err:
+            Queue(str(d), check=check)
+        message = str(err.value)
+        assert "is damaged (file is not a database)" in message
+        assert str(d / DB_NAME) in message and "\n" not in message
+    assert (d / DB_NAME).read_bytes() == garbage
 
 
 def test_url_name_matches_urlsplit():

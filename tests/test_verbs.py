@@ -337,17 +337,55 @@ def test_rm_of_an_active_job_under_a_supervisor_cancels_it(env):
 # -- a broken queue -----------------------------------------------------------------------------------
 
 
-def test_corrupted_queue_is_one_line_and_exit_2(env):
+@pytest.mark.parametrize(
+    "args, code, stdout",
+    [
+        (["ls", "--json"], 0, "[]\n"),
+        (["add", "https://example.org/1"], 0, "1\n"),
+        (["pause", "1"], 2, ""),
+        (["show", "1"], 2, ""),
+    ],
+)
+def test_unreadable_queue_is_backed_up_with_one_line_and_the_command_goes_on(env, args, code, stdout):
+    """Nothing in it can be read: it is kept aside as it was, and the verb runs on a new, empty queue."""
     os.makedirs(env["data"])
     garbage = os.urandom(64) * 256
     with open(os.path.join(env["data"], DB_NAME), "wb") as f:
         f.write(garbage)
-    for args in (["ls"], ["ls", "--json"], ["add", "https://example.org/1"], ["pause", "1"], ["show", "1"]):
-        out = run(env, *args)
-        assert out.returncode == 2 and "corrupted" in one_line(out), args
-        assert out.stdout == ""
-    with open(os.path.join(env["data"], DB_NAME), "rb") as f:
+    out = run(env, *args)
+    assert (out.returncode, out.stdout) == (code, stdout), out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert "was damaged (file is not a database) and no job in it could be read" in lines[0]
+    assert lines[1:] == ([] if code == 0 else ["getm-tui: no job with id 1"])
+    [backup] = [n for n in os.listdir(env["data"]) if ".corrupt-" in n]
+    assert backup in lines[0]
+    with open(os.path.join(env["data"], backup), "rb") as f:
         assert f.read() == garbage  # never "repaired" away
+    assert run(env, "ls").stderr == ""  # recovered once
+
+
+@pytest.mark.parametrize("args", [["ls"], ["add", "https://example.org/1"], ["show", "1"], ["retry", "1"]])
+def test_a_broken_config_file_is_one_line_for_every_verb(env, args):
+    config = env["tmp"] / "config.toml"
+    config.write_text("queue_timeout = [\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "getm_tui", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GETM_TUI_CONFIG": str(config), "GETM_TUI_DATA_DIR": env["data"]},
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert "Traceback" not in out.stderr
+    assert one_line(out).startswith(f"getm-tui: {config}: not valid TOML")
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line(env):
+    blocker = env["tmp"] / "file"
+    blocker.write_text("x")
+    out = run(env, "--data-dir", str(blocker / "data"), "ls")
+    assert out.returncode == 2
+    assert one_line(out).startswith(f"getm-tui: cannot create the data directory {blocker / 'data'}")
 
 
 def test_cli_states_match_the_queue():
