@@ -73,6 +73,7 @@ class Settings:
     read_timeout: float = 60.0
     verify_tls: bool = True
     max_redirects: int = 10
+    allow_insecure_redirect: bool = False
 
     def http(self) -> Any:
         from getm_tui.engine.http import HTTPSettings
@@ -82,6 +83,7 @@ class Settings:
             read_timeout=self.read_timeout,
             verify_tls=self.verify_tls,
             max_redirects=self.max_redirects,
+            allow_insecure_redirect=self.allow_insecure_redirect,
         )
 
 
