@@ -28,6 +28,7 @@ from getm_tui.view import SORTS, JobRow
 
 POLL_SECONDS = 0.2
 REDRAW_EVERY = 0.5
+TLS_OFF = "TLS certificate verification is off for every job (--insecure)"
 
 
 class QueueRows(Message):
@@ -198,6 +199,7 @@ class GetmApp(App[int]):
             self._throttled_redraw(changed & set(self.rows))
         elif isinstance(msg, P.Hello):
             self.mode = self.link.mode if self.link else "attached"
+            self._tls_notice(msg)
             self._redraw(set())
         elif isinstance(msg, P.Busy):
             self.run_worker(self._reattach, thread=True, group="link", exit_on_error=False)
@@ -211,6 +213,19 @@ class GetmApp(App[int]):
                 self.mode = "disconnected"
                 self.notify("the supervisor went away", severity="error")
             self._redraw(set())
+
+    def _tls_notice(self, hello: P.Hello) -> None:
+        """Say when TLS verification is off for the whole queue, and when our --insecure cannot apply
+        (the queue is run by a supervisor started without it: its settings are its own)."""
+        if not hello.verify_tls:
+            self.notify(TLS_OFF, severity="warning", timeout=30)
+        elif not self.settings.verify_tls:
+            self.notify(
+                f"--insecure has no effect: the queue is run by process {hello.pid}, which verifies "
+                "TLS certificates (restart it with --insecure, or add jobs with add --insecure)",
+                severity="warning",
+                timeout=30,
+            )
 
     def _reattach(self) -> None:
         assert self.link is not None

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the queue lives (default: $GETM_TUI_DATA_DIR or the user data dir)",
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="the app: skip TLS certificate verification for every job the queue runs (warns)",
+    )
     # The same options after the verb; SUPPRESS keeps a verb's parser from resetting what came before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -113,6 +118,12 @@ def _add_queue_verbs(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "--checksum", action="append", metavar="ALGO:HEX", help="expected checksum (one URL only; repeatable)"
     )
     add.add_argument("--priority", type=int, default=0, metavar="N", help="higher runs first (default 0)")
+    add.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="skip TLS certificate verification for these jobs only (recorded with them; warns)",
+    )
     add.set_defaults(func=verbs.cmd_add)
 
     ls = sub.add_parser("ls", parents=[common], help="list the jobs")
@@ -147,7 +158,12 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, metavar="N", help="retries per part (default 6)")
     p.add_argument("--connect-timeout", type=float, metavar="S", help="seconds (default 10)")
     p.add_argument("--read-timeout", type=float, metavar="S", help="seconds without data (default 60)")
-    p.add_argument("--insecure", action="store_true", help="skip TLS certificate verification")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="skip TLS certificate verification (warns)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result and errors")
 
 
@@ -174,6 +190,9 @@ def _setup_logging(verbose: int, rich_console: object | None = None) -> None:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=rich_console, show_path=False, show_time=False)  # type: ignore[arg-type]
+    from getm_tui.engine.urls import RedactingFilter
+
+    handler.addFilter(RedactingFilter())  # -vv shows urllib3's lines, which hold each request's query
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -197,8 +216,9 @@ def cmd_get(args: argparse.Namespace) -> int:
         expected = expected_from(args.checksum)
     except UsageError as e:
         return _fail(str(e), EXIT_USAGE)
-    if settings.verify_tls is False:
-        log.warning("TLS certificate verification is off (--insecure)")
+    warning = tls_off_warning(args, settings, "for this download")
+    if warning:
+        log.warning("%s", warning)
     options = Options(
         concurrency=settings.concurrency,
         part_size=settings.part_size,
@@ -342,7 +362,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     from getm_tui.app import GetmApp
     from getm_tui.verbs import data_dir
 
-    settings = load(getattr(args, "config", None))
+    settings = load(getattr(args, "config", None), insecure_override(args))
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     logging.getLogger().handlers.clear()  # the app's screen is the terminal: no log lines on it
@@ -352,6 +372,23 @@ def _cmd_app(args: argparse.Namespace) -> int:
     finally:
         if app.link is not None:
             app.link.close()  # after a crash too: a supervisor we started must not outlive us
+
+
+INSECURE_VERBS = (None, "run", "add", "get")
+
+
+def insecure_override(args: argparse.Namespace) -> dict[str, bool]:
+    """Settings overrides for --insecure (before or after the verb); none when it is not given."""
+    return {"verify_tls": False} if getattr(args, "insecure", False) else {}
+
+
+def tls_off_warning(args: argparse.Namespace, settings: Settings, what: str) -> str | None:
+    """The one warning line when TLS verification is off, naming why (a flag, or the config), else None."""
+    if settings.verify_tls:
+        return None
+    flag = getattr(args, "insecure", False)
+    why = "--insecure" if flag else "verify_tls = false in the config or environment"
+    return f"TLS certificate verification is off {what} ({why})"
 
 
 def _fail(message: str, code: int) -> int:
@@ -365,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if not args.verb:
         args.func = _cmd_app
+    if getattr(args, "insecure", False) and args.verb not in INSECURE_VERBS:
+        return _fail(f"--insecure goes with the app, run, add or get, not {args.verb}", EXIT_USAGE)
     try:
         return int(args.func(args))
     except ConfigError as e:

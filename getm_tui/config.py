@@ -75,6 +75,7 @@ class Settings:
     verify_tls: bool = True
     max_redirects: int = 10
     queue_timeout: float = 10.0  # seconds to wait for a queue file another process keeps locked
+    allow_insecure_redirect: bool = False
 
     def http(self) -> Any:
         from getm_tui.engine.http import HTTPSettings
@@ -84,6 +85,7 @@ class Settings:
             read_timeout=self.read_timeout,
             verify_tls=self.verify_tls,
             max_redirects=self.max_redirects,
+            allow_insecure_redirect=self.allow_insecure_redirect,
         )
 
 

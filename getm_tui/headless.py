@@ -7,6 +7,7 @@ otherwise. SIGINT / SIGTERM ask the supervisor to stop; it records state and exi
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -134,8 +135,13 @@ def _progress_text(j: P.LiveJob) -> str:
     return f"{humanize.size(j.done)} of {humanize.size(j.size)}{pct}, {rate}, {j.connections} conn"
 
 
-def run(data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: int) -> int:
-    """Run the queue until signalled (or, with once, until nothing is left); the exit code."""
+def run(
+    data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: int, warning: str | None = None
+) -> int:
+    """Run the queue until signalled (or, with once, until nothing is left); the exit code.
+
+    `warning`: a line to show first, in the display's own form (TLS verification turned off).
+    """
     from getm_tui.link import spawn
 
     if as_json:
@@ -144,6 +150,8 @@ def run(data_dir: str, settings: Settings, once: bool, as_json: bool, verbose: i
         display = _Live(verbose > 0)
     else:
         display = _Plain(verbose > 0)
+    if warning:
+        display.handle(P.LogLine(logging.WARNING, warning))
     proc, conn = spawn(data_dir, settings, once=once)
     stopping = {"asked": False}
 
@@ -208,14 +216,22 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument(
         "--json", action="store_true", help="JSON lines: state changes and progress, for log collectors"
     )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="skip TLS certificate verification for every job it runs (warns; for one job: add --insecure)",
+    )
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args: Any) -> int:
+    from getm_tui.cli import insecure_override, tls_off_warning
     from getm_tui.config import load
     from getm_tui.verbs import data_dir
 
-    settings = load(getattr(args, "config", None))
+    settings = load(getattr(args, "config", None), insecure_override(args))
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    return run(directory, settings, args.once, args.json, getattr(args, "verbose", 0))
+    warning = tls_off_warning(args, settings, "for every job")
+    return run(directory, settings, args.once, args.json, getattr(args, "verbose", 0), warning)

@@ -115,14 +115,14 @@ class SupervisorLink:
             self.send(P.Detach())
         with self._lock:
             if self._conn is not None:
-                _hang_up(self._conn)
+                hang_up(self._conn)
                 with contextlib.suppress(OSError):
                     self._conn.close()
                 self._conn = None
         self.mode = "disconnected"
 
 
-def _hang_up(conn: Connection) -> None:
+def hang_up(conn: Connection) -> None:
     """Shut the connection's socket down, so a thread blocked in `recv` on it gets EOF now: closing the
     descriptor alone does not wake it (Linux), and a supervisor we detach from may keep its end open."""
     import socket

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 class Hello:
     pid: int
     data_dir: str
+    # False when the supervisor runs every job without TLS verification (--insecure): a front end that
+    # attaches later must be able to say so, it never saw the runner's own warning.
+    verify_tls: bool = True
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,7 @@ class Job:
             "verdict": self.verdict,
             "attempts": self.attempts,
             "error": self.error,
+            "insecure": bool(self.info.get("insecure")),  # added with --insecure: no TLS verification
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -398,8 +399,8 @@ class Queue:
             self.db.execute("BEGIN IMMEDIATE")
             for s in specs:
                 cur = self.db.execute(
-                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums,"
-                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
+                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         s["url"],
                         s["directory"],
@@ -407,6 +408,7 @@ class Queue:
                         int(s.get("priority") or 0),
                         s.get("concurrency"),
                         json.dumps(list(s.get("checksums") or [])),
+                        json.dumps(s["info"]) if s.get("info") else None,
                         now,
                         now,
                     ),

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from getm_tui import protocol as P
@@ -29,7 +29,9 @@ from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
 from getm_tui.engine.files import part_path
 from getm_tui.engine.http import make_session
+from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
+from getm_tui.link import hang_up
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
 from getm_tui.queue import JobResumeStore, Queue, QueueCorrupt, QueueError
 
@@ -40,6 +42,9 @@ SNAPSHOT_EVERY = 0.1
 WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
 SUPERVISOR_NICE = 5
 RECONCILE_EVERY = 1.0
+# A client of the socket has this long to answer the authkey challenge; one that connects and says
+# nothing must not block every later front end (the handshake used to run in the accept loop).
+HANDSHAKE_TIMEOUT = 5.0
 
 
 @dataclass
@@ -180,7 +185,8 @@ class _ForwardLogs(logging.Handler):
         name = threading.current_thread().name
         job_id = int(name[4:]) if name.startswith("job-") and name[4:].isdigit() else None
         with contextlib.suppress(Exception):
-            self.sink.put_nowait((job_id, record.levelno, record.getMessage()))
+            # Redacted here too: records of urllib3 (and anything else) may name a signed URL.
+            self.sink.put_nowait((job_id, record.levelno, redact_text(record.getMessage())))
 
 
 class Supervisor:
@@ -194,6 +200,7 @@ class Supervisor:
         self.results: _queue.Queue[tuple[_Running, str, Any]] = _queue.Queue()
         self.logs: _queue.Queue[tuple[int | None, int, str]] = _queue.Queue(maxsize=100_000)
         self.clients: list[_Client] = []
+        self._joining: _queue.Queue[_Client] = _queue.Queue()
         self.stop = threading.Event()
         self.failed = 0
         self.done = 0
@@ -236,7 +243,7 @@ class Supervisor:
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             if self.listen:
                 self._start_listener()
-            self._broadcast(P.Hello(os.getpid(), self.data_dir))
+            self._broadcast(self._hello())
             self._loop()
         except QueueCorrupt as e:  # found while running: stop; the next start backs it up and rebuilds it
             self._broadcast(P.Fatal(f"{e}; stopped: run getm-tui again to keep the jobs that can be read"))
@@ -290,6 +297,7 @@ class Supervisor:
                     # A job whose thread did not finish in time: its progress is saved as it goes.
                     self.q.transition(job_id, "queued", ["active"])
             self._drain_logs()
+        self._take_joining()
         self._broadcast(P.Finished(self.failed, self.done))
         self._flush_clients()
         if self._listener is not None:
@@ -314,9 +322,9 @@ class Supervisor:
             os.unlink(path)
         old = os.umask(0o077)
         try:
-            self._listener = multiprocessing.connection.Listener(
-                path, family="AF_UNIX", authkey=authkey(self.data_dir)
-            )
+            # No authkey here: _handshake checks it per connection, in a thread of its own.
+            self._listener = multiprocessing.connection.Listener(path, family="AF_UNIX")
+            authkey(self.data_dir)  # created now, owner-only, before anyone can connect
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
@@ -327,18 +335,49 @@ class Supervisor:
         while not self.stop.is_set():
             try:
                 conn = self._listener.accept()
-            except multiprocessing.AuthenticationError:
-                log.warning("refused a connection to the supervisor socket: wrong authkey")
-                continue
             except (OSError, EOFError):
                 if self.stop.is_set() or self._listener is None:
                     return
                 continue
-            client = _Client(conn, owner=False)
-            client.send(P.Hello(os.getpid(), self.data_dir))
-            self.clients.append(client)
+            threading.Thread(target=self._handshake, args=(conn,), daemon=True, name="handshake").start()
+
+    def _handshake(self, conn: multiprocessing.connection.Connection) -> None:
+        """The authkey challenge, both ways, as Listener(authkey=...) does it, but bounded in time."""
+        key = authkey(self.data_dir)
+        timer = threading.Timer(HANDSHAKE_TIMEOUT, hang_up, args=(conn,))
+        timer.daemon = True
+        timer.start()
+        try:
+            multiprocessing.connection.deliver_challenge(conn, key)
+            multiprocessing.connection.answer_challenge(conn, key)
+        except multiprocessing.AuthenticationError:
+            log.warning("refused a connection to the supervisor socket: wrong authkey")
+            conn.close()
+            return
+        except (OSError, EOFError, ValueError):
+            conn.close()  # hung up, or said nothing in time
+            return
+        finally:
+            timer.cancel()
+        if self.stop.is_set():
+            conn.close()
+            return
+        client = _Client(conn, owner=False)
+        client.send(self._hello())
+        self._joining.put(client)  # the loop adds it: only the loop's thread changes self.clients
+
+    def _hello(self) -> P.Hello:
+        return P.Hello(os.getpid(), self.data_dir, self.settings.verify_tls)
+
+    def _take_joining(self) -> None:
+        while True:
+            try:
+                self.clients.append(self._joining.get_nowait())
+            except _queue.Empty:
+                return
 
     def _read_commands(self, timeout: float) -> None:
+        self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
         try:
             ready = multiprocessing.connection.wait([*conns, self._wake_r], timeout)
@@ -447,12 +486,17 @@ class Supervisor:
         store = JobResumeStore(self.data_dir, job.id, db)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
+        http_settings = self.settings.http()
+        if job.info.get("insecure") and http_settings.verify_tls:
+            # `add --insecure`: this job only; the pool's workers get these settings with each task.
+            http_settings = replace(http_settings, verify_tls=False)
+            log.warning("TLS certificate verification is off for this job (added with --insecure)")
         options = Options(
             concurrency=r.control.concurrency,
             part_size=self.settings.part_size,
             retries=self.settings.retries,
             rate_limit=r.control.rate_limit,
-            http=self.settings.http(),
+            http=http_settings,
         )
 
         def on_probe(probe: Any, path: str) -> None:
@@ -461,7 +505,13 @@ class Supervisor:
                 job.id,
                 path=path,
                 size=probe.size,
-                info={"headers": probe.headers, "ranges": probe.ranges, "validator": probe.validator},
+                # Merged: what `add` put there (insecure) must survive the probe, for a retry.
+                info={
+                    **job.info,
+                    "headers": probe.headers,
+                    "ranges": probe.ranges,
+                    "validator": probe.validator,
+                },
             )
 
         def on_progress(p: Progress) -> None:

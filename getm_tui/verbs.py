@@ -198,6 +198,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             "(in an -i file, put checksums after each URL: URL ALGO:HEX)"
         )
     name = _output_name(args.output) if args.output is not None else None
+    insecure = bool(getattr(args, "insecure", False))
     directory = _directory(args)
     specs = []
     for url, checksums, where in entries:
@@ -220,11 +221,16 @@ def cmd_add(args: argparse.Namespace) -> int:
                 "priority": args.priority,
                 "concurrency": args.concurrency,
                 "checksums": [f"{x.algorithm}:{x.value}" for x in expected],
+                # Per job, like curl -k on one command line: the runner verifies every other job.
+                "info": {"insecure": True} if insecure else None,
             }
         )
     with _open(args) as q:
         ids = q.add_many(specs)
     sys.stdout.write("".join(f"{i}\n" for i in ids))
+    if insecure:
+        shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
+        warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")
     return EXIT_OK
 
 

@@ -61,6 +61,19 @@ decremented as faults fire, so ``resource.options.drop_times`` shows what is lef
 - Cosmetic: ``content_type`` (default ``application/octet-stream``), ``last_modified`` (epoch seconds),
   ``no_etag=True`` / ``no_last_modified=True`` to omit those validators.
 
+Server-wide options (:class:`FaultServer` arguments):
+
+- ``tls=ssl.SSLContext``: serve HTTPS with that server context (e.g. a ``trustme`` certificate); the
+  handshake happens in the connection's thread, so a client that refuses the certificate blocks nothing.
+- ``random_faults=RandomFaults(rate, seed, kinds)``: each GET, with probability ``rate`` (seeded, so a
+  run can be repeated), gets one fault drawn from ``kinds``: ``drop`` / ``reset`` (FIN / RST half-way
+  through the body), ``short`` (one byte fewer than Content-Length, then FIN), ``stall`` (half the body,
+  then silence), ``extra`` (garbage after the body on the kept-alive connection), ``corrupt`` (one byte
+  flipped), ``wrong_range`` (a 206 whose Content-Range is off by one), ``range_200`` (a range answered
+  with the whole file), ``503`` / ``429`` (with ``Retry-After``) and ``500``.  A kind that cannot apply
+  to a response (a drop of an empty body, a wrong range on a 200) is not fired; ``random_fired`` counts
+  what did fire, per kind.  Soak tests use it: faults nobody chose, at a known rate.
+
 Only one truncating fault fires per response, by priority ``stall_after`` > ``drop_after`` >
 ``short_body``.  Precedence per request: ``redirect_to`` > ``statuses`` > normal/faulty body.
 
@@ -74,12 +87,15 @@ client has them; excludes error bodies, chunk framing and ``extra_bytes`` garbag
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import email.utils
 import hashlib
+import random
 import re
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -93,7 +109,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-__all__ = ["FaultOptions", "FaultServer", "RequestRecord", "Resource", "fault_server"]
+__all__ = ["FaultOptions", "FaultServer", "RandomFaults", "RequestRecord", "Resource", "fault_server"]
 
 #: Body write granularity: big enough that per-chunk Python overhead is negligible at GB/s, small enough
 #: that faults, throttling and stop() are reacted to quickly.
@@ -146,6 +162,36 @@ class FaultOptions:
     last_modified: float | None = None
     no_etag: bool = False
     no_last_modified: bool = False
+
+
+RANDOM_KINDS = (
+    "drop",
+    "reset",
+    "short",
+    "stall",
+    "extra",
+    "corrupt",
+    "wrong_range",
+    "range_200",
+    "503",
+    "429",
+    "500",
+)
+
+
+@dataclass
+class RandomFaults:
+    """Server-wide random fault injection; see the module docstring."""
+
+    rate: float = 0.05
+    seed: int = 0
+    kinds: tuple[str, ...] = RANDOM_KINDS
+    retry_after: str = "0"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(RANDOM_KINDS)
+        if unknown:
+            raise ValueError(f"unknown random fault kinds: {sorted(unknown)}")
 
 
 @dataclass
@@ -347,8 +393,19 @@ class Resource:
         headers = [*headers, ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
         return _Plan(status=status, headers=headers, record=record, small_body=body)
 
-    def _plan(self, method: str, request_headers: dict[str, str], connection_id: int) -> _Plan:
-        """Decide the whole response (status, headers, which faults fire) atomically."""
+    def _plan(
+        self,
+        method: str,
+        request_headers: dict[str, str],
+        connection_id: int,
+        forced: str | None = None,
+        retry_after: str = "0",
+    ) -> _Plan:
+        """Decide the whole response (status, headers, which faults fire) atomically.
+
+        ``forced``: a random fault the server drew for this request (recorded as ``random:<kind>`` when it
+        applies).
+        """
         lower = {k.lower(): v for k, v in request_headers.items()}
         range_header = lower.get("range")
         if_range = lower.get("if-range")
@@ -375,6 +432,10 @@ class Resource:
             if o.redirect_to is not None and self._take("redirect_times"):
                 rec.faults.append("redirect")
                 return self._simple(rec, o.redirect_status, [("Location", o.redirect_to)], "redirect")
+            if forced in ("503", "429", "500") and is_get:
+                rec.faults.append("random:" + forced)
+                extra = [] if forced == "500" else [("Retry-After", retry_after)]
+                return self._simple(rec, int(forced), extra, "injected status")
             if o.statuses:
                 status = o.statuses.pop(0)
                 extra = [] if o.retry_after is None else [("Retry-After", str(o.retry_after))]
@@ -395,6 +456,9 @@ class Resource:
 
             start, end, status = 0, total, 200
             content_range: str | None = None
+            if range_header is not None and honours_range and forced == "range_200" and is_get:
+                rec.faults.append("random:range_200")
+                honours_range = False
             if range_header is not None and not honours_range:
                 rec.faults.append("range_ignored")
             elif range_header is not None and (if_range is None or self._if_range_matches(if_range)):
@@ -413,6 +477,9 @@ class Resource:
                     if is_get and o.wrong_content_range and self._take("wrong_content_range_times"):
                         shift = int(o.wrong_content_range)
                         rec.faults.append("wrong_content_range")
+                    elif is_get and forced == "wrong_range":
+                        shift = 1
+                        rec.faults.append("random:wrong_range")
                     content_range = f"bytes {start + shift}-{end - 1 + shift}/{total}"
 
             body = memoryview(data)[start:end]
@@ -468,7 +535,27 @@ class Resource:
             if o.first_byte_delay > 0 and body_len > 0 and self._take("delay_times"):
                 plan.delay = o.first_byte_delay
                 rec.faults.append("delay")
+            if forced is not None and plan.end_action == "none" and not plan.extra:
+                self._force(plan, forced, body_len, framed_by_length)
             return plan
+
+    @staticmethod
+    def _force(plan: _Plan, kind: str, body_len: int, framed_by_length: bool) -> None:
+        """Apply a random fault to a response with no other fault, if it can apply."""
+        applied = True
+        if kind in ("drop", "reset", "stall") and body_len > 1:
+            plan.limit = body_len // 2
+            plan.end_action = {"drop": "close", "reset": "rst", "stall": "stall"}[kind]
+        elif kind == "short" and body_len > 0:
+            plan.limit, plan.end_action = body_len - 1, "close"
+        elif kind == "extra" and framed_by_length:
+            plan.extra = 64
+        elif kind == "corrupt" and body_len > 0 and plan.corrupt_rel is None:
+            plan.corrupt_rel = body_len // 2
+        else:
+            applied = False
+        if applied:
+            plan.record.faults.append("random:" + kind)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -502,7 +589,11 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 self.wfile.write(body)
             return
-        plan = resource._plan(method, dict(self.headers.items()), conn_id)
+        forced = owner._draw_fault() if method == "GET" else None
+        retry_after = owner.random_faults.retry_after if owner.random_faults else "0"
+        plan = resource._plan(method, dict(self.headers.items()), conn_id, forced, retry_after)
+        if forced is not None and "random:" + forced in plan.record.faults:
+            owner._count_fault(forced)
         if plan.md5_of is not None:
             plan.headers.append(("Content-MD5", _md5_b64(plan.md5_of)))
         self.send_response(plan.status)
@@ -598,6 +689,9 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, owner: FaultServer) -> None:
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _Handler)
+        if owner.tls is not None:
+            # Handshakes happen lazily, on the first read in the connection's own thread.
+            self.socket = owner.tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls getfqdn(), which can do a slow reverse DNS lookup.
@@ -638,7 +732,11 @@ class FaultServer:
     See the module docstring for the options accepted by :meth:`add`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, random_faults: RandomFaults | None = None) -> None:
+        self.tls = tls
+        self.random_faults = random_faults
+        self._rng = random.Random(random_faults.seed if random_faults else 0)
+        self._random_fired: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._resources: dict[str, Resource] = {}
         self._stop_event = threading.Event()
@@ -718,7 +816,7 @@ class FaultServer:
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
         """Full URL of a path (percent-encoded as needed)."""
@@ -763,7 +861,26 @@ class FaultServer:
         with self._lock:
             return list(self._errors)
 
+    @property
+    def random_fired(self) -> dict[str, int]:
+        """How many random faults fired, per kind."""
+        with self._lock:
+            return dict(self._random_fired)
+
     # ----------------------------------------------------------------- internals used by the handler
+    def _draw_fault(self) -> str | None:
+        rf = self.random_faults
+        if rf is None or not rf.kinds:
+            return None
+        with self._lock:
+            if self._rng.random() >= rf.rate:
+                return None
+            return self._rng.choice(rf.kinds)
+
+    def _count_fault(self, kind: str) -> None:
+        with self._lock:
+            self._random_fired[kind] += 1
+
     def _lookup(self, path: str) -> Resource | None:
         with self._lock:
             return self._resources.get(path)

@@ -334,6 +334,14 @@ HOSTILE = {
     "empty": 'attachment; filename=""',
     "only-slash": 'attachment; filename="/"',
     "garbage": "attachment; filename*=bogus-charset''%FF%FE",
+    "only-controls": 'attachment; filename="\x01\x02\x03"',
+    "blank": 'attachment; filename="   "',
+    "newline": "attachment; filename*=UTF-8''a%0D%0Ab.bin",
+    "dotfile": 'attachment; filename=".bashrc"',
+    "home": 'attachment; filename="~/.ssh/authorized_keys"',
+    "drive": 'attachment; filename="C:\\Windows\\evil.dll"',
+    "our-part-suffix": 'attachment; filename="plain.bin.getm-part"',
+    "our-resume-suffix": 'attachment; filename="plain.bin.getm-resume"',
 }
 
 
@@ -352,6 +360,8 @@ def test_hostile_content_disposition_stays_inside(fault_server: FaultServer, tmp
     assert "/" not in base and "\\" not in base
     assert not any(unicodedata.category(c) == "Cc" for c in base), repr(base)
     assert len(base.encode()) <= 255
+    # Never a name our own cleanup and resume would take for a temporary file of another download.
+    assert not base.lower().endswith((".getm-part", ".getm-resume")), base
 
 
 def test_content_disposition_name_is_used(fault_server: FaultServer, tmp_path) -> None:

@@ -89,6 +89,29 @@ def test_drop_every_time_gives_up(fault_server: FaultServer, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("concurrency", MODES)
+def test_drop_every_few_kib_gives_up(fault_server: FaultServer, tmp_path, concurrency) -> None:
+    """Each response dies after 20 KB: a little progress each time must not earn the retries back for ever."""
+    url = fault_server.add("/f.bin", DATA, drop_after=20_000)
+    opts = Options(part_size=MiB, retries=3, retry_base=0.01)
+    with pytest.raises(DownloadError) as info:
+        download(url, str(tmp_path), concurrency=concurrency, options=opts)
+    assert "giving up after 3 retries" in str(info.value)
+    # The probe and three retries per part at most (the inline path has one part): no endless loop.
+    assert fault_server.resource("/f.bin").get_count <= 1 + 5 * 4
+    assert not (tmp_path / "f.bin").exists()
+
+
+def test_urlopen_drop_every_few_kib_gives_up(fault_server: FaultServer) -> None:
+    url = fault_server.add("/f.bin", DATA, drop_after=20_000)
+    opts = Options(part_size=MiB, retries=3, retry_base=0.01)
+    with urlopen(url, concurrency=None, options=opts) as reader, pytest.raises(DownloadError) as info:
+        while reader.read():
+            pass
+    assert "giving up after 3 retries" in str(info.value)
+    assert fault_server.resource("/f.bin").get_count == 4
+
+
+@pytest.mark.parametrize("concurrency", MODES)
 def test_retryable_statuses_on_probe(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, statuses=[503, 429], retry_after="0")
     result = download(url, str(tmp_path), concurrency=concurrency, options=OPTS)
@@ -182,6 +205,35 @@ def test_wrong_content_range_on_a_part(fault_server: FaultServer, tmp_path) -> N
     assert read(result.path) == DATA
     assert fired(res, "wrong_content_range") == 2
     assert result.retries == 2
+
+
+@pytest.mark.parametrize("concurrency", MODES)
+def test_more_bytes_than_content_length_are_never_written(
+    fault_server: FaultServer, tmp_path, concurrency
+) -> None:
+    """Every response carries 1000 bytes past its Content-Length: the file is Content-Length long, no more."""
+    url = fault_server.add("/f.bin", DATA, extra_bytes=1000)
+    result = download(url, str(tmp_path), concurrency=concurrency, options=OPTS)
+    res = fault_server.resource("/f.bin")
+    assert fired(res, "extra_bytes") >= 1
+    assert os.path.getsize(result.path) == len(DATA) == result.size
+    assert read(result.path) == DATA
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_range_answered_with_200_mid_download(fault_server: FaultServer, tmp_path) -> None:
+    """Ranges worked for the probe, then the parts get the whole file (200): start over as one stream."""
+    url = fault_server.add("/f.bin", DATA)
+    res = fault_server.resource("/f.bin")
+
+    def after_probe(probe, target) -> None:
+        res.configure(range_as_200=True)
+
+    result = download(url, str(tmp_path), concurrency=4, options=OPTS, on_probe=after_probe)
+    assert read(result.path) == DATA
+    assert result.restarts == 1 and result.connections == 1
+    assert fired(res, "range_ignored") >= 2  # a part's range, and the second probe's
+    assert os.listdir(tmp_path) == ["f.bin"]
 
 
 @pytest.mark.parametrize("concurrency", MODES)
@@ -341,6 +393,36 @@ def test_redirect_loop(fault_server: FaultServer, tmp_path, concurrency) -> None
     assert "too many redirects" in str(info.value)
     total = fault_server.resource("/a").get_count + fault_server.resource("/b").get_count
     assert total == HTTPSettings().max_redirects + 1
+    assert os.listdir(tmp_path) == []
+
+
+def chain(server: FaultServer, hops: int, final: str) -> str:
+    """A chain of `hops` redirects ending at `final`; returns the first URL."""
+    for i in range(hops - 1, -1, -1):
+        server.add(f"/hop{i}", b"", redirect_to=f"/hop{i + 1}" if i < hops - 1 else final)
+    return server.url("/hop0")
+
+
+@pytest.mark.parametrize("concurrency", [None, 4])
+def test_redirects_up_to_the_limit_are_followed(fault_server: FaultServer, tmp_path, concurrency) -> None:
+    fault_server.add("/real.bin", DATA)
+    url = chain(fault_server, HTTPSettings().max_redirects, "/real.bin")
+    result = download(url, str(tmp_path), concurrency=concurrency, options=OPTS)
+    assert read(result.path) == DATA
+    assert os.listdir(tmp_path) == ["real.bin"]
+
+
+@pytest.mark.parametrize(("limit", "hops"), [(10, 11), (2, 3), (0, 1)])
+def test_too_many_redirects(fault_server: FaultServer, tmp_path, limit, hops) -> None:
+    """One redirect more than max_redirects: a clear failure, the target never asked for, nothing written."""
+    fault_server.add("/real.bin", DATA)
+    url = chain(fault_server, hops, "/real.bin")
+    opts = Options(part_size=MiB, retries=4, retry_base=0.01, http=HTTPSettings(max_redirects=limit))
+    with pytest.raises(DownloadError) as info:
+        download(url, str(tmp_path), concurrency=4, options=opts)
+    assert f"too many redirects (more than {limit})" in str(info.value)
+    assert fault_server.resource("/real.bin").get_count == 0
+    assert sum(fault_server.resource(f"/hop{i}").get_count for i in range(hops)) == limit + 1
     assert os.listdir(tmp_path) == []
 
 

@@ -558,3 +558,52 @@ def test_configure_on_the_fly(fault_server: FaultServer) -> None:
     assert requests.get(url).content == b"replaced"
     with pytest.raises(TypeError):
         res.configure(bogus=1)
+
+
+# ------------------------------------------------------------------------------------------ server-wide
+
+
+def test_tls_serves_https_with_the_given_certificate(tmp_path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with FaultServer(tls=ctx) as server:
+        url = server.add("/t.bin", DATA)
+        assert url.startswith("https://127.0.0.1:")
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(url, timeout=5)  # the CA is nobody's: refused, and the server goes on
+        r = requests.get(url, headers={"Range": "bytes=10-19"}, verify=str(bundle), timeout=5)
+        assert r.status_code == 206 and r.content == DATA[10:20]
+        assert server.errors == []
+
+
+def test_random_faults_fire_at_the_rate_asked_and_are_repeatable() -> None:
+    from tests.faultserver import RandomFaults
+
+    def run(seed: int) -> tuple[list[list[str]], dict[str, int]]:
+        faults = RandomFaults(rate=0.3, seed=seed, kinds=("503", "drop", "short"))
+        with FaultServer(random_faults=faults) as s:
+            url = s.add("/r.bin", DATA)
+            session = requests.Session()
+            for _ in range(200):
+                try:
+                    _ = session.get(url, timeout=5).content
+                except requests.RequestException:
+                    pass
+            faults = [r.faults for r in s.resource("/r.bin").requests]
+            assert s.errors == []
+            return faults, s.random_fired
+
+    faults, fired = run(5)
+    assert set(fired) == {"503", "drop", "short"}
+    assert 30 <= sum(fired.values()) <= 90  # 30% of 200, give or take
+    assert sum(len(f) for f in faults) == sum(fired.values())
+    assert run(5) == (faults, fired)  # the same seed, the same faults on the same requests
+    with pytest.raises(ValueError):
+        RandomFaults(kinds=("meteor",))

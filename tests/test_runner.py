@@ -142,8 +142,8 @@ def test_pause_and_rm_act_on_a_running_job(fault_server, tmp_path):
     runner = start(data_dir, "run", "--json")
     try:
         state = lambda i: next(j for j in jobs(data_dir) if j["id"] == i)  # noqa: E731
-        # Some progress saved, so that the pause has something to keep (a pause before the first byte
-        # rightly keeps nothing).
+        # Recorded progress, not only the partial file (which exists before any byte arrives): a pause
+        # that comes first keeps nothing, and the assertion below on what it kept would be a race.
         wait_for(lambda: state(ida)["bytes_done"] > 0)
         wait_for(lambda: (out_dir / "b.bin.getm-part").exists())
         assert cli(data_dir, "pause", str(ida)).returncode == 0

@@ -466,6 +466,7 @@ def _inline(
     buf = bytearray(READ_CHUNK)
     mv = memoryview(buf)
     attempt = retries = 0
+    failed_at = 0  # p.done at the last failure: enough progress since then earns the retries back
     last_report = last_save = time.monotonic()
     current: requests.Response | None = resp
     if p.done:
@@ -482,7 +483,7 @@ def _inline(
                     if probe.validator:
                         headers["If-Range"] = probe.validator
                 elif p.done:
-                    p.done = p.crc = 0
+                    p.done = p.crc = failed_at = 0
                     verifier.reset()
                 current = http.get(session, probe.url, opts.http, headers)
                 if "Range" in headers:
@@ -508,7 +509,8 @@ def _inline(
                 p.crc = _crc32c.crc32c(chunk, p.crc)
                 verifier.update(chunk)
                 p.done += n
-                attempt = 0
+                if attempt and p.done - failed_at >= retry.PROGRESS_FORGIVES:
+                    attempt = 0
                 now = time.monotonic()
                 rate = _rate_limit(opts)
                 if rate:
@@ -540,6 +542,7 @@ def _inline(
                 current.close()
                 current = None
             attempt += 1
+            failed_at = p.done
             retries += 1
             try:
                 _back_off(attempt, e, opts, cancel)
@@ -631,6 +634,7 @@ def start_transfer(
         save=save,
         retry_base=opts.retry_base,
         rate=opts.rate_limit,
+        http=opts.http if opts.http != pool.settings else None,
     )
 
 
@@ -759,6 +763,8 @@ class Reader:
         self._pending: tuple[plan.Part, int] | None = None
         self._buf = memoryview(bytearray(READ_CHUNK))
         self._pos = 0
+        self._attempt = 0
+        self._failed_at = 0
         self._eof = False
         self.closed = False
         expected = expected_from(checksum)
@@ -802,7 +808,6 @@ class Reader:
             want = min(want, self.probe.size - self._pos)
         if want <= 0:
             return memoryview(b"")
-        attempt = 0
         while True:
             try:
                 if self._resp is None:
@@ -818,9 +823,12 @@ class Reader:
                 if self._resp is not None:
                     self._resp.close()
                     self._resp = None
-                attempt += 1
-                _back_off(attempt, e, self.opts, None)
+                self._attempt += 1
+                self._failed_at = self._pos
+                _back_off(self._attempt, e, self.opts, None)
         self._pos += n
+        if self._attempt and self._pos - self._failed_at >= retry.PROGRESS_FORGIVES:
+            self._attempt = 0  # retries count across reads: a server dropping every few KiB must fail
         view = self._buf[:n]
         self.verifier.update(view)
         return view

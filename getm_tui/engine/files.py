@@ -30,6 +30,11 @@ def sanitize_name(name: str | None) -> str:
     name = _UNSAFE.sub("_", name).strip().strip(".")
     if name in ("", ".", ".."):
         return ""
+    # A server must not name a file like our own temporary files: `rm` and resume would take it for the
+    # partial download of another job (and cleanup would delete it).
+    for suffix in (PART_SUFFIX, CONTROL_SUFFIX):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)] + "_" + name[1 - len(suffix) :]
     encoded = name.encode("utf-8")
     if len(encoded) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")

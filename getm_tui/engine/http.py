@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import ssl
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -110,6 +111,11 @@ def get(
 
     Raises Retryable for transient faults and HTTPStatusError for the rest of the non-2xx answers.
     """
+    if not settings.verify_tls:
+        # Per request, not only per session: a worker's session may serve a job with --insecure after one
+        # without, and urllib3 would print a warning per request on the terminal the runner writes to.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    first = url
     for _hop in range(settings.max_redirects + 1):
         try:
             # verify is passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
@@ -123,9 +129,7 @@ def get(
                 verify=settings.verify_tls,
             )
         except requests.exceptions.SSLError as e:
-            raise DownloadError(
-                f"TLS error from {redact(url)}: {_short(e)} (use --insecure to skip verification)"
-            ) from None
+            raise DownloadError(tls_message(e, url)) from None
         except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
             raise Retryable(f"{_short(e)} ({redact(url)})") from None
         except requests.exceptions.InvalidURL as e:
@@ -136,7 +140,10 @@ def get(
             target = urljoin(url, location)
             downgrade = urlsplit(url).scheme == "https" and urlsplit(target).scheme == "http"
             if downgrade and not settings.allow_insecure_redirect:
-                raise DownloadError(f"refused redirect from https to http: {redact(target)}")
+                raise DownloadError(
+                    f"refused redirect from https to http: {redact(target)} "
+                    "(allow_insecure_redirect = true follows it)"
+                )
             url = target
             continue
         if resp.status_code in RETRY_STATUSES:
@@ -150,7 +157,8 @@ def get(
             raise HTTPStatusError(resp.status_code, reason, redact(url))
         resp.url = url
         return resp
-    raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(url)}")
+    # Named by the URL asked for: the one the user knows (the last hop may be anywhere).
+    raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
 
 
 def probe(session: requests.Session, url: str, settings: HTTPSettings) -> tuple[Probe, requests.Response]:
@@ -244,6 +252,36 @@ def filename_from(disposition: str | None, url: str) -> str:
             raw = unquote(raw[7:], errors="replace")
         name = sanitize_name(raw if isinstance(raw, str) else None)
     return name or sanitize_name(name_from_url(url))
+
+
+def _find(e: BaseException | None, kind: type[BaseException], depth: int = 0) -> BaseException | None:
+    """The first exception of `kind` inside `e`: requests wraps urllib3's, which wraps ssl's, in args,
+    `reason`, causes and contexts."""
+    if e is None or depth > 8:
+        return None
+    if isinstance(e, kind):
+        return e
+    inner: list[Any] = [*e.args, getattr(e, "reason", None), e.__cause__, e.__context__]
+    for candidate in inner:
+        if isinstance(candidate, BaseException):
+            found = _find(candidate, kind, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def tls_message(e: BaseException, url: str) -> str:
+    """One line for a TLS failure: what the certificate check said, the redacted URL, and the way out.
+
+    The way out is named but not taken: verification stays on unless the user asks (`--insecure`).
+    """
+    verify = _find(e, ssl.SSLCertVerificationError)
+    if isinstance(verify, ssl.SSLCertVerificationError):
+        why = verify.verify_message or verify.reason or "certificate verify failed"
+        return f"TLS certificate verification failed for {redact(url)}: {why} (--insecure skips verification)"
+    inner = _find(e, ssl.SSLError)
+    why = (getattr(inner, "reason", None) or _short(inner)) if inner is not None else _short(e)
+    return f"TLS error from {redact(url)}: {why}"
 
 
 def _short(e: BaseException) -> str:

@@ -25,6 +25,7 @@ class Part:
     crc: int = 0  # crc32c of the first `done` bytes
     hashed: int = 0  # bytes fed to the ordered hashers
     attempts: int = 0
+    failed_at: int = 0  # `done` at the last failure: the retry count resets after enough progress since
     state: str = "pending"  # pending | active | done
     not_before: float = 0.0
     slot: int | None = None

@@ -12,6 +12,10 @@ import time
 
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
+# Progress since the last failure that earns a part its retries back: a flaky server that drops now and
+# then still gets a big file through, but one that drops every few KiB ends in a clear failure instead of
+# retrying for ever (any progress at all used to reset the count).
+PROGRESS_FORGIVES = 1024 * 1024
 
 
 def backoff(

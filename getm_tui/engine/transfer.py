@@ -22,7 +22,7 @@ import crc32c as _crc32c
 
 from getm_tui.engine import checksum, retry
 from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
-from getm_tui.engine.http import Probe
+from getm_tui.engine.http import HTTPSettings, Probe
 from getm_tui.engine.plan import Part
 from getm_tui.engine.shm import Block, SlotPlan
 from getm_tui.engine.workers import Task, WorkerHandle, WorkerPool
@@ -91,8 +91,11 @@ class Transfer:
         save: Callable[[Transfer], None] | None = None,
         retry_base: float = retry.BASE_DELAY,
         rate: float | None = None,
+        http: HTTPSettings | None = None,
     ) -> None:
+        """`http`: this download's settings when they differ from the pool's (sent with each task)."""
         self.pool = pool
+        self.http = http
         self.probe = probe
         self.parts = parts
         self.stream = stream
@@ -232,6 +235,7 @@ class Transfer:
             rate=(self.rate / max(1, self.connections)) if self.rate else None,
             file_id=self.file_id,
             file_offset=p.start,
+            http=self.http,
         )
         self._next_task += 1
         p.state = "active"
@@ -241,7 +245,7 @@ class Transfer:
     def _restart_stream(self, p: Part) -> None:
         """The server cannot resume: throw away what we have and read from the start."""
         log.info("server does not support ranges: restarting the stream from byte 0")
-        p.done = p.kept = p.hashed = p.crc = 0
+        p.done = p.kept = p.hashed = p.crc = p.failed_at = 0
         self.verifier.reset()
         if self.sink:
             self.sink.truncate()
@@ -327,6 +331,7 @@ class Transfer:
             self.failure = RemoteChanged(message)
             return
         p.attempts += 1
+        p.failed_at = p.done
         self.total_retries += 1
         if p.attempts > self.retries:
             self.failure = DownloadError(f"giving up after {self.retries} retries: {message}")
@@ -340,8 +345,8 @@ class Transfer:
         if pos <= p.done:
             return
         gained = pos - p.done
-        if p.attempts and gained:
-            p.attempts = 0  # progress since the last failure: a flaky server still gets us there
+        if p.attempts and pos - p.failed_at >= retry.PROGRESS_FORGIVES:
+            p.attempts = 0  # real progress since the last failure: a flaky server still gets us there
         for view, rel in self._ring(task, p.done, pos):
             if self.sink is not None and task.file_id is None:
                 self.sink.write(p.start + rel, view)

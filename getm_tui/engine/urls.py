@@ -6,8 +6,10 @@ may reach a screen or a log (DESIGN invariant 4), so everything user-facing goes
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
+import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from getm_tui.engine.errors import UsageError
@@ -67,3 +69,29 @@ def file_path(url: str) -> str:
     if parts.netloc and parts.netloc != "localhost":
         path = "//" + parts.netloc + path
     return os.path.normpath(path)
+
+
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+# A request target with a query, as urllib3's debug lines show it: `"GET /key?X-Amz-Signature=... HTTP/1.1"`.
+_TARGET_QUERY = re.compile(r"(?<![\w:/])(/[^\s?\"'<>]*)\?[^\s\"'<>]+")
+
+
+def redact_text(text: str) -> str:
+    """Any URL in free text redacted, and any query after a bare path: for log lines written by code we
+    do not control (urllib3 logs every request's path and query at debug level)."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+    if "?" in text:
+        text = _TARGET_QUERY.sub(lambda m: m.group(1) + "?***", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Put on a log handler: every record it writes has its URLs redacted (`-vv` included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

@@ -29,8 +29,8 @@ from typing import Any
 import requests
 import urllib3
 
-from getm_tui.engine import http
-from getm_tui.engine.errors import HTTPStatusError, Retryable
+from getm_tui.engine import http, urls
+from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ class Task:
     rate: float | None = None
     file_id: int | None = None  # when set, the worker writes what it reads at file_offset + position
     file_offset: int = 0
+    # The job's own HTTP settings when they differ from the pool's (a job added with --insecure): one
+    # pool serves every job of a supervisor, so what is per job travels with the task.
+    http: http.HTTPSettings | None = None
 
 
 class _Cancel(Exception):
@@ -157,7 +160,9 @@ class _Worker:
             self.conn.send(("cancelled", task.task_id, e.args[0]))
         except Retryable as e:
             self.conn.send(("error", task.task_id, "retry", str(e), e.retry_after, self._last))
-        except HTTPStatusError as e:
+        except (HTTPStatusError, DownloadError) as e:
+            # DownloadError: what http.get refuses for good (a TLS failure, a redirect loop or an https ->
+            # http redirect met by a part's request): fail the job with that line, not the worker.
             self.conn.send(("error", task.task_id, "fatal", str(e), None, self._last))
         except _Changed as e:
             self.conn.send(("error", task.task_id, e.kind, str(e), None, self._last))
@@ -181,7 +186,7 @@ class _Worker:
     def _open(self, task: Task) -> requests.Response:
         self._last = task.start
         headers = dict(task.headers)
-        resp = http.get(self.session, task.url, self.settings, headers)
+        resp = http.get(self.session, task.url, task.http or self.settings, headers)
         if task.range_first is not None:
             if resp.status_code != 206:
                 etag = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
@@ -329,6 +334,8 @@ def _worker_main(
     if nice:
         os.nice(nice)
     logging.basicConfig(level=level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(urls.RedactingFilter())  # urllib3's debug lines name each request's query
     _Worker(conn, settings).run()
     # Nothing to flush or finalize (every byte was written with pwrite and reported): skip interpreter
     # teardown, which made stopping 16 workers take most of a second.

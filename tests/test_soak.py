@@ -1,0 +1,43 @@
+"""The soak, scaled down: 300 small jobs (six of them in parts) through one runner, faults on 5% of the
+requests; benchmarks/soak.py runs it as a user would and checks everything, this test reads its report.
+
+The full run (10,000 jobs) is recorded in README.md; this one keeps the same checks in the suite: every
+file correct and verified, memory flat, nothing left in /dev/shm, no temporary file, no process left.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(150)
+def test_soak_300_jobs_with_5_percent_faults(tmp_path):
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--jobs", "300", "--fault-rate", "0.05",
+         "--large-every", "50", "--seed", "7", "--workdir", str(tmp_path / "soak"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )  # fmt: skip
+    assert res.stdout, res.stderr
+    report = json.loads(res.stdout.splitlines()[-1])
+    detail = res.stderr
+    assert report["files_correct"] == 300 and report["verified"] == 300, detail
+    assert report["wrong"] == [] and report["leftovers"] == [], detail
+    assert report["shm_left"] == [] and report["processes_left"] == [], detail
+    assert report["server_errors"] == [], detail
+    assert report["memory"]["flat"] is True, detail
+    assert report["rss"]["supervisor_peak_mib"] < 150, detail
+    # Faults did happen, about as often as asked, and of many kinds.
+    assert 0.02 <= report["faults_injected"] / report["get_requests"] <= 0.10, detail
+    assert len(report["faults_by_kind"]) >= 6, detail
+    assert res.returncode == 0 and report["ok"] is True, detail
+    # Nothing but the queue, the list and the files is left in the work dir.
+    assert sorted(p.name for p in (tmp_path / "soak").iterdir()) == ["out", "q", "urls.txt"]
