@@ -189,6 +189,19 @@ class _ForwardLogs(logging.Handler):
             self.sink.put_nowait((job_id, record.levelno, redact_text(record.getMessage())))
 
 
+class _JobStore(JobResumeStore):
+    """A job's resume record as the engine keeps it, except that the engine never drops it: the
+    supervisor does, in the update that records the job's end.
+
+    Dropped at the commit, a kill before that update would lose the fact that the file was finished,
+    and the next run would fetch it again under `NAME (1)`. A record left by a job that failed does no
+    harm: the next attempt checks it against the files it names.
+    """
+
+    def clear(self) -> None:
+        pass
+
+
 class Supervisor:
     def __init__(self, data_dir: str, settings: Settings, once: bool = False, listen: bool = True) -> None:
         self.data_dir = data_dir
@@ -483,7 +496,7 @@ class Supervisor:
 
     def _run_job(self, r: _Running, job: Any) -> None:
         db = self._dbs.take()
-        store = JobResumeStore(self.data_dir, job.id, db)
+        store = _JobStore(self.data_dir, job.id, db)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
         http_settings = self.settings.http()

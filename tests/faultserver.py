@@ -77,7 +77,8 @@ Server-wide options (:class:`FaultServer` arguments):
 Only one truncating fault fires per response, by priority ``stall_after`` > ``drop_after`` >
 ``short_body``.  Precedence per request: ``redirect_to`` > ``statuses`` > normal/faulty body.
 
-Stats (thread-safe snapshots): ``Resource.requests`` (list of :class:`RequestRecord`), ``.bytes_sent``
+Stats (thread-safe snapshots): ``Resource.requests`` (list of :class:`RequestRecord`: the range asked for,
+the body promised and sent so far, and the client's port, which tells which process asked), ``.bytes_sent``
 (resource bytes written in 200/206 bodies, counted just before each send so they are up to date once a
 client has them; excludes error bodies, chunk framing and ``extra_bytes`` garbage), ``.get_count``,
 ``.head_count``, ``.changed``; ``FaultServer.connections_accepted``, ``.open_connections`` and ``.errors``
@@ -204,6 +205,8 @@ class RequestRecord:
     status: int = 0
     body_bytes: int = 0
     connection_id: int = 0
+    client_port: int = 0  # the client's TCP port: which process made the request (see /proc/net/tcp)
+    body_length: int = 0  # body bytes the response promised (Content-Length; 0 for error statuses)
     faults: list[str] = field(default_factory=list)
     request_headers: dict[str, str] = field(default_factory=dict)
 
@@ -400,6 +403,7 @@ class Resource:
         connection_id: int,
         forced: str | None = None,
         retry_after: str = "0",
+        client_port: int = 0,
     ) -> _Plan:
         """Decide the whole response (status, headers, which faults fire) atomically.
 
@@ -412,7 +416,9 @@ class Resource:
         is_get = method == "GET"
         with self._lock:
             o = self.options
-            rec = RequestRecord(method, range_header, if_range, connection_id=connection_id)
+            rec = RequestRecord(
+                method, range_header, if_range, connection_id=connection_id, client_port=client_port
+            )
             rec.request_headers = dict(request_headers)
             self._requests.append(rec)
             if is_get:
@@ -500,6 +506,7 @@ class Resource:
                 md5_of = body  # hashed by the handler, outside the lock: big ranges must not serialize
             headers.extend(o.headers.items())
             rec.status = status
+            rec.body_length = body_len
             plan = _Plan(status=status, headers=headers, record=rec, chunked=o.chunked, limit=body_len)
             plan.md5_of = md5_of
             if not is_get:
@@ -591,7 +598,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         forced = owner._draw_fault() if method == "GET" else None
         retry_after = owner.random_faults.retry_after if owner.random_faults else "0"
-        plan = resource._plan(method, dict(self.headers.items()), conn_id, forced, retry_after)
+        plan = resource._plan(
+            method, dict(self.headers.items()), conn_id, forced, retry_after, self.client_address[1]
+        )
         if forced is not None and "random:" + forced in plan.record.faults:
             owner._count_fault(forced)
         if plan.md5_of is not None:

@@ -3,6 +3,10 @@
 Like aria2's control file: the part layout, how far each part got, and each part's crc32c (so crc32c
 verification needs no re-read), tied to the remote file by size and validator. It is written after the
 bytes it describes, so after any kill it never claims more than the file holds.
+
+It also says which `NAME.getm-part` is ours: a first record (a claim, with no parts yet) is saved before
+the partial file is created, so a download killed at any moment finds its own partial file again instead
+of leaving it behind and starting over under another name.
 """
 
 from __future__ import annotations
@@ -90,22 +94,64 @@ def url_key(url: str) -> str:
     return hashlib.sha256(f"{parts.scheme}://{host}:{parts.port}{parts.path}".encode()).hexdigest()[:32]
 
 
-def record(url: str, size: int | None, validator: str | None, parts: list[Part]) -> dict[str, Any]:
-    return {
+def record(
+    url: str, size: int | None, validator: str | None, parts: list[Part], target: str | None = None
+) -> dict[str, Any]:
+    """The record of a download to `target` (its final path; the partial file is beside it)."""
+    rec: dict[str, Any] = {
         "version": VERSION,
         "url": url_key(url),
         "size": size,
         "validator": validator,
         "parts": [[p.start, p.end, p.done, p.crc] for p in parts],
     }
+    if target is not None:
+        rec["name"] = os.path.basename(target)
+    return rec
+
+
+def claim(url: str, target: str) -> dict[str, Any]:
+    """The record saved before `target`'s partial file is created: it is ours, nothing is in it yet."""
+    return record(url, None, None, [], target)
+
+
+def finished(
+    rec: dict[str, Any], size: int, verdict: str, crc32c: str, outcomes: list[list[Any]]
+) -> dict[str, Any]:
+    """The record saved once the file is complete and verified, just before it takes its final name.
+
+    A download killed between that rename and its caller recording the end finds here that there is
+    nothing left to do (see downloader._finished_before), instead of fetching the file again.
+    """
+    return {**rec, "finished": {"size": size, "verdict": verdict, "crc32c": crc32c, "outcomes": outcomes}}
+
+
+def claimed_name(rec: dict[str, Any] | None, url: str) -> str | None:
+    """The file name a record of this URL says its partial download went to (None if it does not say)."""
+    if not rec or rec.get("version") != VERSION or rec.get("url") != url_key(url):
+        return None
+    name = rec.get("name")
+    if not isinstance(name, str) or name in ("", ".", "..") or os.path.basename(name) != name:
+        return None  # only ever a name in the download's own directory
+    return name
+
+
+def owns(rec: dict[str, Any] | None, url: str, target: str) -> bool:
+    """Whether `target`'s partial file belongs to the download this record is of.
+
+    Records written before they named their file tell only the URL: that has to do.
+    """
+    if not rec or rec.get("url") != url_key(url):
+        return False
+    return rec.get("name", os.path.basename(target)) == os.path.basename(target)
 
 
 def restore(
     rec: dict[str, Any] | None, url: str, size: int | None, validator: str | None
 ) -> list[Part] | None:
     """The parts of a matching record, each marked with the bytes kept on disk; None if it does not match."""
-    if not rec or rec.get("version") != VERSION or size is None:
-        return None
+    if not rec or rec.get("version") != VERSION or size is None or not rec.get("parts"):
+        return None  # no record, another format, an unknown size, or a claim with nothing in it yet
     if rec.get("url") != url_key(url) or rec.get("size") != size:
         return None
     if validator != rec.get("validator"):

@@ -119,6 +119,11 @@ def download(
 
     Raises UsageError for bad input, Cancelled when `cancel` is set (progress is kept for a resume),
     IntegrityError on a checksum mismatch (nothing reaches the final name) and DownloadError otherwise.
+
+    `store` keeps the resume record of this one download (by default `NAME.getm-resume` beside the file).
+    A store that keeps what its `clear` is asked to drop until the caller has recorded the end (as the
+    supervisor's does) also turns a kill between the rename and that bookkeeping into a finished result
+    on the next call, not a second download.
     """
     base = options or Options()
     opts = replace(base, concurrency=concurrency, overwrite=overwrite or base.overwrite)
@@ -128,6 +133,10 @@ def download(
     directory, fixed_name = _split_target(path)
     if url.lower().startswith("file:"):
         return _copy_local(url, directory, fixed_name, opts, expected_user)
+    if store is not None:
+        finished = _finished_before(store.load(), url, directory, fixed_name)
+        if finished is not None:
+            return finished
     started = time.monotonic()
     own_session = session is None
     if session is None:
@@ -153,7 +162,7 @@ def download(
                 )
             except RemoteChanged as e:
                 restarts += 1
-                st.clear()
+                st.save(control.claim(url, target))  # nothing kept, but the partial file stays ours
                 if restarts > opts.max_restarts:
                     raise DownloadError(
                         f"the remote file keeps changing ({e}); gave up after {restarts} restarts"
@@ -195,21 +204,42 @@ def _choose_target(
     """The target path, with its `.getm-part` reserved (O_EXCL) so no other download can take the name.
 
     Our own partial download of the same URL is resumed in place; an existing file is never clobbered
-    without `overwrite`; two downloads racing for one name get different names.
+    without `overwrite`; two downloads racing for one name get different names. The name is claimed in
+    the resume record before the `.getm-part` is created, so a kill at any moment (before the first
+    progress is saved, say) leaves a partial file the next attempt recognises as its own.
     """
     candidate = os.path.join(directory, name)
+    if store is not None:
+        # A store of this one download (the queue's job row) may name the file it went to: `NAME (1)`
+        # when NAME was taken.
+        claimed = control.claimed_name(store.load(), url)
+        if claimed is not None and os.path.exists(part_path(os.path.join(directory, claimed))):
+            return os.path.join(directory, claimed)
     if os.path.exists(part_path(candidate)):
         rec = (store or control.ControlFile(control_path(candidate))).load()
-        if rec and rec.get("url") == control.url_key(url):
+        if control.owns(rec, url, candidate):
             return candidate  # our own partial download: resume it
     if not (opts.overwrite and not os.path.exists(part_path(candidate))):
         candidate = free_name(candidate)
     while True:
+        _claim(url, candidate, store)
         try:
             os.close(os.open(part_path(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             return candidate
         except FileExistsError:
             candidate = free_name(candidate)
+
+
+def _claim(url: str, target: str, store: control.ResumeStore | None) -> None:
+    """Record that `target`'s partial file is ours, before it exists (see _choose_target)."""
+    if store is not None:
+        store.save(control.claim(url, target))
+        return
+    own = control.ControlFile(control_path(target))
+    try:
+        own.save(control.claim(url, target))
+    finally:
+        own.close()
 
 
 def _with_retries(
@@ -266,7 +296,7 @@ def _attempt(
         verifier = checksum_verifier(expected_user, probe)
 
         def save(t: Transfer) -> None:
-            store.save(control.record(url, probe.size, probe.validator, t.parts))
+            store.save(control.record(url, probe.size, probe.validator, t.parts, target))
 
         small = probe.size is not None and probe.size <= INLINE_LIMIT
         if pool is None or opts.concurrency is None or (small and not parts):
@@ -293,6 +323,8 @@ def _attempt(
         os.fsync(fd)
         os.close(fd)
         fd = -1
+        rec = control.record(url, probe.size, probe.validator, parts, target)
+        store.save(control.finished(rec, size, verdict, f"{crc:08x}", [_outcome_row(o) for o in outcomes]))
         final = _commit(partfile, target, opts.overwrite)
         store.clear()
         return Result(
@@ -310,7 +342,7 @@ def _attempt(
         )
     except NoSpaceError:
         # Give the space back when none of it can be resumed (nothing recorded, or no known size).
-        if probe.size is None or store.load() is None:
+        if control.restore(store.load(), url, probe.size, probe.validator) is None:
             if fd >= 0:
                 os.close(fd)
                 fd = -1
@@ -320,6 +352,42 @@ def _attempt(
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _finished_before(
+    rec: dict[str, Any] | None, url: str, directory: str, fixed_name: str | None
+) -> Result | None:
+    """The result of an earlier attempt that finished (verified, renamed) and was killed before its
+    caller recorded that, as its record tells; None when there is still something to do."""
+    name = control.claimed_name(rec, url)
+    info = rec.get("finished") if rec else None
+    if name is None or not isinstance(info, dict) or fixed_name not in (None, name):
+        return None
+    target = os.path.join(directory, name)
+    partfile = part_path(target)
+    try:
+        size = os.stat(target).st_size
+        outcomes = [_outcome_from(row) for row in info["outcomes"]]
+        if size != info["size"]:
+            return None
+        if os.path.exists(partfile):
+            if not os.path.samefile(partfile, target):
+                return None
+            os.unlink(partfile)  # killed between the two steps of _commit: link, then unlink
+        log.info("%s was finished by an earlier attempt", name)
+        return Result(target, size, info["verdict"], outcomes, info["crc32c"], 0.0, size, 0, 0, 0)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _outcome_row(o: checksum.Outcome) -> list[Any]:
+    e = o.expected
+    return [e.algorithm, e.value, e.source, o.computed, o.ok, o.detail]
+
+
+def _outcome_from(row: list[Any]) -> checksum.Outcome:
+    algorithm, value, source, computed, ok, detail = row
+    return checksum.Outcome(checksum.Expected(algorithm, value, source), computed, bool(ok), detail)
 
 
 def _mismatch(target: str, outcomes: list[checksum.Outcome]) -> str:
@@ -612,7 +680,8 @@ def start_transfer(
         assert size is not None
         if parts is None:
             parts = plan.split(size, plan.part_length(size, conc, opts.part_size))
-        longest = max((p.length or 0) - p.kept for p in parts if not p.complete) if parts else 0
+        # Every part may be complete already: killed after the last save, before the commit.
+        longest = max(((p.length or 0) - p.kept for p in parts if not p.complete), default=0)
         todo = sum(1 for p in parts if not p.complete)
         connections = max(1, min(conc, todo))
         extra = min(connections, max(0, todo - connections)) if verifier.ordered or sink is None else 1
@@ -667,6 +736,7 @@ def run(
     pool = transfer.pool
     last = 0.0
     try:
+        transfer.advance()  # bytes kept from an earlier run: hash them now, they bring no message
         while not transfer.finished:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")

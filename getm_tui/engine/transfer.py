@@ -371,6 +371,14 @@ class Transfer:
         ring_size = self.block.size if self.stream else self.slots.size
         return Task(0, 0, "", (), ring_offset, ring_size, 0, None, 0, None, None)
 
+    def advance(self) -> None:
+        """Take in what is already there before any worker reports: the parts an earlier run completed.
+
+        Every other step forward follows a worker's message; a resumed download with nothing left to
+        fetch gets none, and would otherwise wait for ever.
+        """
+        self._advance()
+
     def _advance(self) -> None:
         """Feed the ordered hashers from the frontier, release finished slots, return stream credit."""
         if self.sink is None:

@@ -414,8 +414,14 @@ class WorkerPool:
         return handle
 
     def _send_block(self, handle: WorkerHandle, block_id: int, fd: int, size: int | None) -> None:
-        handle.conn.send(("attach", block_id, size))
-        reduction.send_handle(handle.conn, fd, handle.process.pid)
+        try:
+            handle.conn.send(("attach", block_id, size))
+            reduction.send_handle(handle.conn, fd, handle.process.pid)
+        except OSError:
+            # The worker died (while idle, between downloads, say): wait() reports it and its
+            # replacement is sent every block. Raising here would fail a download over a process the
+            # pool is about to replace anyway.
+            log.debug("fetch worker %d is gone; not attaching block %d", handle.index, block_id)
 
     def attach(self, fd: int, size: int | None) -> int:
         """Hand a descriptor to every worker: a shared-memory block to map, or (size None) a file to write."""
@@ -437,7 +443,10 @@ class WorkerPool:
     def submit(self, worker: WorkerHandle, task: Task, owner: Any) -> None:
         worker.task = task
         worker.owner = owner
-        worker.conn.send(("task", task))
+        try:
+            worker.conn.send(("task", task))
+        except OSError:
+            pass  # it died since wait() last looked: wait() reports ("dead",) with this task, to retry
 
     def send(self, worker: WorkerHandle, msg: tuple[Any, ...]) -> None:
         self._safe_send(worker, msg)
