@@ -308,7 +308,7 @@ class Queue:
                 isolation_level=None,
                 check_same_thread=not any_thread,
             )
-            self._ino = _inode(self.path)
+            self._ino = inode_of(self.path)
             db.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
@@ -338,7 +338,7 @@ class Queue:
         except sqlite3.Error:
             return  # no file yet: nothing to check
         try:
-            self._ino = _inode(self.path)
+            self._ino = inode_of(self.path)
             probe.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
             verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as e:
@@ -591,7 +591,8 @@ class JobResumeStore:
         self._q = None
 
 
-def _inode(path: str) -> int | None:
+def inode_of(path: str) -> int | None:
+    """Which file a path names now: a recovery replaces the queue file, so its inode changes."""
     try:
         return os.stat(path).st_ino
     except OSError:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from getm_tui.lock import LockTimeout, queue_file_lock, running_supervisor
-from getm_tui.queue import SCHEMA, STATES, QueueError, QueueLocked
+from getm_tui.queue import SCHEMA, STATES, QueueError, QueueLocked, inode_of
 
 _DMS_BYTE = 128  # SQLite's "dead man switch" in -shm: every connection holds a read lock on it
 _SPLIT_BELOW = 16  # a failing rowid range this small is read one rowid at a time
@@ -98,7 +98,7 @@ def recover(path: str, seen_ino: int | None, reason: str, wait: float) -> Recove
     damaged = f"the queue {path} is damaged ({reason})"
     try:
         with queue_file_lock(data_dir, exclusive=True, timeout=wait):
-            if _inode(path) != seen_ino:
+            if inode_of(path) != seen_ino:
                 return None  # recovered by someone else while we waited
             pid = running_supervisor(data_dir)
             if pid is not None and pid != os.getpid():
@@ -477,13 +477,6 @@ def _scalar(db: sqlite3.Connection, sql: str) -> Any:
 def _quietly(db: sqlite3.Connection, sql: str) -> None:
     with contextlib.suppress(sqlite3.Error):
         db.execute(sql)
-
-
-def _inode(path: str) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
 
 
 def _fsync(path: str) -> None:
