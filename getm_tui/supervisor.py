@@ -26,14 +26,14 @@ from typing import Any, Generic, TypeVar
 
 from getm_tui import protocol as P
 from getm_tui.config import Settings
-from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
+from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, control, download
 from getm_tui.engine.files import part_path
 from getm_tui.engine.http import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
 from getm_tui.link import hang_up
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
-from getm_tui.queue import JobResumeStore, Queue, QueueCorrupt, QueueError
+from getm_tui.queue import Job, JobResumeStore, Queue, QueueCorrupt, QueueError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -200,6 +200,11 @@ class _JobStore(JobResumeStore):
 
     def clear(self) -> None:
         pass
+
+
+def _partial_exists(rec: dict[str, Any] | None, job: Job) -> bool:
+    name = control.claimed_name(rec, job.url)
+    return name is not None and os.path.exists(part_path(os.path.join(job.directory, name)))
 
 
 class Supervisor:
@@ -610,8 +615,9 @@ class Supervisor:
             elif kind in ("failed", "mismatch"):
                 job = q.get(r.job_id)
                 verdict = "mismatch" if kind == "mismatch" else job.verdict
-                # With no resume record the engine kept nothing (a full disk gives the space back): say so.
-                kept = job.bytes_done if q.load_resume(r.job_id) is not None else 0
+                # Bytes are kept only if the partial file the record names is still there (a full disk
+                # or a mismatch removes it): otherwise say that nothing is kept.
+                kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
                 q.update(
                     r.job_id,
                     state="failed",
