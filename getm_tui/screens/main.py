@@ -48,7 +48,6 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.order: list[int] = []
         self._texts: dict[str, str] = {}
         self.rates: deque[float] = deque([0.0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
 
@@ -82,7 +81,6 @@ class MainScreen(Screen[None]):
         table = self._table()
         table.set_columns(HEADINGS, [widths.get(key) for key in COLUMNS], right, gap)
         table.set_order([])  # the cells were made for the other layout
-        self.order = []
         footer = self.query_one(Footer)
         if footer.show_command_palette != (width >= WIDE_FOOTER):
             footer.show_command_palette = width >= WIDE_FOOTER
@@ -113,16 +111,16 @@ class MainScreen(Screen[None]):
         re-sorted when the queue itself changes, and when the sort or the filter does.
         """
         table = self._table()
-        if reorder or not self.order or changed is None:
+        shown = table.ids
+        if reorder or not shown or changed is None:
             wanted = [i for i, r in rows.items() if not text or text.lower() in r.job.display_name.lower()]
             wanted.sort(key=lambda i: sort_key(rows[i], sort))
-            if wanted != self.order:
+            if wanted != shown:
                 for job_id in wanted:
                     if table.cells_of(job_id) is None:
                         table.put(job_id, rows[job_id].cells(self.compact))
                 table.empty_text = "no job matches the filter" if text else "no jobs: press a to add one"
                 table.set_order(wanted)
-                self.order = wanted
         # Without a list of changes nothing but the order is known to have changed (a sort, a filter, a
         # resize): rows out of view keep their text until they change or come into view.
         for job_id in table.visible_ids() if changed is None else changed:

@@ -16,7 +16,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -157,7 +157,7 @@ class QueueTable(ScrollView, can_focus=True):
         for gone in self._cells.keys() - self._index.keys():
             del self._cells[gone]
             self._lines.pop(gone, None)
-        self.virtual_size = Size(self.scrollable_content_region.width, len(ids) + 1)
+        self._size_to_rows()
         index = self._index.get(self._cursor_id) if self._cursor_id is not None else None
         self._move(self._cursor if index is None else index, force=True)
         self.refresh()
@@ -227,6 +227,10 @@ class QueueTable(ScrollView, can_focus=True):
 
     # -- drawing ----------------------------------------------------------------------------------
 
+    def _size_to_rows(self) -> None:
+        """A line a row and one for the header; no wider than the view (nothing scrolls sideways)."""
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) + 1)
+
     def _layout(self) -> None:
         width = self.scrollable_content_region.width
         fixed = sum(w for w in self.widths if w is not None) + self.gap * len(self.widths)
@@ -242,7 +246,7 @@ class QueueTable(ScrollView, can_focus=True):
         )
 
     def on_resize(self, _event: events.Resize) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) + 1)
+        self._size_to_rows()
         self._layout()
         self._scroll_into_view(self._cursor)
 
@@ -284,7 +288,3 @@ class QueueTable(ScrollView, can_focus=True):
         strip = Strip([Segment(fit(self._text(cells), width), style)], width)
         self._lines[job_id] = (key, strip)
         return strip
-
-    def refresh_line(self, y: int) -> None:
-        """Repaint one line (0 is the header), in content coordinates."""
-        self.refresh(Region(0, y - round(self.scroll_y) if y else 0, self.size.width, 1))
