@@ -210,9 +210,11 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 def done_with(resp: requests.Response) -> None:
     """Hand a response's connection back for the next request if its body was read to the end, else close.
 
-    Our readers take the body from http.client directly (into shared memory or a reused buffer), so
-    urllib3 never sees the end and `close()` would drop a connection the server keeps alive: a queue of
-    1,000 small files then opened 1,000 connections, one TCP handshake each.
+    Our readers (the workers' parts, the in-process path's small files) take the body from http.client
+    directly, into shared memory or a reused buffer, so urllib3 never sees the end and `close()` would
+    drop a connection the server keeps alive: a queue of 1,000 small files opened 1,000 connections. A
+    body not read to its end (a cut range, a wrong length) is never handed on: its rest would be read as
+    the next response.
     """
     raw = resp.raw
     body = getattr(raw, "_fp", None)

@@ -150,10 +150,7 @@ class _Worker:
         try:
             resp = self._open(task)
             pos = self._read(task, resp)
-            if task.end is not None:
-                resp.raw.release_conn()  # the body is consumed: keep the connection alive
-            else:
-                resp.close()
+            http.done_with(resp)  # a body read to its end keeps its connection alive
             resp = None
             self.conn.send(("done", task.task_id, pos))
         except _Cancel as e:
