@@ -8,6 +8,7 @@ both post messages to the event loop.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -184,6 +185,12 @@ class GetmApp(App[int]):
             del self.rows[gone]
         self.counts = message.counts
         self._redraw(changed, reorder=True)
+        if message.full:
+            # What is loaded now (the widgets, the whole queue's rows) lives as long as the app: out of
+            # the collector's sight, a full collection no longer walks it. With 2,000 jobs one took
+            # 40-70 ms, a key press's whole budget, every few seconds while downloads run. Frozen
+            # objects are still freed when nothing refers to them (a removed job's row).
+            gc.freeze()
 
     def on_from_supervisor(self, message: FromSupervisor) -> None:
         msg = message.payload

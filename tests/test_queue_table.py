@@ -30,6 +30,7 @@ class TableApp(App[None]):
             table.put(i, (f"file-{i}.bin", f"{i} B"))
         table.set_order(list(range(ROWS)))
         table.focus()
+        self.watch(table, "cursor_id", self.cursor_moved, init=False)
         original = table.render_line
 
         def counting(y: int):  # noqa: ANN202 - whatever QueueTable.render_line returns
@@ -38,8 +39,8 @@ class TableApp(App[None]):
 
         table.render_line = counting  # type: ignore[method-assign]
 
-    def on_queue_table_highlighted(self, event: QueueTable.Highlighted) -> None:
-        self.highlighted.append(event.job_id)
+    def cursor_moved(self, job_id: int | None) -> None:
+        self.highlighted.append(job_id)
 
     def on_queue_table_selected(self, event: QueueTable.Selected) -> None:
         self.selected.append(event.job_id)

@@ -70,7 +70,11 @@ class MainScreen(Screen[None]):
         self.query_one("#integrity").border_title = "Integrity"
         self.query_one("#filter", Input).display = False
         self._table().focus()
+        self.watch(self._table(), "cursor_id", self._cursor_moved, init=False)
         self.app._redraw(None)  # type: ignore[attr-defined]
+
+    def _cursor_moved(self) -> None:
+        self.app.selection_changed()  # type: ignore[attr-defined]
 
     def _columns(self, width: int) -> None:
         """Lay the columns out for this terminal width: compact below 110 columns, so 80 fit."""
@@ -192,9 +196,6 @@ class MainScreen(Screen[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
             self._table().focus()
-
-    def on_queue_table_highlighted(self, _event: QueueTable.Highlighted) -> None:
-        self.app.selection_changed()  # type: ignore[attr-defined]
 
     def on_queue_table_selected(self, _event: QueueTable.Selected) -> None:
         self.app.action_details()  # type: ignore[attr-defined]
