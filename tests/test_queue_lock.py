@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,3 +151,33 @@ def test_a_bad_timeout_is_one_line(data_dir, value):
     out = cli(data_dir, "ls", env={"GETM_TUI_QUEUE_TIMEOUT": value})
     assert out.returncode == 2 and out.stdout == ""
     assert "GETM_TUI_QUEUE_TIMEOUT" in one_line(out) and "queue_timeout" in out.stderr
+
+
+def test_writers_in_one_process_take_turns_without_sqlite_busy_waits(data_dir):
+    """The supervisor's job threads each have a connection. They queue on one lock per file instead of
+    meeting SQLite's lock, whose busy handler sleeps 1, 2, 5... ms between tries: with no busy timeout at
+    all, not one of these writes may find the file locked."""
+    with Queue(data_dir) as q:
+        ids = q.add_many([{"url": f"http://127.0.0.1:9/{i}", "directory": "/tmp"} for i in range(8)])
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(ids))
+
+    def write(job_id: int) -> None:
+        with Queue(data_dir, timeout_ms=0, any_thread=True) as mine:
+            start.wait()
+            try:
+                for n in range(200):
+                    mine.save_resume(job_id, {"n": n}, n)
+                    mine.log_event(job_id, "info", f"write {n}")
+            except BaseException as e:  # noqa: BLE001 - any failure is the finding
+                errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Queue(data_dir) as q:
+        assert [q.get(i).bytes_done for i in ids] == [199] * len(ids)
+        assert all(len(q.events(i)) == 200 for i in ids)
