@@ -70,11 +70,8 @@ class MainScreen(Screen[None]):
         self.query_one("#integrity").border_title = "Integrity"
         self.query_one("#filter", Input).display = False
         self._table().focus()
-        self.watch(self._table(), "cursor_id", self._cursor_moved, init=False)
+        self.watch(self._table(), "cursor_id", self.app.selection_changed, init=False)  # type: ignore[attr-defined]
         self.app._redraw(None)  # type: ignore[attr-defined]
-
-    def _cursor_moved(self) -> None:
-        self.app.selection_changed()  # type: ignore[attr-defined]
 
     def _columns(self, width: int) -> None:
         """Lay the columns out for this terminal width: compact below 110 columns, so 80 fit."""

@@ -275,7 +275,6 @@ class QueueTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self._style()
         if y == 0:
             style = self._style("queue-table--header")
             return Strip([Segment(fit(self._text(self.headings), width), style)], width)
@@ -284,7 +283,7 @@ class QueueTable(ScrollView, can_focus=True):
             if index == 0 and self.empty_text:
                 style = self._style("queue-table--empty")
                 return Strip([Segment(fit(" " + self.empty_text, width), style)], width)
-            return Strip.blank(width, base)
+            return Strip.blank(width, self._style())
         job_id = self._order[index]
         cells = self._cells[job_id]
         cursor = index == self._cursor
@@ -292,8 +291,12 @@ class QueueTable(ScrollView, can_focus=True):
         cached = self._lines.get(job_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        stripes = ("queue-table--even-row",) if index % 2 else ()
-        style = self._style(*stripes, *(("queue-table--cursor",) if cursor else ()))
+        components = []
+        if index % 2:
+            components.append("queue-table--even-row")
+        if cursor:
+            components.append("queue-table--cursor")
+        style = self._style(*components)
         strip = Strip([Segment(fit(self._text(cells), width), style)], width)
         self._lines[job_id] = (key, strip)
         return strip
