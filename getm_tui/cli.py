@@ -207,7 +207,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         UsageError,
         download,
     )
-    from getm_tui.engine.downloader import expected_from
+    from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.urls import redact, validate
 
     settings = _settings(args)

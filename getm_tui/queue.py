@@ -14,6 +14,7 @@ opened with `recover`, it is backed up and rebuilt from every job that can still
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -414,30 +415,14 @@ class Queue:
 
     # -- adding and reading -----------------------------------------------------------------------
 
-    def add_many(self, specs: Iterable[dict[str, Any]]) -> list[int]:
-        """Insert jobs in one transaction: all of them or none."""
-        now = time.time()
-        ids: list[int] = []
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the statements of the block in one transaction: all of them or none, and one commit (one
+        turn of the writer lock, one WAL append) where each statement would otherwise commit alone."""
         try:
             with self._writer:
                 self.db.execute("BEGIN IMMEDIATE")
-                for s in specs:
-                    cur = self.db.execute(
-                        "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
-                        " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            s["url"],
-                            s["directory"],
-                            s.get("name"),
-                            int(s.get("priority") or 0),
-                            s.get("concurrency"),
-                            json.dumps(list(s.get("checksums") or [])),
-                            json.dumps(s["info"]) if s.get("info") else None,
-                            now,
-                            now,
-                        ),
-                    )
-                    ids.append(int(cur.lastrowid or 0))
+                yield
                 self.db.execute("COMMIT")
         except BaseException as e:
             # Any failure (a bad spec, Ctrl-C, a database error) must not leave the transaction open.
@@ -445,6 +430,29 @@ class Queue:
             if isinstance(e, sqlite3.DatabaseError):
                 raise self._error(e) from None
             raise
+
+    def add_many(self, specs: Iterable[dict[str, Any]]) -> list[int]:
+        """Insert jobs in one transaction: all of them or none."""
+        now = time.time()
+        ids: list[int] = []
+        with self.batch():
+            for s in specs:
+                cur = self._x(
+                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
+                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        s["url"],
+                        s["directory"],
+                        s.get("name"),
+                        int(s.get("priority") or 0),
+                        s.get("concurrency"),
+                        json.dumps(list(s.get("checksums") or [])),
+                        json.dumps(s["info"]) if s.get("info") else None,
+                        now,
+                        now,
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
         return ids
 
     def get(self, job_id: int) -> Job:
@@ -587,6 +595,10 @@ class JobResumeStore:
         self._q = q
         self._own = q is None
         self._has_record = True  # until load() says otherwise
+        # The record as last loaded or saved: the engine reads it three times per download, and while a
+        # job runs its store is the only writer of it, so only the first load goes to the database.
+        self._record: dict[str, Any] | None = None
+        self._known = False
 
     @property
     def q(self) -> Queue:
@@ -595,19 +607,23 @@ class JobResumeStore:
         return self._q
 
     def load(self) -> dict[str, Any] | None:
-        record = self.q.load_resume(self.job_id)
-        self._has_record = record is not None
-        return record
+        if not self._known:
+            self._record = self.q.load_resume(self.job_id)
+            self._known = True
+        self._has_record = self._record is not None
+        return self._record
 
     def save(self, record: dict[str, Any]) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
         self.q.save_resume(self.job_id, record, done)
+        self._record, self._known = record, True
         self._has_record = True
 
     def clear(self) -> None:
         if self._has_record:  # a small file never saved one: spare the write
             self.q.save_resume(self.job_id, None)
             self._has_record = False
+        self._record, self._known = None, True
 
     def close(self) -> None:
         if self._q is not None and self._own:

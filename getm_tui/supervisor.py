@@ -59,7 +59,7 @@ class LiveControl:
 class _Running:
     job_id: int
     name: str
-    thread: threading.Thread | None = None
+    ended: threading.Event = field(default_factory=threading.Event)  # its thread is done with it
     cancel: threading.Event = field(default_factory=threading.Event)
     control: LiveControl = field(default_factory=lambda: LiveControl(4))
     progress: Progress | None = None
@@ -174,6 +174,59 @@ class _Spares(Generic[T]):
             self._close(item)
 
 
+class _JobThreads:
+    """Threads that run jobs one after another, up to `limit` of them.
+
+    A queue of small files starts a job every millisecond or two; a thread of its own for each cost a
+    thread start and exit per job. A thread is named after the job it runs (`job-ID`): _ForwardLogs
+    tells from the name which job a log record belongs to.
+    """
+
+    def __init__(self, target: Callable[[_Running, Any], None], limit: int) -> None:
+        self._target = target
+        self._limit = max(1, limit)
+        self._inbox: _queue.SimpleQueue[tuple[_Running, Any] | None] = _queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, r: _Running, job: Any) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that thread is this job's: the next call must not count on it
+                start = False
+            else:
+                # At the limit every thread is busy with a job that has just ended (at most max_active
+                # run at once): the first to come back takes this one.
+                start = len(self._threads) < self._limit
+        self._inbox.put((r, job))
+        if start:
+            thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            r, job = item
+            me.name = f"job-{job.id}"
+            try:
+                self._target(r, job)
+            finally:
+                me.name = "job-idle"
+                with self._lock:
+                    self._idle += 1
+                r.ended.set()
+
+    def close(self) -> None:
+        """Let idle threads go (a thread still in a job takes its None when that job ends)."""
+        for _ in self._threads:
+            self._inbox.put(None)
+
+
 class _ForwardLogs(logging.Handler):
     """Log records from job threads become job events (error history) and LogLines for front ends."""
 
@@ -234,6 +287,7 @@ class Supervisor:
         self._dbs = _Spares(
             lambda: Queue(data_dir, timeout_ms=wait_ms, any_thread=True), lambda q: q.close(), keep
         )
+        self._job_threads = _JobThreads(self._run_job, settings.max_active)
         # Job threads write a byte here when they finish, so the loop starts the next job at once.
         self._wake_r, self._wake_w = socket.socketpair()
         self._listener: multiprocessing.connection.Listener | None = None
@@ -279,7 +333,8 @@ class Supervisor:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            self._read_commands(0.05)
+            # No wait while a look at the queue is due (at the start, after a job ends or a command).
+            self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
             self._collect()
             self._drain_logs()
             now = time.monotonic()
@@ -306,8 +361,8 @@ class Supervisor:
             r.cancel.set()
         deadline = time.monotonic() + 1.8
         for r in list(self.running.values()):
-            if r.thread is not None:
-                r.thread.join(max(0.0, deadline - time.monotonic()))
+            r.ended.wait(max(0.0, deadline - time.monotonic()))
+        self._job_threads.close()
         if hasattr(self, "q"):
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 self._collect()
@@ -488,10 +543,7 @@ class Supervisor:
             r.control = LiveControl(job.concurrency or self.settings.concurrency)
             self.running[job.id] = r
             self._share_rate()
-            r.thread = threading.Thread(
-                target=self._run_job, args=(r, job), name=f"job-{job.id}", daemon=True
-            )
-            r.thread.start()
+            self._job_threads.run(r, job)
             self._broadcast(P.JobChanged(job.id, "active"))
 
     def _share_rate(self) -> None:
@@ -597,19 +649,20 @@ class Supervisor:
                     }
                     for o in res.outcomes
                 ]
-                q.update(
-                    r.job_id,
-                    state="done",
-                    path=res.path,
-                    size=res.size,
-                    bytes_done=res.size,
-                    verdict=res.verdict,
-                    integrity=integrity,
-                    finished=now,
-                    error=None,
-                    resume=None,
-                )
-                q.log_event(r.job_id, "done", f"saved {res.path} ({res.verdict}, crc32c {res.crc32c})")
+                with q.batch():
+                    q.update(
+                        r.job_id,
+                        state="done",
+                        path=res.path,
+                        size=res.size,
+                        bytes_done=res.size,
+                        verdict=res.verdict,
+                        integrity=integrity,
+                        finished=now,
+                        error=None,
+                        resume=None,
+                    )
+                    q.log_event(r.job_id, "done", f"saved {res.path} ({res.verdict}, crc32c {res.crc32c})")
                 self.done += 1
                 self._broadcast(P.JobChanged(r.job_id, "done", res.verdict))
             elif kind in ("failed", "mismatch"):
@@ -618,16 +671,17 @@ class Supervisor:
                 # Bytes are kept only if the partial file the record names is still there (a full disk
                 # or a mismatch removes it): otherwise say that nothing is kept.
                 kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
-                q.update(
-                    r.job_id,
-                    state="failed",
-                    error=payload,
-                    attempts=job.attempts + 1,
-                    finished=now,
-                    verdict=verdict,
-                    bytes_done=kept,
-                )
-                q.log_event(r.job_id, "error", payload)
+                with q.batch():
+                    q.update(
+                        r.job_id,
+                        state="failed",
+                        error=payload,
+                        attempts=job.attempts + 1,
+                        finished=now,
+                        verdict=verdict,
+                        bytes_done=kept,
+                    )
+                    q.log_event(r.job_id, "error", payload)
                 self.failed += 1
                 self._broadcast(P.JobChanged(r.job_id, "failed", payload))
             else:

@@ -183,7 +183,7 @@ def _output_name(name: str) -> str:
 
 @verb
 def cmd_add(args: argparse.Namespace) -> int:
-    from getm_tui.engine.downloader import expected_from
+    from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.errors import UsageError
     from getm_tui.engine.urls import validate
 

@@ -57,6 +57,20 @@ def test_add_many_is_all_or_nothing(q):
     assert len(q.add_many([spec(4)])) == 1
 
 
+def test_batch_commits_its_statements_together_or_not_at_all(q):
+    (job_id,) = q.add_many([spec(1)])
+    with pytest.raises(RuntimeError), q.batch():
+        q.update(job_id, state="done")
+        q.log_event(job_id, "done", "saved")
+        raise RuntimeError("stopped halfway")
+    assert (q.get(job_id).state, q.events(job_id)) == ("queued", [])
+    assert not q.db.in_transaction
+    with q.batch():
+        q.update(job_id, state="done")
+        q.log_event(job_id, "done", "saved")
+    assert q.get(job_id).state == "done" and [e[1:] for e in q.events(job_id)] == [("done", "saved")]
+
+
 def test_transition_only_from_the_given_states(q):
     (jid,) = q.add_many([spec(1)])
     assert q.transition(jid, "active", ["queued"], started=1.0)

@@ -28,6 +28,8 @@ from typing import Any
 
 import crc32c as _crc32c
 
+from getm_tui.engine.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "crc32c")
@@ -123,6 +125,28 @@ def parse_user_checksum(text: str) -> Expected:
     if len(value) != want:
         raise ChecksumSpecError(f"{algo} checksum must be {want} hex digits, got {len(value)}")
     return Expected(algo, value.lower(), "user")
+
+
+ChecksumArg = str | Expected | Sequence[str | Expected] | None
+
+
+def expected_from(arg: ChecksumArg) -> list[Expected]:
+    """User checksums from `ALGO:HEX` strings (raising UsageError) or ready Expected values.
+
+    Here rather than beside download(): `getm-tui add` checks checksums without loading requests."""
+    if arg is None:
+        return []
+    items = [arg] if isinstance(arg, (str, Expected)) else list(arg)
+    out = []
+    for item in items:
+        if isinstance(item, Expected):
+            out.append(item)
+        else:
+            try:
+                out.append(parse_user_checksum(item))
+            except ChecksumSpecError as e:
+                raise UsageError(str(e)) from None
+    return out
 
 
 def from_headers(headers: Mapping[str, str], *, full_body: bool) -> list[Expected]:

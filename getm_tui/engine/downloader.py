@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from typing import Any
@@ -24,6 +24,7 @@ import crc32c as _crc32c
 import requests
 
 from getm_tui.engine import checksum, control, http, plan, retry, shm
+from getm_tui.engine.checksum import ChecksumArg, expected_from
 from getm_tui.engine.errors import (
     Cancelled,
     DownloadError,
@@ -45,8 +46,6 @@ READ_CHUNK = 1024 * 1024
 STREAM_SLOT = 4 * 1024 * 1024
 STREAM_SLOTS = 4
 PROGRESS_INTERVAL = 0.1
-
-ChecksumArg = str | checksum.Expected | Sequence[str | checksum.Expected] | None
 
 
 @dataclass
@@ -80,23 +79,6 @@ class Result:
     retries: int
     restarts: int
     probe: http.Probe | None = None
-
-
-def expected_from(arg: ChecksumArg) -> list[checksum.Expected]:
-    """User checksums from `ALGO:HEX` strings (raising UsageError) or ready Expected values."""
-    if arg is None:
-        return []
-    items = [arg] if isinstance(arg, (str, checksum.Expected)) else list(arg)
-    out = []
-    for item in items:
-        if isinstance(item, checksum.Expected):
-            out.append(item)
-        else:
-            try:
-                out.append(checksum.parse_user_checksum(item))
-            except checksum.ChecksumSpecError as e:
-                raise UsageError(str(e)) from None
-    return out
 
 
 def download(
@@ -144,6 +126,7 @@ def download(
     own_pool = None
     if pool is None and opts.concurrency:
         own_pool = pool = WorkerPool(opts.http)  # grown once we know the plan
+        own_pool.single_use = True
     try:
         restarts = 0
         target: str | None = None
@@ -415,7 +398,7 @@ class _Flusher:
     only at 10% of memory) and the final fsync waits for the disk to take the whole file.
     """
 
-    EVERY = 0.5
+    EVERY = 0.2
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -652,6 +635,8 @@ def _parallel(
         # Started after the workers: a process with no other thread forks them directly (see workers).
         with _Flusher(sink.fd) if sink is not None else contextlib.nullcontext():
             run(transfer, progress, cancel, opts.live)
+        if pool.single_use:
+            pool.stop()
         return transfer.parts, transfer.connections, transfer.total_retries
     finally:
         transfer.close()

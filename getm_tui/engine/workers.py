@@ -387,6 +387,9 @@ class WorkerPool:
         self.blocks: dict[int, tuple[int, int | None]] = {}
         self._next_block = 1
         self._closed = False
+        self._stopping = False
+        # Set by whoever made the pool for one download only: its workers stop when the transfer ends.
+        self.single_use = False
         self.grow(size)
 
     def grow(self, size: int) -> None:
@@ -499,12 +502,20 @@ class WorkerPool:
         w.process, w.conn = fresh.process, fresh.conn
         # The dead worker's task is reported by the caller; the handle itself becomes idle.
 
+    def stop(self) -> None:
+        """Tell every worker to exit, without waiting: a pool made for one download stops them as soon as
+        its transfer ends, so that their exits overlap the final fsync instead of following it."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for w in self.workers:
+            self._safe_send(w, ("stop",))
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for w in self.workers:
-            self._safe_send(w, ("stop",))
+        self.stop()
         deadline = time.monotonic() + 2.0
         for w in self.workers:
             w.process.join(max(0.0, deadline - time.monotonic()))

@@ -96,7 +96,7 @@ class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
 
     def validate(self) -> list[dict[str, Any]]:
         """The job specs, or UsageError naming the first problem."""
-        from getm_tui.engine.downloader import expected_from
+        from getm_tui.engine.checksum import expected_from
         from getm_tui.engine.urls import validate
 
         text = self.query_one("#add-urls", TextArea).text
