@@ -594,7 +594,6 @@ class JobResumeStore:
         self.job_id = job_id
         self._q = q
         self._own = q is None
-        self._has_record = True  # until load() says otherwise
         # The record as last loaded or saved: the engine reads it three times per download, and while a
         # job runs its store is the only writer of it, so only the first load goes to the database.
         self._record: dict[str, Any] | None = None
@@ -610,19 +609,16 @@ class JobResumeStore:
         if not self._known:
             self._record = self.q.load_resume(self.job_id)
             self._known = True
-        self._has_record = self._record is not None
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
         self.q.save_resume(self.job_id, record, done)
         self._record, self._known = record, True
-        self._has_record = True
 
     def clear(self) -> None:
-        if self._has_record:  # a small file never saved one: spare the write
+        if self._record is not None or not self._known:  # a small file never saved one: spare the write
             self.q.save_resume(self.job_id, None)
-            self._has_record = False
         self._record, self._known = None, True
 
     def close(self) -> None:
