@@ -31,6 +31,21 @@ def _fetch(session, url: str) -> bytes:
         resp.close()
 
 
+def _fetch_twice(url: str) -> list[bytes | Retryable]:
+    """Two requests of one fresh session (the second is answered from its cache): bodies, or the errors."""
+    session = http.make_session(SETTINGS)
+    out: list[bytes | Retryable] = []
+    try:
+        for _ in range(2):
+            try:
+                out.append(_fetch(session, url))
+            except Retryable as e:
+                out.append(e)
+    finally:
+        session.close()
+    return out
+
+
 def _dead_port() -> int:
     """A loopback port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
@@ -38,11 +53,15 @@ def _dead_port() -> int:
         return s.getsockname()[1]
 
 
-def test_netrc_credentials_go_with_every_request(fault_server: FaultServer, tmp_path, monkeypatch):
+def _use_netrc(text: str, tmp_path, monkeypatch) -> None:
     netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.write_text(text)
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
+
+
+def test_netrc_credentials_go_with_every_request(fault_server: FaultServer, tmp_path, monkeypatch):
+    _use_netrc("machine 127.0.0.1 login alice password s3cret\n", tmp_path, monkeypatch)
     first = fault_server.add("/a.bin", b"a" * 1000)
     second = fault_server.add("/b.bin", b"b" * 1000)
     session = http.make_session(SETTINGS)
@@ -62,17 +81,9 @@ def test_netrc_credentials_go_with_every_request(fault_server: FaultServer, tmp_
 
 
 def test_no_netrc_entry_sends_no_credentials(fault_server: FaultServer, tmp_path, monkeypatch):
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine elsewhere.example login bob password x\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
+    _use_netrc("machine elsewhere.example login bob password x\n", tmp_path, monkeypatch)
     url = fault_server.add("/a.bin", b"a" * 1000)
-    session = http.make_session(SETTINGS)
-    try:
-        for _ in range(2):
-            assert _fetch(session, url) == b"a" * 1000
-    finally:
-        session.close()
+    assert _fetch_twice(url) == [b"a" * 1000] * 2
     assert [r.request_headers.get("Authorization") for r in fault_server.resource("/a.bin").requests] == [
         None,
         None,
@@ -84,20 +95,9 @@ def test_proxy_variables_route_every_request_of_a_session(fault_server: FaultSer
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{_dead_port()}")
-    session = http.make_session(SETTINGS)
-    try:
-        for _ in range(2):  # the second request answers from the session's cache: still the proxy
-            with pytest.raises(Retryable):
-                _fetch(session, url)
-    finally:
-        session.close()
+    assert all(isinstance(result, Retryable) for result in _fetch_twice(url))  # both through the proxy
     assert fault_server.resource("/a.bin").requests == []
 
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    session = http.make_session(SETTINGS)
-    try:
-        for _ in range(2):
-            assert _fetch(session, url) == b"a" * 1000
-    finally:
-        session.close()
+    assert _fetch_twice(url) == [b"a" * 1000] * 2
     assert len(fault_server.resource("/a.bin").requests) == 2
