@@ -280,11 +280,11 @@ def responsiveness(results: Results) -> str:
             f"all writes: {term['wchar_per_s'] / 1024:.1f} KiB/s"
         )
     if "presses" in term:
-        lines.append(f"    key -> screen, raw: {_lat(latency(_presses(term), timeout))}")
+        raw = latency(_presses(term), timeout)
+        lines.append(f"    key -> screen, raw: {_lat(raw)}")
         lines.extend(_by_key(term, timeout))
         base = latency(term.get("baseline_ms", []), timeout)
         lines.append(f"    baseline (a `stty raw; cat` pane, same tmux): {_lat(base)}")
-        raw = latency(_presses(term), timeout)
         if raw.median is not None and base.median is not None:
             lines.append(
                 f"    raw minus the baseline's median: median {raw.median - base.median:.1f} ms, "
