@@ -1,5 +1,5 @@
-"""The process that owns running jobs: it takes queued jobs from SQLite, runs each on the engine in a
-thread of its own, records what happens, and tells front ends about it through the protocol.
+"""The process that owns running jobs: it takes queued jobs from SQLite, has job hosts (jobhost.py) run
+them on the engine, records what happens, and tells front ends about it through the protocol.
 
 It runs in its own process (spawn context), started by a front end that keeps a Pipe to it, and listens on
 a 0600 Unix socket with an authkey so other front ends can attach. One per queue (SupervisorLock). It
@@ -17,29 +17,23 @@ import multiprocessing.connection
 import os
 import queue as _queue
 import signal
-import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from getm_tui import protocol as P
 from getm_tui.config import Settings
-from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, control, download
+from getm_tui.engine import Progress, control
 from getm_tui.engine.files import part_path
-from getm_tui.engine.http import make_session
-from getm_tui.engine.urls import redact_text
-from getm_tui.engine.workers import WorkerPool
+from getm_tui.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.link import hang_up
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
-from getm_tui.queue import Job, JobResumeStore, Queue, QueueCorrupt, QueueError
+from getm_tui.queue import Job, Queue, QueueCorrupt, QueueError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SNAPSHOT_EVERY = 0.1
-WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
 SUPERVISOR_NICE = 5
 RECONCILE_EVERY = 1.0
 # A client of the socket has this long to answer the authkey challenge; one that connects and says
@@ -48,25 +42,18 @@ HANDSHAKE_TIMEOUT = 5.0
 
 
 @dataclass
-class LiveControl:
-    """What a front end may change while a job runs; the engine reads it on every turn of its loop."""
-
-    concurrency: int
-    rate_limit: float | None = None
-
-
-@dataclass
 class _Running:
     job_id: int
     name: str
-    ended: threading.Event = field(default_factory=threading.Event)  # its thread is done with it
-    cancel: threading.Event = field(default_factory=threading.Event)
+    host: JobHost | None = None
+    cancelled: bool = False
+    reason: str | None = None  # why it was cancelled: paused | canceled | shutdown
     control: LiveControl = field(default_factory=lambda: LiveControl(4))
+    sent: tuple[int, float | None] | None = None  # the control its host was last told of
     progress: Progress | None = None
     history: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=40)
     )
-    reason: str | None = None  # why it was cancelled: paused | canceled | shutdown
     # Per connection: each part in flight's (time, bytes done, smoothed rate), and the rates for screens.
     parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
     conn_rates: tuple[float, ...] = ()
@@ -144,117 +131,6 @@ class _Client:
             self.conn.close()
 
 
-class _Spares(Generic[T]):
-    """Things a finished job hands to the next one, up to `limit` kept; thread-safe."""
-
-    def __init__(self, make: Callable[[], T], close: Callable[[T], None], limit: int) -> None:
-        self._make = make
-        self._close = close
-        self._limit = limit
-        self._items: list[T] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> T:
-        with self._lock:
-            if self._items:
-                return self._items.pop()
-        return self._make()
-
-    def give(self, item: T, keep: bool = True) -> None:
-        with self._lock:
-            if keep and len(self._items) < self._limit:
-                self._items.append(item)
-                return
-        self._close(item)
-
-    def close_all(self) -> None:
-        with self._lock:
-            items, self._items = self._items, []
-        for item in items:
-            self._close(item)
-
-
-class _JobThreads:
-    """Threads that run jobs one after another, up to `limit` of them.
-
-    A queue of small files starts a job every millisecond or two; a thread of its own for each cost a
-    thread start and exit per job. A thread is named after the job it runs (`job-ID`): _ForwardLogs
-    tells from the name which job a log record belongs to.
-    """
-
-    def __init__(self, target: Callable[[_Running, Any], None], limit: int) -> None:
-        self._target = target
-        self._limit = max(1, limit)
-        self._inbox: _queue.SimpleQueue[tuple[_Running, Any] | None] = _queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def run(self, r: _Running, job: Any) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # that thread is this job's: the next call must not count on it
-                start = False
-            else:
-                # At the limit every thread is busy with a job that has just ended (at most max_active
-                # run at once): the first to come back takes this one.
-                start = len(self._threads) < self._limit
-        self._inbox.put((r, job))
-        if start:
-            thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _loop(self) -> None:
-        me = threading.current_thread()
-        while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            r, job = item
-            me.name = f"job-{job.id}"
-            try:
-                self._target(r, job)
-            finally:
-                me.name = "job-idle"
-                with self._lock:
-                    self._idle += 1
-                r.ended.set()
-
-    def close(self) -> None:
-        """Let idle threads go (a thread still in a job takes its None when that job ends)."""
-        for _ in self._threads:
-            self._inbox.put(None)
-
-
-class _ForwardLogs(logging.Handler):
-    """Log records from job threads become job events (error history) and LogLines for front ends."""
-
-    def __init__(self, sink: _queue.Queue[tuple[int | None, int, str]]) -> None:
-        super().__init__(logging.INFO)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        name = threading.current_thread().name
-        job_id = int(name[4:]) if name.startswith("job-") and name[4:].isdigit() else None
-        with contextlib.suppress(Exception):
-            # Redacted here too: records of urllib3 (and anything else) may name a signed URL.
-            self.sink.put_nowait((job_id, record.levelno, redact_text(record.getMessage())))
-
-
-class _JobStore(JobResumeStore):
-    """A job's resume record as the engine keeps it, except that the engine never drops it: the
-    supervisor does, in the update that records the job's end.
-
-    Dropped at the commit, a kill before that update would lose the fact that the file was finished,
-    and the next run would fetch it again under `NAME (1)`. A record left by a job that failed does no
-    harm: the next attempt checks it against the files it names.
-    """
-
-    def clear(self) -> None:
-        pass
-
-
 def _partial_exists(rec: dict[str, Any] | None, job: Job) -> bool:
     name = control.claimed_name(rec, job.url)
     return name is not None and os.path.exists(part_path(os.path.join(job.directory, name)))
@@ -276,20 +152,7 @@ class Supervisor:
         self.failed = 0
         self.done = 0
         self.rate_limit = settings.rate_limit
-        # What a finished job hands to the next: its fetch processes, its keep-alive session and its
-        # queue connection, so a small job neither spawns, connects nor opens anything.
-        keep = settings.max_active
-        self._pools = _Spares(
-            lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep
-        )
-        self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
-        wait_ms = int(settings.queue_timeout * 1000)
-        self._dbs = _Spares(
-            lambda: Queue(data_dir, timeout_ms=wait_ms, any_thread=True), lambda q: q.close(), keep
-        )
-        self._job_threads = _JobThreads(self._run_job, settings.max_active)
-        # Job threads write a byte here when they finish, so the loop starts the next job at once.
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._hosts: list[JobHost] = []
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -298,15 +161,19 @@ class Supervisor:
     # -- life cycle -------------------------------------------------------------------------------
 
     def serve(self, owner: multiprocessing.connection.Connection | None = None) -> int:
-        if owner is not None:
-            self.clients.append(_Client(owner, owner=True))
         try:
             self.lock.acquire()
         except QueueBusy as e:
+            if owner is not None:
+                self.clients.append(_Client(owner, owner=True))
             self._broadcast(P.Busy(e.pid))
             self._flush_clients()
             return 2
-        handler = _ForwardLogs(self.logs)
+        # First, while this process has one thread: then the hosts are forked, not spawned (see JobHost).
+        self._hosts = [JobHost(self.settings, i) for i in range(host_count(self.settings.max_active))]
+        if owner is not None:
+            self.clients.append(_Client(owner, owner=True))
+        handler = ForwardLogs(self._log_nowait)
         logging.getLogger("getm_tui").addHandler(handler)
         try:
             # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
@@ -335,7 +202,6 @@ class Supervisor:
         while not self.stop.is_set():
             # No wait while a look at the queue is due (at the start, after a job ends or a command).
             self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
-            self._collect()
             self._drain_logs()
             now = time.monotonic()
             version = self.q.data_version()
@@ -351,25 +217,24 @@ class Supervisor:
             if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
                 log.info("the front end that started the supervisor is gone: stopping")
                 break
-        self._collect()
         self._drain_logs()
 
     def _shutdown(self) -> None:
         """Stop fetching, record state, and go, within about two seconds."""
         for r in self.running.values():
-            r.reason = r.reason or "shutdown"
-            r.cancel.set()
-        deadline = time.monotonic() + 1.8
-        for r in list(self.running.values()):
-            r.ended.wait(max(0.0, deadline - time.monotonic()))
-        self._job_threads.close()
+            self._cancel(r, "shutdown")
+        deadline = time.monotonic() + SHUTDOWN_GRACE
         if hasattr(self, "q"):
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
-                self._collect()
+                # The hosts' last words: each cancelled job saves its progress and ends.
+                while self.running and time.monotonic() < deadline:
+                    self._read_hosts(max(0.0, deadline - time.monotonic()))
                 for job_id in list(self.running):
-                    # A job whose thread did not finish in time: its progress is saved as it goes.
+                    # A job that did not end in time: its progress is saved as it goes.
                     self.q.transition(job_id, "queued", ["active"])
             self._drain_logs()
+        for host in self._hosts:
+            host.stop(timeout=1.0)
         self._take_joining()
         self._broadcast(P.Finished(self.failed, self.done))
         self._flush_clients()
@@ -378,8 +243,6 @@ class Supervisor:
                 self._listener.close()
             with contextlib.suppress(OSError):
                 os.unlink(socket_path(self.data_dir))
-        for spares in (self._pools, self._sessions, self._dbs):
-            spares.close_all()
         for c in self.clients:
             c.close()
 
@@ -452,14 +315,14 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
+        hosts = {h.conn: h for h in self._hosts if h.alive}
         try:
-            ready = multiprocessing.connection.wait([*conns, self._wake_r], timeout)
+            ready = multiprocessing.connection.wait([*conns, *hosts], timeout)
         except OSError:
             ready = []
         for conn in ready:
-            if conn is self._wake_r:
-                with contextlib.suppress(BlockingIOError):
-                    self._wake_r.recv(4096)
+            if conn in hosts:
+                self._read_host(hosts[conn])  # type: ignore[index]
                 continue
             client = conns[conn]  # type: ignore[index]
             try:
@@ -498,6 +361,7 @@ class Supervisor:
             q.update(msg.id, concurrency=max(1, msg.concurrency))
             if msg.id in self.running:
                 self.running[msg.id].control.concurrency = max(1, msg.concurrency)
+                self._tell_control(self.running[msg.id])
         elif isinstance(msg, P.SetPriority):
             q.update(msg.id, priority=msg.priority)
         elif isinstance(msg, P.SetRateLimit):
@@ -523,14 +387,14 @@ class Supervisor:
                 f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids
             ).fetchall()
             seen = {row[0]: row for row in rows}
-            for job_id, r in self.running.items():
+            for job_id, r in list(self.running.items()):
                 row = seen.get(job_id)
                 state = row[1] if row else "canceled"
-                if state != "active" and not r.cancel.is_set():
-                    r.reason = state
-                    r.cancel.set()
+                if state != "active":
+                    self._cancel(r, state)
                 if row and row[2]:
                     r.control.concurrency = int(row[2])
+                    self._tell_control(r)
         if self.stop.is_set():
             return
         free = self.settings.max_active - len(self.running)
@@ -543,149 +407,162 @@ class Supervisor:
             r.control = LiveControl(job.concurrency or self.settings.concurrency)
             self.running[job.id] = r
             self._share_rate()
-            self._job_threads.run(r, job)
+            self._start(r, job)
             self._broadcast(P.JobChanged(job.id, "active"))
+
+    def _start(self, r: _Running, job: Job) -> None:
+        """Hand the job to the host with the fewest jobs (a new one if all have died)."""
+        alive = [h for h in self._hosts if h.alive]
+        if not alive:
+            log.warning("starting a new job host: the last one stopped")
+            self._hosts = [JobHost(self.settings, len(self._hosts))]
+            alive = self._hosts
+        host = min(alive, key=lambda h: len(h.jobs))
+        r.host = host
+        r.sent = (r.control.concurrency, r.control.rate_limit)
+        host.jobs.add(job.id)
+        host.send(("run", job, self.q.load_resume(job.id), *r.sent))  # a dead host is found by the loop
+
+    def _cancel(self, r: _Running, reason: str) -> None:
+        """Ask the job's host to stop it (paused | canceled | shutdown); it saves its progress and ends."""
+        if r.cancelled:
+            return
+        r.cancelled = True
+        r.reason = reason
+        if r.host is not None:
+            r.host.send(("cancel", r.job_id))
+
+    def _tell_control(self, r: _Running) -> None:
+        now = (r.control.concurrency, r.control.rate_limit)
+        if r.host is not None and now != r.sent:
+            r.sent = now
+            r.host.send(("control", r.job_id, *now))
 
     def _share_rate(self) -> None:
         share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
         for r in self.running.values():
             r.control.rate_limit = share
+            self._tell_control(r)
 
-    def _run_job(self, r: _Running, job: Any) -> None:
-        db = self._dbs.take()
-        store = _JobStore(self.data_dir, job.id, db)
-        pool: WorkerPool | None = None
-        target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
-        http_settings = self.settings.http()
-        if job.info.get("insecure") and http_settings.verify_tls:
-            # `add --insecure`: this job only; the pool's workers get these settings with each task.
-            http_settings = replace(http_settings, verify_tls=False)
-            log.warning("TLS certificate verification is off for this job (added with --insecure)")
-        options = Options(
-            concurrency=r.control.concurrency,
-            part_size=self.settings.part_size,
-            retries=self.settings.retries,
-            rate_limit=r.control.rate_limit,
-            http=http_settings,
-        )
+    # -- what hosts say ---------------------------------------------------------------------------
 
-        def on_probe(probe: Any, path: str) -> None:
-            r.name = os.path.basename(path)
-            store.q.update(
-                job.id,
-                path=path,
-                size=probe.size,
-                # Merged: what `add` put there (insecure) must survive the probe, for a retry.
-                info={
-                    **job.info,
-                    "headers": probe.headers,
-                    "ranges": probe.ranges,
-                    "validator": probe.validator,
-                },
-            )
-
-        def on_progress(p: Progress) -> None:
-            r.measure(p)
-
-        session = self._sessions.take()
+    def _read_hosts(self, timeout: float) -> None:
+        hosts = {h.conn: h for h in self._hosts if h.alive}
+        if not hosts:
+            return
         try:
-            pool = self._pools.take()
-            result = download(
-                job.url,
-                target,
-                concurrency=r.control.concurrency,
-                checksum=job.checksums,
-                options=options,
-                progress=on_progress,
-                cancel=r.cancel,
-                pool=pool,
-                session=session,
-                store=store,
-                on_probe=on_probe,
-                live=r.control,
-            )
-            self.results.put((r, "done", result))
-        except Cancelled:
-            self.results.put((r, "cancelled", None))
-        except IntegrityError as e:
-            self.results.put((r, "mismatch", str(e)))
-        except EngineError as e:
-            self.results.put((r, "failed", str(e)))
-        except OSError as e:
-            self.results.put((r, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")))
-        except Exception as e:  # a bug must fail the job, not kill the supervisor
-            log.exception("job %d crashed", job.id)
-            self.results.put((r, "failed", f"internal error: {type(e).__name__}: {e}"))
-        finally:
-            store.close()
-            self._dbs.give(db, keep=not self.stop.is_set())
-            if pool is not None:
-                self._pools.give(pool, keep=not self.stop.is_set())
-            self._sessions.give(session, keep=not self.stop.is_set())
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
+            ready = multiprocessing.connection.wait(list(hosts), timeout)
+        except OSError:
+            ready = []
+        for conn in ready:
+            self._read_host(hosts[conn])  # type: ignore[index]
 
-    def _collect(self) -> None:
-        while True:
+    def _read_host(self, host: JobHost) -> None:
+        try:
+            while host.alive and host.conn.poll():
+                self._from_host(host, host.conn.recv())
+        except (EOFError, OSError):
+            self._host_lost(host)
+
+    def _from_host(self, host: JobHost, msg: tuple[Any, ...]) -> None:
+        kind, job_id = msg[0], msg[1]
+        r = self.running.get(job_id)
+        if kind == "save":
+            record = msg[2]
             try:
-                r, kind, payload = self.results.get_nowait()
-            except _queue.Empty:
-                return
-            self.running.pop(r.job_id, None)
-            self._reconciled = 0.0  # a slot is free: look for the next job now
-            self._share_rate()
-            q = self.q
-            now = time.time()
-            if kind == "done":
-                res = payload
-                integrity = [
-                    {
-                        "algorithm": o.expected.algorithm,
-                        "source": o.expected.source,
-                        "expected": o.expected.value,
-                        "computed": o.computed,
-                        "ok": o.ok,
-                        "detail": o.detail,
-                    }
-                    for o in res.outcomes
-                ]
-                with q.batch():
-                    q.update(
-                        r.job_id,
-                        state="done",
-                        path=res.path,
-                        size=res.size,
-                        bytes_done=res.size,
-                        verdict=res.verdict,
-                        integrity=integrity,
-                        finished=now,
-                        error=None,
-                        resume=None,
-                    )
-                    q.log_event(r.job_id, "done", f"saved {res.path} ({res.verdict}, crc32c {res.crc32c})")
-                self.done += 1
-                self._broadcast(P.JobChanged(r.job_id, "done", res.verdict))
-            elif kind in ("failed", "mismatch"):
-                job = q.get(r.job_id)
-                verdict = "mismatch" if kind == "mismatch" else job.verdict
-                # Bytes are kept only if the partial file the record names is still there (a full disk
-                # or a mismatch removes it): otherwise say that nothing is kept.
-                kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
-                with q.batch():
-                    q.update(
-                        r.job_id,
-                        state="failed",
-                        error=payload,
-                        attempts=job.attempts + 1,
-                        finished=now,
-                        verdict=verdict,
-                        bytes_done=kept,
-                    )
-                    q.log_event(r.job_id, "error", payload)
-                self.failed += 1
-                self._broadcast(P.JobChanged(r.job_id, "failed", payload))
+                done = sum(int(p[2]) for p in record.get("parts", []))
+                self.q.save_resume(job_id, record, done)
+            except QueueError as e:
+                host.send(("saved", job_id, str(e)))
+                raise
+            host.send(("saved", job_id, None))
+        elif kind == "probe":
+            _, _, path, size, info = msg
+            if r is not None:
+                r.name = os.path.basename(path)
+            self.q.update(job_id, path=path, size=size, info=info)
+        elif kind == "progress":
+            if r is not None:
+                r.measure(msg[2])
+        elif kind == "log":
+            self._log_nowait(msg[1:])
+        elif kind == "end":
+            host.jobs.discard(job_id)
+            if r is not None:
+                self._ended(r, msg[2], msg[3])
+
+    def _host_lost(self, host: JobHost) -> None:
+        """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
+        new host if no other is left."""
+        host.alive = False
+        host.process.join(1.0)
+        code = host.process.exitcode
+        log.warning("a job host stopped unexpectedly (exit code %s)", code)
+        for job_id in sorted(host.jobs):
+            r = self.running.get(job_id)
+            if r is None:
+                continue
+            if r.cancelled:
+                self._ended(r, "cancelled", None)
             else:
-                self._stopped(r)
+                self._ended(
+                    r, "failed", f"internal error: the process running this job stopped (exit code {code})"
+                )
+        host.jobs.clear()
+
+    def _log_nowait(self, item: tuple[int | None, int, str]) -> None:
+        with contextlib.suppress(_queue.Full):
+            self.logs.put_nowait(item)
+
+    def _ended(self, r: _Running, kind: str, payload: Any) -> None:
+        """Record how a job ended: done (payload: what jobhost._finished says), failed or mismatch (payload:
+        the error), or cancelled."""
+        self.running.pop(r.job_id, None)
+        self._reconciled = 0.0  # a slot is free: look for the next job now
+        self._share_rate()
+        q = self.q
+        now = time.time()
+        if kind == "done":
+            res = payload
+            with q.batch():
+                q.update(
+                    r.job_id,
+                    state="done",
+                    path=res["path"],
+                    size=res["size"],
+                    bytes_done=res["size"],
+                    verdict=res["verdict"],
+                    integrity=res["integrity"],
+                    finished=now,
+                    error=None,
+                    resume=None,
+                )
+                q.log_event(
+                    r.job_id, "done", f"saved {res['path']} ({res['verdict']}, crc32c {res['crc32c']})"
+                )
+            self.done += 1
+            self._broadcast(P.JobChanged(r.job_id, "done", res["verdict"]))
+        elif kind in ("failed", "mismatch"):
+            job = q.get(r.job_id)
+            verdict = "mismatch" if kind == "mismatch" else job.verdict
+            # Bytes are kept only if the partial file the record names is still there (a full disk
+            # or a mismatch removes it): otherwise say that nothing is kept.
+            kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
+            with q.batch():
+                q.update(
+                    r.job_id,
+                    state="failed",
+                    error=payload,
+                    attempts=job.attempts + 1,
+                    finished=now,
+                    verdict=verdict,
+                    bytes_done=kept,
+                )
+                q.log_event(r.job_id, "error", payload)
+            self.failed += 1
+            self._broadcast(P.JobChanged(r.job_id, "failed", payload))
+        else:
+            self._stopped(r)
 
     def _stopped(self, r: _Running) -> None:
         q = self.q

@@ -327,7 +327,7 @@ def _worker_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if forked:
-        _drop_inherited_sockets(conn.fileno())
+        drop_inherited_sockets(conn.fileno())
     if nice:
         os.nice(nice)
     logging.basicConfig(level=level)
@@ -339,7 +339,7 @@ def _worker_main(
     os._exit(0)
 
 
-def _drop_inherited_sockets(keep: int) -> None:
+def drop_inherited_sockets(keep: int) -> None:
     """A worker forked straight from its coordinator holds copies of every descriptor it had: sockets among
     them would keep the coordinator's connections (and a library user's listening ports) open for as long
     as the worker lives. Each is pointed at /dev/null rather than closed, so that an object in the copied

@@ -1,4 +1,4 @@
-"""The supervisor's job threads: reused from job to job, never more than max_active, named after the job
+"""A job host's job threads: reused from job to job, never more than max_active, named after the job
 they run (log records are attributed to jobs by that name)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from getm_tui.supervisor import _JobThreads, _Running
+from getm_tui.jobhost import LiveControl, _HostJob, _JobThreads
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -20,7 +20,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
     active: list[int] = []
     three_active = threading.Condition(lock)
 
-    def target(r: _Running, job: SimpleNamespace) -> None:
+    def target(r: _HostJob, job: SimpleNamespace) -> None:
         with lock:
             names[job.id] = threading.current_thread().name
             active.append(job.id)
@@ -30,7 +30,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
             active.remove(job.id)
 
     threads = _JobThreads(target, limit=3)
-    runs = [_Running(i, f"job {i}") for i in range(8)]
+    runs = [_HostJob(i, LiveControl(1)) for i in range(8)]
     for r in runs[:3]:
         threads.run(r, SimpleNamespace(id=r.job_id))
     with three_active:
@@ -53,7 +53,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
 def test_an_idle_thread_takes_the_next_job_instead_of_a_new_thread():
     threads = _JobThreads(lambda r, job: None, limit=4)
     for i in range(20):
-        r = _Running(i, "")
+        r = _HostJob(i, LiveControl(1))
         threads.run(r, SimpleNamespace(id=i))
         assert r.ended.wait(10)  # one job at a time: one thread serves them all
     assert len(threads._threads) == 1
