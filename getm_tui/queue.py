@@ -290,6 +290,8 @@ class Queue:
         # SQLite takes the busy timeout as a C int.
         self.timeout_ms = min(default_timeout_ms() if timeout_ms is None else max(0, timeout_ms), 2**31 - 1)
         self.recovered: Any = None  # the salvage.Recovery this open did, if any
+        self._batching = False
+        self._begun = False  # the batch's transaction has begun: its writer lock is held
         self._ino: int | None = None
         try:
             self.db = self._open(any_thread, check or recover)
@@ -396,6 +398,11 @@ class Queue:
         try:
             if _reads_only(sql) or self.db.in_transaction:
                 return self.db.execute(sql, args)
+            if self._batching:  # the batch's first write: its transaction starts here (see batch)
+                self._writer.acquire()
+                self._begun = True
+                self.db.execute("BEGIN IMMEDIATE")
+                return self.db.execute(sql, args)
             with self._writer:
                 return self.db.execute(sql, args)
         except sqlite3.DatabaseError as e:
@@ -417,12 +424,20 @@ class Queue:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Run the statements of the block in one transaction: all of them or none, and one commit (one
-        turn of the writer lock, one WAL append) where each statement would otherwise commit alone."""
+        """Run the writes of the block in one transaction: all of them or none, and one commit (one turn
+        of the writer lock, one WAL append) where each statement would otherwise commit alone.
+
+        The transaction begins at the block's first write, so a block that turns out only to read (the
+        supervisor runs each turn of its loop as one) takes no lock. A batch inside a batch is part of it:
+        the outer one commits or rolls back both.
+        """
+        if self._batching:
+            yield
+            return
+        self._batching = True
         try:
-            with self._writer:
-                self.db.execute("BEGIN IMMEDIATE")
-                yield
+            yield
+            if self._begun:
                 self.db.execute("COMMIT")
         except BaseException as e:
             # Any failure (a bad spec, Ctrl-C, a database error) must not leave the transaction open.
@@ -430,6 +445,11 @@ class Queue:
             if isinstance(e, sqlite3.DatabaseError):
                 raise self._error(e) from None
             raise
+        finally:
+            self._batching = False
+            if self._begun:
+                self._begun = False
+                self._writer.release()
 
     def add_many(self, specs: Iterable[dict[str, Any]]) -> list[int]:
         """Insert jobs in one transaction: all of them or none."""

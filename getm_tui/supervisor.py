@@ -19,6 +19,7 @@ import queue as _queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +154,10 @@ class Supervisor:
         self.done = 0
         self.rate_limit = settings.rate_limit
         self._hosts: list[JobHost] = []
+        # During one of the loop's transactions (_turn), what must wait for its commit: a host's "saved"
+        # (the engine goes on to create or rename files on the strength of it), a job's "run", and news
+        # for front ends (they read the queue when they hear it).
+        self._held: list[tuple[JobHost | None, Any]] | None = None
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -228,7 +233,7 @@ class Supervisor:
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
                 while self.running and time.monotonic() < deadline:
-                    self._read_hosts(max(0.0, deadline - time.monotonic()))
+                    self._wait_hosts(max(0.0, deadline - time.monotonic()))
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.transition(job_id, "queued", ["active"])
@@ -320,9 +325,9 @@ class Supervisor:
             ready = multiprocessing.connection.wait([*conns, *hosts], timeout)
         except OSError:
             ready = []
+        self._read_hosts([hosts[c] for c in ready if c in hosts])  # type: ignore[index]
         for conn in ready:
             if conn in hosts:
-                self._read_host(hosts[conn])  # type: ignore[index]
                 continue
             client = conns[conn]  # type: ignore[index]
             try:
@@ -372,6 +377,9 @@ class Supervisor:
         self._reconciled = 0.0
 
     def _broadcast(self, msg: Any) -> None:
+        if self._held is not None:
+            self._held.append((None, msg))
+            return
         for c in self.clients:
             if c.alive:
                 c.send(msg)
@@ -380,6 +388,10 @@ class Supervisor:
 
     def _reconcile(self) -> None:
         """Bring running jobs in line with the queue, and start what may start."""
+        with self._turn():
+            self._reconcile_now()
+
+    def _reconcile_now(self) -> None:
         if self.running:
             ids = tuple(self.running)
             marks = ",".join("?" * len(ids))
@@ -421,7 +433,7 @@ class Supervisor:
         r.host = host
         r.sent = (r.control.concurrency, r.control.rate_limit)
         host.jobs.add(job.id)
-        host.send(("run", job, self.q.load_resume(job.id), *r.sent))  # a dead host is found by the loop
+        self._after_commit(host, ("run", job, self.q.load_resume(job.id), *r.sent))
 
     def _cancel(self, r: _Running, reason: str) -> None:
         """Ask the job's host to stop it (paused | canceled | shutdown); it saves its progress and ends."""
@@ -446,7 +458,41 @@ class Supervisor:
 
     # -- what hosts say ---------------------------------------------------------------------------
 
-    def _read_hosts(self, timeout: float) -> None:
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The queue writes of one turn of the loop in one transaction (a queue of small files asked for
+        six commits per job), and the messages that depend on them after its commit. On a database error
+        the hosts waiting on a save hear of it, and the jobs not yet sent are forgotten."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            with self.q.batch():
+                yield
+        except QueueError as e:
+            held, self._held = self._held, None
+            for host, msg in held:
+                if host is not None and msg[0] == "saved":
+                    host.send(("saved", msg[1], str(e)))
+                elif host is not None and msg[0] == "run":
+                    host.jobs.discard(msg[1].id)
+                    self.running.pop(msg[1].id, None)
+            raise
+        held, self._held = self._held, None
+        for host, msg in held:
+            if host is None:
+                self._broadcast(msg)
+            else:
+                host.send(msg)  # a dead host is found by the loop
+
+    def _after_commit(self, host: JobHost, msg: tuple[Any, ...]) -> None:
+        if self._held is None:
+            host.send(msg)
+        else:
+            self._held.append((host, msg))
+
+    def _wait_hosts(self, timeout: float) -> None:
         hosts = {h.conn: h for h in self._hosts if h.alive}
         if not hosts:
             return
@@ -454,8 +500,14 @@ class Supervisor:
             ready = multiprocessing.connection.wait(list(hosts), timeout)
         except OSError:
             ready = []
-        for conn in ready:
-            self._read_host(hosts[conn])  # type: ignore[index]
+        self._read_hosts([hosts[c] for c in ready])  # type: ignore[index]
+
+    def _read_hosts(self, hosts: list[JobHost]) -> None:
+        if not hosts:
+            return
+        with self._turn():
+            for host in hosts:
+                self._read_host(host)
 
     def _read_host(self, host: JobHost) -> None:
         try:
@@ -469,13 +521,8 @@ class Supervisor:
         r = self.running.get(job_id)
         if kind == "save":
             record = msg[2]
-            try:
-                done = sum(int(p[2]) for p in record.get("parts", []))
-                self.q.save_resume(job_id, record, done)
-            except QueueError as e:
-                host.send(("saved", job_id, str(e)))
-                raise
-            host.send(("saved", job_id, None))
+            self.q.save_resume(job_id, record, sum(int(p[2]) for p in record.get("parts", [])))
+            self._after_commit(host, ("saved", job_id, None))
         elif kind == "probe":
             _, _, path, size, info = msg
             if r is not None:

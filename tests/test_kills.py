@@ -45,6 +45,7 @@ from tests.kill_util import (
     is_probe,
     kill_group_and_wait,
     overlap,
+    processes,
     self_overlap,
     served,
     tcp_ports,
@@ -565,3 +566,50 @@ def test_runner_killed_after_the_commit_marks_the_job_done(fault_server: FaultSe
     assert len(resource.requests) == asked
     assert sorted(os.listdir(out_dir)) == ["late.bin"]
     assert _file_sha(str(out_dir / "late.bin")) == _sha(data)
+
+
+# -- a host that dies ----------------------------------------------------------------------------
+
+
+def _hosts(supervisor: int) -> list[int]:
+    """The supervisor's job hosts: its children forked from it (same command line); the resource
+    tracker it may also have runs a command line of its own."""
+    table = processes()
+    own = table[supervisor].cmdline
+    return [p.pid for p in descendants(supervisor, table) if p.ppid == supervisor and p.cmdline == own]
+
+
+def test_a_host_that_dies_fails_its_job_and_the_next_job_runs_in_a_new_one(fault_server, tmp_path):
+    data_dir, out = str(tmp_path / "q"), tmp_path / "out"
+    out.mkdir()
+    slow = fault_server.add("/slow.bin", os.urandom(2 * MiB), rate_limit=512 * KiB)
+    quick_data = os.urandom(3 * MiB)
+    quick = fault_server.add("/quick.bin", quick_data)
+    add(data_dir, slow, "-d", str(out), "-c", "2")
+    add(data_dir, quick, "-d", str(out), "-c", "2")
+    runner = start(data_dir, "run", "--once", "--json", env={"GETM_TUI_MAX_ACTIVE": "1"})
+    seen: set[int] = set()
+    try:
+        wait_for(lambda: fault_server.resource(slow).bytes_sent > 256 * KiB, 30)
+        supervisor = _supervisor_pid(runner.pid)
+        [host] = _hosts(supervisor)  # one job at a time: one host
+        seen = {p.pid for p in descendants(runner.pid)}
+        os.kill(host, signal.SIGKILL)
+        runner.wait(60)
+        # The dead host's fork server and fetch workers go by themselves.
+        wait_for(lambda: not group_left(runner.pid, seen), 20)
+    finally:
+        if runner.poll() is None or group_left(runner.pid, seen):
+            kill_group_and_wait(runner.pid, seen)
+            runner.wait(10)
+    assert runner.returncode == 1  # a download failed
+    first, second = jobs(data_dir)
+    assert first["state"] == "failed"
+    assert "internal error: the process running this job stopped (exit code -9)" in first["error"]
+    assert second["state"] == "done"
+    assert (out / "quick.bin").read_bytes() == quick_data
+    # The failed job resumes from what the dead host recorded, like any other failure.
+    assert cli(data_dir, "retry", str(first["id"])).returncode == 0
+    assert cli(data_dir, "run", "--once", timeout=60).returncode == 0
+    assert [j["state"] for j in jobs(data_dir)] == ["done", "done"]
+    assert (out / "slow.bin").read_bytes() == fault_server.resource(slow).data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import itertools
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -69,6 +70,25 @@ def test_batch_commits_its_statements_together_or_not_at_all(q):
         q.update(job_id, state="done")
         q.log_event(job_id, "done", "saved")
     assert q.get(job_id).state == "done" and [e[1:] for e in q.events(job_id)] == [("done", "saved")]
+
+
+def test_a_batch_locks_at_its_first_write_and_a_batch_inside_it_commits_with_it(q):
+    (job_id,) = q.add_many([spec(1)])
+    other = Queue(q.data_dir)
+    other.db.execute("PRAGMA busy_timeout = 0")
+    try:
+        with q.batch():
+            q.get(job_id)
+            other.update(job_id, priority=5)  # the batch has only read: it holds no lock
+            with q.batch():
+                q.update(job_id, state="done")
+            assert q.db.in_transaction  # the inner batch left the commit to the outer one
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.db.execute("UPDATE jobs SET priority = 6")
+        assert not q.db.in_transaction
+        assert (q.get(job_id).state, other.get(job_id).priority) == ("done", 5)
+    finally:
+        other.close()
 
 
 def test_transition_only_from_the_given_states(q):
