@@ -227,6 +227,8 @@ class _Host:
     def call(self, job_id: int, msg: tuple[Any, ...]) -> None:
         """Send, and wait for the supervisor's answer; it answers every call, and a lost supervisor
         kills this process (PR_SET_PDEATHSIG) or ends the loop, which answers what is left."""
+        if self._stopping:
+            raise DownloadError("the supervisor stopped")  # nobody is left to answer
         done = threading.Event()
         reply: list[str | None] = []
         self._replies[job_id] = (done, reply)
