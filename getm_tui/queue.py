@@ -598,53 +598,11 @@ class Queue:
         row = self._x("SELECT resume FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return (_loads(row[0], {}) or None) if row else None  # garbled: start over (the engine re-verifies)
 
-    def save_resume(self, job_id: int, record: dict[str, Any] | None, bytes_done: int | None = None) -> None:
-        text = json.dumps(record, separators=(",", ":")) if record is not None else None
-        if bytes_done is None:
-            self._x("UPDATE jobs SET resume = ? WHERE id = ?", (text, job_id))
-        else:
-            self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, bytes_done, job_id))
-
-
-class JobResumeStore:
-    """The engine's ResumeStore backed by the job's row, so resume survives with the queue."""
-
-    def __init__(self, data_dir: str, job_id: int, q: Queue | None = None) -> None:
-        self.data_dir = data_dir
-        self.job_id = job_id
-        self._q = q
-        self._own = q is None
-        # The record as last loaded or saved: the engine reads it three times per download, and while a
-        # job runs its store is the only writer of it, so only the first load goes to the database.
-        self._record: dict[str, Any] | None = None
-        self._known = False
-
-    @property
-    def q(self) -> Queue:
-        if self._q is None:
-            self._q = Queue(self.data_dir)
-        return self._q
-
-    def load(self) -> dict[str, Any] | None:
-        if not self._known:
-            self._record = self.q.load_resume(self.job_id)
-            self._known = True
-        return self._record
-
-    def save(self, record: dict[str, Any]) -> None:
+    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
+        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
         done = sum(int(p[2]) for p in record.get("parts", []))
-        self.q.save_resume(self.job_id, record, done)
-        self._record, self._known = record, True
-
-    def clear(self) -> None:
-        if self._record is not None or not self._known:  # a small file never saved one: spare the write
-            self.q.save_resume(self.job_id, None)
-        self._record, self._known = None, True
-
-    def close(self) -> None:
-        if self._q is not None and self._own:
-            self._q.close()
-        self._q = None
+        text = json.dumps(record, separators=(",", ":"))
+        self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, done, job_id))
 
 
 def inode_of(path: str) -> int | None:

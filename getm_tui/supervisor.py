@@ -520,8 +520,7 @@ class Supervisor:
         kind, job_id = msg[0], msg[1]
         r = self.running.get(job_id)
         if kind == "save":
-            record = msg[2]
-            self.q.save_resume(job_id, record, sum(int(p[2]) for p in record.get("parts", [])))
+            self.q.save_resume(job_id, msg[2])
             self._after_commit(host, ("saved", job_id, None))
         elif kind == "probe":
             _, _, path, size, info = msg

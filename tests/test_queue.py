@@ -20,7 +20,6 @@ from getm_tui.engine.urls import name_from_url
 from getm_tui.queue import (
     DB_NAME,
     STATES,
-    JobResumeStore,
     Queue,
     QueueCorrupt,
     QueueError,
@@ -168,19 +167,15 @@ def test_data_dir_that_cannot_be_made_is_a_queue_error(tmp_path):
         Queue(str(tmp_path / "file" / "data"))
 
 
-def test_resume_store_round_trip(q):
+def test_resume_record_round_trip_counts_the_bytes_it_holds(q):
     (jid,) = q.add_many([spec(1)])
-    store = JobResumeStore(q.data_dir, jid)
-    try:
-        assert store.load() is None
-        record = {"version": 1, "size": 300, "parts": [[0, 99, 100, 1], [100, 199, 40, 2], [200, 299, 0, 0]]}
-        store.save(record)
-        assert store.load() == record
-        assert q.get(jid).bytes_done == 140
-        store.clear()
-        assert store.load() is None
-    finally:
-        store.close()
+    assert q.load_resume(jid) is None
+    record = {"version": 1, "size": 300, "parts": [[0, 99, 100, 1], [100, 199, 40, 2], [200, 299, 0, 0]]}
+    q.save_resume(jid, record)
+    assert q.load_resume(jid) == record
+    assert q.get(jid).bytes_done == 140
+    q.update(jid, resume=None)  # as the supervisor drops it when the job ends
+    assert q.load_resume(jid) is None
 
 
 def test_corrupted_queue_is_one_clear_error(tmp_path):

@@ -154,9 +154,9 @@ def test_a_bad_timeout_is_one_line(data_dir, value):
 
 
 def test_writers_in_one_process_take_turns_without_sqlite_busy_waits(data_dir):
-    """The supervisor's job threads each have a connection. They queue on one lock per file instead of
-    meeting SQLite's lock, whose busy handler sleeps 1, 2, 5... ms between tries: with no busy timeout at
-    all, not one of these writes may find the file locked."""
+    """Threads of one process, each with a connection, queue on one lock per file instead of meeting
+    SQLite's lock, whose busy handler sleeps 1, 2, 5... ms between tries: with no busy timeout at all,
+    not one of these writes may find the file locked."""
     with Queue(data_dir) as q:
         ids = q.add_many([{"url": f"http://127.0.0.1:9/{i}", "directory": "/tmp"} for i in range(8)])
     errors: list[BaseException] = []
@@ -167,7 +167,7 @@ def test_writers_in_one_process_take_turns_without_sqlite_busy_waits(data_dir):
             start.wait()
             try:
                 for n in range(200):
-                    mine.save_resume(job_id, {"n": n}, n)
+                    mine.save_resume(job_id, {"parts": [[0, 0, n, 0]]})
                     mine.log_event(job_id, "info", f"write {n}")
             except BaseException as e:  # noqa: BLE001 - any failure is the finding
                 errors.append(e)
