@@ -421,7 +421,6 @@ class JobHost:
         )
         self.process.start()
         child.close()
-        self.jobs: set[int] = set()
         self.alive = True
 
     def send(self, msg: tuple[Any, ...]) -> bool:

@@ -48,7 +48,6 @@ class _Running:
     name: str
     host: JobHost | None = None
     cancelled: bool = False
-    reason: str | None = None  # why it was cancelled: paused | canceled | shutdown
     control: LiveControl = field(default_factory=lambda: LiveControl(4))
     sent: tuple[int, float | None] | None = None  # the control its host was last told of
     progress: Progress | None = None
@@ -227,7 +226,7 @@ class Supervisor:
     def _shutdown(self) -> None:
         """Stop fetching, record state, and go, within about two seconds."""
         for r in self.running.values():
-            self._cancel(r, "shutdown")
+            self._cancel(r)
         deadline = time.monotonic() + SHUTDOWN_GRACE
         if hasattr(self, "q"):
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
@@ -402,8 +401,8 @@ class Supervisor:
             for job_id, r in list(self.running.items()):
                 row = seen.get(job_id)
                 state = row[1] if row else "canceled"
-                if state != "active":
-                    self._cancel(r, state)
+                if state != "active":  # paused, canceled (removed), or gone
+                    self._cancel(r)
                 if row and row[2]:
                     r.control.concurrency = int(row[2])
                     self._tell_control(r)
@@ -429,18 +428,19 @@ class Supervisor:
             log.warning("starting a new job host: the last one stopped")
             self._hosts = [JobHost(self.settings, len(self._hosts))]
             alive = self._hosts
-        host = min(alive, key=lambda h: len(h.jobs))
+        host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
         r.sent = (r.control.concurrency, r.control.rate_limit)
-        host.jobs.add(job.id)
         self._after_commit(host, ("run", job, self.q.load_resume(job.id), *r.sent))
 
-    def _cancel(self, r: _Running, reason: str) -> None:
-        """Ask the job's host to stop it (paused | canceled | shutdown); it saves its progress and ends."""
+    def _jobs_of(self, host: JobHost) -> list[_Running]:
+        return [r for r in self.running.values() if r.host is host]
+
+    def _cancel(self, r: _Running) -> None:
+        """Ask the job's host to stop it (paused, removed, shutdown); it saves its progress and ends."""
         if r.cancelled:
             return
         r.cancelled = True
-        r.reason = reason
         if r.host is not None:
             r.host.send(("cancel", r.job_id))
 
@@ -476,7 +476,6 @@ class Supervisor:
                 if host is not None and msg[0] == "saved":
                     host.send(("saved", msg[1], str(e)))
                 elif host is not None and msg[0] == "run":
-                    host.jobs.discard(msg[1].id)
                     self.running.pop(msg[1].id, None)
             raise
         held, self._held = self._held, None
@@ -532,10 +531,8 @@ class Supervisor:
                 r.measure(msg[2])
         elif kind == "log":
             self._log_nowait(msg[1:])
-        elif kind == "end":
-            host.jobs.discard(job_id)
-            if r is not None:
-                self._ended(r, msg[2], msg[3])
+        elif kind == "end" and r is not None:
+            self._ended(r, msg[2], msg[3])
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -544,17 +541,13 @@ class Supervisor:
         host.process.join(1.0)
         code = host.process.exitcode
         log.warning("a job host stopped unexpectedly (exit code %s)", code)
-        for job_id in sorted(host.jobs):
-            r = self.running.get(job_id)
-            if r is None:
-                continue
+        for r in self._jobs_of(host):
             if r.cancelled:
                 self._ended(r, "cancelled", None)
             else:
                 self._ended(
                     r, "failed", f"internal error: the process running this job stopped (exit code {code})"
                 )
-        host.jobs.clear()
 
     def _log_nowait(self, item: tuple[int | None, int, str]) -> None:
         with contextlib.suppress(_queue.Full):
