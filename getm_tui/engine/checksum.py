@@ -26,8 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import crc32c as _crc32c
-
 from getm_tui.engine.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -494,6 +492,10 @@ class Verifier:
         for layout in self._layouts.values():
             layout.update(mv)
         if self._crc is not None:
+            # Imported when first used: `add` parses checksums without computing any, and the crc32c
+            # package's import (importlib.metadata, for its version) was a sixth of its start.
+            import crc32c as _crc32c
+
             self._crc = _crc32c.crc32c(mv, value=self._crc)
         self._fed += mv.nbytes
 

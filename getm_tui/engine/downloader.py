@@ -21,7 +21,7 @@ from http.client import HTTPException
 from typing import Any
 
 import crc32c as _crc32c
-import requests
+import urllib3
 
 from getm_tui.engine import checksum, control, http, plan, retry, shm
 from getm_tui.engine.checksum import ChecksumArg, expected_from
@@ -92,7 +92,7 @@ def download(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     pool: WorkerPool | None = None,
-    session: requests.Session | None = None,
+    session: http.Session | None = None,
     store: control.ResumeStore | None = None,
     on_probe: Callable[[http.Probe, str], None] | None = None,
     live: Any = None,
@@ -226,7 +226,7 @@ def _claim(url: str, target: str, store: control.ResumeStore | None) -> None:
 
 
 def _with_retries(
-    fn: Callable[[], tuple[http.Probe, requests.Response]], opts: Options, cancel: threading.Event | None
+    fn: Callable[[], tuple[http.Probe, http.Reply]], opts: Options, cancel: threading.Event | None
 ):
     attempt = 0
     while True:
@@ -255,8 +255,8 @@ def _attempt(
     url: str,
     target: str,
     probe: http.Probe,
-    resp: requests.Response,
-    session: requests.Session,
+    resp: http.Reply,
+    session: http.Session,
     store: control.ResumeStore,
     expected_user: list[checksum.Expected],
     opts: Options,
@@ -476,9 +476,9 @@ def _whole_crc(parts: list[plan.Part]) -> int:
 
 
 def _inline(
-    session: requests.Session,
+    session: http.Session,
     probe: http.Probe,
-    resp: requests.Response,
+    resp: http.Reply,
     sink: FileSink,
     verifier: checksum.Verifier,
     parts: list[plan.Part] | None,
@@ -514,12 +514,14 @@ def _inline(
         n = min(8 * 1024 * 1024, p.done - pos)
         verifier.update(sink.read(pos, n))
         pos += n
-    buf = bytearray(READ_CHUNK)
+    # No bigger than the file: a fresh 1 MiB buffer (zeroed, mapped and faulted in) for each 64 KiB file
+    # of a queue cost more than reading the file.
+    buf = bytearray(READ_CHUNK if size is None else max(1, min(READ_CHUNK, size - p.done)))
     mv = memoryview(buf)
     attempt = retries = 0
     failed_at = 0  # p.done at the last failure: enough progress since then earns the retries back
     last_report = last_save = time.monotonic()
-    current: requests.Response | None = resp
+    current: http.Reply | None = resp
     if p.done:
         resp.close()  # the probe's body starts at byte 0: don't leave the server streaming it
         current = None
@@ -585,7 +587,7 @@ def _inline(
                 elapsed = time.monotonic() - t0
                 progress(Progress(p.end, p.done, 0, 1, 1, [(0, p.end, p.done, "done")], retries, elapsed))
             return parts, retries
-        except (Retryable, OSError, requests.RequestException, HTTPException) as e:
+        except (Retryable, OSError, urllib3.exceptions.HTTPError, HTTPException) as e:
             # HTTPException: http.client's IncompleteRead on a truncated chunked body.
             if isinstance(e, (NoSpaceError,)):
                 raise
@@ -814,7 +816,7 @@ class Reader:
         self.session = http.make_session(self.opts.http)
         self.pool: WorkerPool | None = None
         self.transfer: Transfer | None = None
-        self._resp: requests.Response | None = None
+        self._resp: http.Reply | None = None
         self._pending: tuple[plan.Part, int] | None = None
         self._buf = memoryview(bytearray(READ_CHUNK))
         self._pos = 0
@@ -873,7 +875,7 @@ class Reader:
                 if not n and self.probe.size is not None:
                     raise Retryable(f"connection closed after {self._pos} of {self.probe.size} bytes")
                 break
-            except (Retryable, OSError, requests.RequestException, HTTPException) as e:
+            except (Retryable, OSError, urllib3.exceptions.HTTPError, HTTPException) as e:
                 # Like download()'s inline path: continue with a range request where the fault hit.
                 if self._resp is not None:
                     self._resp.close()
@@ -888,7 +890,7 @@ class Reader:
         self.verifier.update(view)
         return view
 
-    def _reopen(self) -> requests.Response:
+    def _reopen(self) -> http.Reply:
         """A request for the rest of the body after a fault; bytes already handed out cannot be taken back."""
         if not self._pos:
             return http.get(self.session, self.probe.url, self.opts.http)

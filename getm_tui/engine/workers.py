@@ -26,7 +26,6 @@ from http.client import HTTPException
 from multiprocessing import reduction
 from typing import Any
 
-import requests
 import urllib3
 
 from getm_tui.engine import http, urls
@@ -167,7 +166,6 @@ class _Worker:
             self.conn.send(("error", task.task_id, "nospace", str(e), None, self._last))
         except (
             OSError,
-            requests.RequestException,
             urllib3.exceptions.HTTPError,
             ValueError,
             HTTPException,
@@ -180,7 +178,7 @@ class _Worker:
                 resp.close()
             self.credit.pop(task.task_id, None)
 
-    def _open(self, task: Task) -> requests.Response:
+    def _open(self, task: Task) -> http.Reply:
         self._last = task.start
         headers = dict(task.headers)
         resp = http.get(self.session, task.url, task.http or self.settings, headers)
@@ -202,7 +200,7 @@ class _Worker:
             raise _Changed("changed", "the remote file changed (new ETag)")
         return resp
 
-    def _read(self, task: Task, resp: requests.Response) -> int:
+    def _read(self, task: Task, resp: http.Reply) -> int:
         readinto = _readinto(resp)
         view = self.blocks[task.block_id][2]
         out = self.files[task.file_id] if task.file_id is not None else -1
@@ -280,7 +278,7 @@ def _write(fd: int, data: memoryview, offset: int) -> None:
         raise
 
 
-def _readinto(resp: requests.Response) -> Any:
+def _readinto(resp: http.Reply) -> Any:
     """A readinto that returns what one socket read gives (up to the buffer), not a full buffer.
 
     http.client's readinto blocks until the whole buffer is filled, so on a slow link progress and
