@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from getm_tui import __version__, humanize, verbs
 from getm_tui.config import ConfigError, Settings, load, parse_size
@@ -86,10 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_options(get)
     get.set_defaults(func=cmd_get)
     _add_queue_verbs(sub, common)
+    _add_run_parser(sub, common)
+    return parser
+
+
+def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="run the queue headless (for servers)")
+    p.add_argument(
+        "--once", action="store_true", help="exit when nothing is queued or active (1 if a job failed)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="JSON lines: state changes and progress, for log collectors"
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="skip TLS certificate verification for every job it runs (warns; for one job: add --insecure)",
+    )
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the runner's display and protocol are not needed by `add`, `get` and the rest.
     from getm_tui import headless
 
-    headless.add_parser(sub, common)
-    return parser
+    return headless.cmd_run(args)
 
 
 def _job_id(value: str) -> int:

@@ -7,7 +7,6 @@ otherwise. SIGINT / SIGTERM ask the supervisor to stop; it records state and exi
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 from getm_tui import humanize
 from getm_tui import protocol as P
 from getm_tui.config import Settings
+from getm_tui.readiness import readable
 
 PROGRESS_EVERY_JSON = 1.0
 PROGRESS_EVERY_PLAIN = 5.0
@@ -170,7 +170,9 @@ def run(
     try:
         while True:
             try:
-                if not conn.poll(0.2):
+                # A message already waiting is read without Connection.poll's selector (one built per
+                # call): a queue of small files sends thousands.
+                if not readable(conn) and not conn.poll(0.2):
                     if not proc.is_alive():
                         break
                     continue
@@ -208,24 +210,8 @@ def run(
     return 0
 
 
-def add_parser(sub: Any, common: Any) -> None:
-    p = sub.add_parser("run", parents=[common], help="run the queue headless (for servers)")
-    p.add_argument(
-        "--once", action="store_true", help="exit when nothing is queued or active (1 if a job failed)"
-    )
-    p.add_argument(
-        "--json", action="store_true", help="JSON lines: state changes and progress, for log collectors"
-    )
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="skip TLS certificate verification for every job it runs (warns; for one job: add --insecure)",
-    )
-    p.set_defaults(func=_cmd_run)
-
-
-def _cmd_run(args: Any) -> int:
+def cmd_run(args: Any) -> int:
+    """`getm-tui run`."""
     from getm_tui.cli import insecure_override, tls_off_warning
     from getm_tui.config import load
     from getm_tui.verbs import data_dir

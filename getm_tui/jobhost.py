@@ -9,7 +9,8 @@ resume records there (and wait for them to be written, where the engine relies o
 meeting each other at SQLite's lock, whose waits are sleeps of a millisecond or more.
 
 Messages, host <- supervisor: ("run", job, resume record, concurrency, rate limit), ("control", id,
-concurrency, rate limit), ("cancel", id), ("saved", id, error or None), ("stop",).
+concurrency, rate limit), ("cancel", id), ("saved", id, error or None), ("stop",),
+and ("batch", [messages]) for what one turn of the supervisor's loop has for one host.
 Host -> supervisor: ("save", id, record), ("probe", id, path, size, info), ("progress", id, Progress),
 ("log", id, level, text), ("end", id, kind, payload).
 """
@@ -255,7 +256,10 @@ class _Host:
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
-        if kind == "run":
+        if kind == "batch":
+            for one in msg[1]:
+                self._handle(one)
+        elif kind == "run":
             _, job, record, concurrency, rate = msg
             hj = _HostJob(job.id, LiveControl(concurrency, rate), record)
             self.jobs[job.id] = hj
