@@ -1,3 +1,3 @@
-from getm_tui.cli import main
+from getm_tui.cli import entry
 
-raise SystemExit(main())
+entry()
