@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -152,7 +153,9 @@ def run(
         display = _Plain(verbose > 0)
     if warning:
         display.handle(P.LogLine(logging.WARNING, warning))
-    proc, conn = spawn(data_dir, settings, once=once)
+    # Forked when this process has no other thread (the live table's refresh thread is one); it has
+    # no queue open.
+    proc, conn = spawn(data_dir, settings, once=once, fork=threading.active_count() == 1)
     stopping = {"asked": False}
 
     def ask_stop(_sig: int, _frame: object) -> None:

@@ -36,6 +36,7 @@ from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.http import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool, drop_inherited_sockets
+from getm_tui.procname import name_process
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -397,6 +398,7 @@ def host_main(
 ) -> None:
     """Entry point of a job host."""
     _die_with(parent)
+    name_process(multiprocessing.current_process().name)  # getm-host-N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if forked:

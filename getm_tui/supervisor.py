@@ -32,6 +32,7 @@ from getm_tui.engine.files import part_path
 from getm_tui.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.link import hang_up
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
+from getm_tui.procname import name_process
 from getm_tui.queue import Job, Queue, QueueCorrupt, QueueError
 from getm_tui.readiness import Readiness, readable
 
@@ -723,6 +724,7 @@ def supervisor_main(
     level: int,
 ) -> None:
     """Entry point of the supervisor process."""
+    name_process("getm-supervisor")
     # Background work: an interactive front end on the same machine must win the CPU over it.
     os.nice(SUPERVISOR_NICE)
     logging.basicConfig(level=level)

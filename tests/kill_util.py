@@ -28,6 +28,7 @@ class Proc:
     pgid: int
     state: str
     cmdline: str
+    name: str = ""  # the kernel's name (/proc/PID/comm): getm-supervisor, getm-host-N, python3...
 
 
 def processes() -> dict[int, Proc]:
@@ -44,7 +45,8 @@ def processes() -> dict[int, Proc]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        out[int(name)] = Proc(int(name), int(fields[1]), int(fields[2]), fields[0], cmdline)
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        out[int(name)] = Proc(int(name), int(fields[1]), int(fields[2]), fields[0], cmdline, comm)
     return out
 
 

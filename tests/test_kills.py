@@ -45,7 +45,6 @@ from tests.kill_util import (
     is_probe,
     kill_group_and_wait,
     overlap,
-    processes,
     self_overlap,
     served,
     tcp_ports,
@@ -125,7 +124,7 @@ def _leftovers(directory: str) -> list[str]:
 
 
 def _supervisor_pid(runner_pid: int) -> int:
-    [sup] = [p.pid for p in descendants(runner_pid) if p.ppid == runner_pid and "spawn_main" in p.cmdline]
+    [sup] = [p.pid for p in descendants(runner_pid) if p.ppid == runner_pid and p.name == "getm-supervisor"]
     return sup
 
 
@@ -572,11 +571,10 @@ def test_runner_killed_after_the_commit_marks_the_job_done(fault_server: FaultSe
 
 
 def _hosts(supervisor: int) -> list[int]:
-    """The supervisor's job hosts: its children forked from it (same command line); the resource
-    tracker it may also have runs a command line of its own."""
-    table = processes()
-    own = table[supervisor].cmdline
-    return [p.pid for p in descendants(supervisor, table) if p.ppid == supervisor and p.cmdline == own]
+    """The supervisor's job hosts, by the name each gives itself."""
+    return [
+        p.pid for p in descendants(supervisor) if p.ppid == supervisor and p.name.startswith("getm-host-")
+    ]
 
 
 def test_a_host_that_dies_fails_its_job_and_the_next_job_runs_in_a_new_one(fault_server, tmp_path):
