@@ -149,13 +149,6 @@ class Session(requests.Session):
             self._netrc[origin] = requests.utils.get_netrc_auth(url)
         return self._netrc[origin]
 
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        if self.trust_env and not request.auth and not self.auth:
-            # A credential found is used as requests would use it; none found is a no-op auth, so that
-            # requests does not look the file up again.
-            request.auth = self._netrc_auth(request.url) or _no_auth
-        return super().prepare_request(request)
-
     def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
         """One GET, not following redirects, its body left unread. Raises requests' and urllib3's errors."""
         # verify comes from the settings on every request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
@@ -195,10 +188,6 @@ class Session(requests.Session):
             timeout=timeout,
         )
         return Reply(raw, url)
-
-
-def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    return request
 
 
 def make_session(settings: HTTPSettings, pool_size: int = 4) -> Session:
