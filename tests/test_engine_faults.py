@@ -15,6 +15,7 @@ import re
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -341,11 +342,15 @@ def test_stall_is_retried_after_read_timeout(fault_server: FaultServer, tmp_path
 
     if concurrency is None:
         res.configure(stall_after=200_000, stall_times=1)
-    opts = Options(part_size=MiB, retries=3, retry_base=0.01, http=HTTPSettings(read_timeout=0.5))
+    # A connect timeout far from the read timeout: a stall must cost the read timeout, not the other.
+    http_settings = HTTPSettings(read_timeout=0.5, connect_timeout=30.0)
+    opts = Options(part_size=MiB, retries=3, retry_base=0.01, http=http_settings)
+    started = time.monotonic()
     result = download(url, str(tmp_path), concurrency=concurrency, options=opts, on_probe=after_probe)
     assert read(result.path) == DATA
     assert fired(res, "stall") == 1
     assert result.retries == 1
+    assert time.monotonic() - started < 10.0
 
 
 def test_rate_limited_connections(fault_server: FaultServer, tmp_path) -> None:

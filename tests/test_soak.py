@@ -33,8 +33,9 @@ def test_soak_300_jobs_with_5_percent_faults(tmp_path):
     assert report["wrong"] == [] and report["leftovers"] == [], detail
     assert report["shm_left"] == [] and report["processes_left"] == [], detail
     assert report["server_errors"] == [], detail
-    assert report["memory"]["flat"] is True, detail
+    assert report["memory"]["flat"] is True and report["memory_hosts"]["flat"] is True, detail
     assert report["rss"]["supervisor_peak_mib"] < 150, detail
+    assert 0 < report["rss"]["host_peak_mib"] < 250, detail  # the hosts were found and measured
     # Faults did happen, about as often as asked, and of many kinds.
     assert 0.02 <= report["faults_injected"] / report["get_requests"] <= 0.10, detail
     assert len(report["faults_by_kind"]) >= 6, detail

@@ -174,7 +174,8 @@ class Session(requests.Session):
         adapter.cert_verify(conn, req.url, verify, cert)
         timeout = self._timeouts.get(settings.timeout)
         if timeout is None:
-            timeout = self._timeouts[settings.timeout] = urllib3.Timeout(*settings.timeout)
+            timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
+            self._timeouts[settings.timeout] = timeout
         raw = conn.urlopen(
             method="GET",
             url=adapter.request_url(req, proxies),
