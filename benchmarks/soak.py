@@ -8,18 +8,19 @@ What it does, as a user would: starts the loopback fault server (tests/faultserv
 stalls past the read timeout, garbage after bodies, flipped bytes, wrong Content-Range, a range answered
 with 200, 503 / 429 with Retry-After, 500), writes one `URL md5:HEX` line per job, runs
 `getm-tui add -i` and then `getm-tui run --once --json`, and samples the memory of the runner's process
-tree (the front end, the supervisor, its fork server and fetch workers) from /proc while it runs. Jobs
-that end failed (a flipped byte is caught by the md5 and fails the job, as it must) are retried with
-`getm-tui retry` and another `run --once`, up to `--passes` runs in all.
+tree (the front end, the supervisor, its job hosts, their fork servers and fetch workers) from /proc while
+it runs. Jobs that end failed (a flipped byte is caught by the md5 and fails the job, as it must) are
+retried with `getm-tui retry` and another `run --once`, up to `--passes` runs in all.
 
 Then it checks: every job done and verified, every file's md5 recomputed from disk, nothing else in the
 output directory (no `*.getm-part`, `*.getm-resume` or other temporary file), nothing of ours left in
 /dev/shm, no process of the runner's tree still alive, and whether memory stayed flat. It prints a
 report (and with --json one JSON object on the last line) and exits 0 only if every check passed.
 
-"Flat" compares the supervisor's RSS once 20-30% of the jobs are done (warmed up: pools, sessions,
-caches) with its RSS over the last 10%: growth above max(8 MiB, 10%) is not flat, and so is (when the
-second half spans 2,000 jobs or more) a slope above 1 MiB per 1,000 jobs over the second half. RSS is
+"Flat" compares the supervisor's RSS, and the largest job host's, once 20-30% of the jobs are done
+(warmed up: pools, sessions, caches) with its RSS over the last 10%: growth above max(8 MiB, 10%) is not
+flat, and so is (when the second half spans 2,000 jobs or more) a slope above 1 MiB per 1,000 jobs over
+the second half. RSS is
 summed per process (shared pages counted in each); PSS, which splits them, is reported beside it.
 """
 
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ class Sample:
     at: float
     done: int  # jobs finished (done or failed) in this pass so far
     supervisor_rss: int  # KiB
+    host_rss: int  # KiB, the largest job host's (a host's jobs, sessions and fetch workers' pools live there)
     tree_rss: int  # KiB, summed over the runner's processes
     tree_pss: int  # KiB
     processes: int
@@ -78,6 +81,15 @@ class Pass:
     samples: list[Sample] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)
     exit_code: int = 0
+
+
+def name_of(pid: int) -> str:
+    """The kernel's name of the process (getm-supervisor, getm-host-N, python3...)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def rss_kib(pid: int) -> int:
@@ -182,11 +194,13 @@ def run_pass(number: int, jobs: int, env: dict[str, str], every: float, log: Any
             result.pids.update(pids)
             sup = state["supervisor"]
             if sup and not state["end"]:
+                hosts = [p for p in pids if name_of(p).startswith("getm-host-")]
                 result.samples.append(
                     Sample(
                         time.monotonic() - started,
                         state["finished"],
                         rss_kib(sup),
+                        max((rss_kib(p) for p in hosts), default=0),
                         sum(rss_kib(p) for p in pids),
                         sum(pss_kib(p) for p in pids),
                         len(pids),
@@ -213,14 +227,15 @@ def run_pass(number: int, jobs: int, env: dict[str, str], every: float, log: Any
     return result
 
 
-def flatness(samples: list[Sample], jobs: int) -> dict[str, Any]:
-    """Supervisor RSS once warmed up (20-30% of the jobs done) against the last 10%, and the slope."""
+def flatness(samples: list[Sample], jobs: int, rss: Callable[[Sample], int]) -> dict[str, Any]:
+    """One process's RSS (`rss` of each sample) once warmed up (20-30% of the jobs done) against the last
+    10%, and the slope."""
     if len(samples) < 6 or jobs < 10:
         return {"flat": None, "why": "too few samples"}
 
     def window(lo: float, hi: float) -> list[int]:
-        picked = [s.supervisor_rss for s in samples if lo * jobs <= s.done <= hi * jobs]
-        return picked or [samples[-1].supervisor_rss]
+        picked = [rss(s) for s in samples if lo * jobs <= s.done <= hi * jobs]
+        return picked or [rss(samples[-1])]
 
     warm = statistics.median(window(0.2, 0.3))
     late = statistics.median(window(0.9, 1.0))
@@ -229,7 +244,7 @@ def flatness(samples: list[Sample], jobs: int) -> dict[str, Any]:
     slope = 0.0
     if len(second_half) >= 3 and second_half[-1].done > second_half[0].done:
         xs = [s.done for s in second_half]
-        ys = [s.supervisor_rss for s in second_half]
+        ys = [rss(s) for s in second_half]
         mx, my = statistics.fmean(xs), statistics.fmean(ys)
         var = sum((x - mx) ** 2 for x in xs)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
@@ -354,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
             if samples
             else None,
             "supervisor_end_mib": round(samples[-1].supervisor_rss / 1024, 1) if samples else None,
+            "host_start_mib": round(samples[0].host_rss / 1024, 1) if samples else None,
+            "host_peak_mib": round(max(s.host_rss for s in samples) / 1024, 1) if samples else None,
+            "host_end_mib": round(samples[-1].host_rss / 1024, 1) if samples else None,
             "tree_start_mib": round(samples[0].tree_rss / 1024, 1) if samples else None,
             "tree_peak_mib": round(max(s.tree_rss for s in samples) / 1024, 1) if samples else None,
             "tree_end_mib": round(samples[-1].tree_rss / 1024, 1) if samples else None,
@@ -361,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             "processes_peak": max(s.processes for s in samples) if samples else None,
             "samples": len(samples),
         }
-        flat = flatness(samples, first.jobs)
+        flat = flatness(samples, first.jobs, lambda s: s.supervisor_rss)
+        hosts_flat = flatness(samples, first.jobs, lambda s: s.host_rss)
         fired = server.random_fired
         gets = sum(server.resource(f"/soak/{i:06d}.bin").get_count for i in range(len(ids)))
         report = {
@@ -397,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             "wrong": wrong[:20],
             "rss": rss,
             "memory": flat,
+            "memory_hosts": hosts_flat,
             "shm_left": sorted(shm_after - shm_before),
             "shm_used_delta_kib": (shm_used_after - shm_used_before) // 1024,
             "leftovers": leftovers[:20],
@@ -411,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             and not left_pids
             and not report["server_errors"]
             and flat.get("flat") is not False
+            and hosts_flat.get("flat") is not False
             and report["faults_injected"] > 0
         )
         print_report(report, log)
@@ -425,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_report(r: dict[str, Any], out: Any) -> None:
-    rss, mem = r["rss"], r["memory"]
+    rss, mem, hmem = r["rss"], r["memory"], r["memory_hosts"]
     lines = [
         f"date: {r['date']}; machine: {r['machine']}",
         f"command: {r['command']}",
@@ -445,13 +466,19 @@ def print_report(r: dict[str, Any], out: Any) -> None:
         f"verified by the runner: {r['verified']}",
         f"supervisor RSS: start {rss['supervisor_start_mib']} MiB, peak {rss['supervisor_peak_mib']} MiB, "
         f"end {rss['supervisor_end_mib']} MiB",
-        f"runner tree RSS (front end, supervisor, fork server, workers): start {rss['tree_start_mib']} MiB, "
+        f"largest job host RSS: start {rss['host_start_mib']} MiB, peak {rss['host_peak_mib']} MiB, "
+        f"end {rss['host_end_mib']} MiB",
+        "runner tree RSS (front end, supervisor, job hosts, fork servers, workers): "
+        f"start {rss['tree_start_mib']} MiB, "
         f"peak {rss['tree_peak_mib']} MiB, end {rss['tree_end_mib']} MiB; "
         f"peak PSS {rss['tree_pss_peak_mib']} MiB; "
         f"{rss['processes_peak']} processes at most; {rss['samples']} samples",
-        f"memory flat: {mem.get('flat')} (warm {mem.get('warm_kib', 0) / 1024:.1f} MiB -> last 10% "
-        f"{mem.get('late_kib', 0) / 1024:.1f} MiB, "
-        f"slope {mem.get('slope_kib_per_1000_jobs')} KiB per 1,000 jobs)",
+        *(
+            f"memory flat, {who}: {m.get('flat')} (warm {m.get('warm_kib', 0) / 1024:.1f} MiB -> last 10% "
+            f"{m.get('late_kib', 0) / 1024:.1f} MiB, "
+            f"slope {m.get('slope_kib_per_1000_jobs')} KiB per 1,000 jobs)"
+            for who, m in (("supervisor", mem), ("largest job host", hmem))
+        ),
         f"/dev/shm: {len(r['shm_left'])} entries of ours left; used changed by {r['shm_used_delta_kib']} KiB "
         "(other users of the machine included)",
         f"leftover files: {r['leftovers'] or 'none'}; processes left: {r['processes_left'] or 'none'}",
