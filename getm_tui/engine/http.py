@@ -8,6 +8,7 @@ and advertised checksums, and when the file is small its body is the whole downl
 from __future__ import annotations
 
 import email.utils
+import http.client
 import logging
 import re
 import ssl
@@ -20,6 +21,7 @@ import requests
 import urllib3
 
 from getm_tui.engine import checksum, retry
+from getm_tui.engine.direct import Direct
 from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable, RetryableStatus
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.urls import name_from_url, redact
@@ -89,12 +91,13 @@ class Probe:
 
 
 class Reply:
-    """The part of an HTTP response the engine reads: status, headers, the raw urllib3 body, and the URL it
-    came from. requests' Response would cost a header copy and a cookie-jar pass on every request."""
+    """The part of an HTTP response the engine reads: status, headers, the raw body (urllib3's response or
+    a direct.Body: both read through `_fp`, the http.client response), and the URL it came from. requests'
+    Response would cost a header copy and a cookie-jar pass on every request."""
 
     __slots__ = ("raw", "url", "status_code", "reason", "headers")
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str) -> None:
+    def __init__(self, raw: Any, url: str) -> None:
         self.raw = raw
         self.url = url
         self.status_code = raw.status
@@ -122,15 +125,36 @@ class Session(requests.Session):
     ~/.netrc: walking os.environ and stat'ing the file), merges settings, runs hooks and builds a Response
     with a cookie pass: about 0.3 ms of CPU per request on loopback, which was a sixth of what a 64 KiB
     file from the queue cost. The environment of a process does not change under its downloads, so its
-    answers are kept per origin for the session's life, and `fetch` goes straight to the adapter's pool.
-    Cookies are not kept (like curl and aria2c without a cookie file).
+    answers are kept per origin for the session's life, and `fetch` goes straight to the adapter's pool,
+    or for plain HTTP without a proxy to http.client (`direct`). Cookies are not kept (like curl and
+    aria2c without a cookie file).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pool_size: int = 4) -> None:
         super().__init__()
         self._env_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._netrc: dict[str, Any] = {}
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+        self._direct = Direct(pool_size)
+        self._routes: dict[str, tuple[str, int] | None] = {}
+
+    def close(self) -> None:
+        self._direct.close()
+        super().close()
+
+    def _direct_route(self, url: str, proxies: dict[str, str]) -> tuple[str, int] | None:
+        """(host, port) when this prepared URL goes over plain HTTP without a proxy, else None; the answer
+        is kept per origin (the proxy environment is, too)."""
+        parts = urlsplit(url)
+        if parts.netloc in self._routes:
+            return self._routes[parts.netloc]
+        route = None
+        if parts.scheme == "http" and not requests.utils.select_proxy(url, proxies):
+            where = urllib3.util.parse_url(url)
+            if where.host:
+                route = (where.host, where.port or 80)
+        self._routes[parts.netloc] = route
+        return route
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
         parts = urlsplit(url)
@@ -150,7 +174,8 @@ class Session(requests.Session):
         return self._netrc[origin]
 
     def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
-        """One GET, not following redirects, its body left unread. Raises requests' and urllib3's errors."""
+        """One GET, not following redirects, its body left unread. Raises requests', urllib3's and
+        http.client's errors, and OSError."""
         # verify comes from the settings on every request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
         # override a session's verify=False, which would silently turn --insecure off.
         env = self.merge_environment_settings(url, {}, True, settings.verify_tls, None)
@@ -165,6 +190,9 @@ class Session(requests.Session):
                 sent["Authorization"] = requests.auth._basic_auth_str(*auth)
         if headers:
             sent.update(headers)
+        route = self._direct_route(req.url, proxies)
+        if route is not None:
+            return Reply(self._direct.get(*route, req.path_url, sent, settings.timeout), url)
         req.headers = requests.structures.CaseInsensitiveDict(sent)
         adapter = self.get_adapter(req.url)
         try:
@@ -192,7 +220,7 @@ class Session(requests.Session):
 
 
 def make_session(settings: HTTPSettings, pool_size: int = 4) -> Session:
-    session = Session()
+    session = Session(pool_size)
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -228,7 +256,7 @@ def get(
             requests.exceptions.InvalidSchema,
         ) as e:
             raise DownloadError(f"invalid URL {redact(url)}: {_short(e)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as e:
+        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as e:
             if _tls_failure(e):
                 raise DownloadError(tls_message(e, url)) from None
             raise Retryable(f"{_short(e)} ({redact(url)})") from None
