@@ -95,3 +95,15 @@ def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fau
     finally:
         session.close()
     assert time.monotonic() - started < 4.0
+
+
+def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_or_a_proxy():
+    session = http.make_session(SETTINGS)
+    try:
+        assert session._direct_route("http://example.com/a", {}) == ("example.com", 80)
+        assert session._direct_route("https://example.com/a", {}) is None  # same host and netloc
+        assert session._direct_route("http://example.com:8080/a", {}) == ("example.com", 8080)
+        proxied = {"http": "http://127.0.0.1:3128"}
+        assert session._direct_route("http://elsewhere.example/a", proxied) is None
+    finally:
+        session.close()

@@ -146,14 +146,15 @@ class Session(requests.Session):
         """(host, port) when this prepared URL goes over plain HTTP without a proxy, else None; the answer
         is kept per origin (the proxy environment is, too)."""
         parts = urlsplit(url)
-        if parts.netloc in self._routes:
-            return self._routes[parts.netloc]
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin in self._routes:
+            return self._routes[origin]
         route = None
         if parts.scheme == "http" and not requests.utils.select_proxy(url, proxies):
             where = urllib3.util.parse_url(url)
             if where.host:
                 route = (where.host, where.port or 80)
-        self._routes[parts.netloc] = route
+        self._routes[origin] = route
         return route
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
@@ -187,7 +188,10 @@ class Session(requests.Session):
         if self.trust_env and "Authorization" not in sent:
             auth = self._netrc_auth(req.url)
             if auth:
-                sent["Authorization"] = requests.auth._basic_auth_str(*auth)
+                user, password = auth
+                sent["Authorization"] = urllib3.util.make_headers(basic_auth=f"{user}:{password}")[
+                    "authorization"
+                ]
         if headers:
             sent.update(headers)
         route = self._direct_route(req.url, proxies)
