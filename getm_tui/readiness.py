@@ -1,6 +1,6 @@
 """Which of a set of connections has something to read, without building a selector per question.
 
-`multiprocessing.connection.wait` and `Connection.poll` each build, fill and drop a selector: about 30 us
+`multiprocessing.connection.wait` and `Connection.poll` each build, fill and drop a selector: tens of us
 a call. The supervisor's loop asks once per turn and once per message read from a host, about ten times
 per job, and a queue of small files is CPU-bound on the supervisor and its hosts. A `select.poll` object
 kept while the set stays the same answers the same question in a few microseconds.
