@@ -97,12 +97,14 @@ def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fau
     assert time.monotonic() - started < 4.0
 
 
-def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_or_a_proxy():
+def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_or_a_proxy(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     session = http.make_session(SETTINGS)
     try:
-        assert session._direct_route("http://example.com/a", {}) == ("example.com", 80)
-        assert session._direct_route("https://example.com/a", {}) is None  # same host and netloc
-        assert session._direct_route("http://example.com:8080/a", {}) == ("example.com", 8080)
+        assert session._origin("http://example.com/a", True).direct == ("example.com", 80)
+        assert session._origin("https://example.com/a", True).direct is None  # same host and netloc
+        assert session._origin("http://example.com:8080/a", True).direct == ("example.com", 8080)
         proxied = {"http": "http://127.0.0.1:3128"}
         assert session._direct_route("http://elsewhere.example/a", proxied) is None
     finally:

@@ -117,6 +117,17 @@ class Reply:
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """A session's answers for one origin (and TLS setting): what requests would look up per request."""
+
+    verify: Any
+    proxies: dict[str, str]
+    cert: Any
+    authorization: str | None  # from ~/.netrc
+    direct: tuple[str, int] | None  # plain HTTP without a proxy: (host, port) for direct.py
+
+
 class Session(requests.Session):
     """A requests Session (its adapters keep the connection pools, its settings the TLS and proxy rules)
     that sends the engine's GETs with less work than `Session.get`.
@@ -132,71 +143,56 @@ class Session(requests.Session):
 
     def __init__(self, pool_size: int = 4) -> None:
         super().__init__()
-        self._env_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._netrc: dict[str, Any] = {}
+        self._origins: dict[tuple[str, str, bool], _Origin] = {}
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
         self._direct = Direct(pool_size)
-        self._routes: dict[str, tuple[str, int] | None] = {}
 
     def close(self) -> None:
         self._direct.close()
         super().close()
 
-    def _direct_route(self, url: str, proxies: dict[str, str]) -> tuple[str, int] | None:
-        """(host, port) when this prepared URL goes over plain HTTP without a proxy, else None; the answer
-        is kept per origin (the proxy environment is, too)."""
+    def _origin(self, url: str, verify_tls: bool) -> _Origin:
+        """What the environment says about this prepared URL's origin, looked up once per session."""
         parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin in self._routes:
-            return self._routes[origin]
-        route = None
-        if parts.scheme == "http" and not requests.utils.select_proxy(url, proxies):
-            where = urllib3.util.parse_url(url)
-            if where.host:
-                route = (where.host, where.port or 80)
-        self._routes[origin] = route
-        return route
+        key = (parts.scheme, parts.netloc, verify_tls)
+        found = self._origins.get(key)
+        if found is None:
+            # verify comes from the settings: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
+            # session's verify=False, which would silently turn --insecure off.
+            env = self.merge_environment_settings(url, {}, True, verify_tls, None)
+            authorization = None
+            credential = requests.utils.get_netrc_auth(url) if self.trust_env else None
+            if credential:
+                user, password = credential
+                authorization = urllib3.util.make_headers(basic_auth=f"{user}:{password}")["authorization"]
+            direct = self._direct_route(url, env["proxies"])
+            found = _Origin(env["verify"], env["proxies"], env["cert"], authorization, direct)
+            self._origins[key] = found
+        return found
 
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream, verify, cert)
-        merged = self._env_settings.get(key)
-        if merged is None:
-            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._env_settings[key] = merged
-        return {**merged, "proxies": dict(merged["proxies"])}
-
-    def _netrc_auth(self, url: str) -> Any:
-        """The ~/.netrc credential for this URL's origin (None if none), looked up once per origin."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._netrc:
-            self._netrc[origin] = requests.utils.get_netrc_auth(url)
-        return self._netrc[origin]
+    @staticmethod
+    def _direct_route(url: str, proxies: dict[str, str]) -> tuple[str, int] | None:
+        """(host, port) when this prepared URL goes over plain HTTP without a proxy, else None."""
+        if urlsplit(url).scheme != "http" or requests.utils.select_proxy(url, proxies):
+            return None
+        where = urllib3.util.parse_url(url)
+        return (where.host, where.port or 80) if where.host else None
 
     def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
         """One GET, not following redirects, its body left unread. Raises requests', urllib3's and
         http.client's errors, and OSError."""
-        # verify comes from the settings on every request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
-        # override a session's verify=False, which would silently turn --insecure off.
-        env = self.merge_environment_settings(url, {}, True, settings.verify_tls, None)
-        verify, proxies, cert = env["verify"], env["proxies"], env["cert"]
         req = requests.PreparedRequest()
         req.prepare_url(url, None)
         req.method = "GET"
+        origin = self._origin(req.url, settings.verify_tls)
         sent = dict(self.headers)
-        if self.trust_env and "Authorization" not in sent:
-            auth = self._netrc_auth(req.url)
-            if auth:
-                user, password = auth
-                sent["Authorization"] = urllib3.util.make_headers(basic_auth=f"{user}:{password}")[
-                    "authorization"
-                ]
+        if origin.authorization and "Authorization" not in sent:
+            sent["Authorization"] = origin.authorization
         if headers:
             sent.update(headers)
-        route = self._direct_route(req.url, proxies)
-        if route is not None:
-            return Reply(self._direct.get(*route, req.path_url, sent, settings.timeout), url)
+        if origin.direct is not None:
+            return Reply(self._direct.get(*origin.direct, req.path_url, sent, settings.timeout), url)
+        verify, proxies, cert = origin.verify, origin.proxies, origin.cert
         req.headers = requests.structures.CaseInsensitiveDict(sent)
         adapter = self.get_adapter(req.url)
         try:
