@@ -9,6 +9,7 @@ process; the namespace shares the network, so 127.0.0.1 reaches it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -47,7 +48,7 @@ HELPER = textwrap.dedent(
         target = case["target"]
         out = {"name": case.get("name")}
         try:
-            r = download(case["url"], target, concurrency=case["concurrency"],
+            r = download(case["url"], target, concurrency=case["concurrency"], checksum=case.get("checksum"),
                          options=Options(retry_base=0.01, retries=3))
             out.update(ok=True, path=r.path, size=r.size, verdict=r.verdict, connections=r.connections)
         except Exception as e:
@@ -91,12 +92,20 @@ def run_in_namespace(tmp_path: Path, mount: str, cases: list[dict]) -> tuple[lis
 
 @pytest.mark.parametrize("shm_size", ["16m", "64m"])
 def test_little_shared_memory(fault_server: FaultServer, tmp_path, shm_size) -> None:
+    """A checksum to verify in order keeps parts in shared memory until they are hashed: with little of it
+    the slots shrink (and then the connections), with a warning, and nothing is fetched twice."""
     url = fault_server.add("/big.bin", BIG)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    case = {"url": url, "target": str(out_dir), "concurrency": 8}
+    case = {
+        "url": url,
+        "target": str(out_dir),
+        "concurrency": 8,
+        "checksum": "md5:" + hashlib.md5(BIG).hexdigest(),
+    }
     [result], stderr = run_in_namespace(tmp_path, f"mount -t tmpfs -o size={shm_size} tmpfs /dev/shm", [case])
     assert result["ok"], result
+    assert result["verdict"] == "verified"
     assert result["listing"] == ["big.bin"]
     assert result["shm_left"] == []
     assert (out_dir / "big.bin").read_bytes() == BIG
@@ -107,6 +116,21 @@ def test_little_shared_memory(fault_server: FaultServer, tmp_path, shm_size) -> 
     res = fault_server.resource("/big.bin")
     parts = [r for r in res.requests if r.range != "bytes=0-"]
     assert sum(r.body_bytes for r in parts) == len(BIG)
+    assert fault_server.errors == []
+
+
+def test_unordered_download_needs_no_shared_memory(fault_server: FaultServer, tmp_path) -> None:
+    """Without a checksum to feed in order, workers write through buffers of their own: a /dev/shm too
+    small for a single slot still gets every connection, and no warning."""
+    url = fault_server.add("/big.bin", BIG)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    case = {"url": url, "target": str(out_dir), "concurrency": 8}
+    [result], stderr = run_in_namespace(tmp_path, "mount -t tmpfs -o size=64k tmpfs /dev/shm", [case])
+    assert result["ok"], result
+    assert (out_dir / "big.bin").read_bytes() == BIG
+    assert result["connections"] == 8
+    assert "shared memory" not in stderr
     assert fault_server.errors == []
 
 

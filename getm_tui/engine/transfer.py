@@ -1,11 +1,12 @@
 """The coordinator of one download: hands parts to workers, writes and hashes what they read, retries.
 
-Data flow: a worker reads a part into its slot of the job's shared-memory block and reports how far it
-got; the coordinator `pwrite`s the new bytes at their file offset, folds them into the part's crc32c, and
-feeds the ordered hashers (md5, sha*, S3 layouts) from the lowest unhashed part, the frontier, straight
-out of shared memory. A slot is reused only once its bytes are written and, if order matters, hashed, so
-verification overlaps the download with no second pass over the file. Parts are given slots in file
-order, so the frontier part always has one and the pipeline cannot deadlock.
+Data flow: a worker reads a part into its slot of the job's shared-memory block, `pwrite`s it at its file
+offset, and reports how far it got; the coordinator folds the new bytes into the part's crc32c and feeds
+the ordered hashers (md5, sha*, S3 layouts) from the lowest unhashed part, the frontier, straight out of
+shared memory. A slot is reused only once its bytes are hashed, so verification overlaps the download
+with no second pass over the file. Parts are given slots in file order, so the frontier part always has
+one and the pipeline cannot deadlock. When order does not matter (no checksum to feed, no reader), there
+is no block: workers keep each part's crc32c themselves and report it with their progress.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ class Transfer:
         probe: Probe,
         parts: list[Part],
         stream: bool,
-        block: Block,
-        slots: SlotPlan,
+        block: Block | None,
+        slots: SlotPlan | None,
         verifier: checksum.Verifier,
         sink: FileSink | None,
         connections: int,
@@ -101,7 +102,9 @@ class Transfer:
         self.stream = stream
         self.block = block
         self.slots = slots
-        self.block_id = pool.attach(block.fd, block.size)
+        # No block: parts whose order does not matter go through the workers' own buffers (see
+        # start_transfer), so each worker writes, and crc32cs, what it reads.
+        self.block_id = pool.attach(block.fd, block.size) if block is not None else None
         # Workers write what they read themselves: the writes spread over their processes and this one
         # is left with hashing in order.
         self.file_id = pool.attach(sink.fd, None) if sink is not None else None
@@ -112,7 +115,7 @@ class Transfer:
         self.retry_base = retry_base
         self.rate = rate
         self._save = save
-        self.free_slots = list(range(slots.count - 1, -1, -1)) if not stream else []
+        self.free_slots = list(range(slots.count - 1, -1, -1)) if slots is not None and not stream else []
         self.tasks: dict[int, tuple[WorkerHandle, Part, Task]] = {}
         self.frontier = 0
         self.failure: DownloadError | None = None
@@ -184,7 +187,7 @@ class Transfer:
                 if self.stream:
                     break
                 continue
-            if not self.stream and p.slot is None:
+            if self.slots is not None and not self.stream and p.slot is None:
                 if not self.free_slots:
                     break
                 p.slot = self.free_slots.pop()
@@ -210,6 +213,9 @@ class Transfer:
             ring_offset, ring_size = 0, self.block.size
             consumed = p.hashed if self.ordered else p.done
             credit = consumed + ring_size
+        elif self.slots is None:
+            ring_offset, ring_size = 0, 0
+            credit = p.length or 0
         else:
             assert p.slot is not None
             ring_offset, ring_size = p.slot * self.slots.size, self.slots.size
@@ -236,6 +242,7 @@ class Transfer:
             file_id=self.file_id,
             file_offset=p.start,
             http=self.http,
+            crc=p.crc,
         )
         self._next_task += 1
         p.state = "active"
@@ -254,7 +261,7 @@ class Transfer:
         """Change how many connections this download uses, while it runs (a front end's + and -)."""
         if self.stream or self.failure is not None:
             return
-        n = max(1, min(n, self.slots.count))
+        n = max(1, min(n, self.slots.count if self.slots is not None else len(self.parts)))
         if n == self.connections:
             return
         self.connections = n
@@ -280,9 +287,9 @@ class Transfer:
             return
         _w, p, task = entry
         if kind == "data":
-            self._data(p, task, msg[2])
+            self._data(p, task, msg[2], msg[3])
         elif kind == "done":
-            self._data(p, task, msg[2])
+            self._data(p, task, msg[2], msg[3])
             self._finish_task(worker, tid)
             if p.end is None:
                 p.end = p.start + p.done
@@ -294,12 +301,12 @@ class Transfer:
             else:
                 p.state = "pending"
         elif kind == "error":
-            _k, _t, what, message, after, pos = msg
-            self._data(p, task, pos)
+            _k, _t, what, message, after, pos, crc = msg
+            self._data(p, task, pos, crc)
             self._finish_task(worker, tid)
             self._failed_part(p, what, message, after)
         elif kind == "cancelled":
-            self._data(p, task, msg[2])
+            self._data(p, task, msg[2], msg[3])
             self._finish_task(worker, tid)
             p.state = "pending"
         self._advance()
@@ -340,17 +347,23 @@ class Transfer:
         p.not_before = time.monotonic() + delay
         log.info("part %d: %s; retry %d/%d in %.1fs", p.index, message, p.attempts, self.retries, delay)
 
-    def _data(self, p: Part, task: Task, pos: int) -> None:
-        """Bytes [p.done, pos) of part p are now in its ring: write them and fold them into the crc."""
+    def _data(self, p: Part, task: Task, pos: int, crc: int | None) -> None:
+        """Bytes [p.done, pos) of part p are now in its ring: write them and fold them into the crc.
+
+        A worker that read through its own buffer has done both, and `crc` is the part's up to `pos`.
+        """
         if pos <= p.done:
             return
         gained = pos - p.done
         if p.attempts and pos - p.failed_at >= retry.PROGRESS_FORGIVES:
             p.attempts = 0  # real progress since the last failure: a flaky server still gets us there
-        for view, rel in self._ring(task, p.done, pos):
-            if self.sink is not None and task.file_id is None:
-                self.sink.write(p.start + rel, view)
-            p.crc = _crc32c.crc32c(view, p.crc)
+        if crc is not None:
+            p.crc = crc
+        else:
+            for view, rel in self._ring(task, p.done, pos):
+                if self.sink is not None and task.file_id is None:
+                    self.sink.write(p.start + rel, view)
+                p.crc = _crc32c.crc32c(view, p.crc)
         p.done = pos
         self._unsaved += gained
 
@@ -367,6 +380,7 @@ class Transfer:
         return out
 
     def _ring_of(self, p: Part) -> Task:
+        assert self.block is not None and (self.stream or self.slots is not None)
         ring_offset = 0 if self.stream else (p.slot or 0) * self.slots.size
         ring_size = self.block.size if self.stream else self.slots.size
         return Task(0, 0, "", (), ring_offset, ring_size, 0, None, 0, None, None)
@@ -467,6 +481,7 @@ class Transfer:
         if self._closed:
             return
         self._closed = True
-        self.pool.detach(self.block_id)
+        if self.block_id is not None:
+            self.pool.detach(self.block_id)
         if self.file_id is not None:
             self.pool.detach(self.file_id)

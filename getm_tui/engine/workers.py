@@ -4,7 +4,9 @@ Each worker keeps one requests session (so keep-alive connections survive from p
 to its coordinator over its own duplex pipe: tasks, credits and cancels go in; progress ("data"), "done"
 and "error" come out. Shared-memory blocks arrive as file descriptors over the same pipe. Bodies are
 read with the underlying http.client response's `readinto`, straight into the mapped block, so no byte is
-copied in Python. Workers ignore SIGINT (the coordinator decides what a Ctrl-C means) and exit when their
+copied in Python; when nothing needs the bytes in order (no checksum to feed, no reader), a task has no
+block and the worker reads through a small buffer of its own, writes the file and keeps the part's
+crc32c itself. Workers ignore SIGINT (the coordinator decides what a Ctrl-C means) and exit when their
 pipe closes, so a dead coordinator leaves no orphans.
 """
 
@@ -26,6 +28,7 @@ from http.client import HTTPException
 from multiprocessing import reduction
 from typing import Any
 
+import crc32c as _crc32c
 import urllib3
 
 from getm_tui.engine import http, urls
@@ -34,6 +37,9 @@ from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# A task without a block reads through this private buffer: small enough to stay in the CPU cache
+# between the socket read, the pwrite and the crc32c.
+OWN_BUFFER = 256 * 1024
 REPORT_EVERY = 1024 * 1024
 REPORT_SECONDS = 0.1  # also report (and look for cancels) this often on slow connections
 # A threaded process (the supervisor, the app, a library user's) has its workers forked by a fork server
@@ -53,15 +59,16 @@ def _start_method() -> multiprocessing.context.BaseContext:
 
 @dataclass(frozen=True)
 class Task:
-    """One GET whose body goes into a ring of a block.
+    """One GET whose body goes into a ring of a block, or (block_id None) through the worker's own buffer.
 
     Positions are offsets from the start of the part the task belongs to; byte at position p lands at
     block offset `ring_offset + p % ring_size`. A part that fits its slot never wraps, so `credit` only
-    matters for streams larger than their ring.
+    matters for streams larger than their ring. Without a block the worker writes the file itself and
+    folds the bytes into the part's crc32c, starting from `crc` (that of the part's first `start` bytes).
     """
 
     task_id: int
-    block_id: int
+    block_id: int | None
     url: str
     headers: tuple[tuple[str, str], ...]
     ring_offset: int
@@ -77,6 +84,7 @@ class Task:
     # The job's own HTTP settings when they differ from the pool's (a job added with --insecure): one
     # pool serves every job of a supervisor, so what is per job travels with the task.
     http: http.HTTPSettings | None = None
+    crc: int = 0
 
 
 class _Cancel(Exception):
@@ -94,6 +102,7 @@ class _Worker:
         self.files: dict[int, int] = {}
         self.credit: dict[int, int] = {}
         self.cancelled: set[int] = set()
+        self._buffer: memoryview | None = None
 
     def run(self) -> None:
         while True:
@@ -142,28 +151,31 @@ class _Worker:
                 raise SystemExit(0)
 
     def _run_task(self, task: Task) -> None:
-        self.cancelled.discard(task.task_id)
-        self.credit[task.task_id] = task.credit
-        pos = task.start
+        """Every answer ends with (position, crc32c up to it or None): what the coordinator may keep."""
+        tid = task.task_id
+        self.cancelled.discard(tid)
+        self.credit[tid] = task.credit
+        self._last = task.start
+        self._crc = task.crc if task.block_id is None else None
         resp = None
         try:
             resp = self._open(task)
-            pos = self._read(task, resp)
+            self._read(task, resp)
             http.done_with(resp)  # a body read to its end keeps its connection alive
             resp = None
-            self.conn.send(("done", task.task_id, pos))
-        except _Cancel as e:
-            self.conn.send(("cancelled", task.task_id, e.args[0]))
+            self.conn.send(("done", tid, self._last, self._crc))
+        except _Cancel:
+            self.conn.send(("cancelled", tid, self._last, self._crc))
         except Retryable as e:
-            self.conn.send(("error", task.task_id, "retry", str(e), e.retry_after, self._last))
+            self.conn.send(("error", tid, "retry", str(e), e.retry_after, self._last, self._crc))
         except (HTTPStatusError, DownloadError) as e:
             # DownloadError: what http.get refuses for good (a TLS failure, a redirect loop or an https ->
             # http redirect met by a part's request): fail the job with that line, not the worker.
-            self.conn.send(("error", task.task_id, "fatal", str(e), None, self._last))
+            self.conn.send(("error", tid, "fatal", str(e), None, self._last, self._crc))
         except _Changed as e:
-            self.conn.send(("error", task.task_id, e.kind, str(e), None, self._last))
+            self.conn.send(("error", tid, e.kind, str(e), None, self._last, self._crc))
         except _NoSpace as e:
-            self.conn.send(("error", task.task_id, "nospace", str(e), None, self._last))
+            self.conn.send(("error", tid, "nospace", str(e), None, self._last, self._crc))
         except (
             OSError,
             urllib3.exceptions.HTTPError,
@@ -172,14 +184,13 @@ class _Worker:
         ) as e:
             # HTTPException: http.client's IncompleteRead on a truncated chunked body (it would kill us).
             msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http._short(e)
-            self.conn.send(("error", task.task_id, "retry", msg, None, self._last))
+            self.conn.send(("error", tid, "retry", msg, None, self._last, self._crc))
         finally:
             if resp is not None:
                 resp.close()
-            self.credit.pop(task.task_id, None)
+            self.credit.pop(tid, None)
 
     def _open(self, task: Task) -> http.Reply:
-        self._last = task.start
         headers = dict(task.headers)
         resp = http.get(self.session, task.url, task.http or self.settings, headers)
         if task.range_first is not None:
@@ -200,9 +211,16 @@ class _Worker:
             raise _Changed("changed", "the remote file changed (new ETag)")
         return resp
 
-    def _read(self, task: Task, resp: http.Reply) -> int:
+    def _read(self, task: Task, resp: http.Reply) -> None:
+        """Read the body to `task.end`; `self._last` (and `self._crc`) follow every byte that is kept."""
         readinto = _readinto(resp)
-        view = self.blocks[task.block_id][2]
+        own = task.block_id is None
+        if own:
+            if self._buffer is None:
+                self._buffer = memoryview(bytearray(OWN_BUFFER))
+            view = self._buffer
+        else:
+            view = self.blocks[task.block_id][2]
         out = self.files[task.file_id] if task.file_id is not None else -1
         pos = reported = task.start
         end = task.end
@@ -216,12 +234,15 @@ class _Worker:
                 self._wait_message()
                 credit = self.credit[tid]
                 if tid in self.cancelled:
-                    raise _Cancel(pos)
-            ring_pos = pos % task.ring_size
-            n = min(task.ring_size - ring_pos, credit - pos, CHUNK)
+                    raise _Cancel
+            if own:
+                at, n = 0, OWN_BUFFER
+            else:
+                ring_pos = pos % task.ring_size
+                at, n = task.ring_offset + ring_pos, min(task.ring_size - ring_pos, CHUNK)
+            n = min(n, credit - pos)
             if end is not None:
                 n = min(n, end - pos)
-            at = task.ring_offset + ring_pos
             got = readinto(view[at : at + n])
             if not got:
                 if end is None:
@@ -231,28 +252,27 @@ class _Worker:
                 )
             if out >= 0:
                 _write(out, view[at : at + got], task.file_offset + pos)
+            if own:
+                self._crc = _crc32c.crc32c(view[:got], self._crc)
             pos += got
-            self._last = pos  # these bytes are in the ring: a fault after them must not throw them away
+            self._last = pos  # these bytes are kept (in the ring, or written): a fault must not lose them
             now = time.monotonic()
             if pos - reported >= REPORT_EVERY or pos == end or now - reported_at >= REPORT_SECONDS:
                 self._report(tid, pos, reported)
                 reported = pos
                 reported_at = now
-                self._last = pos
                 self._poll()
                 if tid in self.cancelled:
-                    raise _Cancel(pos)
+                    raise _Cancel
             if task.rate:
                 ahead = (pos - task.start) / task.rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(min(ahead, 0.5))
         self._report(tid, pos, reported)
-        self._last = pos
-        return pos
 
     def _report(self, tid: int, pos: int, reported: int) -> None:
         if pos > reported:
-            self.conn.send(("data", tid, pos))
+            self.conn.send(("data", tid, pos, self._crc))
 
     def _wait_message(self) -> None:
         if not self.conn.poll(self.settings.read_timeout):
@@ -260,6 +280,7 @@ class _Worker:
         self._poll()
 
     _last = 0
+    _crc: int | None = None
 
 
 class _NoSpace(Exception):
