@@ -15,6 +15,7 @@ import random
 import threading
 import time
 
+import crc32c
 import pytest
 
 from getm_tui.engine import Cancelled, HTTPSettings, Options, download
@@ -65,10 +66,12 @@ def interrupted(fault_server: FaultServer, tmp_path, concurrency, checksum=None)
         record = json.load(f)
     kept = sum(done for _start, _end, done, _crc in record["parts"])
     assert 0 < kept < len(DATA)
-    # The record never claims more than the file holds, and what it claims is the right data.
+    # The record never claims more than the file holds, and what it claims is the right data, with the
+    # crc32c of exactly those bytes (kept by the coordinator, or reported by the worker that wrote them).
     part = read(str(tmp_path / "f.bin.getm-part"))
-    for start, _end, done, _crc in record["parts"]:
+    for start, _end, done, crc in record["parts"]:
         assert part[start : start + done] == DATA[start : start + done]
+        assert crc == crc32c.crc32c(DATA[start : start + done])
     return url, record
 
 
@@ -105,8 +108,6 @@ def test_resume_rehashes_kept_bytes(fault_server: FaultServer, tmp_path, concurr
 
 
 def test_resume_combines_part_crc32c(fault_server: FaultServer, tmp_path) -> None:
-    import crc32c
-
     spec = f"crc32c:{crc32c.crc32c(DATA):08x}"
     url, _record = interrupted(fault_server, tmp_path, 4, checksum=spec)
     fault_server.resource("/f.bin").configure(rate_limit=FAST)
