@@ -17,11 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.client import HTTPException
 from typing import Any
 
 import crc32c as _crc32c
-import urllib3
 
 from getm_tui.engine import checksum, control, http, plan, retry, shm
 from getm_tui.engine.checksum import ChecksumArg, expected_from
@@ -587,8 +585,7 @@ def _inline(
                 elapsed = time.monotonic() - t0
                 progress(Progress(p.end, p.done, 0, 1, 1, [(0, p.end, p.done, "done")], retries, elapsed))
             return parts, retries
-        except (Retryable, OSError, urllib3.exceptions.HTTPError, HTTPException) as e:
-            # HTTPException: http.client's IncompleteRead on a truncated chunked body.
+        except (Retryable, *http.CONNECTION_ERRORS) as e:
             if isinstance(e, (NoSpaceError,)):
                 raise
             if current is not None:
@@ -883,7 +880,7 @@ class Reader:
                 if not n and self.probe.size is not None:
                     raise Retryable(f"connection closed after {self._pos} of {self.probe.size} bytes")
                 break
-            except (Retryable, OSError, urllib3.exceptions.HTTPError, HTTPException) as e:
+            except (Retryable, *http.CONNECTION_ERRORS) as e:
                 # Like download()'s inline path: continue with a range request where the fault hit.
                 if self._resp is not None:
                     self._resp.close()

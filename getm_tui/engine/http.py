@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "getm-tui/0.1"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+# What a dropped, reset, timed-out or garbled connection raises, from a request or from reading its body
+# (urllib3's errors, and http.client's IncompleteRead on a truncated chunked body): retried where caught.
+CONNECTION_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
 NOTABLE_HEADERS = (
     "Content-Type",
     "Content-Length",
@@ -256,7 +259,7 @@ def get(
             requests.exceptions.InvalidSchema,
         ) as e:
             raise DownloadError(f"invalid URL {redact(url)}: {_short(e)}") from None
-        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as e:
+        except CONNECTION_ERRORS as e:
             if _tls_failure(e):
                 raise DownloadError(tls_message(e, url)) from None
             raise Retryable(f"{_short(e)} ({redact(url)})") from None

@@ -24,12 +24,10 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
-from http.client import HTTPException
 from multiprocessing import reduction
 from typing import Any
 
 import crc32c as _crc32c
-import urllib3
 
 from getm_tui.engine import http, urls
 from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable
@@ -176,13 +174,7 @@ class _Worker:
             self.conn.send(("error", tid, e.kind, str(e), None, self._last, self._crc))
         except _NoSpace as e:
             self.conn.send(("error", tid, "nospace", str(e), None, self._last, self._crc))
-        except (
-            OSError,
-            urllib3.exceptions.HTTPError,
-            ValueError,
-            HTTPException,
-        ) as e:
-            # HTTPException: http.client's IncompleteRead on a truncated chunked body (it would kill us).
+        except (*http.CONNECTION_ERRORS, ValueError) as e:
             msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http._short(e)
             self.conn.send(("error", tid, "retry", msg, None, self._last, self._crc))
         finally:
