@@ -230,12 +230,18 @@ def run_pass(number: int, jobs: int, env: dict[str, str], every: float, log: Any
 def flatness(samples: list[Sample], jobs: int, rss: Callable[[Sample], int]) -> dict[str, Any]:
     """One process's RSS (`rss` of each sample) once warmed up (20-30% of the jobs done) against the last
     10%, and the slope."""
+    # A zero is a moment with no such process (job hosts come and go with their hosts' work), not a size.
+    samples = [s for s in samples if rss(s) > 0]
     if len(samples) < 6 or jobs < 10:
         return {"flat": None, "why": "too few samples"}
 
     def window(lo: float, hi: float) -> list[int]:
         picked = [rss(s) for s in samples if lo * jobs <= s.done <= hi * jobs]
-        return picked or [rss(samples[-1])]
+        if picked:
+            return picked
+        # A short run may have no sample inside the window: take the one nearest to it.
+        middle = (lo + hi) / 2 * jobs
+        return [rss(min(samples, key=lambda s: abs(s.done - middle)))]
 
     warm = statistics.median(window(0.2, 0.3))
     late = statistics.median(window(0.9, 1.0))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.soak import Sample, flatness
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -21,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 def test_soak_300_jobs_with_5_percent_faults(tmp_path):
     res = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--jobs", "300", "--fault-rate", "0.05",
-         "--large-every", "50", "--seed", "7", "--workdir", str(tmp_path / "soak"), "--json"],
+         "--large-every", "50", "--seed", "7", "--sample-every", "0.1", "--workdir", str(tmp_path / "soak"),
+         "--json"],
         capture_output=True,
         text=True,
         timeout=140,
@@ -42,3 +45,18 @@ def test_soak_300_jobs_with_5_percent_faults(tmp_path):
     assert res.returncode == 0 and report["ok"] is True, detail
     # Nothing but the queue, the list and the files is left in the work dir.
     assert sorted(p.name for p in (tmp_path / "soak").iterdir()) == ["out", "q", "urls.txt"]
+
+
+def test_flatness_reads_sizes_not_absences():
+    """A job host that is between jobs is sampled as 0 KiB: that is no size, and a window holding only
+    such samples must not make a steady host look as if it grew from nothing (seen in CI)."""
+
+    def run(host: list[int]) -> list[Sample]:
+        return [Sample(i * 0.25, i * 10, 30_000, kib, 0, 0, 1) for i, kib in enumerate(host)]
+
+    steady = [28_000, 28_000, 0, 0, 0, 28_100, 28_100, 28_200, 28_300, 28_300, 28_400, 0]  # 0 at 20-30%, end
+    assert flatness(run(steady), 110, lambda s: s.host_rss)["flat"] is True
+    growing = [28_000, 28_000, 28_000, 29_000, 33_000, 38_000, 42_000, 46_000, 50_000, 54_000, 58_000]
+    report = flatness(run(growing), 100, lambda s: s.host_rss)
+    assert report["flat"] is False and report["growth_kib"] > 8 * 1024
+    assert flatness(run([0] * 12), 110, lambda s: s.host_rss)["flat"] is None
