@@ -6,13 +6,16 @@ close, and timed out as the settings say."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from getm_tui.engine import http
+from getm_tui.engine import downloader, http
 from getm_tui.engine.errors import Retryable
 from tests.faultserver import FaultServer, fault_server  # noqa: F401
 
@@ -109,3 +112,72 @@ def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_
         assert session._direct_route("http://elsewhere.example/a", proxied) is None
     finally:
         session.close()
+
+
+PLAIN = [
+    "http://127.0.0.1:8080/a.bin",
+    "http://example.com/",
+    "http://example.com/data/run-1/x_y~z.tar.gz",
+    "http://host-1.example.org:65535/a/b?X-Amz-Signature=ab12&x=1/2:3@4",
+    "http://example.com/a%20b%2Fc",  # escapes of characters that must stay escaped
+    "http://example.com/a;b=c,d!e$f&g'h(i)j*k+l",
+]
+NOT_PLAIN = [
+    "https://example.com/a",  # TLS
+    "http://example.com",  # requests adds the path "/"
+    "http://Example.com/a",  # urllib3 lower-cases the host
+    "http://example.com/a/../b",  # dot segments are removed
+    "http://example.com/./b",
+    "http://example.com/a/..",
+    "http://example.com/%41",  # an escaped unreserved character is decoded
+    "http://example.com/a%2fb",  # lower-case hex is upper-cased
+    "http://example.com/a%2",
+    "http://example.com/a#frag",
+    "http://example.com/a?",  # an empty query is dropped
+    "http://[::1]:8080/a",
+    "http://example.com:080/a",
+    "http://example.com:99999/a",
+    "http://user:pw@example.com/a",
+    "http://example.com/a b",
+    "http://exämple.com/a",
+    "http://example.com/a|b",
+    "http://.example.com/a",
+]
+
+
+def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
+    """The plain path skips requests' prepare_url, so it may take only URLs that prepare_url leaves as
+    they are; each one is checked against requests itself, and the rest must go the long way."""
+    import requests
+    import urllib3
+
+    for url in PLAIN:
+        target = http._plain_target(url)
+        assert target is not None, url
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        parsed = urllib3.util.parse_url(url)
+        assert prepared.url == url, url
+        assert target == (parsed.host, parsed.port or 80, prepared.path_url), url
+    for url in NOT_PLAIN:
+        assert http._plain_target(url) is None, url
+
+
+def test_plain_http_without_a_proxy_or_netrc_never_loads_requests(fault_server: FaultServer, tmp_path):
+    """requests and urllib3 cost 50-60 ms of imports at every start: a plain-HTTP download (probe, and
+    parts fetched by forked workers) must not load them, and must still be whole."""
+    body = bytes(range(256)) * (4 * downloader.INLINE_LIMIT // 256)
+    url = fault_server.add("/p.bin", body)
+    script = (
+        "import sys\n"
+        "from getm_tui.engine import downloader\n"
+        f"r = downloader.download({url!r}, {str(tmp_path / 'p.bin')!r}, concurrency=4)\n"
+        "print(r.connections, 'requests' in sys.modules, 'urllib3' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k != "NETRC"}
+    env["HOME"] = str(tmp_path)  # no ~/.netrc
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["4", "False", "False"]
+    assert (tmp_path / "p.bin").read_bytes() == body
+    assert len(fault_server.resource("/p.bin").requests) >= 4

@@ -16,9 +16,32 @@ import http.client
 import select
 import socket
 import threading
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import urllib3
+
+class Headers(Mapping[str, str]):
+    """A response's header fields, looked up in any case, a repeated field's values joined with ", " (as
+    urllib3's HTTPHeaderDict does): the plain path does not import urllib3 at all (see http.py)."""
+
+    def __init__(self, fields: Iterable[tuple[str, str]]) -> None:
+        self._fields: dict[str, tuple[str, str]] = {}
+        for name, value in fields:
+            key = name.lower()
+            seen = self._fields.get(key)
+            self._fields[key] = (name, value) if seen is None else (seen[0], f"{seen[1]}, {value}")
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._fields.values())
+
+    def __len__(self) -> int:
+        return len(self._fields)
 
 
 class Body:
@@ -31,10 +54,7 @@ class Body:
         self._pool = pool
         self.status = resp.status
         self.reason = resp.reason
-        headers = urllib3.HTTPHeaderDict()
-        for name, value in resp.msg.items():
-            headers.add(name, value)  # repeated fields joined with ", ", as urllib3 does
-        self.headers = headers
+        self.headers = Headers(resp.msg.items())
 
     def read(self, amt: int | None = None) -> bytes:
         return self._fp.read(amt)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
+import os
 import re
 import ssl
+import sys
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
-
-import requests
-import urllib3
 
 from getm_tui.engine import checksum, retry
 from getm_tui.engine.direct import Direct
@@ -31,8 +30,30 @@ log = logging.getLogger(__name__)
 USER_AGENT = "getm-tui/0.1"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 # What a dropped, reset, timed-out or garbled connection raises, from a request or from reading its body
-# (urllib3's errors, and http.client's IncompleteRead on a truncated chunked body): retried where caught.
-CONNECTION_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
+# (http.client's IncompleteRead on a truncated chunked body, and urllib3's errors once it is loaded):
+# retried where caught. `except` reads the name when an exception arrives, so callers that name
+# http.CONNECTION_ERRORS catch urllib3's errors from the moment urllib3 can raise any.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+# requests' refusals of a URL it cannot prepare (empty until requests is loaded: nothing raises them).
+_BAD_URL_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _requests() -> Any:
+    """requests (and urllib3), imported on the first request that needs them: TLS, a proxy, a ~/.netrc,
+    or a URL that needs preparing. Together they cost 50-60 ms of imports at every start, a tenth of
+    `getm-tui get` of 256 MiB over 16 connections, while plain HTTP without a proxy goes over http.client
+    (direct.py) and never touches them."""
+    global CONNECTION_ERRORS, _BAD_URL_ERRORS
+    import requests
+    import urllib3
+
+    if not _BAD_URL_ERRORS:
+        CONNECTION_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
+        exc = requests.exceptions
+        _BAD_URL_ERRORS = (exc.InvalidURL, exc.MissingSchema, exc.InvalidSchema)
+    return requests
+
+
 NOTABLE_HEADERS = (
     "Content-Type",
     "Content-Length",
@@ -131,28 +152,96 @@ class _Origin:
     direct: tuple[str, int] | None  # plain HTTP without a proxy: (host, port) for direct.py
 
 
-class Session(requests.Session):
-    """A requests Session (its adapters keep the connection pools, its settings the TLS and proxy rules)
-    that sends the engine's GETs with less work than `Session.get`.
+# What every GET sends: requests' default fields, but identity encoding (the file is saved as served).
+_BASE_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept-Encoding": "identity",
+    "Accept": "*/*",
+    "Connection": "keep-alive",
+}
+# A URL that requests' prepare_url would send unchanged: http, a lower-case host name or IPv4 address, a
+# port without leading zeros, a path (and query) of characters that need no quoting, no fragment, and
+# (checked apart) no dot segment and no %-escape that requests or urllib3 would rewrite.
+_PLAIN_URL = re.compile(
+    r"http://(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?(?P<target>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]+)?)"
+)
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|\?|$)")
+_ESCAPE = re.compile(r"%(..?)")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _plain_target(url: str) -> tuple[str, int, str] | None:
+    """(host, port, request target) of a URL requests would send as it is over plain HTTP, else None."""
+    m = _PLAIN_URL.fullmatch(url)
+    if m is None or _DOT_SEGMENT.search(m["target"].split("?", 1)[0]):
+        return None
+    for escape in _ESCAPE.findall(m["target"]):
+        # Kept only as upper-case hex of a character that must stay escaped: requests decodes escaped
+        # unreserved characters and urllib3 upper-cases hex digits.
+        if len(escape) != 2 or escape.upper() != escape or not all(c in "0123456789ABCDEF" for c in escape):
+            return None
+        if chr(int(escape, 16)) in _UNRESERVED:
+            return None
+    port = int(m["port"] or 80)
+    return (m["host"], port, m["target"]) if port <= 65535 else None
+
+
+def _environment_is_plain() -> bool:
+    """Whether requests would add nothing to a plain-HTTP request here: no proxy variable (on Linux,
+    all that its proxy lookup reads) and no netrc file (what its credential lookup reads)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    for name, value in os.environ.items():
+        lower = name.lower()
+        if value and lower.endswith("_proxy") and lower != "no_proxy":
+            return False
+    netrc = os.environ.get("NETRC")
+    places = (netrc,) if netrc is not None else ("~/.netrc", "~/_netrc")
+    return not any(os.path.exists(os.path.expanduser(place)) for place in places)
+
+
+class Session:
+    """Sends the engine's GETs: plain HTTP without a proxy over http.client connections it keeps
+    (`direct`), everything else through a requests Session (its adapters keep the connection pools,
+    its settings the TLS and proxy rules) made on first need.
 
     requests looks the environment up again for each request (proxy variables, REQUESTS_CA_BUNDLE,
     ~/.netrc: walking os.environ and stat'ing the file), merges settings, runs hooks and builds a Response
     with a cookie pass: about 0.3 ms of CPU per request on loopback, which was a sixth of what a 64 KiB
     file from the queue cost. The environment of a process does not change under its downloads, so its
     answers are kept per origin for the session's life, and `fetch` goes straight to the adapter's pool,
-    or for plain HTTP without a proxy to http.client (`direct`). Cookies are not kept (like curl and
-    aria2c without a cookie file).
+    or for plain HTTP without a proxy to http.client. Cookies are not kept (like curl and aria2c without
+    a cookie file).
     """
 
     def __init__(self, pool_size: int = 4) -> None:
-        super().__init__()
+        self.headers: dict[str, str] = dict(_BASE_HEADERS)
+        self.verify = True
+        self._pool_size = pool_size
+        self._requests: Any = None  # the requests Session, once a request needs it
+        self._plain_environment: bool | None = None
         self._origins: dict[tuple[str, str, bool], _Origin] = {}
-        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+        self._timeouts: dict[tuple[float, float], Any] = {}
         self._direct = Direct(pool_size)
 
     def close(self) -> None:
         self._direct.close()
-        super().close()
+        if self._requests is not None:
+            self._requests.close()
+
+    def _requests_session(self) -> Any:
+        if self._requests is None:
+            requests = _requests()
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=4, pool_maxsize=self._pool_size, max_retries=0
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.verify = self.verify
+            self._requests = session
+        return self._requests
 
     def _origin(self, url: str, verify_tls: bool) -> _Origin:
         """What the environment says about this prepared URL's origin, looked up once per session."""
@@ -160,11 +249,15 @@ class Session(requests.Session):
         key = (parts.scheme, parts.netloc, verify_tls)
         found = self._origins.get(key)
         if found is None:
+            session = self._requests_session()
+            import requests
+            import urllib3
+
             # verify comes from the settings: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
             # session's verify=False, which would silently turn --insecure off.
-            env = self.merge_environment_settings(url, {}, True, verify_tls, None)
+            env = session.merge_environment_settings(url, {}, True, verify_tls, None)
             authorization = None
-            credential = requests.utils.get_netrc_auth(url) if self.trust_env else None
+            credential = requests.utils.get_netrc_auth(url) if session.trust_env else None
             if credential:
                 user, password = credential
                 authorization = urllib3.util.make_headers(basic_auth=f"{user}:{password}")["authorization"]
@@ -176,6 +269,9 @@ class Session(requests.Session):
     @staticmethod
     def _direct_route(url: str, proxies: dict[str, str]) -> tuple[str, int] | None:
         """(host, port) when this prepared URL goes over plain HTTP without a proxy, else None."""
+        requests = _requests()
+        import urllib3
+
         if urlsplit(url).scheme != "http" or requests.utils.select_proxy(url, proxies):
             return None
         where = urllib3.util.parse_url(url)
@@ -184,20 +280,36 @@ class Session(requests.Session):
     def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
         """One GET, not following redirects, its body left unread. Raises requests', urllib3's and
         http.client's errors, and OSError."""
+        sent = dict(self.headers)
+        target = _plain_target(url)
+        if target is not None:
+            if self._plain_environment is None:
+                self._plain_environment = _environment_is_plain()
+            if self._plain_environment:
+                if headers:
+                    sent.update(headers)
+                host, port, path = target
+                return Reply(self._direct.get(host, port, path, sent, settings.timeout), url)
+        requests = _requests()
+        import urllib3
+
         req = requests.PreparedRequest()
         req.prepare_url(url, None)
         req.method = "GET"
         origin = self._origin(req.url, settings.verify_tls)
-        sent = dict(self.headers)
         if origin.authorization and "Authorization" not in sent:
             sent["Authorization"] = origin.authorization
         if headers:
             sent.update(headers)
         if origin.direct is not None:
             return Reply(self._direct.get(*origin.direct, req.path_url, sent, settings.timeout), url)
+        if not settings.verify_tls:
+            # Per request, not only per session: a worker's session may serve a job with --insecure after
+            # one without, and urllib3 would print a warning per request on the terminal the runner uses.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         verify, proxies, cert = origin.verify, origin.proxies, origin.cert
         req.headers = requests.structures.CaseInsensitiveDict(sent)
-        adapter = self.get_adapter(req.url)
+        adapter = self._requests_session().get_adapter(req.url)
         try:
             conn = adapter.get_connection_with_tls_context(req, verify, proxies=proxies, cert=cert)
         except urllib3.exceptions.LocationValueError as e:
@@ -224,14 +336,12 @@ class Session(requests.Session):
 
 def make_session(settings: HTTPSettings, pool_size: int = 4) -> Session:
     session = Session(pool_size)
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
     session.verify = settings.verify_tls
-    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
-    session.headers.update(dict(settings.headers))
-    if not settings.verify_tls:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    for name, value in settings.headers:
+        # A user's field replaces a default of the same name in any case, as requests' headers do.
+        for default in [k for k in session.headers if k.lower() == name.lower()]:
+            del session.headers[default]
+        session.headers[name] = value
     return session
 
 
@@ -245,19 +355,11 @@ def get(
 
     Raises Retryable for transient faults and HTTPStatusError for the rest of the non-2xx answers.
     """
-    if not settings.verify_tls:
-        # Per request, not only per session: a worker's session may serve a job with --insecure after one
-        # without, and urllib3 would print a warning per request on the terminal the runner writes to.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     first = url
     for _hop in range(settings.max_redirects + 1):
         try:
             resp = session.fetch(url, headers, settings)
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as e:
+        except _BAD_URL_ERRORS as e:
             raise DownloadError(f"invalid URL {redact(url)}: {_short(e)}") from None
         except CONNECTION_ERRORS as e:
             if _tls_failure(e):
@@ -388,6 +490,9 @@ def filename_from(disposition: str | None, url: str) -> str:
 def _tls_failure(e: BaseException) -> bool:
     """Whether urllib3 failed the TLS handshake (as requests tells SSLError from other connection errors:
     a TLS error while reading a response is a dropped connection, retried)."""
+    urllib3 = sys.modules.get("urllib3")
+    if urllib3 is None:
+        return False  # nothing but urllib3 makes TLS connections here
     if isinstance(e, urllib3.exceptions.MaxRetryError):
         return isinstance(e.reason, urllib3.exceptions.SSLError)
     return isinstance(e, urllib3.exceptions.SSLError)

@@ -47,7 +47,9 @@ REPORT_SECONDS = 0.1  # also report (and look for cancels) this often on slow co
 # fork server's own start (an interpreter, the imports, a resource tracker: 0.2-0.4 s) was a fifth of a
 # 1 GiB download on loopback.
 START = multiprocessing.get_context("forkserver")
-START.set_forkserver_preload(["getm_tui.engine.workers"])
+# requests too, though plain HTTP never loads it (see http.py): a worker that needs it (TLS, a proxy)
+# then shares the fork server's copy instead of importing its own.
+START.set_forkserver_preload(["getm_tui.engine.workers", "requests"])
 FORK = multiprocessing.get_context("fork")
 
 
