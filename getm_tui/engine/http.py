@@ -162,29 +162,32 @@ _BASE_HEADERS = {
 # A URL that requests' prepare_url would send unchanged: http, a lower-case host name or IPv4 address, a
 # port without leading zeros, a path (and query) of characters that need no quoting, no fragment, and
 # (checked apart) no dot segment and no %-escape that requests or urllib3 would rewrite.
+_TARGET_CHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@/%"
 _PLAIN_URL = re.compile(
     r"http://(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
-    r"(?::(?P<port>[1-9][0-9]{0,4}))?(?P<target>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]+)?)"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
+    rf"(?P<target>/[{_TARGET_CHARS}]*(?:\?[{_TARGET_CHARS}?]+)?)"
 )
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|\?|$)")
-_ESCAPE = re.compile(r"%(..?)")
+_ESCAPE = re.compile(r"%([0-9A-F]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def _plain_target(url: str) -> tuple[str, int, str] | None:
     """(host, port, request target) of a URL requests would send as it is over plain HTTP, else None."""
     m = _PLAIN_URL.fullmatch(url)
-    if m is None or _DOT_SEGMENT.search(m["target"].split("?", 1)[0]):
+    if m is None:
         return None
-    for escape in _ESCAPE.findall(m["target"]):
-        # Kept only as upper-case hex of a character that must stay escaped: requests decodes escaped
-        # unreserved characters and urllib3 upper-cases hex digits.
-        if len(escape) != 2 or escape.upper() != escape or not all(c in "0123456789ABCDEF" for c in escape):
-            return None
-        if chr(int(escape, 16)) in _UNRESERVED:
-            return None
+    target = m["target"]
+    if _DOT_SEGMENT.search(target.split("?", 1)[0]):
+        return None
+    # Every % must start upper-case hex of a character that stays escaped: requests decodes escaped
+    # unreserved characters and urllib3 upper-cases hex digits.
+    escapes = _ESCAPE.findall(target)
+    if len(escapes) != target.count("%") or any(chr(int(e, 16)) in _UNRESERVED for e in escapes):
+        return None
     port = int(m["port"] or 80)
-    return (m["host"], port, m["target"]) if port <= 65535 else None
+    return (m["host"], port, target) if port <= 65535 else None
 
 
 def _environment_is_plain() -> bool:
