@@ -18,6 +18,7 @@ from typing import Any
 
 from getm_tui import __version__, humanize, verbs
 from getm_tui.config import ConfigError, Settings, load, parse_size
+from getm_tui.process import flush_std_streams
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 STATES = ("queued", "active", "paused", "done", "failed", "canceled")  # getm_tui.queue.STATES, kept light
@@ -429,11 +430,7 @@ def entry() -> None:
     if args.verb is None:
         raise SystemExit(code)
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    flush_std_streams()
     os._exit(code)
 
 

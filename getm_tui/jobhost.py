@@ -18,7 +18,6 @@ Host -> supervisor: ("save", id, record), ("probe", id, path, size, info), ("pro
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -36,7 +35,7 @@ from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.http import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool, drop_inherited_sockets
-from getm_tui.procname import name_process
+from getm_tui.process import die_with_parent, name_process
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +47,6 @@ MIN_HOSTS = 4
 MAX_HOSTS = 8
 WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
 SHUTDOWN_GRACE = 1.8  # what a host gives its jobs to record their progress when told to stop
-_PR_SET_PDEATHSIG = 1
 
 SPAWN = multiprocessing.get_context("spawn")
 FORK = multiprocessing.get_context("fork")
@@ -384,20 +382,13 @@ def _finished(res: Any) -> dict[str, Any]:
     }
 
 
-def _die_with(parent: int) -> None:
-    """Be killed when the supervisor dies, however it dies: a host outliving it would go on writing files
-    while a new supervisor takes the queue and starts the same jobs again."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(0)
-
-
 def host_main(
     conn: multiprocessing.connection.Connection, settings: Settings, level: int, parent: int, forked: bool
 ) -> None:
     """Entry point of a job host."""
-    _die_with(parent)
+    # Killed when the supervisor dies, however it dies: a host outliving it would go on writing files
+    # while a new supervisor takes the queue and starts the same jobs again.
+    die_with_parent(parent)
     name_process(multiprocessing.current_process().name)  # getm-host-N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

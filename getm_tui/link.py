@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection
@@ -18,6 +17,7 @@ from typing import Any
 from getm_tui import protocol as P
 from getm_tui.config import Settings
 from getm_tui.lock import authkey, running_supervisor, socket_path
+from getm_tui.process import flush_std_streams
 
 SPAWN = multiprocessing.get_context("spawn")
 FORK = multiprocessing.get_context("fork")
@@ -49,9 +49,7 @@ def spawn(
         daemon=False,  # it starts fetch processes of its own
     )
     if fork:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()  # or the child would write the same buffered lines again
+        flush_std_streams()  # or the child would write the same buffered lines again
     proc.start()
     child.close()
     return proc, parent

@@ -18,7 +18,6 @@ import os
 import queue as _queue
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from getm_tui.engine.files import part_path
 from getm_tui.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.link import hang_up
 from getm_tui.lock import QueueBusy, SupervisorLock, authkey, socket_path
-from getm_tui.procname import name_process
+from getm_tui.process import flush_std_streams, name_process
 from getm_tui.queue import Job, Queue, QueueCorrupt, QueueError
 from getm_tui.readiness import Readiness, readable
 
@@ -741,6 +740,5 @@ def supervisor_main(
     # Everything is recorded and every process of ours has been joined: the interpreter's teardown
     # (module by module, with nothing left to flush) would only keep the front end waiting, for about
     # 30 ms at the end of every `run --once`.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_std_streams()
     os._exit(code)
