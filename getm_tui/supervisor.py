@@ -343,16 +343,8 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
-        hosts = {h.conn: h for h in self._hosts if h.alive}
-        try:
-            ready = self._readiness.ready([*conns, *hosts], timeout)
-        except OSError:
-            ready = []
-        self._read_hosts([hosts[c] for c in ready if c in hosts])  # type: ignore[index]
-        for conn in ready:
-            if conn in hosts:
-                continue
-            client = conns[conn]  # type: ignore[index]
+        for conn in self._wait_hosts(timeout, list(conns)):
+            client = conns[conn]
             try:
                 while client.alive and readable(conn):
                     self._command(client, conn.recv())  # type: ignore[union-attr]
@@ -520,15 +512,18 @@ class Supervisor:
         else:
             self._held.append((host, msg))
 
-    def _wait_hosts(self, timeout: float) -> None:
+    def _wait_hosts(self, timeout: float, others: list[Any] | None = None) -> list[Any]:
+        """Wait up to `timeout` for a host (or one of the `others` connections) to have something to read;
+        read what the hosts sent, and return the `others` that are ready."""
         hosts = {h.conn: h for h in self._hosts if h.alive}
-        if not hosts:
-            return
+        if not hosts and others is None:
+            return []  # nothing to wait for (the main loop, which passes its clients, waits out its turn)
         try:
-            ready = self._readiness.ready(list(hosts), timeout)
+            ready = self._readiness.ready([*(others or ()), *hosts], timeout)
         except OSError:
             ready = []
-        self._read_hosts([hosts[c] for c in ready])  # type: ignore[index]
+        self._read_hosts([hosts[c] for c in ready if c in hosts])
+        return [c for c in ready if c not in hosts]
 
     def _read_hosts(self, hosts: list[JobHost]) -> None:
         if not hosts:

@@ -1,6 +1,6 @@
 """Persistent fetch processes that read HTTP bodies straight into shared memory.
 
-Each worker keeps one requests session (so keep-alive connections survive from part to part) and talks
+Each worker keeps one http.Session (so keep-alive connections survive from part to part) and talks
 to its coordinator over its own duplex pipe: tasks, credits and cancels go in; progress ("data"), "done"
 and "error" come out. Shared-memory blocks arrive as file descriptors over the same pipe. Bodies are
 read with the underlying http.client response's `readinto`, straight into the mapped block, so no byte is
