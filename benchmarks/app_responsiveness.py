@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.data import DataFile, GiB, MiB, write_random
-from benchlib.measure import base_env, descendants
+from benchlib.measure import alive, base_env, descendants
 
 TITLE = "the app's responsiveness"
 JOBS = 2000
@@ -182,14 +182,6 @@ def cmdline(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:

@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
-from benchlib.measure import descendants, pss_kib  # noqa: E402
+from benchlib.measure import alive, descendants, pss_kib  # noqa: E402
 
 from tests.faultserver import FaultServer, RandomFaults  # noqa: E402
 
@@ -101,14 +101,6 @@ def rss_kib(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def shm_ours() -> set[str]:

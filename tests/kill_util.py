@@ -80,15 +80,6 @@ def fetch_workers(root: int) -> set[int]:
     return {c.pid for s in servers for c in tree if c.ppid == s.pid}
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie waiting to be reaped does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def kill_group_and_wait(pgid: int, known: Iterable[int], timeout: float = 15.0) -> None:
     """SIGKILL the process group we started (its leader is our child), then wait until neither a
     member of the group nor any process we saw under it is left."""

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from benchmarks.benchlib.measure import run_measured
-from tests.kill_util import alive
+from benchmarks.benchlib.measure import alive, run_measured
 
 
 def test_an_overrunning_command_and_its_children_are_killed(tmp_path):

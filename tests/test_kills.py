@@ -30,12 +30,12 @@ from typing import Any
 import crc32c
 import pytest
 
+from benchmarks.benchlib.measure import alive
 from getm_tui.engine import Options, download
 from getm_tui.engine.workers import WorkerPool
 from tests.engine_util import engine_hygiene  # noqa: F401
 from tests.faultserver import FaultServer, RequestRecord, Resource, fault_server  # noqa: F401
 from tests.kill_util import (
-    alive,
     descendants,
     fetch_workers,
     first_byte,
