@@ -556,3 +556,24 @@ def test_verdict() -> None:
     assert verdict([]) == "unverified"
     assert verdict([Outcome(e, MD5, True), Outcome(e, MD5, True)]) == "verified"
     assert verdict([Outcome(e, MD5, True), Outcome(e, "0" * 32, False)]) == "mismatch"
+
+
+def test_the_engines_crc32c_is_the_packages_function_without_its_metadata_import() -> None:
+    """getm_tui.engine.crc loads crc32c's extension alone: the package's __init__ imports importlib.metadata
+    (20-25 ms of every start). Fresh interpreters, since pytest has imported everything already."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; from getm_tui.engine.crc import crc32c as f; "
+        "first = 'importlib.metadata' in sys.modules; import crc32c; "
+        "print(json.dumps([first, f(b'123456789'), f(b'6789', f(b'12345')), crc32c.crc32c(b'123456789'), "
+        "f is crc32c.crc32c]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    metadata_loaded, whole, chained, packages, same = json.loads(out.stdout)
+    assert metadata_loaded is False
+    assert whole == chained == packages == 0xE3069283  # the CRC-32C check value
+    assert same is True  # one extension module, shared with a later `import crc32c`

@@ -82,3 +82,82 @@ def test_small_downloads_in_a_row_share_one_keep_alive_connection(
     finally:
         session.close()
     assert fault_server.connections_accepted - before == 1
+
+
+# Workers that never send a request of their own: whatever reaches the server was sent by the coordinator.
+SEND_AHEAD_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from getm_tui.engine import http, workers
+
+    def silent_worker(conn, *args):
+        try:
+            while True:
+                conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+
+    workers._worker_main = silent_worker
+    url, size, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    step = size // parts
+    ranges = [(("Range", f"bytes={i * step}-{(i + 1) * step - 1}"),) for i in range(parts)]
+    tasks = [workers.Task(i, None, url, r, 0, 0, 0, step, step, i * step, None) for i, r in enumerate(ranges)]
+    with workers.WorkerPool(http.HTTPSettings()) as pool:
+        started = pool.start(tasks, owner=None)
+        print(len(started), [w.task.task_id for w in started], flush=True)
+        sys.stdin.read()  # until the test has looked at the server
+    """
+)
+
+
+def test_a_forking_coordinator_sends_its_workers_first_requests_before_they_start(
+    fault_server: FaultServer,
+) -> None:
+    """Every first request is on the wire before its worker runs: the server's time to first byte overlaps
+    the forks instead of following them (see WorkerPool.start)."""
+    from tests.runner_util import wait_for
+
+    size, parts = 4 * 1024 * 1024, 4
+    url = fault_server.add("/ahead.bin", os.urandom(size))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SEND_AHEAD_SCRIPT, url, str(size), str(parts)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"{parts} [0, 1, 2, 3]"
+        resource = fault_server.resource(url)
+        wait_for(lambda: len(resource.requests) == parts, timeout=10)
+        step = size // parts
+        assert sorted(r.range for r in resource.requests) == [
+            f"bytes={i * step}-{(i + 1) * step - 1}" for i in range(parts)
+        ]
+        assert len({r.connection_id for r in resource.requests}) == parts
+    finally:
+        _, err = proc.communicate("", timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: FaultServer, tmp_path) -> None:
+    """`getm-tui get -c 4` (one thread: it forks its workers): each part is asked for once, on the
+    connection the coordinator opened, and the file is whole."""
+    data = os.urandom(4 * 1024 * 1024 + 5)
+    url = fault_server.add("/whole.bin", data)
+    before = fault_server.connections_accepted
+    out = subprocess.run(
+        [sys.executable, "-m", "getm_tui", "get", url, "-c", "4", "--part-size", "1M", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GETM_TUI_CONFIG": ""},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "whole.bin").read_bytes() == data
+    requests = fault_server.resource(url).requests
+    assert requests[0].range == "bytes=0-"  # the probe
+    parts = [r.range for r in requests[1:]]
+    assert sorted(parts) == [f"bytes={i << 20}-{min((i + 1) << 20, len(data)) - 1}" for i in range(5)]
+    assert fault_server.connections_accepted - before == 5  # the probe's, then one per worker

@@ -488,11 +488,10 @@ class Verifier:
         for layout in self._layouts.values():
             layout.update(mv)
         if self._crc is not None:
-            # Imported when first used: `add` parses checksums without computing any, and the crc32c
-            # package's import (importlib.metadata, for its version) was a sixth of its start.
-            import crc32c as _crc32c
+            # Imported when first used: `add` parses checksums without computing any.
+            from getm_tui.engine.crc import crc32c
 
-            self._crc = _crc32c.crc32c(mv, value=self._crc)
+            self._crc = crc32c(mv, self._crc)
         self._fed += mv.nbytes
 
     def finish(self, crc32c: int | None = None) -> list[Outcome]:

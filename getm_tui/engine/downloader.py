@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import crc32c as _crc32c
-
 from getm_tui.engine import checksum, control, http, plan, retry, shm
 from getm_tui.engine.checksum import ChecksumArg, expected_from
+from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import (
     Cancelled,
     DownloadError,
@@ -557,7 +556,7 @@ def _inline(
                     raise Retryable(f"short read: connection closed after {p.done} of {size} bytes")
                 chunk = mv[:n]
                 sink.write(p.done, chunk)
-                p.crc = _crc32c.crc32c(chunk, p.crc)
+                p.crc = crc32c(chunk, p.crc)
                 verifier.update(chunk)
                 p.done += n
                 if attempt and p.done - failed_at >= retry.PROGRESS_FORGIVES:
@@ -613,7 +612,7 @@ def _crc_of_file(sink: FileSink, n: int) -> int:
     pos = 0
     while pos < n:
         data = sink.read(pos, min(8 * 1024 * 1024, n - pos))
-        crc = _crc32c.crc32c(data, crc)
+        crc = crc32c(data, crc)
         pos += len(data)
     return crc
 
@@ -631,6 +630,7 @@ def _parallel(
 ) -> tuple[list[plan.Part], int, int]:
     transfer = start_transfer(pool, probe, parts, sink, verifier, opts, save)
     try:
+        transfer.schedule()  # starts the workers with their first parts
         # Started after the workers: a process with no other thread forks them directly (see workers).
         with _Flusher(sink.fd) if sink is not None else contextlib.nullcontext():
             run(transfer, progress, cancel, opts.live)
@@ -680,7 +680,7 @@ def start_transfer(
             # a buffer of its own. Reserving (and later freeing) a slot per connection in /dev/shm cost
             # 60 ms of a 256 MiB download's 1 s, and the bytes went through memory once more.
             block = slots = None
-    pool.grow(connections)
+    # The pool grows as the transfer hands out its first parts (Transfer.schedule).
     return Transfer(
         pool,
         probe,
@@ -780,7 +780,7 @@ def _copy_local(
         with open(src, "rb") as f:
             while chunk := f.read(8 * 1024 * 1024):
                 sink.write(pos, memoryview(chunk))
-                crc = _crc32c.crc32c(chunk, crc)
+                crc = crc32c(chunk, crc)
                 verifier.update(chunk)
                 pos += len(chunk)
         outcomes = verifier.finish(crc)

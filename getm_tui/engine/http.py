@@ -283,16 +283,10 @@ class Session:
     def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
         """One GET, not following redirects, its body left unread. Raises requests', urllib3's and
         http.client's errors, and OSError."""
+        plain = self._plain_request(url, headers)
+        if plain is not None:
+            return Reply(self._direct.get(*plain, settings.timeout), url)
         sent = dict(self.headers)
-        target = _plain_target(url)
-        if target is not None:
-            if self._plain_environment is None:
-                self._plain_environment = _environment_is_plain()
-            if self._plain_environment:
-                if headers:
-                    sent.update(headers)
-                host, port, path = target
-                return Reply(self._direct.get(host, port, path, sent, settings.timeout), url)
         requests = _requests()
         import urllib3
 
@@ -335,6 +329,36 @@ class Session:
             timeout=timeout,
         )
         return Reply(raw, url)
+
+    def _plain_request(
+        self, url: str, headers: dict[str, str] | None
+    ) -> tuple[str, int, str, dict[str, str]] | None:
+        """(host, port, path, header fields) of a GET that can go over http.client as it is, else None."""
+        target = _plain_target(url)
+        if target is None:
+            return None
+        if self._plain_environment is None:
+            self._plain_environment = _environment_is_plain()
+        if not self._plain_environment:
+            return None
+        sent = dict(self.headers)
+        if headers:
+            sent.update(headers)
+        return (*target, sent)
+
+    def send_ahead(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> bool:
+        """Send the GET that a later `fetch(url, headers, settings)` answers with its response, when it
+        goes over plain HTTP (see direct.Direct.send_ahead). False when it does not (nothing was sent);
+        raises what connecting and sending raise."""
+        plain = self._plain_request(url, headers)
+        if plain is None:
+            return False
+        self._direct.send_ahead(*plain, settings.timeout)
+        return True
+
+    def sockets(self) -> list[int]:
+        """Descriptors of the requests sent ahead."""
+        return self._direct.sockets()
 
 
 def make_session(settings: HTTPSettings, pool_size: int = 4) -> Session:

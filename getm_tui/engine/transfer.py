@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import crc32c as _crc32c
-
 from getm_tui.engine import checksum, retry
+from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
 from getm_tui.engine.http import HTTPSettings, Probe
 from getm_tui.engine.plan import Part
@@ -177,8 +176,12 @@ class Transfer:
             return 1.0
         now = time.monotonic()
         wait = 1.0
+        idle = self.pool.idle()
+        # Parts for workers that do not exist yet: started together (WorkerPool.start), so that their
+        # requests go out before the forks.
+        new: list[Part] = []
         for p in self.parts:
-            if len(self.tasks) >= self.connections:
+            if len(self.tasks) + len(new) >= self.connections:
                 break
             if p.state != "pending":
                 continue
@@ -187,17 +190,34 @@ class Transfer:
                 if self.stream:
                     break
                 continue
+            if not idle and len(self.pool.workers) + len(new) >= self.connections:
+                break
             if self.slots is not None and not self.stream and p.slot is None:
                 if not self.free_slots:
                     break
                 p.slot = self.free_slots.pop()
-            idle = [w for w in self.pool.idle()]
-            if not idle:
-                break
-            self._start(idle[0], p)
+            if idle:
+                self._start(idle.pop(0), p)
+            else:
+                new.append(p)
+        tasks = [(p, task) for p in new if (task := self._task(p)) is not None]
+        workers = self.pool.start([task for _p, task in tasks], self)
+        for worker, (p, task) in zip(workers, tasks, strict=True):
+            self._started(worker, p, task)
         return max(0.0, wait)
 
     def _start(self, worker: WorkerHandle, p: Part) -> None:
+        task = self._task(p)
+        if task is not None:
+            self.pool.submit(worker, task, self)
+            self._started(worker, p, task)
+
+    def _started(self, worker: WorkerHandle, p: Part, task: Task) -> None:
+        p.state = "active"
+        self.tasks[task.task_id] = (worker, p, task)
+
+    def _task(self, p: Part) -> Task | None:
+        """The request for the rest of part p (None when the download cannot go on: see failure)."""
         probe = self.probe
         headers: list[tuple[str, str]] = []
         range_first: int | None = None
@@ -208,7 +228,7 @@ class Transfer:
                     self.failure = DownloadError(
                         f"connection lost after {p.hashed} bytes and the server cannot resume"
                     )
-                    return
+                    return None
                 self._restart_stream(p)
             ring_offset, ring_size = 0, self.block.size
             consumed = p.hashed if self.ordered else p.done
@@ -226,8 +246,10 @@ class Transfer:
             headers.append(("Range", f"bytes={range_first}-{last}"))
             if probe.validator:
                 headers.append(("If-Range", probe.validator))
-        task = Task(
-            task_id=self._next_task,
+        task_id = self._next_task
+        self._next_task += 1
+        return Task(
+            task_id=task_id,
             block_id=self.block_id,
             url=probe.url,
             headers=tuple(headers),
@@ -244,10 +266,6 @@ class Transfer:
             http=self.http,
             crc=p.crc,
         )
-        self._next_task += 1
-        p.state = "active"
-        self.tasks[task.task_id] = (worker, p, task)
-        self.pool.submit(worker, task, self)
 
     def _restart_stream(self, p: Part) -> None:
         """The server cannot resume: throw away what we have and read from the start."""
@@ -363,7 +381,7 @@ class Transfer:
             for view, rel in self._ring(task, p.done, pos):
                 if self.sink is not None and task.file_id is None:
                     self.sink.write(p.start + rel, view)
-                p.crc = _crc32c.crc32c(view, p.crc)
+                p.crc = crc32c(view, p.crc)
         p.done = pos
         self._unsaved += gained
 

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from multiprocessing import reduction
 from typing import Any
 
-import crc32c as _crc32c
-
 from getm_tui.engine import http, urls
+from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable
 
 log = logging.getLogger(__name__)
@@ -94,10 +93,15 @@ class _Cancel(Exception):
 class _Worker:
     """The loop inside a worker process."""
 
-    def __init__(self, conn: multiprocessing.connection.Connection, settings: http.HTTPSettings) -> None:
+    def __init__(
+        self,
+        conn: multiprocessing.connection.Connection,
+        settings: http.HTTPSettings,
+        session: http.Session | None = None,
+    ) -> None:
         self.conn = conn
         self.settings = settings
-        self.session = http.make_session(settings, pool_size=2)
+        self.session = session or http.make_session(settings, pool_size=2)
         self.blocks: dict[int, tuple[int, mmap.mmap, memoryview]] = {}
         self.files: dict[int, int] = {}
         self.credit: dict[int, int] = {}
@@ -247,7 +251,7 @@ class _Worker:
             if out >= 0:
                 _write(out, view[at : at + got], task.file_offset + pos)
             if own:
-                self._crc = _crc32c.crc32c(view[:got], self._crc)
+                self._crc = crc32c(view[:got], self._crc)
             pos += got
             self._last = pos  # these bytes are kept (in the ring, or written): a fault must not lose them
             now = time.monotonic()
@@ -337,22 +341,24 @@ def _worker_main(
     level: int,
     nice: int = 0,
     forked: bool = False,
+    session: http.Session | None = None,
 ) -> None:
+    """`session`: made by the coordinator before a fork, with this worker's first request sent ahead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if forked:
-        drop_inherited_sockets(conn.fileno())
+        drop_inherited_sockets(conn.fileno(), *(session.sockets() if session is not None else ()))
     if nice:
         os.nice(nice)
     logging.basicConfig(level=level)
     for handler in logging.getLogger().handlers:
         handler.addFilter(urls.RedactingFilter())  # urllib3's debug lines name each request's query
-    _Worker(conn, settings).run()
+    _Worker(conn, settings, session).run()
     # Nothing to flush or finalize (every byte was written with pwrite and reported): skip interpreter
     # teardown, which made stopping 16 workers take most of a second.
     os._exit(0)
 
 
-def drop_inherited_sockets(keep: int) -> None:
+def drop_inherited_sockets(*keep: int) -> None:
     """A worker forked straight from its coordinator holds copies of every descriptor it had: sockets among
     them would keep the coordinator's connections (and a library user's listening ports) open for as long
     as the worker lives. Each is pointed at /dev/null rather than closed, so that an object in the copied
@@ -365,7 +371,7 @@ def drop_inherited_sockets(keep: int) -> None:
     try:
         for name in names:
             fd = int(name)
-            if fd <= 2 or fd in (keep, null):
+            if fd <= 2 or fd == null or fd in keep:
                 continue
             try:
                 if stat.S_ISSOCK(os.fstat(fd).st_mode):
@@ -410,12 +416,48 @@ class WorkerPool:
         while len(self.workers) < size:
             self.workers.append(self._spawn(len(self.workers)))
 
-    def _spawn(self, index: int) -> WorkerHandle:
+    def start(self, tasks: list[Task], owner: Any) -> list[WorkerHandle]:
+        """A new worker for each task, each given its task as soon as it exists.
+
+        When this process forks its workers, it first sends every task's request itself (plain HTTP) and
+        each worker inherits its connection with the response on its way: all requests go out at once,
+        and the server's time to first byte overlaps the forks. The other way (a fork server) only
+        starts the workers.
+        """
+        sessions: list[http.Session | None] = [None] * len(tasks)
+        if tasks and _start_method() is FORK:
+            sessions = [self._send_ahead(task) for task in tasks]
+        handles: list[WorkerHandle] = []
+        try:
+            for task, session in zip(tasks, sessions, strict=True):
+                handle = self._spawn(len(self.workers), session)
+                self.workers.append(handle)
+                self.submit(handle, task, owner)
+                handles.append(handle)
+        finally:
+            for session in sessions:
+                if session is not None:
+                    session.close()  # each worker has its own descriptor of its connection
+        return handles
+
+    def _send_ahead(self, task: Task) -> http.Session | None:
+        session = http.make_session(self.settings, pool_size=2)
+        try:
+            if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):
+                return session
+        except http.CONNECTION_ERRORS as e:
+            log.debug("sending a request ahead failed (%s); the worker sends its own", http._short(e))
+        session.close()
+        return None
+
+    def _spawn(self, index: int, session: http.Session | None = None) -> WorkerHandle:
         start = _start_method()
         parent, child = start.Pipe(duplex=True)
+        forked = start is FORK
         proc = start.Process(
             target=_worker_main,
-            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), self.nice, start is FORK),
+            # A session travels only in a fork's copied memory (the fork server pickles its arguments).
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), self.nice, forked, session),
             name=f"getm-worker-{index}",
             daemon=True,
         )
