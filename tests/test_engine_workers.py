@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from getm_tui.engine import download, http
 from tests.faultserver import FaultServer
 
@@ -161,3 +163,31 @@ def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: Faul
     parts = [r.range for r in requests[1:]]
     assert sorted(parts) == [f"bytes={i << 20}-{min((i + 1) << 20, len(data)) - 1}" for i in range(5)]
     assert fault_server.connections_accepted - before == 5  # the probe's, then one per worker
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"drop_after": 50_000, "drop_times": 3, "drop_rst": True},
+        {"wrong_content_range": 1, "wrong_content_range_times": 3},
+    ],
+    ids=["reset", "wrong-content-range"],
+)
+def test_a_fault_on_a_request_sent_ahead_is_retried(fault_server: FaultServer, tmp_path, faults) -> None:
+    """The first requests of a forked `get` are sent by the coordinator: when their answers go wrong, the
+    workers that inherited them retry like any other request."""
+    data = os.urandom(4 * 1024 * 1024)
+    url = fault_server.add("/faulty.bin", data, **faults)
+    out = subprocess.run(
+        [sys.executable, "-m", "getm_tui", "get", url, "-c", "4", "--part-size", "1M", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GETM_TUI_CONFIG": ""},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "faulty.bin").read_bytes() == data
+    requests = fault_server.resource(url).requests
+    hit = [r for r in requests[1:] if r.faults]  # the faults met the parts' requests, not only the probe
+    assert hit, [(r.range, r.faults) for r in requests]
+    assert len(requests) > 5  # so some part was asked for again
