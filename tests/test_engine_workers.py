@@ -143,21 +143,27 @@ def test_a_forking_coordinator_sends_its_workers_first_requests_before_they_star
     assert proc.returncode == 0, err
 
 
-def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: FaultServer, tmp_path) -> None:
-    """`getm-tui get -c 4` (one thread: it forks its workers): each part is asked for once, on the
-    connection the coordinator opened, and the file is whole."""
-    data = os.urandom(4 * 1024 * 1024 + 5)
-    url = fault_server.add("/whole.bin", data)
-    before = fault_server.connections_accepted
+def _get_in_parts(url: str, target: Path) -> bytes:
+    """`getm-tui get -c 4` in 1 MiB parts, as a process of its own (one thread: it forks its workers);
+    what it saved."""
     out = subprocess.run(
-        [sys.executable, "-m", "getm_tui", "get", url, "-c", "4", "--part-size", "1M", "-o", str(tmp_path)],
+        [sys.executable, "-m", "getm_tui", "get", url, "-c", "4", "--part-size", "1M", "-o", str(target)],
         capture_output=True,
         text=True,
         env={**os.environ, "GETM_TUI_CONFIG": ""},
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "whole.bin").read_bytes() == data
+    return target.read_bytes()
+
+
+def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: FaultServer, tmp_path) -> None:
+    """`getm-tui get -c 4` (one thread: it forks its workers): each part is asked for once, on the
+    connection the coordinator opened, and the file is whole."""
+    data = os.urandom(4 * 1024 * 1024 + 5)
+    url = fault_server.add("/whole.bin", data)
+    before = fault_server.connections_accepted
+    assert _get_in_parts(url, tmp_path / "whole.bin") == data
     requests = fault_server.resource(url).requests
     assert requests[0].range == "bytes=0-"  # the probe
     parts = [r.range for r in requests[1:]]
@@ -178,15 +184,7 @@ def test_a_fault_on_a_request_sent_ahead_is_retried(fault_server: FaultServer, t
     workers that inherited them retry like any other request."""
     data = os.urandom(4 * 1024 * 1024)
     url = fault_server.add("/faulty.bin", data, **faults)
-    out = subprocess.run(
-        [sys.executable, "-m", "getm_tui", "get", url, "-c", "4", "--part-size", "1M", "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GETM_TUI_CONFIG": ""},
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert (tmp_path / "faulty.bin").read_bytes() == data
+    assert _get_in_parts(url, tmp_path / "faulty.bin") == data
     requests = fault_server.resource(url).requests
     hit = [r for r in requests[1:] if r.faults]  # the faults met the parts' requests, not only the probe
     assert hit, [(r.range, r.faults) for r in requests]
