@@ -84,6 +84,11 @@ class Body:
 _Request = tuple[str, int, str, tuple[tuple[str, str], ...]]
 
 
+def _request(host: str, port: int, path: str, headers: dict[str, str]) -> _Request:
+    """What must be the same for a response sent ahead to answer a request (header order included)."""
+    return (host, port, path, tuple(headers.items()))
+
+
 class Direct:
     """Idle connections per (host, port), at most `keep` each, and requests sent ahead of their reader."""
 
@@ -99,7 +104,7 @@ class Direct:
         """Send one GET and read the status line and headers. Raises OSError (timeouts included) and
         http.client's HTTPException (a closed or garbled response)."""
         with self._lock:
-            conn = self._ahead.pop((host, port, path, tuple(headers.items())), None) if self._ahead else None
+            conn = self._ahead.pop(_request(host, port, path, headers), None) if self._ahead else None
         if conn is not None:
             return self._response(conn)  # sent by send_ahead
         conn = self._take(host, port) or self._connect(host, port, timeout)
@@ -115,9 +120,10 @@ class Direct:
         instead of following it (16 forks and their first page faults took 0.1 s of two cores).
         """
         conn = self._send(self._connect(host, port, timeout), path, headers, timeout)
+        key = _request(host, port, path, headers)
         with self._lock:
-            old = self._ahead.pop((host, port, path, tuple(headers.items())), None)
-            self._ahead[(host, port, path, tuple(headers.items()))] = conn
+            old = self._ahead.pop(key, None)
+            self._ahead[key] = conn
         if old is not None:
             old.close()
 
