@@ -18,6 +18,7 @@ import pytest
 from getm_tui.engine import downloader, http
 from getm_tui.engine.errors import Retryable
 from tests.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.runner_util import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -181,3 +182,29 @@ def test_plain_http_without_a_proxy_or_netrc_never_loads_requests(fault_server: 
     assert res.stdout.split() == ["4", "False", "False"]
     assert (tmp_path / "p.bin").read_bytes() == body
     assert len(fault_server.resource("/p.bin").requests) >= 4
+
+
+def test_a_request_sent_ahead_is_answered_to_the_same_request_only(fault_server: FaultServer, monkeypatch):
+    """send_ahead puts a GET on the wire at once; the fetch that matches it (URL and header fields) reads its
+    response without asking again, and one that differs sends its own."""
+    monkeypatch.delenv("http_proxy", raising=False)
+    data = os.urandom(10_000)
+    url = fault_server.add("/ahead.bin", data)
+    session = http.make_session(SETTINGS)
+    try:
+        assert session.send_ahead(url, {"Range": "bytes=0-99"}, SETTINGS) is True
+        resource = fault_server.resource(url)
+        wait_for(lambda: resource.requests, timeout=10)
+        assert [r.range for r in resource.requests] == ["bytes=0-99"]  # sent before anyone asked
+        assert len(session.sockets()) == 1
+        other = http.get(session, url, SETTINGS, {"Range": "bytes=100-199"})
+        assert other.raw.read() == data[100:200]
+        http.done_with(other)
+        ahead = http.get(session, url, SETTINGS, {"Range": "bytes=0-99"})
+        assert ahead.raw.read() == data[:100]
+        http.done_with(ahead)
+        assert session.sockets() == []
+        assert session.send_ahead("https://127.0.0.1:1/x", None, SETTINGS) is False  # TLS: not this way
+    finally:
+        session.close()
+    assert sorted(r.range for r in resource.requests) == ["bytes=0-99", "bytes=100-199"]
