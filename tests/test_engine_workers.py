@@ -14,6 +14,7 @@ import pytest
 
 from getm_tui.engine import download, http
 from tests.faultserver import FaultServer
+from tests.runner_util import wait_for
 
 # Run in a fresh interpreter: pytest's process has threads of its own (fixtures' servers), and the point is
 # what a process with one thread, such as `getm-tui get`, does.
@@ -117,8 +118,6 @@ def test_a_forking_coordinator_sends_its_workers_first_requests_before_they_star
 ) -> None:
     """Every first request is on the wire before its worker runs: the server's time to first byte overlaps
     the forks instead of following them (see WorkerPool.start)."""
-    from tests.runner_util import wait_for
-
     size, parts = 4 * 1024 * 1024, 4
     url = fault_server.add("/ahead.bin", os.urandom(size))
     proc = subprocess.Popen(

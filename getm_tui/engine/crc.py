@@ -30,12 +30,11 @@ def _load_extension() -> Any:
                 path = os.path.join(directory, "_crc32c" + suffix)
                 if not os.path.exists(path):
                     continue
-                loader = importlib.machinery.ExtensionFileLoader(_EXTENSION, path)
-                spec = importlib.util.spec_from_file_location(_EXTENSION, path, loader=loader)
-                if spec is None:
+                spec = importlib.util.spec_from_file_location(_EXTENSION, path)  # an extension's loader
+                if spec is None or spec.loader is None:
                     continue
                 module = importlib.util.module_from_spec(spec)
-                loader.exec_module(module)
+                spec.loader.exec_module(module)
                 sys.modules[_EXTENSION] = module  # a later `import crc32c` reuses it
                 return module
     except (ImportError, OSError, ValueError):

@@ -200,10 +200,11 @@ class Transfer:
                 self._start(idle.pop(0), p)
             else:
                 new.append(p)
-        tasks = [(p, task) for p in new if (task := self._task(p)) is not None]
-        workers = self.pool.start([task for _p, task in tasks], self)
-        for worker, (p, task) in zip(workers, tasks, strict=True):
-            self._started(worker, p, task)
+        if new:
+            tasks = [(p, task) for p in new if (task := self._task(p)) is not None]
+            workers = self.pool.start([task for _p, task in tasks], self)
+            for worker, (p, task) in zip(workers, tasks, strict=True):
+                self._started(worker, p, task)
         return max(0.0, wait)
 
     def _start(self, worker: WorkerHandle, p: Part) -> None:

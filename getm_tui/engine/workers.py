@@ -90,6 +90,12 @@ class _Cancel(Exception):
     pass
 
 
+def worker_session(settings: http.HTTPSettings) -> http.Session:
+    """A worker's session; a request sent ahead for a worker is sent on one made here, so that its header
+    fields are those of the worker's own fetch, which finds it by them."""
+    return http.make_session(settings, pool_size=2)
+
+
 class _Worker:
     """The loop inside a worker process."""
 
@@ -101,7 +107,7 @@ class _Worker:
     ) -> None:
         self.conn = conn
         self.settings = settings
-        self.session = session or http.make_session(settings, pool_size=2)
+        self.session = session if session is not None else worker_session(settings)
         self.blocks: dict[int, tuple[int, mmap.mmap, memoryview]] = {}
         self.files: dict[int, int] = {}
         self.credit: dict[int, int] = {}
@@ -441,7 +447,7 @@ class WorkerPool:
         return handles
 
     def _send_ahead(self, task: Task) -> http.Session | None:
-        session = http.make_session(self.settings, pool_size=2)
+        session = worker_session(self.settings)
         try:
             if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):
                 return session
