@@ -93,7 +93,7 @@ def load_file(root: Path, big: DataFile | None, log: Log) -> DataFile:
 
 def fill_queue(data_dir: str, out: Path, url: str, jobs: int, active: int) -> None:
     """`jobs` jobs of `url`, each to its own name; the first `active` ones run first (higher priority)."""
-    from getm_tui.queue import Queue
+    from getm_tui.queue.sqlite import Queue
 
     numbers = list(range(jobs))
     random.Random(7).shuffle(numbers)  # names in another order than the ids: sorting by name reorders
@@ -293,7 +293,7 @@ class Setup:
 
 
 def sort_cycle() -> tuple[str, ...]:
-    from getm_tui.view import SORTS
+    from getm_tui.app.rows import SORTS
 
     return SORTS
 
@@ -516,7 +516,7 @@ def run_in_process(s: Setup, reaper: Reaper) -> dict[str, Any]:
 async def _pilot(s: Setup, reaper: Reaper) -> dict[str, Any]:
     from textual.widgets import Static
 
-    from getm_tui.app import GetmApp
+    from getm_tui.app.app import GetmApp
     from getm_tui.config import Settings
 
     class ProbeApp(GetmApp):

@@ -51,7 +51,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 
 from benchlib.measure import alive, descendants, pss_kib  # noqa: E402
 
-from tests.faultserver import FaultServer, RandomFaults  # noqa: E402
+from tests.helpers.faultserver import FaultServer, RandomFaults  # noqa: E402
 
 MiB = 1024 * 1024
 KiB = 1024

@@ -1,3 +1,3 @@
-from getm_tui.cli import entry
+from getm_tui.cli.main import entry
 
 entry()

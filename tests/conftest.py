@@ -1,4 +1,4 @@
 """Shared fixtures: loopback servers started per test (fault server) or per module (moto S3)."""
 
-from tests.faultserver import fault_server  # noqa: F401
-from tests.s3server import s3_server  # noqa: F401
+from tests.helpers.faultserver import fault_server  # noqa: F401
+from tests.helpers.s3server import s3_server  # noqa: F401

@@ -1,0 +1,1 @@
+"""The Textual app: the App, its screens, widgets, row models and styles."""

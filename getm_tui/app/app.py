@@ -1,0 +1,449 @@
+"""The Textual app: watch and steer the queue.
+
+It starts a supervisor (or attaches to the one a headless runner already runs) and talks to it only
+through protocol messages. Nothing here waits on the network or the disk: the queue is read by a worker
+thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
+both post messages to the event loop.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.screen import Screen
+
+from getm_tui.app.rows import SORTS, JobRow
+from getm_tui.app.screens.add import AddDialog
+from getm_tui.app.screens.confirm import ConfirmRemove
+from getm_tui.app.screens.details import DetailsScreen
+from getm_tui.app.screens.main import MainScreen
+from getm_tui.config import Settings
+from getm_tui.queue.sqlite import Job, Queue, QueueCorrupt, QueueError
+from getm_tui.runner import protocol as P
+from getm_tui.runner.link import SupervisorLink
+
+POLL_SECONDS = 0.2
+REDRAW_EVERY = 0.5
+TLS_OFF = "TLS certificate verification is off for every job (--insecure)"
+
+
+class QueueRows(Message):
+    """Rows read from SQLite by the poller: the changed ones, every id that exists, and counts."""
+
+    def __init__(self, jobs: list[Job], ids: set[int], counts: dict[str, int], full: bool) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.ids = ids
+        self.counts = counts
+        self.full = full
+
+
+class FromSupervisor(Message):
+    def __init__(self, payload: Any) -> None:
+        super().__init__()
+        self.payload = payload
+
+
+class GetmApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "getm-tui"
+
+    def __init__(self, data_dir: str, settings: Settings, connect: bool = True, poll: bool = True) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.settings = settings
+        self.rows: dict[int, JobRow] = {}
+        self.live: dict[int, P.LiveJob] = {}
+        self.counts: dict[str, int] = {}
+        self.total_rate = 0.0
+        self.sort = SORTS[0]
+        self.filter_text = ""
+        self.mode = "connecting" if connect else "offline"
+        self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
+        self._poll = poll
+        self._stop = threading.Event()
+        # Live snapshots come ten times a second; with a supervisor, redraw for them at most this often.
+        self._throttle = REDRAW_EVERY if connect else 0.0
+        self._pending: set[int] = set()
+        self._redraw_timer: Any = None
+        self._last_live_redraw = 0.0
+        if connect:
+            # multiprocessing starts its resource tracker with our stderr's descriptor; once Textual has
+            # replaced sys.stderr that fails, so start it now, before the app takes the terminal.
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        if self._poll:
+            self.run_worker(self._poll_queue, thread=True, group="poll", exit_on_error=False)
+        if self.link is not None:
+            self.run_worker(self._connect, thread=True, group="link", exit_on_error=False)
+        self.set_interval(1.0, self._sample_rate)
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # the poller thread ends with the app
+        # However the app ends (q, an exception, a test's end), a supervisor it started must stop and the
+        # thread blocked reading the link must end: asyncio.run waits for every worker thread.
+        if self.link is not None and self.link.mode != "disconnected":
+            self.link.close()
+
+    # -- background threads -----------------------------------------------------------------------
+
+    def _open_checked(self) -> Queue | None:
+        """The queue, once it is whole. A damaged file is not read here, nor kept open (an open connection
+        would stop the recovery): the supervisor backs it up and rebuilds it, and then this opens it."""
+        told = False
+        while not self._stop.is_set():
+            try:
+                return Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), check=True)
+            except QueueCorrupt as e:
+                if not told:
+                    told = True
+                    self.call_from_thread(self.notify, str(e), severity="error", timeout=10)
+                self._stop.wait(0.5)
+            except QueueError as e:
+                self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+                return None
+        return None
+
+    def _poll_queue(self) -> None:
+        q = self._open_checked()
+        if q is None:
+            return
+        version = None
+        since = 0.0
+        last_ids: set[int] = set()
+        last_mark: tuple[int, int, float] | None = None
+        last_counts: dict[str, int] = {}
+        try:
+            while not self._stop.is_set():
+                now = q.data_version()
+                if now != version:
+                    full = version is None
+                    version = now
+                    mark = q.fingerprint()
+                    if mark == last_mark and not full:
+                        self._stop.wait(POLL_SECONDS)
+                        continue  # only progress was saved: snapshots bring that
+                    last_mark = mark
+                    started = time.time()
+                    jobs = q.changed_since(since)
+                    since = max([since] + [j.updated for j in jobs]) if jobs else since
+                    if not jobs and not full:
+                        since = min(since, started)
+                    # Resume saves commit several times a second without changing what is shown.
+                    ids, counts = q.ids(), q.counts()
+                    if full or jobs or ids != last_ids or counts != last_counts:
+                        last_ids, last_counts = ids, counts
+                        self.post_message(QueueRows(jobs, ids, counts, full))
+                self._stop.wait(POLL_SECONDS)
+        except QueueError as e:
+            self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
+        finally:
+            q.close()
+
+    def _connect(self) -> None:
+        assert self.link is not None
+        try:
+            self.mode = self.link.open()
+        except OSError as e:
+            self.mode = "disconnected"
+            self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
+            return
+        if self._stop.is_set():  # the app ended while the supervisor was starting
+            self.link.close()
+            return
+        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+
+    # -- incoming ---------------------------------------------------------------------------------
+
+    def on_queue_rows(self, message: QueueRows) -> None:
+        changed = set()
+        for job in message.jobs:
+            row = self.rows.get(job.id)
+            if row is None:
+                self.rows[job.id] = JobRow(job, self.live.get(job.id))
+            else:
+                row.job = job
+            changed.add(job.id)
+        for gone in set(self.rows) - message.ids:
+            del self.rows[gone]
+        self.counts = message.counts
+        self._redraw(changed, reorder=True)
+        if message.full:
+            # What is loaded now (the widgets, the whole queue's rows) lives as long as the app: out of
+            # the collector's sight, a full collection no longer walks it. With 2,000 jobs one took
+            # 40-70 ms, a key press's whole budget, every few seconds while downloads run. Frozen
+            # objects are still freed when nothing refers to them (a removed job's row).
+            gc.freeze()
+
+    def on_from_supervisor(self, message: FromSupervisor) -> None:
+        msg = message.payload
+        if isinstance(msg, P.Snapshot):
+            before = set(self.live)
+            self.live = {j.id: j for j in msg.jobs}
+            self.total_rate = msg.rate
+            changed = before | set(self.live)
+            for job_id in changed:
+                row = self.rows.get(job_id)
+                if row is not None:
+                    row.live = self.live.get(job_id)
+            self._throttled_redraw(changed & set(self.rows))
+        elif isinstance(msg, P.Hello):
+            self.mode = self.link.mode if self.link else "attached"
+            self._tls_notice(msg)
+            self._redraw(set())
+        elif isinstance(msg, P.Busy):
+            self.run_worker(self._reattach, thread=True, group="link", exit_on_error=False)
+        elif isinstance(msg, P.Fatal):  # it cannot run the queue: say why (it goes away next)
+            self.notify(msg.message, severity="error", timeout=30)
+        elif isinstance(msg, P.LogLine):
+            if msg.level >= 30:
+                self.notify(msg.message, severity="error" if msg.level >= 40 else "warning", timeout=6)
+        elif msg is None:
+            if self.mode not in ("stopping",):
+                self.mode = "disconnected"
+                self.notify("the supervisor went away", severity="error")
+            self._redraw(set())
+
+    def _tls_notice(self, hello: P.Hello) -> None:
+        """Say when TLS verification is off for the whole queue, and when our --insecure cannot apply
+        (the queue is run by a supervisor started without it: its settings are its own)."""
+        if not hello.verify_tls:
+            self.notify(TLS_OFF, severity="warning", timeout=30)
+        elif not self.settings.verify_tls:
+            self.notify(
+                f"--insecure has no effect: the queue is run by process {hello.pid}, which verifies "
+                "TLS certificates (restart it with --insecure, or add jobs with add --insecure)",
+                severity="warning",
+                timeout=30,
+            )
+
+    def _reattach(self) -> None:
+        assert self.link is not None
+        try:
+            self.mode = self.link.reattach()
+        except OSError as e:
+            self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
+            return
+        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+
+    def _sample_rate(self) -> None:
+        if self._drawable():
+            self.main.push_rate(self.total_rate)
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _drawable(self) -> bool:
+        """The main screen can be drawn on: it is composed, and the app is not shutting down (the
+        interval timer and queued messages still fire while Textual removes the screens)."""
+        return self.is_running and bool(self.screen_stack) and self.main.is_mounted
+
+    def _throttled_redraw(self, changed: set[int]) -> None:
+        """Live progress: at most one redraw per REDRAW_EVERY, whatever the snapshot rate."""
+        self._pending |= changed
+        if self._redraw_timer is not None:
+            return
+        wait = self._last_live_redraw + self._throttle - time.monotonic()
+        if wait <= 0:
+            self._flush_live()
+        else:
+            self._redraw_timer = self.set_timer(wait, self._flush_live)
+
+    def _flush_live(self) -> None:
+        self._redraw_timer = None
+        self._last_live_redraw = time.monotonic()
+        changed, self._pending = self._pending, set()
+        self._redraw(changed, reorder=False)
+
+    def _redraw(self, changed: set[int] | None, reorder: bool = True) -> None:
+        if not self._drawable():
+            return
+        main = self.main
+        main.refresh_rows(self.rows, changed, self.sort, self.filter_text, reorder)
+        main.show_summary(self.counts, self.total_rate, self.mode, self.sort, self.filter_text)
+        self.selection_changed()
+        if isinstance(self.screen, DetailsScreen):
+            self.screen.show(self.rows.get(self.screen.job_id))
+
+    def selection_changed(self) -> None:
+        if not self._drawable():
+            return
+        job_id = self.main.selected_id()
+        self.main.show_selected(self.rows.get(job_id) if job_id is not None else None, self.total_rate)
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._redraw(None)
+
+    def _selected(self) -> JobRow | None:
+        job_id = self.main.selected_id()
+        return self.rows.get(job_id) if job_id is not None else None
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _send(self, msg: Any) -> bool:
+        if self.link is None or not self.link.send(msg):
+            self.notify("not connected to the supervisor", severity="error")
+            return False
+        return True
+
+    def action_add(self) -> None:
+        def added(specs: list[dict[str, Any]] | None) -> None:
+            if specs:
+                self.run_worker(lambda: self._add(specs), thread=True, group="add", exit_on_error=False)
+
+        self.push_screen(AddDialog(self.settings.download_dir, self.settings.concurrency), added)
+
+    def _add(self, specs: list[dict[str, Any]]) -> None:
+        try:
+            with Queue(self.data_dir) as q:
+                ids = q.add_many(specs)
+        except QueueError as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        if self.link is not None:
+            self.link.send(P.Wake())
+        self.call_from_thread(self.notify, f"added {len(ids)} job(s)", timeout=3)
+
+    def action_toggle_pause(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        if row.job.state in ("queued", "active"):
+            self._send(P.Pause((row.job.id,)))
+        elif row.job.state == "paused":
+            self._send(P.Resume((row.job.id,)))
+        else:
+            self.notify(f"{row.job.display_name} is {row.job.state}: nothing to pause", timeout=3)
+
+    def action_retry(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        if row.job.state in ("failed", "canceled"):
+            self._send(P.Retry((row.job.id,)))
+        else:
+            self.notify(f"{row.job.display_name} is {row.job.state}: only failed jobs are retried", timeout=3)
+
+    def action_remove(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        job_id = row.job.id
+
+        def answer(choice: str | None) -> None:
+            if choice:
+                self._send(P.Remove((job_id,), delete_file=choice == "delete"))
+
+        self.push_screen(ConfirmRemove(row.job.display_name, row.job.state == "done"), answer)
+
+    def _concurrency(self, row: JobRow) -> int:
+        # The row holds what was asked last (set below at once, so quick presses add up; the supervisor
+        # writes the same value to the queue and to the running job).
+        if row.job.concurrency:
+            return row.job.concurrency
+        if row.live is not None:
+            return row.live.concurrency
+        return self.settings.concurrency
+
+    def _set_concurrency(self, row: JobRow, n: int) -> None:
+        n = max(1, min(64, n))
+        if self._send(P.SetConcurrency(row.job.id, n)):
+            row.job.concurrency = n
+
+    def _set_priority(self, row: JobRow, priority: int) -> None:
+        if self._send(P.SetPriority(row.job.id, priority)):
+            row.job.priority = priority
+
+    def action_more_connections(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._set_concurrency(row, self._concurrency(row) + 1)
+
+    def action_fewer_connections(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._set_concurrency(row, self._concurrency(row) - 1)
+
+    def action_raise_priority(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._set_priority(row, row.job.priority + 1)
+
+    def action_lower_priority(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self._set_priority(row, row.job.priority - 1)
+
+    def action_details(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        screen = DetailsScreen(row.job.id)
+        self.push_screen(screen)
+        screen.show(row)
+        self.run_worker(lambda: self._load_events(screen), thread=True, group="details", exit_on_error=False)
+
+    def _load_events(self, screen: DetailsScreen) -> None:
+        try:
+            with Queue(self.data_dir) as q:
+                events = q.events(screen.job_id)
+        except QueueError:
+            return
+        screen.events = events
+        self.call_from_thread(self._show_details, screen)
+
+    def _show_details(self, screen: DetailsScreen) -> None:
+        if screen is self.screen:  # not popped while the events were read
+            screen.show(self.rows.get(screen.job_id))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._redraw(None)
+
+    async def action_quit(self) -> None:
+        self._stop.set()
+        if self.link is None or self.link.mode == "disconnected":
+            self.exit(0)
+            return
+        self.mode = "stopping"
+        self.main.show_summary(self.counts, self.total_rate, "stopping", self.sort, self.filter_text)
+        self.run_worker(self._close_link, thread=True, group="quit", exit_on_error=False)
+
+    def _close_link(self) -> None:
+        assert self.link is not None
+        self.link.close()
+        self.call_from_thread(self.exit, 0)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in (
+            ("Add downloads", "Open the add dialog (a)", self.action_add),
+            ("Pause or resume", "The selected job (space)", self.action_toggle_pause),
+            ("Retry", "The selected failed job (r)", self.action_retry),
+            ("Remove", "The selected job, optionally with its file (delete)", self.action_remove),
+            ("More connections", "For the selected job, while it runs (+)", self.action_more_connections),
+            ("Fewer connections", "For the selected job, while it runs (-)", self.action_fewer_connections),
+            ("Raise priority", "The selected job runs sooner (])", self.action_raise_priority),
+            ("Lower priority", "The selected job runs later ([)", self.action_lower_priority),
+            ("Details", "Segments, connections, headers, history (enter)", self.action_details),
+            ("Filter", "Show only jobs whose name matches (/)", self.main.action_filter),
+            ("Sort", "Cycle the sort order (s)", self.action_cycle_sort),
+        ):
+            yield SystemCommand(title, help_text, action)

@@ -1,0 +1,1 @@
+"""The command line: the entry point, `get`, the queue verbs and `run`."""

@@ -1,0 +1,441 @@
+"""Job hosts: the processes in which the supervisor's jobs run, up to max_active of them.
+
+One Python process runs Python on one core at a time. A queue of small files costs about 2.5 ms of CPU
+per job, most of it Python (the HTTP request, JSON, the file's bookkeeping); run in the supervisor's own
+threads those jobs used one core and fought over the GIL (a fifth of the CPU went on handing it over).
+Each host runs its share of the jobs in threads of its own, with its own keep-alive sessions and fetch
+processes. The queue stays the supervisor's: it is the one process that writes it, so hosts send their
+resume records there (and wait for them to be written, where the engine relies on that) instead of
+meeting each other at SQLite's lock, whose waits are sleeps of a millisecond or more.
+
+Messages, host <- supervisor: ("run", job, resume record, concurrency, rate limit), ("control", id,
+concurrency, rate limit), ("cancel", id), ("saved", id, error or None), ("stop",),
+and ("batch", [messages]) for what one turn of the supervisor's loop has for one host.
+Host -> supervisor: ("save", id, record), ("probe", id, path, size, info), ("progress", id, Progress),
+("log", id, level, text), ("end", id, kind, payload).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue as _queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from getm_tui.config import Settings
+from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
+from getm_tui.engine.errors import DownloadError
+from getm_tui.engine.http import make_session
+from getm_tui.engine.urls import redact_text
+from getm_tui.engine.workers import WorkerPool, drop_inherited_sockets
+from getm_tui.runner.process import die_with_parent, name_process
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A host of small jobs spends much of each waiting (on the server, on the supervisor's write of its
+# record), so more hosts than cores keep the cores busy: on 2 cores, 1,000 small files took 1.41 s with 4
+# hosts and 1.61 s with 2 (medians of 3); 8 were no better than 4.
+MIN_HOSTS = 4
+MAX_HOSTS = 8
+WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
+SHUTDOWN_GRACE = 1.8  # what a host gives its jobs to record their progress when told to stop
+
+SPAWN = multiprocessing.get_context("spawn")
+FORK = multiprocessing.get_context("fork")
+
+
+def host_count(max_active: int) -> int:
+    return max(1, min(max_active, max(MIN_HOSTS, os.cpu_count() or 1), MAX_HOSTS))
+
+
+@dataclass
+class LiveControl:
+    """What a front end may change while a job runs; the engine reads it on every turn of its loop."""
+
+    concurrency: int
+    rate_limit: float | None = None
+
+
+@dataclass
+class _HostJob:
+    job_id: int
+    control: LiveControl
+    record: dict[str, Any] | None = None  # its resume record as the queue holds it
+    cancel: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)  # its thread is done with it
+
+
+class _Spares(Generic[T]):
+    """Things a finished job hands to the next one, up to `limit` kept; thread-safe."""
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None], limit: int) -> None:
+        self._make = make
+        self._close = close
+        self._limit = limit
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> T:
+        with self._lock:
+            if self._items:
+                return self._items.pop()
+        return self._make()
+
+    def give(self, item: T, keep: bool = True) -> None:
+        with self._lock:
+            if keep and len(self._items) < self._limit:
+                self._items.append(item)
+                return
+        self._close(item)
+
+    def close_all(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for item in items:
+            self._close(item)
+
+
+class _JobThreads:
+    """Threads that run jobs one after another, up to `limit` of them.
+
+    A queue of small files starts a job every millisecond or two; a thread of its own for each cost a
+    thread start and exit per job. A thread is named after the job it runs (`job-ID`): ForwardLogs
+    tells from the name which job a log record belongs to.
+    """
+
+    def __init__(self, target: Callable[[_HostJob, Any], None], limit: int) -> None:
+        self._target = target
+        self._limit = max(1, limit)
+        self._inbox: _queue.SimpleQueue[tuple[_HostJob, Any] | None] = _queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, r: _HostJob, job: Any) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that thread is this job's: the next call must not count on it
+                start = False
+            else:
+                # At the limit every thread is busy with a job that has just ended (at most max_active
+                # run at once): the first to come back takes this one.
+                start = len(self._threads) < self._limit
+        self._inbox.put((r, job))
+        if start:
+            thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            r, job = item
+            me.name = f"job-{job.id}"
+            try:
+                self._target(r, job)
+            finally:
+                me.name = "job-idle"
+                with self._lock:
+                    self._idle += 1
+                r.ended.set()
+
+    def close(self) -> None:
+        """Let idle threads go (a thread still in a job takes its None when that job ends)."""
+        for _ in self._threads:
+            self._inbox.put(None)
+
+
+def job_of_thread() -> int | None:
+    """The job the calling thread runs, from its name (`job-ID`), or None."""
+    name = threading.current_thread().name
+    return int(name[4:]) if name.startswith("job-") and name[4:].isdigit() else None
+
+
+class ForwardLogs(logging.Handler):
+    """Log records become (job id or None, level, redacted text) for `sink`: a host sends them to the
+    supervisor, which keeps them as job events (error history) and shows them as LogLines."""
+
+    def __init__(self, sink: Callable[[tuple[int | None, int, str]], None]) -> None:
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            # Redacted here too: records of urllib3 (and anything else) may name a signed URL.
+            self.sink((job_of_thread(), record.levelno, redact_text(record.getMessage())))
+
+
+class _RemoteStore:
+    """A job's resume record, kept in the queue by the supervisor.
+
+    `save` returns once the record is written: the engine counts on that (a claim before the partial file
+    exists, a finished record before the rename). The engine never drops the record: the supervisor does,
+    in the update that records the job's end. Dropped at the commit, a kill before that update would lose
+    the fact that the file was finished, and the next run would fetch it again under `NAME (1)`.
+    """
+
+    def __init__(self, host: _Host, job_id: int, record: dict[str, Any] | None) -> None:
+        self.host = host
+        self.job_id = job_id
+        self._record = record
+
+    def load(self) -> dict[str, Any] | None:
+        return self._record
+
+    def save(self, record: dict[str, Any]) -> None:
+        self.host.call(self.job_id, ("save", self.job_id, record))
+        self._record = record
+
+    def clear(self) -> None:
+        pass
+
+
+class _Host:
+    """The host's side: a loop that takes the supervisor's messages, and threads that run the jobs."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, settings: Settings) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.jobs: dict[int, _HostJob] = {}
+        self._send_lock = threading.Lock()
+        self._replies: dict[int, tuple[threading.Event, list[str | None]]] = {}
+        self._stopping = False
+        keep = settings.max_active
+        # What a finished job hands to the next: its fetch processes and its keep-alive session, so a
+        # small job neither starts a process nor opens a connection.
+        self._pools = _Spares(
+            lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep
+        )
+        self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
+        self._threads = _JobThreads(self._run_job, keep)
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            self.conn.send(msg)
+
+    def call(self, job_id: int, msg: tuple[Any, ...]) -> None:
+        """Send, and wait for the supervisor's answer; it answers every call, and a lost supervisor
+        kills this process (PR_SET_PDEATHSIG) or ends the loop, which answers what is left."""
+        if self._stopping:
+            raise DownloadError("the supervisor stopped")  # nobody is left to answer
+        done = threading.Event()
+        reply: list[str | None] = []
+        self._replies[job_id] = (done, reply)
+        try:
+            self.send(msg)
+            done.wait()
+        finally:
+            self._replies.pop(job_id, None)
+        if reply and reply[0] is not None:
+            raise DownloadError(reply[0])
+
+    def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    msg = self.conn.recv()
+                except (EOFError, OSError):
+                    break
+                if msg[0] == "stop":
+                    break
+                self._handle(msg)
+        finally:
+            self._stop()
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "batch":
+            for one in msg[1]:
+                self._handle(one)
+        elif kind == "run":
+            _, job, record, concurrency, rate = msg
+            hj = _HostJob(job.id, LiveControl(concurrency, rate), record)
+            self.jobs[job.id] = hj
+            self._threads.run(hj, job)
+        elif kind == "saved":
+            waiting = self._replies.get(msg[1])
+            if waiting is not None:
+                waiting[1].append(msg[2])
+                waiting[0].set()
+        elif kind == "control":
+            hj = self.jobs.get(msg[1])
+            if hj is not None:
+                hj.control.concurrency, hj.control.rate_limit = msg[2], msg[3]
+        elif kind == "cancel":
+            hj = self.jobs.get(msg[1])
+            if hj is not None:
+                hj.cancel.set()
+
+    def _stop(self) -> None:
+        """Cancel what runs (each job records its progress), then let the threads and processes go."""
+        self._stopping = True
+        for hj in list(self.jobs.values()):
+            hj.cancel.set()
+        for done, reply in list(self._replies.values()):
+            reply.append("the supervisor stopped")  # nobody is left to write the record
+            done.set()
+        for hj in list(self.jobs.values()):
+            hj.ended.wait(SHUTDOWN_GRACE)
+        self._threads.close()
+        self._pools.close_all()
+        self._sessions.close_all()
+
+    def _run_job(self, hj: _HostJob, job: Any) -> None:
+        store = _RemoteStore(self, job.id, hj.record)
+        pool: WorkerPool | None = None
+        target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
+        http_settings = self.settings.http()
+        if job.info.get("insecure") and http_settings.verify_tls:
+            # `add --insecure`: this job only; the pool's workers get these settings with each task.
+            http_settings = replace(http_settings, verify_tls=False)
+            log.warning("TLS certificate verification is off for this job (added with --insecure)")
+        options = Options(
+            concurrency=hj.control.concurrency,
+            part_size=self.settings.part_size,
+            retries=self.settings.retries,
+            rate_limit=hj.control.rate_limit,
+            http=http_settings,
+        )
+
+        def on_probe(probe: Any, path: str) -> None:
+            # Merged: what `add` put there (insecure) must survive the probe, for a retry.
+            info = {
+                **job.info,
+                "headers": probe.headers,
+                "ranges": probe.ranges,
+                "validator": probe.validator,
+            }
+            self.send(("probe", job.id, path, probe.size, info))
+
+        def on_progress(p: Progress) -> None:
+            self.send(("progress", job.id, p))
+
+        end: tuple[str, Any]
+        session = self._sessions.take()
+        try:
+            pool = self._pools.take()
+            result = download(
+                job.url,
+                target,
+                concurrency=hj.control.concurrency,
+                checksum=job.checksums,
+                options=options,
+                progress=on_progress,
+                cancel=hj.cancel,
+                pool=pool,
+                session=session,
+                store=store,
+                on_probe=on_probe,
+                live=hj.control,
+            )
+            end = ("done", _finished(result))
+        except Cancelled:
+            end = ("cancelled", None)
+        except IntegrityError as e:
+            end = ("mismatch", str(e))
+        except EngineError as e:
+            end = ("failed", str(e))
+        except OSError as e:
+            end = ("failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+        except Exception as e:  # a bug must fail the job, not kill the host
+            log.exception("job %d crashed", job.id)
+            end = ("failed", f"internal error: {type(e).__name__}: {e}")
+        finally:
+            if pool is not None:
+                self._pools.give(pool, keep=not self._stopping)
+            self._sessions.give(session, keep=not self._stopping)
+        self.jobs.pop(job.id, None)
+        with contextlib.suppress(OSError, ValueError):
+            self.send(("end", job.id, *end))
+
+
+def _finished(res: Any) -> dict[str, Any]:
+    """What the supervisor records of a finished download."""
+    integrity = [
+        {
+            "algorithm": o.expected.algorithm,
+            "source": o.expected.source,
+            "expected": o.expected.value,
+            "computed": o.computed,
+            "ok": o.ok,
+            "detail": o.detail,
+        }
+        for o in res.outcomes
+    ]
+    return {
+        "path": res.path,
+        "size": res.size,
+        "verdict": res.verdict,
+        "crc32c": res.crc32c,
+        "integrity": integrity,
+    }
+
+
+def host_main(
+    conn: multiprocessing.connection.Connection, settings: Settings, level: int, parent: int, forked: bool
+) -> None:
+    """Entry point of a job host."""
+    # Killed when the supervisor dies, however it dies: a host outliving it would go on writing files
+    # while a new supervisor takes the queue and starts the same jobs again.
+    die_with_parent(parent)
+    name_process(multiprocessing.current_process().name)  # getm-host-N
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if forked:
+        drop_inherited_sockets(conn.fileno())
+    logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(level)
+    host = _Host(conn, settings)
+    logging.getLogger("getm_tui").addHandler(ForwardLogs(lambda item: host.send(("log", *item))))
+    host.serve()
+    os._exit(0)  # the threads are done or abandoned; interpreter teardown would only wait on them
+
+
+class JobHost:
+    """The supervisor's handle on one host process."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        # A process with one thread (the supervisor as it starts) forks its hosts: no interpreter start and
+        # no imports. Later ones (one that replaces a host that died) are spawned.
+        start = FORK if threading.active_count() == 1 else SPAWN
+        self.conn, child = start.Pipe(duplex=True)
+        self.process = start.Process(
+            target=host_main,
+            args=(child, settings, logging.getLogger().getEffectiveLevel(), os.getpid(), start is FORK),
+            name=f"getm-host-{index}",
+            daemon=False,  # it starts fetch processes of its own
+        )
+        self.process.start()
+        child.close()
+        self.alive = True
+
+    def send(self, msg: tuple[Any, ...]) -> bool:
+        """False if the host is gone (the caller hears of it from the connection too)."""
+        try:
+            self.conn.send(msg)
+            return True
+        except (OSError, ValueError):
+            self.alive = False
+            return False
+
+    def stop(self, timeout: float) -> None:
+        """Ask it to stop (its jobs have ended or been given up on) and wait; kill it if it will not."""
+        self.send(("stop",))
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1.0)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        self.alive = False

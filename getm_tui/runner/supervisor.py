@@ -1,0 +1,739 @@
+"""The process that owns running jobs: it takes queued jobs from SQLite, has job hosts (jobhost.py) run
+them on the engine, records what happens, and tells front ends about it through the protocol.
+
+It runs in its own process (spawn context), started by a front end that keeps a Pipe to it, and listens on
+a 0600 Unix socket with an authkey so other front ends can attach. One per queue (SupervisorLock). It
+never waits on a front end: each client has a sender thread with a bounded outbox, where a newer
+snapshot replaces an unsent one.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue as _queue
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from getm_tui.config import Settings
+from getm_tui.engine import Progress, control
+from getm_tui.engine.files import part_path
+from getm_tui.queue.lock import QueueBusy, SupervisorLock
+from getm_tui.queue.sqlite import Job, Queue, QueueCorrupt, QueueError
+from getm_tui.runner import protocol as P
+from getm_tui.runner.endpoint import authkey, hang_up, socket_path
+from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
+from getm_tui.runner.process import flush_std_streams, name_process
+from getm_tui.runner.readiness import Readiness, readable
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 0.1
+SUPERVISOR_NICE = 5
+RECONCILE_EVERY = 1.0
+# A client of the socket has this long to answer the authkey challenge; one that connects and says
+# nothing must not block every later front end (the handshake used to run in the accept loop).
+HANDSHAKE_TIMEOUT = 5.0
+
+
+@dataclass
+class _Running:
+    job_id: int
+    name: str
+    host: JobHost | None = None
+    cancelled: bool = False
+    control: LiveControl = field(default_factory=lambda: LiveControl(4))
+    sent: tuple[int, float | None] | None = None  # the control its host was last told of
+    progress: Progress | None = None
+    history: collections.deque[tuple[float, int]] = field(
+        default_factory=lambda: collections.deque(maxlen=40)
+    )
+    # Per connection: each part in flight's (time, bytes done, smoothed rate), and the rates for screens.
+    parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
+    conn_rates: tuple[float, ...] = ()
+
+    def measure(self, p: Progress) -> None:
+        """Record a progress report: the job's history, and a smoothed rate per part in flight."""
+        now = time.monotonic()
+        self.progress = p
+        self.history.append((now, p.done))
+        rates = []
+        for start, _length, done, state in p.segments:
+            if state != "active":
+                self.parts_seen.pop(start, None)
+                continue
+            seen = self.parts_seen.get(start)
+            rate = None
+            if seen is not None and now > seen[0]:
+                instant = (done - seen[1]) / (now - seen[0])
+                rate = instant if seen[2] is None else 0.7 * seen[2] + 0.3 * instant
+                rates.append(rate)
+            self.parts_seen[start] = (now, done, rate)
+        self.conn_rates = tuple(rates)
+
+
+class _Client:
+    """One attached front end: commands are read by the supervisor loop, messages sent by a thread."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, owner: bool) -> None:
+        self.conn = conn
+        self.owner = owner
+        self.alive = True
+        self._events: _queue.Queue[Any] = _queue.Queue(maxsize=10_000)
+        self._snapshot: P.Snapshot | None = None
+        # Messages handed to send() and not yet written (a snapshot counts once, however often replaced):
+        # what flush() waits on.
+        self._unsent = 0
+        self._sent_all = threading.Condition()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._send_loop, daemon=True, name="client-sender")
+        self._thread.start()
+
+    def send(self, msg: Any) -> None:
+        with self._sent_all:
+            if isinstance(msg, P.Snapshot):
+                if self._snapshot is None:
+                    self._unsent += 1
+                self._snapshot = msg  # a newer snapshot replaces one not yet sent
+            else:
+                with contextlib.suppress(_queue.Full):
+                    self._events.put_nowait(msg)
+                    self._unsent += 1
+        self._wake.set()
+
+    def _send_loop(self) -> None:
+        while self.alive:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                while True:
+                    try:
+                        msg = self._events.get_nowait()
+                    except _queue.Empty:
+                        break
+                    self.conn.send(msg)
+                    self._written()
+                with self._sent_all:
+                    snap, self._snapshot = self._snapshot, None
+                if snap is not None:
+                    self.conn.send(snap)
+                    self._written()
+            except (OSError, EOFError, ValueError):
+                self.alive = False
+                with self._sent_all:
+                    self._sent_all.notify_all()
+
+    def _written(self) -> None:
+        with self._sent_all:
+            self._unsent -= 1
+            if not self._unsent:
+                self._sent_all.notify_all()
+
+    def flush(self, timeout: float = 1.0) -> None:
+        """Wait until everything sent so far is written (or the front end is gone, or `timeout`)."""
+        self._wake.set()
+        with self._sent_all:
+            self._sent_all.wait_for(lambda: not self.alive or not self._unsent, timeout)
+
+    def close(self) -> None:
+        self.alive = False
+        self._wake.set()
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+def _partial_exists(rec: dict[str, Any] | None, job: Job) -> bool:
+    name = control.claimed_name(rec, job.url)
+    return name is not None and os.path.exists(part_path(os.path.join(job.directory, name)))
+
+
+class Supervisor:
+    def __init__(self, data_dir: str, settings: Settings, once: bool = False, listen: bool = True) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self.once = once
+        self.listen = listen
+        self.lock = SupervisorLock(data_dir)
+        self.running: dict[int, _Running] = {}
+        self.results: _queue.Queue[tuple[_Running, str, Any]] = _queue.Queue()
+        self.logs: _queue.Queue[tuple[int | None, int, str]] = _queue.Queue(maxsize=100_000)
+        self.clients: list[_Client] = []
+        self._joining: _queue.Queue[_Client] = _queue.Queue()
+        self.stop = threading.Event()
+        self.failed = 0
+        self.done = 0
+        self.rate_limit = settings.rate_limit
+        self._hosts: list[JobHost] = []
+        # During one of the loop's transactions (_turn), what must wait for its commit: a host's "saved"
+        # (the engine goes on to create or rename files on the strength of it), a job's "run", and news
+        # for front ends (they read the queue when they hear it).
+        self._held: list[tuple[JobHost | None, Any]] | None = None
+        self._readiness = Readiness()
+        self._listener: multiprocessing.connection.Listener | None = None
+        self._data_version = -1
+        self._reconciled = 0.0
+        self._snapshot_at = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def serve(self, owner: multiprocessing.connection.Connection | None = None) -> int:
+        try:
+            self.lock.acquire()
+        except QueueBusy as e:
+            if owner is not None:
+                self.clients.append(_Client(owner, owner=True))
+            self._broadcast(P.Busy(e.pid))
+            self._flush_clients()
+            return 2
+        # First, while this process has one thread: then the hosts are forked, not spawned (see JobHost).
+        self._hosts = [JobHost(self.settings, i) for i in range(host_count(self.settings.max_active))]
+        if owner is not None:
+            self.clients.append(_Client(owner, owner=True))
+        handler = ForwardLogs(self._log_nowait)
+        logging.getLogger("getm_tui").addHandler(handler)
+        try:
+            # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
+            self.q = Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), recover=True)
+            for job_id in self.q.requeue_active():
+                log.info("job %d was left active by a stopped supervisor: queued again", job_id)
+            if self.listen:
+                self._start_listener()
+            self._broadcast(self._hello())
+            self._loop()
+        except QueueCorrupt as e:  # found while running: stop; the next start backs it up and rebuilds it
+            self._broadcast(P.Fatal(f"{e}; stopped: run getm-tui again to keep the jobs that can be read"))
+            self._flush_clients()
+            return 2
+        except QueueError as e:
+            self._broadcast(P.Fatal(str(e)))
+            self._flush_clients()
+            return 2
+        finally:
+            self._shutdown()
+            logging.getLogger("getm_tui").removeHandler(handler)
+            if hasattr(self, "q"):
+                with contextlib.suppress(sqlite3.Error):
+                    self.q.close()  # the last connection checkpoints the WAL into the file
+            self.lock.release()
+        return 0
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            # No wait while a look at the queue is due (at the start, after a job ends or a command).
+            self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
+            self._drain_logs()
+            now = time.monotonic()
+            version = self.q.data_version()
+            if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
+                self._data_version = version
+                self._reconciled = now
+                self._reconcile()
+            if now - self._snapshot_at >= SNAPSHOT_EVERY:
+                self._snapshot_at = now
+                self._broadcast(self._snapshot())
+            if self.once and not self.running and not self.q.next_runnable(1):
+                break
+            if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
+                log.info("the front end that started the supervisor is gone: stopping")
+                break
+        self._drain_logs()
+
+    def _shutdown(self) -> None:
+        """Stop fetching, record state, and go, within about two seconds."""
+        for r in self.running.values():
+            self._cancel(r)
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        if hasattr(self, "q"):
+            with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
+                # The hosts' last words: each cancelled job saves its progress and ends.
+                while self.running and time.monotonic() < deadline:
+                    self._wait_hosts(max(0.0, deadline - time.monotonic()))
+                for job_id in list(self.running):
+                    # A job that did not end in time: its progress is saved as it goes.
+                    self.q.transition(job_id, "queued", ["active"])
+            self._drain_logs()
+        for host in self._hosts:
+            host.stop(timeout=1.0)
+        self._take_joining()
+        self._broadcast(P.Finished(self.failed, self.done))
+        self._flush_clients()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(socket_path(self.data_dir))
+        for c in self.clients:
+            c.close()
+
+    def _flush_clients(self) -> None:
+        for c in self.clients:
+            c.flush()
+
+    # -- front ends -------------------------------------------------------------------------------
+
+    def _start_listener(self) -> None:
+        path = socket_path(self.data_dir)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        old = os.umask(0o077)
+        try:
+            # No authkey here: _handshake checks it per connection, in a thread of its own.
+            self._listener = multiprocessing.connection.Listener(path, family="AF_UNIX")
+            authkey(self.data_dir)  # created now, owner-only, before anyone can connect
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        threading.Thread(target=self._accept_loop, daemon=True, name="listener").start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self.stop.is_set():
+            try:
+                conn = self._listener.accept()
+            except (OSError, EOFError):
+                if self.stop.is_set() or self._listener is None:
+                    return
+                continue
+            threading.Thread(target=self._handshake, args=(conn,), daemon=True, name="handshake").start()
+
+    def _handshake(self, conn: multiprocessing.connection.Connection) -> None:
+        """The authkey challenge, both ways, as Listener(authkey=...) does it, but bounded in time."""
+        key = authkey(self.data_dir)
+        timer = threading.Timer(HANDSHAKE_TIMEOUT, hang_up, args=(conn,))
+        timer.daemon = True
+        timer.start()
+        try:
+            multiprocessing.connection.deliver_challenge(conn, key)
+            multiprocessing.connection.answer_challenge(conn, key)
+        except multiprocessing.AuthenticationError:
+            log.warning("refused a connection to the supervisor socket: wrong authkey")
+            conn.close()
+            return
+        except (OSError, EOFError, ValueError):
+            conn.close()  # hung up, or said nothing in time
+            return
+        finally:
+            timer.cancel()
+        if self.stop.is_set():
+            conn.close()
+            return
+        client = _Client(conn, owner=False)
+        client.send(self._hello())
+        self._joining.put(client)  # the loop adds it: only the loop's thread changes self.clients
+
+    def _hello(self) -> P.Hello:
+        return P.Hello(os.getpid(), self.data_dir, self.settings.verify_tls)
+
+    def _take_joining(self) -> None:
+        while True:
+            try:
+                self.clients.append(self._joining.get_nowait())
+            except _queue.Empty:
+                return
+
+    def _read_commands(self, timeout: float) -> None:
+        self._take_joining()
+        conns = {c.conn: c for c in self.clients if c.alive}
+        for conn in self._wait_hosts(timeout, list(conns)):
+            client = conns[conn]
+            try:
+                while client.alive and readable(conn):
+                    self._command(client, conn.recv())  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                client.alive = False
+        self.clients = [c for c in self.clients if c.alive or c.owner]
+
+    def _command(self, client: _Client, msg: Any) -> None:
+        q = self.q
+        if isinstance(msg, P.Shutdown):
+            self.stop.set()
+        elif isinstance(msg, P.Detach):
+            client.close()
+        elif isinstance(msg, P.Pause):
+            for i in msg.ids:
+                q.transition(i, "paused", ["queued", "active"])
+        elif isinstance(msg, P.Resume):
+            for i in msg.ids:
+                q.transition(i, "queued", ["paused"])
+        elif isinstance(msg, P.Retry):
+            for i in msg.ids:
+                q.transition(i, "queued", ["failed", "canceled"], error=None)
+        elif isinstance(msg, P.Remove):
+            for i in msg.ids:
+                if i in self.running:
+                    q.transition(
+                        i, "canceled", ["active", "queued", "paused"], info={"delete_file": msg.delete_file}
+                    )
+                else:
+                    self._remove_files(i, msg.delete_file)
+                    q.delete(i)
+                    self._broadcast(P.JobChanged(i, "removed"))
+        elif isinstance(msg, P.SetConcurrency):
+            q.update(msg.id, concurrency=max(1, msg.concurrency))
+            if msg.id in self.running:
+                self.running[msg.id].control.concurrency = max(1, msg.concurrency)
+                self._tell_control(self.running[msg.id])
+        elif isinstance(msg, P.SetPriority):
+            q.update(msg.id, priority=msg.priority)
+        elif isinstance(msg, P.SetRateLimit):
+            self.rate_limit = max(0, msg.bytes_per_second)
+            self._share_rate()
+        elif isinstance(msg, P.Wake):
+            self._data_version = -1
+        self._reconciled = 0.0
+
+    def _broadcast(self, msg: Any) -> None:
+        if self._held is not None:
+            self._held.append((None, msg))
+            return
+        for c in self.clients:
+            if c.alive:
+                c.send(msg)
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Bring running jobs in line with the queue, and start what may start."""
+        with self._turn():
+            self._reconcile_now()
+
+    def _reconcile_now(self) -> None:
+        if self.running:
+            ids = tuple(self.running)
+            marks = ",".join("?" * len(ids))
+            rows = self.q.db.execute(
+                f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids
+            ).fetchall()
+            seen = {row[0]: row for row in rows}
+            for job_id, r in list(self.running.items()):
+                row = seen.get(job_id)
+                state = row[1] if row else "canceled"
+                if state != "active":  # paused, canceled (removed), or gone
+                    self._cancel(r)
+                if row and row[2]:
+                    r.control.concurrency = int(row[2])
+                    self._tell_control(r)
+        if self.stop.is_set():
+            return
+        free = self.settings.max_active - len(self.running)
+        if free <= 0:
+            return
+        for job in self.q.next_runnable(free, exclude=tuple(self.running)):
+            if not self.q.transition(job.id, "active", ["queued"], started=time.time(), error=None):
+                continue
+            r = _Running(job.id, job.display_name)
+            r.control = LiveControl(job.concurrency or self.settings.concurrency)
+            self.running[job.id] = r
+            self._share_rate()
+            self._start(r, job)
+            self._broadcast(P.JobChanged(job.id, "active"))
+
+    def _start(self, r: _Running, job: Job) -> None:
+        """Hand the job to the host with the fewest jobs (a new one if all have died)."""
+        alive = [h for h in self._hosts if h.alive]
+        if not alive:
+            log.warning("starting a new job host: the last one stopped")
+            self._hosts = [JobHost(self.settings, len(self._hosts))]
+            alive = self._hosts
+        host = min(alive, key=lambda h: len(self._jobs_of(h)))
+        r.host = host
+        r.sent = (r.control.concurrency, r.control.rate_limit)
+        self._after_commit(host, ("run", job, self.q.load_resume(job.id), *r.sent))
+
+    def _jobs_of(self, host: JobHost) -> list[_Running]:
+        return [r for r in self.running.values() if r.host is host]
+
+    def _cancel(self, r: _Running) -> None:
+        """Ask the job's host to stop it (paused, removed, shutdown); it saves its progress and ends."""
+        if r.cancelled:
+            return
+        r.cancelled = True
+        if r.host is not None:
+            r.host.send(("cancel", r.job_id))
+
+    def _tell_control(self, r: _Running) -> None:
+        now = (r.control.concurrency, r.control.rate_limit)
+        if r.host is not None and now != r.sent:
+            r.sent = now
+            r.host.send(("control", r.job_id, *now))
+
+    def _share_rate(self) -> None:
+        share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
+        for r in self.running.values():
+            r.control.rate_limit = share
+            self._tell_control(r)
+
+    # -- what hosts say ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The queue writes of one turn of the loop in one transaction (a queue of small files asked for
+        six commits per job), and the messages that depend on them after its commit. On a database error
+        the hosts waiting on a save hear of it, and the jobs not yet sent are forgotten."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            with self.q.batch():
+                yield
+        except QueueError as e:
+            held, self._held = self._held, None
+            for host, msg in held:
+                if host is not None and msg[0] == "saved":
+                    host.send(("saved", msg[1], str(e)))
+                elif host is not None and msg[0] == "run":
+                    self.running.pop(msg[1].id, None)
+            raise
+        held, self._held = self._held, None
+        to_hosts: dict[JobHost, list[tuple[Any, ...]]] = {}
+        for host, msg in held:
+            if host is None:
+                self._broadcast(msg)
+            else:
+                to_hosts.setdefault(host, []).append(msg)
+        for host, msgs in to_hosts.items():
+            # One write per host and turn: each write wakes the host, and a turn that read several of
+            # its saves answers them all.
+            host.send(msgs[0] if len(msgs) == 1 else ("batch", msgs))  # a dead host is found by the loop
+
+    def _after_commit(self, host: JobHost, msg: tuple[Any, ...]) -> None:
+        if self._held is None:
+            host.send(msg)
+        else:
+            self._held.append((host, msg))
+
+    def _wait_hosts(self, timeout: float, others: list[Any] | None = None) -> list[Any]:
+        """Wait up to `timeout` for a host (or one of the `others` connections) to have something to read;
+        read what the hosts sent, and return the `others` that are ready."""
+        hosts = {h.conn: h for h in self._hosts if h.alive}
+        if not hosts and others is None:
+            return []  # nothing to wait for (the main loop, which passes its clients, waits out its turn)
+        try:
+            ready = self._readiness.ready([*(others or ()), *hosts], timeout)
+        except OSError:
+            ready = []
+        self._read_hosts([hosts[c] for c in ready if c in hosts])
+        return [c for c in ready if c not in hosts]
+
+    def _read_hosts(self, hosts: list[JobHost]) -> None:
+        if not hosts:
+            return
+        with self._turn():
+            for host in hosts:
+                self._read_host(host)
+
+    def _read_host(self, host: JobHost) -> None:
+        try:
+            while host.alive and readable(host.conn):
+                self._from_host(host, host.conn.recv())
+        except (EOFError, OSError):
+            self._host_lost(host)
+
+    def _from_host(self, host: JobHost, msg: tuple[Any, ...]) -> None:
+        kind, job_id = msg[0], msg[1]
+        r = self.running.get(job_id)
+        if kind == "save":
+            self.q.save_resume(job_id, msg[2])
+            self._after_commit(host, ("saved", job_id, None))
+        elif kind == "probe":
+            _, _, path, size, info = msg
+            if r is not None:
+                r.name = os.path.basename(path)
+            self.q.update(job_id, path=path, size=size, info=info)
+        elif kind == "progress":
+            if r is not None:
+                r.measure(msg[2])
+        elif kind == "log":
+            self._log_nowait(msg[1:])
+        elif kind == "end" and r is not None:
+            self._ended(r, msg[2], msg[3])
+
+    def _host_lost(self, host: JobHost) -> None:
+        """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
+        new host if no other is left."""
+        host.alive = False
+        host.process.join(1.0)
+        code = host.process.exitcode
+        log.warning("a job host stopped unexpectedly (exit code %s)", code)
+        for r in self._jobs_of(host):
+            if r.cancelled:
+                self._ended(r, "cancelled", None)
+            else:
+                self._ended(
+                    r, "failed", f"internal error: the process running this job stopped (exit code {code})"
+                )
+
+    def _log_nowait(self, item: tuple[int | None, int, str]) -> None:
+        with contextlib.suppress(_queue.Full):
+            self.logs.put_nowait(item)
+
+    def _ended(self, r: _Running, kind: str, payload: Any) -> None:
+        """Record how a job ended: done (payload: what jobhost._finished says), failed or mismatch (payload:
+        the error), or cancelled."""
+        self.running.pop(r.job_id, None)
+        self._reconciled = 0.0  # a slot is free: look for the next job now
+        self._share_rate()
+        q = self.q
+        now = time.time()
+        if kind == "done":
+            res = payload
+            with q.batch():
+                q.update(
+                    r.job_id,
+                    state="done",
+                    path=res["path"],
+                    size=res["size"],
+                    bytes_done=res["size"],
+                    verdict=res["verdict"],
+                    integrity=res["integrity"],
+                    finished=now,
+                    error=None,
+                    resume=None,
+                )
+                q.log_event(
+                    r.job_id, "done", f"saved {res['path']} ({res['verdict']}, crc32c {res['crc32c']})"
+                )
+            self.done += 1
+            self._broadcast(P.JobChanged(r.job_id, "done", res["verdict"]))
+        elif kind in ("failed", "mismatch"):
+            job = q.get(r.job_id)
+            verdict = "mismatch" if kind == "mismatch" else job.verdict
+            # Bytes are kept only if the partial file the record names is still there (a full disk
+            # or a mismatch removes it): otherwise say that nothing is kept.
+            kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
+            with q.batch():
+                q.update(
+                    r.job_id,
+                    state="failed",
+                    error=payload,
+                    attempts=job.attempts + 1,
+                    finished=now,
+                    verdict=verdict,
+                    bytes_done=kept,
+                )
+                q.log_event(r.job_id, "error", payload)
+            self.failed += 1
+            self._broadcast(P.JobChanged(r.job_id, "failed", payload))
+        else:
+            self._stopped(r)
+
+    def _stopped(self, r: _Running) -> None:
+        q = self.q
+        try:
+            job = q.get(r.job_id)
+        except QueueError:
+            return
+        if job.state == "canceled":
+            self._remove_files(r.job_id, bool(job.info.get("delete_file")))
+            q.delete(r.job_id)
+            self._broadcast(P.JobChanged(r.job_id, "removed"))
+        elif job.state == "active":
+            q.transition(r.job_id, "queued", ["active"])
+            self._broadcast(P.JobChanged(r.job_id, "queued"))
+        else:
+            self._broadcast(P.JobChanged(r.job_id, job.state))
+
+    def _remove_files(self, job_id: int, delete_file: bool) -> None:
+        """A removed job leaves nothing partial behind; its finished file goes only when asked."""
+        try:
+            job = self.q.get(job_id)
+        except QueueError:
+            return
+        if not job.path:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part_path(job.path))
+        if delete_file and job.state == "done":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.path)
+
+    def _drain_logs(self) -> None:
+        while True:
+            try:
+                job_id, level, message = self.logs.get_nowait()
+            except _queue.Empty:
+                return
+            if job_id is not None and level >= logging.INFO:
+                with contextlib.suppress(QueueError):
+                    self.q.log_event(job_id, "warning" if level >= logging.WARNING else "info", message)
+            if level >= logging.INFO:
+                prefix = f"job {job_id}: " if job_id is not None else ""
+                self._broadcast(P.LogLine(level, prefix + message))
+
+    def _snapshot(self) -> P.Snapshot:
+        jobs = []
+        total = 0.0
+        for r in self.running.values():
+            p = r.progress
+            rate = _rate(r.history)
+            total += rate
+            if p is None:
+                jobs.append(P.LiveJob(r.job_id, r.name, None, 0, 0.0, 0, r.control.concurrency, 0, 0, 0))
+                continue
+            jobs.append(
+                P.LiveJob(
+                    r.job_id,
+                    r.name,
+                    p.size,
+                    p.done,
+                    rate,
+                    p.connections,
+                    r.control.concurrency,
+                    p.parts_done,
+                    p.parts_total,
+                    p.retries,
+                    tuple(p.segments),
+                    r.conn_rates,
+                )
+            )
+        return P.Snapshot(time.time(), tuple(jobs), total, self.rate_limit)
+
+
+def _rate(history: collections.deque[tuple[float, int]], window: float = 2.0) -> float:
+    """Bytes per second over the last `window` seconds of progress samples."""
+    if len(history) < 2:
+        return 0.0
+    t1, d1 = history[-1]
+    if time.monotonic() - t1 > window:
+        return 0.0
+    t0, d0 = next((t, d) for t, d in history if t1 - t <= window)
+    return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def supervisor_main(
+    data_dir: str,
+    settings: Settings,
+    owner: multiprocessing.connection.Connection | None,
+    once: bool,
+    level: int,
+) -> None:
+    """Entry point of the supervisor process."""
+    name_process("getm-supervisor")
+    # Background work: an interactive front end on the same machine must win the CPU over it.
+    os.nice(SUPERVISOR_NICE)
+    logging.basicConfig(level=level)
+    logging.getLogger().handlers.clear()  # records go to front ends as LogLines
+    logging.getLogger().setLevel(level)
+    sup = Supervisor(data_dir, settings, once=once)
+
+    def stop(_sig: int, _frame: object) -> None:
+        sup.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = sup.serve(owner)
+    # Everything is recorded and every process of ours has been joined: the interpreter's teardown
+    # (module by module, with nothing left to flush) would only keep the front end waiting, for about
+    # 30 ms at the end of every `run --once`.
+    flush_std_streams()
+    os._exit(code)

@@ -1,0 +1,1 @@
+"""What the tests share: loopback servers that misbehave on cue, process and queue helpers."""
