@@ -1,4 +1,53 @@
-"""Shared fixtures: loopback servers started per test (fault server) or per module (moto S3)."""
+"""Fixtures every test folder may use: the loopback servers (a fault-injecting HTTP server per test, a
+PostgreSQL per session with a database per test) and the engine's after-test hygiene check."""
 
-from tests.helpers.faultserver import fault_server  # noqa: F401
-from tests.helpers.s3server import s3_server  # noqa: F401
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers.engine_util import no_leftovers
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.postgres import PostgresServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", 'slow: takes more than a few seconds; `pytest -m "not slow"` skips it')
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A started :class:`FaultServer`, stopped (promptly, even with stalled handlers) after the test."""
+    server = FaultServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def engine_hygiene(fault_server: FaultServer) -> Iterator[None]:
+    """After the test: nothing of ours in /dev/shm, no worker process left, no server-side bug."""
+    with no_leftovers():
+        yield
+    assert fault_server.errors == []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The distribution's PostgreSQL, run unprivileged in a temporary directory for the whole session."""
+    server = PostgresServer().init().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A libpq URL (with a password) for an empty database of this test's own."""
+    if postgres_server.process is None or postgres_server.process.poll() is not None:
+        postgres_server.start()  # a test that stopped the server may have failed before starting it again
+    return postgres_server.create_database(f"test_{uuid.uuid4().hex[:12]}")

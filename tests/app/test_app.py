@@ -172,6 +172,7 @@ async def active_with_progress(pilot: Pilot, env: Env, job_id: int) -> None:
 # -- a: the add dialog ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_opens_the_add_dialog_typing_a_url_and_enter_adds_it(env):
     data = os.urandom(300_000)
     url = env.server.add("/typed.bin", data)
@@ -204,6 +205,7 @@ def test_a_opens_the_add_dialog_typing_a_url_and_enter_adds_it(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_add_dialog_validation_shows_errors_in_the_dialog(env, tmp_path):
     url = env.server.add("/v.bin", os.urandom(1000))
     app = env.app()
@@ -275,6 +277,7 @@ def test_add_dialog_validation_shows_errors_in_the_dialog(env, tmp_path):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_a_paste_of_three_lines_adds_three_jobs(env):
     blobs = {f"p{i}.bin": os.urandom(50_000 + i) for i in range(3)}
     urls = [env.server.add(f"/{name}", data) for name, data in blobs.items()]
@@ -300,6 +303,7 @@ def test_a_paste_of_three_lines_adds_three_jobs(env):
 # -- space, r, delete -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_space_pauses_and_resumes_the_selected_job(env):
     [job_id] = env.add(env.slow("pause.bin"))
     app = env.app()
@@ -324,6 +328,7 @@ def test_space_pauses_and_resumes_the_selected_job(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_r_retries_the_selected_failed_job(env):
     late = env.server.base_url + "/late.bin"
     [failed, ok] = env.add(late, env.small("ok.bin"))
@@ -348,6 +353,7 @@ def test_r_retries_the_selected_failed_job(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_delete_asks_first_and_offers_to_delete_the_file(env):
     keep, gone = env.add(env.small("keep.bin"), env.small("gone.bin"))
     [running] = env.add(env.slow("running.bin"))
@@ -401,6 +407,7 @@ def test_delete_asks_first_and_offers_to_delete_the_file(env):
 # -- + and -, [ and ] -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plus_and_minus_change_the_connections_of_a_running_job(env):
     [job_id] = env.add(env.slow("conns.bin"), concurrency=2)
     app = env.app()
@@ -439,6 +446,7 @@ def test_plus_and_minus_change_the_connections_of_a_running_job(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_plus_on_a_queued_job_sets_its_connections_for_later(env):
     env.settings.max_active = 1
     [running, waiting] = env.add(env.slow("r.bin"), env.slow("w.bin"), concurrency=None)
@@ -456,6 +464,7 @@ def test_plus_on_a_queued_job_sets_its_connections_for_later(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_brackets_change_priority_and_the_next_job_to_run(env):
     env.settings.max_active = 1
     first, second, third = env.add(env.slow("1.bin"), env.slow("2.bin"), env.slow("3.bin"))
@@ -483,6 +492,7 @@ def test_brackets_change_priority_and_the_next_job_to_run(env):
 # -- enter, /, s ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_enter_shows_the_details_of_the_selected_job(env):
     [job_id] = env.add(env.slow("detail.bin"), concurrency=2)
     app = env.app()
@@ -516,6 +526,7 @@ def test_enter_shows_the_details_of_the_selected_job(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_slash_filters_by_name(env):
     ids = env.add(*(env.small(n) for n in ("alpha.bin", "beta.bin", "gamma.bin")))
     app = env.app()
@@ -540,6 +551,7 @@ def test_slash_filters_by_name(env):
     drive(app, scenario)
 
 
+@pytest.mark.slow
 def test_s_cycles_the_sort_order(env):
     names = ("c.bin", "a.bin", "b.bin")
     sizes = {"c.bin": 3000, "a.bin": 1000, "b.bin": 2000}
@@ -567,6 +579,7 @@ def test_s_cycles_the_sort_order(env):
 # -- q --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_q_quits_and_the_supervisor_stops_keeping_progress(env):
     [job_id] = env.add(env.slow("quit.bin"))
     app = env.app()
@@ -614,6 +627,7 @@ async def run_command(pilot: Pilot, title: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 def test_every_action_runs_from_the_command_palette(env):
     [running] = env.add(env.slow("palette.bin"))
     [done] = env.add(env.small("small.bin"))
@@ -671,6 +685,7 @@ def test_every_action_runs_from_the_command_palette(env):
 # -- attaching to a headless runner ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_app_attaches_to_a_running_headless_runner_and_leaves_it_running(env):
     [job_id] = env.add(env.slow("runner.bin"))
     runner = start(env.data_dir, "run", "--json", env={"GETM_TUI_PART_SIZE": "1M"})
@@ -722,6 +737,7 @@ def test_the_app_attaches_to_a_running_headless_runner_and_leaves_it_running(env
 # -- a queue that cannot be used ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_damaged_queue_is_backed_up_and_the_app_goes_on(env):
     os.makedirs(env.data_dir, mode=0o700)
     garbage = b"this is not a database" * 500

@@ -204,6 +204,7 @@ def test_main_screen_verified_selected_wide(snap_compare, tmp_path):
 # -- the add dialog -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 def test_add_dialog(snap_compare, tmp_path, theme):
     async def run_before(pilot):
@@ -214,6 +215,7 @@ def test_add_dialog(snap_compare, tmp_path, theme):
     assert snap_compare(make_app(tmp_path, theme), terminal_size=(80, 24), run_before=run_before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 def test_add_dialog_with_error(snap_compare, tmp_path, theme):
     async def run_before(pilot):
@@ -260,6 +262,7 @@ def utc(monkeypatch):
     time.tzset()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
 def test_details_screen(snap_compare, tmp_path, utc, size):
     app = make_app(tmp_path)

@@ -101,6 +101,7 @@ def get(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 # -- secrets ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_output_logs_or_messages(fault_server, tls_server, tmp_path):
     """Jobs on signed URLs with user:password fail every way we know; then every byte that any command
     printed, every log line, every message stored in the queue and every file we wrote is searched."""
@@ -242,6 +243,7 @@ def test_data_dir_queue_and_socket_are_owner_only(tmp_path, existing):
     assert {name: mode for name, mode in modes.items() if mode != 0o600} == {}, modes
 
 
+@pytest.mark.slow
 def test_socket_refuses_a_wrong_authkey_and_a_silent_client_blocks_no_one(tmp_path):
     data_dir = str(tmp_path / "q")
     runner = start_runner(data_dir)
@@ -284,6 +286,7 @@ def test_socket_refuses_a_wrong_authkey_and_a_silent_client_blocks_no_one(tmp_pa
 # -- TLS ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_get_refuses_an_untrusted_certificate_in_one_line_and_insecure_warns(tls_server, ca_bundle, tmp_path):
     url = tls_server.add("/data.bin", DATA)
     tmp_path = tmp_path / "out"
@@ -306,6 +309,7 @@ def test_get_refuses_an_untrusted_certificate_in_one_line_and_insecure_warns(tls
     assert trusted.returncode == 0 and trusted.stderr == "", trusted.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_then_run_insecure_fetches_with_a_warning(tls_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -339,6 +343,7 @@ def test_run_refuses_then_run_insecure_fetches_with_a_warning(tls_server, tmp_pa
     assert (out_dir / "two.bin").read_bytes() == SMALL
 
 
+@pytest.mark.slow
 def test_add_insecure_is_per_job(tls_server, tmp_path):
     """One runner, one worker pool: the job added with --insecure skips verification, the other does not."""
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
@@ -379,6 +384,7 @@ def test_a_wrong_place_for_insecure_is_one_line_exit_2(tmp_path):
     assert res.stderr == "getm-tui: --insecure goes with the app, run, add or get, not ls\n"
 
 
+@pytest.mark.slow
 def test_https_to_http_redirect_refused_unless_allowed(tls_server, fault_server, ca_bundle, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -441,6 +447,7 @@ def test_app_insecure_flag_reaches_the_supervisor(monkeypatch, tmp_path):
     assert [s.verify_tls for s in seen] == [False, True]
 
 
+@pytest.mark.slow
 def test_app_insecure_fetches_and_warns(tls_server, tmp_path):
     from getm_tui.app.app import TLS_OFF, GetmApp
     from getm_tui.queue.sqlite import Queue

@@ -254,6 +254,7 @@ def states(env: dict) -> list[str]:
     return [j.state for j in jobs(env)]
 
 
+@pytest.mark.slow
 def test_pause_resume_retry(env):
     a, b, c = add(env, "https://example.org/1", "https://example.org/2", "https://example.org/3")
     with Queue(env["data"]) as q:

@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The engine end to end against the loopback fault server, with no faults: the happy paths.
 
 Real worker processes, real sockets on 127.0.0.1, real files in tmp_path. Files are a few MiB with 1 MiB
@@ -27,8 +25,8 @@ from getm_tui.engine import (
     iter_content,
     urlopen,
 )
-from tests.helpers.engine_util import engine_hygiene, read  # noqa: F401
-from tests.helpers.faultserver import FaultServer, Resource, fault_server  # noqa: F401
+from tests.helpers.engine_util import read
+from tests.helpers.faultserver import FaultServer, Resource
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 

@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The engine against misbehaving servers: drops, error statuses, lies about ranges, changing files, stalls.
 
 Each fault is injected by the loopback fault server a counted number of times (`*_times`), and each test
@@ -22,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from getm_tui.engine import DownloadError, HTTPSettings, IntegrityError, Options, download, urlopen
-from tests.helpers.engine_util import engine_hygiene, read  # noqa: F401
-from tests.helpers.faultserver import FaultServer, Resource, fault_server  # noqa: F401
+from tests.helpers.engine_util import read
+from tests.helpers.faultserver import FaultServer, Resource
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
@@ -134,6 +132,7 @@ def test_retryable_statuses_on_parts(fault_server: FaultServer, tmp_path) -> Non
     assert [r.status for r in gets(res)].count(206) == 1 + 5  # the probe and five parts
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured(fault_server: FaultServer, tmp_path) -> None:
     """A Retry-After of 1 s with a tiny backoff base: the retry comes no sooner than 1 s later."""
     import time
@@ -284,6 +283,7 @@ def test_remote_file_changes_verified_against_new_checksum(fault_server: FaultSe
     assert result.outcomes[0].computed == hashlib.md5(NEW).hexdigest()
 
 
+@pytest.mark.slow
 def test_remote_file_keeps_changing(fault_server: FaultServer, tmp_path) -> None:
     """Every attempt sees the file change under it: after max_restarts the download fails clearly."""
     url = fault_server.add("/f.bin", DATA, rate_limit=2 * MiB)
@@ -319,6 +319,7 @@ def test_change_with_user_checksum_of_old_data(fault_server: FaultServer, tmp_pa
 # ------------------------------------------------------------------------------------------ slow servers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_first_byte_delay_within_read_timeout(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, first_byte_delay=0.3, delay_times=2)
@@ -330,6 +331,7 @@ def test_first_byte_delay_within_read_timeout(fault_server: FaultServer, tmp_pat
     assert result.retries == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_stall_is_retried_after_read_timeout(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA)
@@ -521,6 +523,7 @@ def test_urlopen_survives_drops(fault_server: FaultServer, concurrency) -> None:
 # ------------------------------------------------------------------------------------------ pools
 
 
+@pytest.mark.slow
 def test_one_pool_across_failed_cancelled_and_good_downloads(fault_server: FaultServer, tmp_path) -> None:
     """What the supervisor does: reuse one WorkerPool; a failure or cancel must not spoil the next job."""
     from getm_tui.engine import Cancelled

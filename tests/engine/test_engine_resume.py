@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """Cancel part-way, then resume: the second run fetches only what the first did not keep.
 
 The server throttles each connection so a cancel from the progress callback lands mid-download; the
@@ -19,8 +17,8 @@ import crc32c
 import pytest
 
 from getm_tui.engine import Cancelled, HTTPSettings, Options, download
-from tests.helpers.engine_util import engine_hygiene, read  # noqa: F401
-from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.helpers.engine_util import read
+from tests.helpers.faultserver import FaultServer
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
@@ -75,6 +73,7 @@ def interrupted(fault_server: FaultServer, tmp_path, concurrency, checksum=None)
     return url, record
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 1, 4])
 def test_cancel_then_resume(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url, record = interrupted(fault_server, tmp_path, concurrency)
@@ -95,6 +94,7 @@ def test_cancel_then_resume(fault_server: FaultServer, tmp_path, concurrency) ->
     assert all(r.range and r.if_range == res.etag for r in resumed_requests)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_resume_rehashes_kept_bytes(fault_server: FaultServer, tmp_path, concurrency) -> None:
     """A checksum over the whole file is still verified when part of it came from the first run."""
@@ -107,6 +107,7 @@ def test_resume_rehashes_kept_bytes(fault_server: FaultServer, tmp_path, concurr
     assert read(result.path) == DATA
 
 
+@pytest.mark.slow
 def test_resume_combines_part_crc32c(fault_server: FaultServer, tmp_path) -> None:
     spec = f"crc32c:{crc32c.crc32c(DATA):08x}"
     url, _record = interrupted(fault_server, tmp_path, 4, checksum=spec)
@@ -117,6 +118,7 @@ def test_resume_combines_part_crc32c(fault_server: FaultServer, tmp_path) -> Non
     assert result.crc32c == spec.split(":")[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_resume_after_remote_change_starts_over(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url, _record = interrupted(fault_server, tmp_path, concurrency)
@@ -130,6 +132,7 @@ def test_resume_after_remote_change_starts_over(fault_server: FaultServer, tmp_p
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+@pytest.mark.slow
 def test_resume_with_other_concurrency(fault_server: FaultServer, tmp_path) -> None:
     """A record written by parallel parts is picked up by the inline reader (its contiguous prefix)."""
     url, _record = interrupted(fault_server, tmp_path, 4)
@@ -139,6 +142,7 @@ def test_resume_with_other_concurrency(fault_server: FaultServer, tmp_path) -> N
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+@pytest.mark.slow
 def test_cancel_while_a_connection_is_stalled(fault_server: FaultServer, tmp_path) -> None:
     """A worker stuck in a read does not hold up a cancel for long, and the next run still resumes."""
     url = fault_server.add("/f.bin", DATA)

@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The engine against moto's S3 through presigned URLs: a multipart ETag verifies a parallel download."""
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import pytest
 
 from getm_tui.engine import IntegrityError, Options, download, urlopen
 from tests.helpers.engine_util import no_leftovers
-from tests.helpers.s3server import S3Server, s3_server  # noqa: F401
+from tests.helpers.s3server import S3Server
 
 pytestmark = pytest.mark.timeout(60)
 

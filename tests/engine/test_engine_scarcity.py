@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The engine with little shared memory and with a full disk, in a private mount namespace.
 
 Each case runs the engine in a subprocess under `unshare -m`, which mounts a small tmpfs (over /dev/shm,
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.helpers.faultserver import FaultServer
 
 pytestmark = [
     pytest.mark.timeout(120),

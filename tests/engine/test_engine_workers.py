@@ -113,6 +113,7 @@ SEND_AHEAD_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_forking_coordinator_sends_its_workers_first_requests_before_they_start(
     fault_server: FaultServer,
 ) -> None:
@@ -178,6 +179,7 @@ def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: Faul
     ],
     ids=["reset", "wrong-content-range"],
 )
+@pytest.mark.slow
 def test_a_fault_on_a_request_sent_ahead_is_retried(fault_server: FaultServer, tmp_path, faults) -> None:
     """The first requests of a forked `get` are sent by the coordinator: when their answers go wrong, the
     workers that inherited them retry like any other request."""

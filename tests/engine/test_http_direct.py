@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """Plain-HTTP requests without a proxy go over http.client connections the session keeps (engine/direct.py):
 kept alive from request to request, never reused after a response not read to its end or a server's
 close, and timed out as the settings say."""
@@ -17,7 +15,7 @@ import pytest
 
 from getm_tui.engine import downloader, http
 from getm_tui.engine.errors import Retryable
-from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.helpers.faultserver import FaultServer
 from tests.helpers.runner_util import wait_for
 
 pytestmark = pytest.mark.timeout(60)

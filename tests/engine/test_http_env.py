@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The environment a session honours (proxy variables, ~/.netrc) although it reads it once per origin.
 
 requests looks these up on every request; our session keeps the answers for its life, which must change
@@ -16,7 +14,7 @@ import pytest
 
 from getm_tui.engine import http
 from getm_tui.engine.errors import Retryable
-from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.helpers.faultserver import FaultServer
 
 pytestmark = pytest.mark.timeout(60)
 

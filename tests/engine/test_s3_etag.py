@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from getm_tui.engine.checksum import MiB, Verifier, from_headers, verdict
-from tests.helpers.s3server import S3Server, s3_server  # noqa: F401  (a fixture: pytest finds it by name)
+from tests.helpers.s3server import S3Server
 
 BIG = random.Random(42).randbytes(12 * MiB + 12_345)  # three parts of 5 MiB, the last one short
 SMALL = random.Random(43).randbytes(70_000)
@@ -25,7 +25,7 @@ TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def urls(s3_server: S3Server) -> dict[str, str]:  # noqa: F811
+def urls(s3_server: S3Server) -> dict[str, str]:
     return {
         "multipart": s3_server.put_multipart("data/big.bin", BIG, PART),
         "single": s3_server.put_object("data/small.bin", SMALL),
@@ -101,7 +101,7 @@ def test_moto_response_headers(urls: dict[str, str]) -> None:
     assert resp.headers["ETag"].startswith('"') and resp.headers["Accept-Ranges"] == "bytes"
 
 
-def test_head_on_presigned_get_url(urls: dict[str, str], s3_server: S3Server) -> None:  # noqa: F811
+def test_head_on_presigned_get_url(urls: dict[str, str], s3_server: S3Server) -> None:
     # moto answers a HEAD on a URL presigned for GET with 200 and the same headers as the GET (ETag,
     # Content-Length) -- but only because moto does not check presigned signatures at all: a URL with a
     # tampered X-Amz-Signature is served too (asserted below). Real S3 includes the HTTP method in the

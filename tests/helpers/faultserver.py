@@ -101,16 +101,13 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import pytest
-
-__all__ = ["FaultOptions", "FaultServer", "RandomFaults", "RequestRecord", "Resource", "fault_server"]
+__all__ = ["FaultOptions", "FaultServer", "RandomFaults", "RequestRecord", "Resource"]
 
 #: Body write granularity: big enough that per-chunk Python overhead is negligible at GB/s, small enough
 #: that faults, throttling and stop() are reacted to quickly.
@@ -925,13 +922,3 @@ class FaultServer:
 
 def _norm(path: str) -> str:
     return path if path.startswith("/") else "/" + path
-
-
-@pytest.fixture
-def fault_server() -> Iterator[FaultServer]:
-    """A started :class:`FaultServer`, stopped (promptly, even with stalled handlers) after the test."""
-    server = FaultServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()

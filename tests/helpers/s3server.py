@@ -11,6 +11,7 @@ here cannot show that a real S3 refuses a request; they only show what a success
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -82,9 +83,10 @@ class S3Server:
         return self.presigned_get(key)
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    """A moto S3 server on 127.0.0.1 (free port) with a fresh bucket; module-scoped, env restored after."""
+@contextlib.contextmanager
+def running_s3() -> Iterator[S3Server]:
+    """A moto S3 server on 127.0.0.1 (free port) with a fresh bucket, under dummy credentials; the
+    environment is restored and the bucket emptied when it ends."""
     werkzeug_log = logging.getLogger("werkzeug")
     old_level = werkzeug_log.level
     with pytest.MonkeyPatch.context() as mp:

@@ -217,6 +217,7 @@ with Queue(sys.argv[1]) as q:
 """
 
 
+@pytest.mark.slow
 def test_forty_concurrent_writers_lose_nothing(tmp_path):
     d = str(tmp_path / "data")
     procs = [

@@ -68,6 +68,7 @@ def urls(data_dir: str) -> list[str]:
         return [j.url for j in q.jobs()]
 
 
+@pytest.mark.slow
 def test_add_gives_up_after_the_timeout_with_one_line(data_dir, tmp_path):
     path = os.path.join(data_dir, DB_NAME)
     with held(data_dir, whole_file=False):
@@ -87,6 +88,7 @@ def test_readers_are_not_blocked_by_a_writer(data_dir):
     assert [j["url"] for j in json.loads(out.stdout)] == ["https://example.org/first.bin"]
 
 
+@pytest.mark.slow
 def test_ls_gives_up_on_a_file_locked_whole(data_dir):
     with held(data_dir, whole_file=True):
         out, took = timed(data_dir, "ls", wait="1")

@@ -88,6 +88,7 @@ def tiny_disk(tmp_path):
     [False, True],
     ids=["sized-refused-up-front", "chunked-fills-the-disk-mid-write"],
 )
+@pytest.mark.slow
 def test_full_disk_fails_the_job_clearly_and_retry_completes_it(
     fault_server, tmp_path, tiny_disk, chunked
 ) -> None:

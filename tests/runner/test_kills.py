@@ -14,7 +14,6 @@ the last part is recorded, between the rename and the queue's update) have tests
 set that state up exactly.
 """
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +32,7 @@ import pytest
 from benchmarks.benchlib.measure import alive
 from getm_tui.engine import Options, download
 from getm_tui.engine.workers import WorkerPool
-from tests.helpers.engine_util import engine_hygiene  # noqa: F401
-from tests.helpers.faultserver import FaultServer, RequestRecord, Resource, fault_server  # noqa: F401
+from tests.helpers.faultserver import FaultServer, RequestRecord, Resource
 from tests.helpers.kill_util import (
     descendants,
     fetch_workers,
@@ -156,6 +154,7 @@ class _Events:
 @pytest.mark.parametrize(
     ("seed", "mode"), SUPERVISOR_SEEDS, ids=[f"seed{s}-kill-{m}" for s, m in SUPERVISOR_SEEDS]
 )
+@pytest.mark.slow
 def test_sigkill_at_a_random_moment_then_resume(fault_server: FaultServer, tmp_path, seed, mode) -> None:
     """Kill the runner's whole process group ("group") or only its supervisor ("supervisor": its fetch
     workers and fork server must then go by themselves) at a seeded moment; `run --once` finishes the
@@ -256,6 +255,7 @@ def test_sigkill_at_a_random_moment_then_resume(fault_server: FaultServer, tmp_p
     assert recorded_total >= record_share * total * 0.5
 
 
+@pytest.mark.slow
 def test_sigkill_right_after_a_download_starts_resumes_under_the_same_name(
     fault_server: FaultServer, tmp_path
 ) -> None:
@@ -334,6 +334,7 @@ def _check_retried(resource: Resource, victim_request: RequestRecord, size: int)
 WORKER_SEEDS = [11, 12, 13]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("engine_hygiene")
 @pytest.mark.parametrize("seed", WORKER_SEEDS, ids=[f"seed{s}" for s in WORKER_SEEDS])
 def test_worker_killed_mid_part_in_the_library(fault_server: FaultServer, tmp_path, caplog, seed) -> None:
@@ -384,6 +385,7 @@ def test_worker_killed_mid_part_in_the_library(fault_server: FaultServer, tmp_pa
 RUNNER_WORKER_SEEDS = [21, 22]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", RUNNER_WORKER_SEEDS, ids=[f"seed{s}" for s in RUNNER_WORKER_SEEDS])
 def test_worker_killed_mid_part_in_the_runner(fault_server: FaultServer, tmp_path, seed) -> None:
     """The same through `getm-tui run`: the job is done (not failed), the new worker shows up under the
@@ -510,6 +512,7 @@ class _MemoryStore:
         pass  # as the supervisor's store: the caller drops the record when it records the end
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("engine_hygiene")
 @pytest.mark.parametrize("moment", ["after-the-rename", "between-link-and-unlink"])
 def test_killed_after_the_commit_finds_the_file_finished(fault_server: FaultServer, tmp_path, moment) -> None:
@@ -539,6 +542,7 @@ def test_killed_after_the_commit_finds_the_file_finished(fault_server: FaultServ
     assert _file_sha(first.path) == _sha(data)
 
 
+@pytest.mark.slow
 def test_runner_killed_after_the_commit_marks_the_job_done(fault_server: FaultServer, tmp_path) -> None:
     """The queue side of the test above: a job left active with its file renamed and its record saying
     finished (what a kill between the rename and the queue's update leaves) is done on the next run,
@@ -577,6 +581,7 @@ def _hosts(supervisor: int) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 def test_a_host_that_dies_fails_its_job_and_the_next_job_runs_in_a_new_one(fault_server, tmp_path):
     data_dir, out = str(tmp_path / "q"), tmp_path / "out"
     out.mkdir()

@@ -10,11 +10,14 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from tests.helpers.runner_util import add, cli, jobs, start, wait_for
 
 MiB = 1024 * 1024
 
 
+@pytest.mark.slow
 def test_run_once_downloads_everything_and_verifies(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -35,6 +38,7 @@ def test_run_once_downloads_everything_and_verifies(fault_server, tmp_path):
     assert sorted(os.listdir(out_dir)) == ["big.bin", "f0.bin", "f1.bin", "f2.bin"]
 
 
+@pytest.mark.slow
 def test_run_once_exits_1_when_a_job_fails(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -52,6 +56,7 @@ def test_run_once_exits_1_when_a_job_fails(fault_server, tmp_path):
     assert failed["state"] == "failed" and "404" in failed["error"]
 
 
+@pytest.mark.slow
 def test_checksum_mismatch_fails_the_job_and_leaves_nothing(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -66,6 +71,7 @@ def test_checksum_mismatch_fails_the_job_and_leaves_nothing(fault_server, tmp_pa
     assert os.listdir(out_dir) == []
 
 
+@pytest.mark.slow
 def test_live_runner_picks_up_added_jobs_and_stops_on_sigterm(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -100,6 +106,7 @@ def test_live_runner_picks_up_added_jobs_and_stops_on_sigterm(fault_server, tmp_
     assert not os.path.exists(os.path.join(data_dir, "supervisor.sock"))
 
 
+@pytest.mark.slow
 def test_sigkill_everything_then_resume_fetches_only_the_rest(fault_server, tmp_path):
     """Kill the runner, supervisor and workers part-way; the next run resumes from the recorded parts."""
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
@@ -132,6 +139,7 @@ def test_sigkill_everything_then_resume_fetches_only_the_rest(fault_server, tmp_
     assert not [n for n in os.listdir(out_dir) if n.endswith((".getm-part", ".getm-resume"))]
 
 
+@pytest.mark.slow
 def test_pause_and_rm_act_on_a_running_job(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -163,6 +171,7 @@ def test_pause_and_rm_act_on_a_running_job(fault_server, tmp_path):
         runner.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_global_rate_limit_is_honoured(fault_server, tmp_path):
     """The queue's rate_limit caps everything running: never faster than the limit (noise only slows)."""
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"

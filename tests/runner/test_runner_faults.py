@@ -103,6 +103,7 @@ def cases(server: FaultServer) -> list[Case]:
     return out
 
 
+@pytest.mark.slow
 def test_every_fault_through_the_runner(fault_server: FaultServer, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()

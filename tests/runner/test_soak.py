@@ -19,6 +19,7 @@ from benchmarks.soak import Sample, flatness
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_soak_300_jobs_with_5_percent_faults(tmp_path):
     res = subprocess.run(

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from benchmarks.benchlib.measure import alive, run_measured
 
 
+@pytest.mark.slow
 def test_an_overrunning_command_and_its_children_are_killed(tmp_path):
     pids = tmp_path / "pids"
     script = f"sleep 60 & echo $! > {pids}; echo $$ >> {pids}; wait"

@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """Self-tests for tests/faultserver.py: normal HTTP/1.1 range semantics, then one test per fault option.
 
 Raw sockets are used wherever ``requests`` would hide what is on the wire (framing, truncation, garbage).
@@ -18,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
+from tests.helpers.faultserver import FaultServer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -229,6 +227,7 @@ def test_empty_and_quoted_paths(fault_server: FaultServer) -> None:
     assert requests.get(url, headers={"Range": "bytes=0-"}).status_code == 416
 
 
+@pytest.mark.slow
 def test_large_body_streams_intact(fault_server: FaultServer, raw: RawConn) -> None:
     big = os.urandom(64 * 1024 * 1024)
     fault_server.add("/big", big)
@@ -583,6 +582,7 @@ def test_tls_serves_https_with_the_given_certificate(tmp_path) -> None:
         assert server.errors == []
 
 
+@pytest.mark.slow
 def test_random_faults_fire_at_the_rate_asked_and_are_repeatable() -> None:
     from tests.helpers.faultserver import RandomFaults
 
