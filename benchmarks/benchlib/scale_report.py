@@ -92,11 +92,11 @@ def table(rec: Record) -> str:
     """Every figure with a value in any binary's runs, medians per binary, and the target."""
     tools = rec["tools"]
     judged = rec["jobs"] >= TARGET_JOBS
-    size = f"{rec['jobs']:,}" + ("" if judged else f" (smoke size: the targets are for {TARGET_JOBS:,})")
+    smoke = "" if judged else f"\n    smoke size: the targets are for {TARGET_JOBS:,} and are not judged"
     lines = [
-        f"(h) a queue of {size} jobs: never fetched, {rec['running']} more kept running from /trickle/ "
-        f"while the runner's and the app's memory are sampled ({rec['sample_s']:.0f} s windows), "
-        f"and a queue of {rec['small_jobs']:,} beside it for the growth",
+        f"(h) a queue of {rec['jobs']:,} jobs, never fetched, and {rec['running']} more kept running from "
+        f"/trickle/ while the runner's and the app's memory\n    are sampled ({rec['sample_s']:.0f} s "
+        f"windows); a queue of {rec['small_jobs']:,} (and the same running) beside it for the growth{smoke}",
     ]
     head = f"{'figure':<44} {'target':>8}" + "".join(f" {t['label']:>18}" for t in tools)
     head += f" {'new/base':>9} {'verdict':>10}" if len(tools) > 1 else f" {'verdict':>10}"
