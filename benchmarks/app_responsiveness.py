@@ -249,6 +249,20 @@ def find_app_pid(pane_pid: int) -> int:
     raise RuntimeError(f"no getm-tui process under the pane (pid {pane_pid})")
 
 
+def wait_app_pid(tmux: Tmux, pane: str, timeout: float = 10.0) -> int:
+    """The app's pid, once the pane's first process has exec'd it (right after `new-session` the pane's
+    process can still be tmux's own fork, with tmux's command line)."""
+
+    def probe() -> int | None:
+        try:
+            return find_app_pid(tmux.pane_pid(pane))
+        except RuntimeError:
+            return None
+
+    pid, _ = poll_until(probe, timeout, every=0.02)
+    return pid or find_app_pid(tmux.pane_pid(pane))  # the last try raises with the reason
+
+
 def poll_until(probe: Callable[[], Any], timeout: float, every: float = POLL_EVERY) -> tuple[Any, float]:
     """Calls `probe` every `every` seconds until it returns something true; (value, when) or (None, when)."""
     deadline = time.perf_counter() + timeout
@@ -324,7 +338,7 @@ def run_tmux(s: Setup) -> dict[str, Any]:
         tmux("set-option", "-g", "remain-on-exit", "on")
         began = time.perf_counter()
         tmux.new("app", "exec " + shlex.quote(s.getm_tui))
-        app_pid = find_app_pid(tmux.pane_pid("app"))
+        app_pid = wait_app_pid(tmux, "app")
         record["app_pid"] = app_pid
         shown, at = poll_until(lambda: ROW_NAME.search(tmux.capture("app")), 90, every=0.01)
         record["first_rows_s"] = round(at - began, 3) if shown else None
@@ -530,7 +544,7 @@ def first_rows(
         tmux("set-option", "-g", "remain-on-exit", "on")
         began = time.perf_counter()
         tmux.new("app", "exec " + shlex.quote(getm_tui))
-        app_pid = find_app_pid(tmux.pane_pid("app"))
+        app_pid = wait_app_pid(tmux, "app")
         shown, at = poll_until(lambda: row.search(tmux.capture("app")) or not alive(app_pid), 60, every=0.01)
         if not shown or not alive(app_pid):
             raise RuntimeError("no rows on the screen:\n" + tmux.capture("app").strip()[-1000:])

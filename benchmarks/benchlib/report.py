@@ -116,7 +116,7 @@ def _f(value: float | None, spec: str) -> str:
 def table(results: Results) -> str:
     """The one table: every case and contender, best first within a case."""
     head = (
-        f"{'case':<4} {'tool':<46} {'role':<5} {'ok':>5} {'median s':>9} {'min s':>8} {'max s':>8} "
+        f"{'case':<4} {'tool':<56} {'role':<5} {'ok':>5} {'median s':>9} {'min s':>8} {'max s':>8} "
         f"{'MiB/s':>8} {'ms/file':>8} {'/best peer':>10} {'/limit':>7} {'new/base':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -126,16 +126,16 @@ def table(results: Results) -> str:
             group = f" [{r.group}]" if r.group else ""
             ok = f"{r.ok}/{r.ok + r.failed}"
             lines.append(
-                f"{case['key']:<4} {r.label + group:<46} {r.role:<5} {ok:>5} {_f(r.median, '.3f'):>9} "
+                f"{case['key']:<4} {r.label + group:<56} {r.role:<5} {ok:>5} {_f(r.median, '.3f'):>9} "
                 f"{_f(r.low, '.3f'):>8} {_f(r.high, '.3f'):>8} {_f(r.mibs, '.1f'):>8} "
                 f"{_f(r.per_file_ms, '.2f'):>8} {_f(r.ratio, '.3f'):>10} {_f(r.vs_limit, '.3f'):>7} "
                 f"{_f(r.vs_baseline, '.3f'):>8}"
             )
         lines.append("")
     lines.append(
-        "role: ours = this getm-tui; base = the --baseline getm-tui; peer = another tool;\n"
-        "LIMIT = a bound no download can beat (not a peer). Ours and base rows are compared only within\n"
-        "their [group]:\n"
+        "role: ours = this getm-tui; base = the --baseline getm-tui; peer = another tool; LIMIT = the\n"
+        "durable limit (dd conv=fsync of the same bytes to the same disk, no network): a reference, not\n"
+        "a peer. Ours and base rows are compared only with the rows of their own [group]:\n"
         f"[{DURABLE}] = the file is on disk when the command ends (fsync, or followed by sync).\n"
         "/best peer and /limit: below 1.0 means getm-tui is faster; new/base: below 1.0 means this\n"
         "getm-tui is faster than the baseline (median over median, runs alternated in the same run)"
