@@ -302,7 +302,7 @@ def measure(
     """Case (h): `repeat` repetitions, the binaries alternated (the order rotated every repetition).
     `binaries` are (label, path); the record is `into["queue_scale"]`, filled as repetitions finish (so
     an interrupted run keeps what was done)."""
-    into["queue_scale"] = record = {
+    record: dict[str, Any] = {
         "key": "h",
         "jobs": s.jobs,
         "small_jobs": SMALL_QUEUE,
@@ -311,11 +311,12 @@ def measure(
         "app_measured": app_probe is not None,
         "tools": [],
     }
-    slots = []
+    into["queue_scale"] = record
+    slots: list[tuple[dict[str, Any], str, frozenset[str]]] = []
     for label, path in binaries:
         flags = flags_of(path)
         variants = [k for k, _ in listing_variants(flags)]
-        slot = {"label": label, "binary": path, "ls_variants": variants, "runs": []}
+        slot: dict[str, Any] = {"label": label, "binary": path, "ls_variants": variants, "runs": []}
         record["tools"].append(slot)
         slots.append((slot, path, flags))
     s.log(f"\n== (h) a queue of {s.jobs:,} jobs: {len(binaries)} getm-tui x {repeat}")
