@@ -386,7 +386,7 @@ def responsiveness(results: Results) -> str:
             f"active each second: {' '.join(map(str, term.get('active_seen', [])))}"
         )
         if term.get("first_rows_s") is not None:
-            lines.append(f"    first rows on the screen {term['first_rows_s']:.2f} s after the app was started")
+            lines.append(f"    first rows on the screen {term['first_rows_s']:.2f} s after the app started")
         lines.append(
             f"    app process CPU: {term['cpu_pct']:.1f}% of one core over {term['wall_s']:.1f} s "
             f"(per second: {' '.join(f'{v:.0f}' for v in term.get('cpu_pct_per_second', []))})" + _loop(term)
