@@ -1,13 +1,15 @@
-"""Benchmark getm-tui against curl, wget2, aria2c, axel and getm 0.0.5 on a private local nginx.
+"""Benchmark getm-tui against curl, wget2, aria2c, axel, getm 0.0.5 and hf_transfer on a private nginx.
 
-    python benchmarks/run.py [--cases a,b,c,d,e,f] [--repeat N] [--plot out.png] [--quick] [--target-dir DIR]
+    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h] [--repeat N] [--plot out.png] [--quick]
+                             [--target-dir DIR] [--baseline OTHER/getm-tui]
 
 Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
 machine's noise falls on all of them alike; every run writes into a fresh directory on the same target
 filesystem, is checked (exit code, sizes; md5 on the last repetition) and deleted, and the page cache's
 dirty pages are synced before the next run starts. Case (f), the app's responsiveness under load, is
-app_responsiveness.py, run last against the same server. See benchmarks/README.md for what each case
-measures.
+app_responsiveness.py, run last against the same server; case (h), a queue of a million, is
+benchlib/queue_scale.py. With --baseline, every getm-tui contender is also run with another checkout's
+getm-tui, alternated with this one in the same run. See benchmarks/README.md for what each case measures.
 """
 
 from __future__ import annotations
@@ -22,20 +24,31 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import app_responsiveness
-from benchlib import install, report
-from benchlib.cases import Case, Contender, Tools, build_cases, out_dir, warm_up_case
+from benchlib import install, queue_scale, report
+from benchlib.cases import (
+    BASELINE,
+    OURS,
+    Case,
+    Contender,
+    Tools,
+    build_cases,
+    out_dir,
+    warm_up_case,
+    with_baseline,
+)
 from benchlib.data import Dataset, Sizes, make_dataset, md5_of
 from benchlib.measure import Measurement, base_env, run_measured
 from benchlib.server import Nginx
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-ALL_CASES = "a,b,c,d,e,f"
+ALL_CASES = "a,b,c,d,e,f,g,h"
+UNTIMED = ("f", "h")  # not round-robin cases of commands: (f) the app, (h) the million-job queue
 
 
 def log(message: str) -> None:
@@ -51,6 +64,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--target-dir", type=Path, help="where the tools write (default: a temp dir under /tmp)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before one run is killed")
     p.add_argument("--no-getm", action="store_true", help="skip installing and running getm 0.0.5")
+    p.add_argument(
+        "--baseline",
+        metavar="GETM_TUI",
+        help="another checkout's getm-tui (e.g. /work/base/.venv/bin/getm-tui): every getm-tui contender is "
+        "run with it too, alternated, and the report gives new/baseline",
+    )
+    p.add_argument("--many-files", type=int, help="(g): small files (default 10,000; --quick 500)")
+    p.add_argument("--queue-jobs", type=int, help="(h): jobs queued (default 1,000,000; --quick 20,000)")
+    p.add_argument("--app-jobs", type=int, default=app_responsiveness.JOBS, help="(f): jobs queued")
     p.add_argument("--report", type=Path, metavar="JSON", help="print (and --plot) an earlier results file")
     p.add_argument("--serve", action="store_true", help="only serve the data (for profiling) until Ctrl-C")
     args = p.parse_args(argv)
@@ -60,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown case(s): {', '.join(unknown)}")
     if args.repeat is None:
         args.repeat = 2 if args.quick else 5
+    if args.baseline is not None:
+        found = shutil.which(args.baseline)
+        if found is None:
+            p.error(f"--baseline: {args.baseline} is not an executable")
+        args.baseline = str(Path(found).resolve())
     return args
 
 
@@ -78,14 +105,27 @@ def find_tools(work: Path, skipped: list[str], with_getm: bool) -> Tools:
     getm = install.ensure_getm_peer(work / "getm-venv", log) if with_getm else None
     if with_getm and getm is None:
         skipped.append("getm 0.0.5 (pip install failed)")
+    hf = install.ensure_hf_transfer(work / "hf-venv", log)
+    if hf is None:
+        skipped.append("hf_transfer (pip install failed)")
+    ours = install.getm_tui_binary()
     return Tools(
-        getm_tui=install.getm_tui_binary(),
+        getm_tui=ours,
         curl=need("curl"),
         wget2=need("wget2"),
         aria2c=need("aria2c"),
         axel=need("axel"),
         getm=getm,
+        hf_transfer=hf,
+        dd=need("dd"),
+        sync=need("sync"),
+        get_flags=install.help_flags(ours, "get"),
     )
+
+
+def baseline_tools(tools: Tools, baseline: str) -> Tools:
+    """The same peers with the --baseline getm-tui (and the options its `get --help` lists)."""
+    return replace(tools, getm_tui=baseline, get_flags=install.help_flags(baseline, "get"))
 
 
 def tool_versions(tools: Tools) -> dict[str, str]:
@@ -100,6 +140,9 @@ def tool_versions(tools: Tools) -> dict[str, str]:
     found = {name: install.version_of([path, "--version"]) for name, path in paths.items() if path}
     if tools.getm:
         found["getm"] = install.GETM_PEER
+    if tools.hf_transfer:
+        script = "import importlib.metadata as m; print('hf_transfer', m.version('hf_transfer'))"
+        found["hf_transfer"] = install.version_of([tools.hf_transfer, "-c", script])
     return found
 
 
@@ -210,7 +253,15 @@ def case_record(case: Case) -> dict[str, Any]:
         "files": len(case.files),
         "notes": list(case.notes),
         "contenders": [
-            {"label": c.label, "ours": c.ours, "command": shlex.join(c.build(Path("RUN")).argv), "runs": []}
+            {
+                "label": c.label,
+                "ours": c.ours,
+                "group": c.group,
+                "limit": c.limit,
+                "baseline_of": c.baseline_of,
+                "command": shlex.join(c.build(Path("RUN")).argv),
+                "runs": [],
+            }
             for c in case.contenders
         ],
     }
@@ -228,13 +279,58 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def prepare_data(work: Path, quick: bool) -> Dataset:
-    sizes = Sizes.quick() if quick else Sizes.full()
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    sizes = Sizes.quick() if args.quick else Sizes.full()
+    if args.many_files is not None:
+        sizes = replace(sizes, many_count=args.many_files)
+    if args.queue_jobs is not None:
+        sizes = replace(sizes, queue_jobs=args.queue_jobs)
+    return sizes
+
+
+def prepare_data(work: Path, sizes: Sizes, with_many: bool) -> Dataset:
+    many = f", {sizes.many_count} x {sizes.small_size >> 10} KiB" if with_many else ""
     log(
         f"writing data: {sizes.big >> 20} MiB, {sizes.medium >> 20} MiB, "
-        f"{sizes.small_count} x {sizes.small_size >> 10} KiB"
+        f"{sizes.small_count} x {sizes.small_size >> 10} KiB{many}"
     )
-    return make_dataset(work / "www", sizes)
+    return make_dataset(work / "www", sizes, with_many=with_many)
+
+
+def scale_case(
+    args: argparse.Namespace,
+    work: Path,
+    target: Path,
+    url: Any,
+    data: Dataset,
+    tmux: bool,
+    results: dict[str, Any],
+) -> None:
+    """(h): the lists written once, then queue_scale's repetitions with this getm-tui and the baseline."""
+    jobs = sizes_of(args).queue_jobs
+    lists = work / "h-lists"
+    lists.mkdir(exist_ok=True)
+    log(f"writing (h)'s URL lists: {jobs:,} and {queue_scale.SMALL_QUEUE:,}")
+    setup = queue_scale.ScaleSetup(
+        jobs=jobs,
+        big_list=queue_scale.write_queue_list(lists / "big.txt", jobs, url),
+        small_list=queue_scale.write_queue_list(lists / "small.txt", queue_scale.SMALL_QUEUE, url),
+        running_url=url("trickle/" + data.big.rel),
+        work=target,
+        env=base_env(work),
+        timeout=args.timeout,
+        sample=2.0 if args.quick else 5.0,
+        log=log,
+    )
+    binaries = [(OURS, install.getm_tui_binary())]
+    if args.baseline:
+        binaries.append((BASELINE, args.baseline))
+
+    def probe(binary: str, env: dict[str, str]) -> dict[str, Any]:
+        return app_responsiveness.first_rows(binary, env, queue_scale.ROW_NAME, setup.sample, lambda m: None)
+
+    flags = lambda b: install.help_flags(b, "ls")  # noqa: E731
+    queue_scale.measure(binaries, setup, args.repeat, flags, probe if tmux else None, results)
 
 
 def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[str, Any]) -> None:
@@ -242,26 +338,35 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     nginx_bin = install.ensure_binary("nginx", log)
     if nginx_bin is None:
         raise SystemExit("nginx is needed and could not be installed")
-    timed = [k for k in args.cases if k != "f"]  # (f) alone needs neither the peers nor their data
-    app_case = "f" in args.cases
-    if app_case and install.ensure_binary("tmux", log) is None:
-        skipped.append("(f) in a terminal: tmux (could not be installed)")
+    timed = [k for k in args.cases if k not in UNTIMED]  # (f) and (h) need no peers
+    app_case, scale = "f" in args.cases, "h" in args.cases
+    tmux = (app_case or scale) and install.ensure_binary("tmux", log) is not None
+    if (app_case or scale) and not tmux:
+        skipped.append("(f) in a terminal and (h)'s app: tmux (could not be installed)")
     tools = find_tools(work, skipped, with_getm=not args.no_getm) if timed else None
-    ours = {"getm-tui": install.version_of([install.getm_tui_binary(), "--version"])}
+    ours = {OURS: install.version_of([install.getm_tui_binary(), "--version"])}
     results["versions"] = tool_versions(tools) if tools else ours
-    data = prepare_data(work, args.quick) if timed else None
+    if args.baseline:
+        results["versions"][BASELINE] = install.version_of([args.baseline, "--version"])
+    data = prepare_data(work, sizes_of(args), with_many="g" in timed) if timed or scale else None
     root = data.root if data else work / "www"
     load = app_responsiveness.load_file(root, data.big if data else None, log) if app_case else None
     with Nginx(nginx_bin, work / "nginx", root) as server:
         log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
         if tools is not None and data is not None:
-            cases = build_cases(timed, tools, data, server.url, work)
+            theirs = baseline_tools(tools, args.baseline) if args.baseline else None
+            cases = build_cases(timed, tools, data, server.url, work, baseline=theirs)
             runner = Runner(target, work / "scratch", base_env(work), args.timeout)
-            warm_up(warm_up_case(tools, data, server.url, work), runner)
+            warm = warm_up_case(tools, data, server.url, work)
+            if theirs is not None:
+                warm = with_baseline(warm, warm_up_case(theirs, data, server.url, work))
+            warm_up(warm, runner)
             for case in cases:
                 record = case_record(case)
                 results["cases"].append(record)
                 run_case(case, runner, args.repeat, record)
+        if scale and data is not None:
+            scale_case(args, work, target, server.url, data, tmux, results)
         if load is not None:
             results["responsiveness"] = app_responsiveness.measure(
                 server.url(load.rel),
@@ -274,6 +379,7 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
                 sample=5.0 if args.quick else 10.0,
                 presses=15 if args.quick else 30,
                 press_budget=12.0 if args.quick else 25.0,
+                jobs=args.app_jobs,
             )
 
 
@@ -283,7 +389,7 @@ def serve(args: argparse.Namespace, work: Path) -> None:
     nginx_bin = install.ensure_binary("nginx", log)
     if nginx_bin is None:
         raise SystemExit("nginx is needed and could not be installed")
-    data = prepare_data(work, args.quick)
+    data = prepare_data(work, sizes_of(args), with_many=False)
     with Nginx(nginx_bin, work / "nginx", data.root) as server:
         log(f"big:    {server.url(data.big.rel)}  md5 {data.big.md5}")
         log(f"medium: {server.url('slow/' + data.medium.rel)}  md5 {data.medium.md5}")
@@ -331,6 +437,7 @@ def new_results(args: argparse.Namespace, target: Path) -> dict[str, Any]:
         "repeat": args.repeat,
         "quick": args.quick,
         "cases_asked": args.cases,
+        "baseline": args.baseline,
         "target_dir": str(target),
         "target_fs": filesystem_of(target),
         "getm_tui": source_state(),
@@ -383,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = changed_since(sources)
     if changed:
         results["getm_tui"]["changed_during_run"] = changed
-    if results["cases"] or results.get("responsiveness"):
+    if results["cases"] or results.get("responsiveness") or results.get("queue_scale"):
         finish(results, args.plot, write=True)
     return code
 

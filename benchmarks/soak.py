@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
-from benchlib.measure import alive, descendants, pss_kib  # noqa: E402
+from benchlib.measure import alive, descendants, name_of, pss_kib, rss_kib  # noqa: E402
 
 from tests.helpers.faultserver import FaultServer, RandomFaults  # noqa: E402
 
@@ -81,26 +81,6 @@ class Pass:
     samples: list[Sample] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)
     exit_code: int = 0
-
-
-def name_of(pid: int) -> str:
-    """The kernel's name of the process (getm-supervisor, getm-host-N, python3...)."""
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def shm_ours() -> set[str]:

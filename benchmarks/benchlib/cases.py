@@ -5,14 +5,20 @@ another run's output (or resume from it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchlib.data import DataFile, Dataset, MiB
 
 SLOW_RATE_MIB = 20  # nginx `limit_rate 20m` on /slow/, per connection
 SLOW_CONNECTIONS = 16
-QUEUE_ACTIVE = 16  # GETM_TUI_MAX_ACTIVE for case (c), and the peers' parallelism there
+QUEUE_ACTIVE = 16  # GETM_TUI_MAX_ACTIVE for cases (c) and (g), and the peers' parallelism there
+BIG_CONNECTIONS = 8  # the peers' connections in (a), and hf_transfer's, and getm-tui's --no-sync run
+HF_CHUNK = 10 * MiB  # huggingface_hub's chunk size for hf_transfer
+DURABLE = "durable"  # the group of contenders whose file is on disk when they exit
+NO_SYNC = "--no-sync"
+OURS = "getm-tui"
+BASELINE = "getm-tui@baseline"
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,10 @@ class Tools:
     aria2c: str | None
     axel: str | None
     getm: str | None
+    hf_transfer: str | None = None  # a python that imports hf_transfer
+    dd: str | None = None
+    sync: str | None = None
+    get_flags: frozenset[str] = frozenset()  # the long options of `getm-tui get --help`
 
 
 @dataclass(frozen=True)
@@ -37,12 +47,20 @@ class Invocation:
 @dataclass(frozen=True)
 class Contender:
     """One tool with one set of options. `build(run_dir)` gives the command that writes to run_dir/out;
-    `stdout_md5`, when set, must appear in the command's output (the curl | md5sum pipeline)."""
+    `stdout_md5`, when set, must appear in the command's output (the curl | md5sum pipeline).
+
+    A contender is compared with the peers of its own `group` only: in (a), DURABLE holds what leaves
+    the file on disk when it exits (getm-tui's default, dd conv=fsync, peers followed by sync), "" what
+    may leave it in the page cache. A `limit` (dd) bounds what any tool can do, so it is never a peer
+    to beat. `baseline_of` names the contender of the new getm-tui this one is the --baseline twin of."""
 
     label: str
     ours: bool
     build: Callable[[Path], Invocation]
     stdout_md5: str | None = None
+    group: str = ""
+    limit: bool = False
+    baseline_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,13 +89,60 @@ def _fixed(argv_for: Callable[[Path], list[str]]) -> Callable[[Path], Invocation
 # -- single-file commands, shared by (a), (b) and (d) ---------------------------------------------------
 
 
-def getm_tui_get(tools: Tools, url: str, conns: int, checksum: str | None = None) -> Contender:
+def getm_tui_get(
+    tools: Tools, url: str, conns: int, checksum: str | None = None, group: str = "", no_sync: bool = False
+) -> Contender:
     extra = ["--checksum", checksum] if checksum else []
-    label = f"getm-tui -c {conns}" + (" --checksum" if checksum else "")
+    extra += [NO_SYNC] if no_sync else []
+    label = f"{OURS} -c {conns}" + (" --checksum" if checksum else "") + (f" {NO_SYNC}" if no_sync else "")
     return Contender(
         label,
         True,
         _fixed(lambda o: [tools.getm_tui, "get", url, "-c", str(conns), "-o", str(o), "-q", *extra]),
+        group=group,
+    )
+
+
+def followed_by_sync(sync: str, contender: Contender, f: DataFile) -> Contender:
+    """The same command, then `sync FILE` (fsync of the file it wrote), so it ends when its bytes are on
+    disk as getm-tui's and dd conv=fsync's do. Only that file: a global sync would also wait for whatever
+    else the machine is writing."""
+    script = 'f=$1; shift; "$@" && exec "$0" "$f"'
+
+    def build(run_dir: Path) -> Invocation:
+        inner = contender.build(run_dir)
+        argv = ["bash", "-c", script, sync, str(out_dir(run_dir) / f.name), *inner.argv]
+        return Invocation(argv, inner.env, inner.cwd)
+
+    return Contender(f"{contender.label} + sync", False, build, group=DURABLE)
+
+
+def dd_limit(dd: str, source: Path, f: DataFile) -> Contender:
+    """The durable limit: the same bytes copied from the served file (in the page cache after the first
+    run) to the same target filesystem, fsynced at the end. No network, no HTTP: nothing downloads
+    durably faster than this on this disk."""
+    return Contender(
+        "dd bs=4M conv=fsync (the durable limit)",
+        False,
+        _fixed(lambda o: [dd, f"if={source}", f"of={o / f.name}", "bs=4M", "conv=fsync", "status=none"]),
+        group=DURABLE,
+        limit=True,
+    )
+
+
+HF_SCRIPT = (
+    "import sys, hf_transfer; hf_transfer.download(sys.argv[1], sys.argv[2], max_files=int(sys.argv[3]), "
+    "chunk_size=int(sys.argv[4]), parallel_failures=3, max_retries=5)"
+)
+
+
+def hf_transfer_get(python: str, url: str, f: DataFile, conns: int) -> Contender:
+    """hf_transfer's download() as huggingface_hub calls it (its chunk size, failures and retries), in a
+    Python one-liner so it is timed like a command, interpreter start-up included."""
+    return Contender(
+        f"hf_transfer max_files={conns}",
+        False,
+        _fixed(lambda o: [python, "-c", HF_SCRIPT, url, str(o / f.name), str(conns), str(HF_CHUNK)]),
     )
 
 
@@ -155,20 +220,44 @@ def getm_get(getm: str, url: str, f: DataFile) -> Contender:
 
 
 def case_a(tools: Tools, data: Dataset, url: Callable[[str], str]) -> Case:
-    f, u = data.big, url(data.big.rel)
+    f, u, n = data.big, url(data.big.rel), BIG_CONNECTIONS
+    ours = [getm_tui_get(tools, u, 4, group=DURABLE), getm_tui_get(tools, u, n, group=DURABLE)]
+    notes = []
+    if NO_SYNC in tools.get_flags:
+        ours.append(getm_tui_get(tools, u, n, no_sync=True))
+    else:
+        notes.append(f"skipped: {OURS} -c {n} {NO_SYNC} (not in this getm-tui's `get --help`)")
     peers: list[Contender] = []
     if tools.curl:
         peers.append(curl_get(tools.curl, u, f))
     if tools.wget2:
-        peers.append(wget2_get(tools.wget2, u, f, 8))
+        peers.append(wget2_get(tools.wget2, u, f, n))
     if tools.aria2c:
-        peers.append(aria2c_get(tools.aria2c, u, f, 8))
+        peers.append(aria2c_get(tools.aria2c, u, f, n))
     if tools.axel:
-        peers.append(axel_get(tools.axel, u, f, 8))
+        peers.append(axel_get(tools.axel, u, f, n))
     if tools.getm:
         peers.append(getm_get(tools.getm, u, f))
-    ours = (getm_tui_get(tools, u, 4), getm_tui_get(tools, u, 8))
-    return Case("a", f"one {f.size // MiB} MiB file, no rate limit", (f,), (*ours, *peers), sample_tree=True)
+    if tools.hf_transfer:
+        peers.append(hf_transfer_get(tools.hf_transfer, u, f, n))
+    durable: list[Contender] = []
+    if tools.dd:
+        durable.append(dd_limit(tools.dd, data.root / f.rel, f))
+    if tools.sync:
+        synced = [p for p in peers if p.label.split()[0] in ("curl", "aria2c", "wget2")]
+        durable.extend(followed_by_sync(tools.sync, p, f) for p in synced)
+    notes.append(
+        f"groups: '{DURABLE}' rows end with the file on disk (fsync / sync) and are compared with each "
+        "other; the rest may end with it in the page cache"
+    )
+    return Case(
+        "a",
+        f"one {f.size // MiB} MiB file, no rate limit",
+        (f,),
+        (*ours, *durable, *peers),
+        sample_tree=True,
+        notes=tuple(notes),
+    )
 
 
 def case_b(tools: Tools, data: Dataset, url: Callable[[str], str]) -> Case:
@@ -207,23 +296,26 @@ def write_lists(
     return url_list, curl_cfg
 
 
-def _getm_tui_queue(tools: Tools, url_list: Path) -> Callable[[Path], Invocation]:
+def _getm_tui_queue(tools: Tools, url_list: Path, max_active: int | None) -> Callable[[Path], Invocation]:
     """`add` then `run --once` against a queue nobody has used (a fresh data dir per run), both start-ups
-    inside the measured time, as a user would see it."""
+    inside the measured time, as a user would see it. `max_active` None: getm-tui's defaults."""
 
     def build(run_dir: Path) -> Invocation:
         script = '"$0" add -i "$1" -d "$2" > /dev/null && exec "$0" run --once > /dev/null'
-        env = {"GETM_TUI_DATA_DIR": str(run_dir / "state"), "GETM_TUI_MAX_ACTIVE": str(QUEUE_ACTIVE)}
+        env = {"GETM_TUI_DATA_DIR": str(run_dir / "state")}
+        if max_active is not None:
+            env["GETM_TUI_MAX_ACTIVE"] = str(max_active)
         return Invocation(["bash", "-c", script, tools.getm_tui, str(url_list), str(out_dir(run_dir))], env)
 
     return build
 
 
-def case_c(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Path) -> Case:
-    url_list, curl_cfg = write_lists(data.small, url, lists_dir)
+def queue_contenders(tools: Tools, url_list: Path, curl_cfg: Path) -> tuple[Contender, ...]:
+    """getm-tui's queue with its defaults and with max_active=16, beside the peers with 16 at a time."""
     j = QUEUE_ACTIVE
     contenders = [
-        Contender(f"getm-tui add+run --once (max_active={j})", True, _getm_tui_queue(tools, url_list))
+        Contender(f"{OURS} add+run --once (defaults)", True, _getm_tui_queue(tools, url_list, None)),
+        Contender(f"{OURS} add+run --once (max_active={j})", True, _getm_tui_queue(tools, url_list, j)),
     ]
     if tools.aria2c:
         a = tools.aria2c
@@ -260,15 +352,22 @@ def case_c(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
                 ),
             )
         )
-    size = data.small[0].size if data.small else 0
+    return tuple(contenders)
+
+
+def queue_case(
+    key: str, files: tuple[DataFile, ...], tools: Tools, url: Callable[[str], str], lists_dir: Path
+) -> Case:
+    """(c) and (g): many small files through the queue; the same commands, only the count differs, so
+    their cost per file compares directly."""
+    url_list, curl_cfg = write_lists(files, url, lists_dir, stem=f"urls-{key}")
+    size = files[0].size if files else 0
     return Case(
-        "c",
-        f"{len(data.small)} x {size // 1024} KiB through the queue",
-        data.small,
-        tuple(contenders),
-        notes=(
-            f"getm-tui: GETM_TUI_MAX_ACTIVE={j}, fresh GETM_TUI_DATA_DIR per run, add + run --once timed",
-        ),
+        key,
+        f"{len(files):,} x {size // 1024} KiB through the queue",
+        files,
+        queue_contenders(tools, url_list, curl_cfg),
+        notes=(f"{OURS}: a fresh GETM_TUI_DATA_DIR per run, add + run --once timed",),
     )
 
 
@@ -302,23 +401,66 @@ def warm_up_case(tools: Tools, data: Dataset, url: Callable[[str], str], lists_d
     url_list, _ = write_lists(data.small[:4], url, lists_dir, stem="warm-urls")
     contenders = [
         getm_tui_get(tools, u, 4),
-        Contender("getm-tui add+run --once", True, _getm_tui_queue(tools, url_list)),
+        Contender(f"{OURS} add+run --once", True, _getm_tui_queue(tools, url_list, QUEUE_ACTIVE)),
     ]
     if tools.getm:
         contenders.append(getm_get(tools.getm, u, f))
+    if tools.hf_transfer:
+        contenders.append(hf_transfer_get(tools.hf_transfer, u, f, BIG_CONNECTIONS))
     return Case("warm-up", "untimed", (), tuple(contenders))
 
 
+def with_baseline(case: Case, twin: Case) -> Case:
+    """`case` with, right after each getm-tui contender, the same contender of `twin` (the case built for
+    the --baseline binary), relabelled; a variant the baseline does not have (a flag it does not know)
+    is left out and said in the notes."""
+    theirs = {c.label: c for c in twin.contenders if c.ours}
+    contenders: list[Contender] = []
+    notes = list(case.notes)
+    for c in case.contenders:
+        contenders.append(c)
+        if not c.ours:
+            continue
+        other = theirs.get(c.label)
+        if other is None:
+            notes.append(
+                f"skipped: {baseline_label(c.label)} (this variant is not in the baseline's options)"
+            )
+            continue
+        contenders.append(replace(other, label=baseline_label(c.label), baseline_of=c.label))
+    return replace(case, contenders=tuple(contenders), notes=tuple(notes))
+
+
+def baseline_label(label: str) -> str:
+    return BASELINE + label.removeprefix(OURS)
+
+
 def build_cases(
-    keys: list[str], tools: Tools, data: Dataset, url: Callable[[str], str], work: Path
+    keys: list[str],
+    tools: Tools,
+    data: Dataset,
+    url: Callable[[str], str],
+    work: Path,
+    baseline: Tools | None = None,
 ) -> list[Case]:
     """The cases to run, in order. (e) is a view of (a)'s runs (every (a) run is measured for CPU and
-    memory), so asking for (e) alone runs (a)."""
-    builders: dict[str, Callable[[], Case]] = {
-        "a": lambda: case_a(tools, data, url),
-        "b": lambda: case_b(tools, data, url),
-        "c": lambda: case_c(tools, data, url, work),
-        "d": lambda: case_d(tools, data, url),
-    }
+    memory), so asking for (e) alone runs (a). With `baseline` (the same tools but another getm-tui),
+    every getm-tui contender has its baseline twin beside it."""
+
+    def builders(t: Tools) -> dict[str, Callable[[], Case]]:
+        return {
+            "a": lambda: case_a(t, data, url),
+            "b": lambda: case_b(t, data, url),
+            "c": lambda: queue_case("c", data.small, t, url, work),
+            "d": lambda: case_d(t, data, url),
+            "g": lambda: queue_case("g", data.many, t, url, work),
+        }
+
     wanted = sorted({"a" if k == "e" else k for k in keys})
-    return [builders[k]() for k in wanted if k in builders]
+    ours = builders(tools)
+    theirs = builders(baseline) if baseline else {}
+    cases = []
+    for k in (k for k in wanted if k in ours):
+        case = ours[k]()
+        cases.append(with_baseline(case, theirs[k]()) if k in theirs else case)
+    return cases

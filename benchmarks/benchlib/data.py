@@ -28,12 +28,16 @@ class DataFile:
 
 @dataclass(frozen=True)
 class Sizes:
-    """What to generate: full size by default, small for --quick (a smoke run, not a measurement)."""
+    """What to generate and how many jobs to queue: full size by default, small for --quick (a smoke run,
+    not a measurement). `many_count` small files are case (g)'s (written only when it runs);
+    `queue_jobs` is case (h)'s queue length (URLs only, nothing is served for them)."""
 
     big: int
     medium: int
     small_count: int
     small_size: int
+    many_count: int = 10_000
+    queue_jobs: int = 1_000_000
 
     @classmethod
     def full(cls) -> Sizes:
@@ -41,7 +45,14 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(big=128 * MiB, medium=64 * MiB, small_count=200, small_size=64 * 1024)
+        return cls(
+            big=128 * MiB,
+            medium=64 * MiB,
+            small_count=200,
+            small_size=64 * 1024,
+            many_count=500,
+            queue_jobs=20_000,
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class Dataset:
     big: DataFile
     medium: DataFile
     small: tuple[DataFile, ...]
+    many: tuple[DataFile, ...] = ()
 
 
 def write_random(path: Path, size: int) -> str:
@@ -66,23 +78,25 @@ def write_random(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def make_dataset(root: Path, sizes: Sizes) -> Dataset:
-    """The big file (cases a, d, e), the medium one (b, served from /slow/) and the many small ones (c)."""
+def write_small_files(root: Path, folder: str, count: int, size: int) -> tuple[DataFile, ...]:
+    (root / folder).mkdir(exist_ok=True)
+    os.chmod(root / folder, 0o755)
+    return tuple(
+        DataFile(f"{folder}/f{i:05d}.bin", size, write_random(root / folder / f"f{i:05d}.bin", size))
+        for i in range(count)
+    )
+
+
+def make_dataset(root: Path, sizes: Sizes, with_many: bool = False) -> Dataset:
+    """The big file (cases a, d, e), the medium one (b, served from /slow/), the small ones (c) and, when
+    asked, the many small ones (g)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "small").mkdir(exist_ok=True)
-    for d in (root, root / "small"):
-        os.chmod(d, 0o755)
+    os.chmod(root, 0o755)
     big = DataFile("big.bin", sizes.big, write_random(root / "big.bin", sizes.big))
     medium = DataFile("medium.bin", sizes.medium, write_random(root / "medium.bin", sizes.medium))
-    small = tuple(
-        DataFile(
-            f"small/f{i:04d}.bin",
-            sizes.small_size,
-            write_random(root / "small" / f"f{i:04d}.bin", sizes.small_size),
-        )
-        for i in range(sizes.small_count)
-    )
-    return Dataset(root=root, big=big, medium=medium, small=small)
+    small = write_small_files(root, "small", sizes.small_count, sizes.small_size)
+    many = write_small_files(root, "many", sizes.many_count, sizes.small_size) if with_many else ()
+    return Dataset(root=root, big=big, medium=medium, small=small, many=many)
 
 
 def md5_of(path: Path) -> str:

@@ -4,6 +4,7 @@ our ratios look better than they are, so every skip is printed and recorded."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ Log = Callable[[str], None]
 # binary -> Debian package
 APT_PACKAGES = {"nginx": "nginx-light", "wget2": "wget2", "aria2c": "aria2", "axel": "axel", "curl": "curl"}
 GETM_PEER = "getm==0.0.5"
+HF_TRANSFER = "hf_transfer"
 
 _apt_updated = False
 
@@ -69,22 +71,54 @@ def getm_tui_binary() -> str:
     return found
 
 
-def ensure_getm_peer(venv: Path, log: Log) -> str | None:
-    """getm 0.0.5 (the library getm-tui grew from) in a venv of its own, so its pinned dependencies cannot
-    disturb ours; None, said out loud, if it does not install."""
-    log(f"installing {GETM_PEER} into {venv}")
+def pip_venv(venv: Path, requirement: str, log: Log) -> Path | None:
+    """A venv of its own holding `requirement`, so a peer's pinned dependencies cannot disturb ours; its
+    python, or None, said out loud, if it does not install."""
+    log(f"installing {requirement} into {venv}")
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
     if made.returncode != 0:
-        log(f"  cannot create a venv ({made.stderr.strip()[-200:]}): skipping getm 0.0.5")
+        log(f"  cannot create a venv ({made.stderr.strip()[-200:]}): skipping {requirement}")
         return None
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([*pip, GETM_PEER], capture_output=True, text=True)
-    binary = venv / "bin" / "getm"
-    if done.returncode != 0 or not binary.exists():
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    done = subprocess.run([*pip, requirement], capture_output=True, text=True)
+    if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["?"]
-        log(f"  pip install {GETM_PEER} failed ({tail[0]}): skipping getm 0.0.5")
+        log(f"  pip install {requirement} failed ({tail[0]}): skipping it")
         return None
-    return str(binary)
+    return python
+
+
+def ensure_getm_peer(venv: Path, log: Log) -> str | None:
+    """getm 0.0.5 (the library getm-tui grew from), or None if it does not install."""
+    python = pip_venv(venv, GETM_PEER, log)
+    binary = venv / "bin" / "getm"
+    return str(binary) if python is not None and binary.exists() else None
+
+
+def ensure_hf_transfer(venv: Path, log: Log) -> str | None:
+    """The python of a venv where `import hf_transfer` works (it has no command of its own), or None."""
+    python = pip_venv(venv, HF_TRANSFER, log)
+    if python is None:
+        return None
+    done = subprocess.run([str(python), "-c", "import hf_transfer"], capture_output=True, text=True)
+    if done.returncode != 0:
+        log(f"  {HF_TRANSFER} installed but does not import: skipping it")
+        return None
+    return str(python)
+
+
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def help_flags(binary: str, *verb: str) -> frozenset[str]:
+    """The long options `binary VERB --help` lists: a variant whose flag the binary does not know (an
+    older checkout measured with --baseline) is skipped rather than failed."""
+    try:
+        done = subprocess.run([binary, *verb, "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(FLAG.findall(done.stdout)) if done.returncode == 0 else frozenset()
 
 
 def version_of(argv: list[str]) -> str:

@@ -109,15 +109,33 @@ def alive(pid: int) -> bool:
         return False
 
 
-def pss_kib(pid: int) -> int:
+def name_of(pid: int) -> str:
+    """The kernel's name of the process (getm-supervisor, getm-host-N, python3...)."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _kib_field(path: str, field: str) -> int:
+    """A `Field:   N kB` line of a /proc file; 0 when the process is gone."""
+    try:
+        with open(path) as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
+
+
+def pss_kib(pid: int) -> int:
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 class TreeSampler:
@@ -153,6 +171,14 @@ def _parse_time(path: Path) -> tuple[float, float, int]:
         return float("nan"), float("nan"), 0
 
 
+def tail_of(path: Path, size: int) -> str:
+    """The last `size` bytes of a file as text, without reading the rest (`ls` of a big queue writes
+    a hundred MiB)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+        return f.read().decode(errors="replace")
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the process group we created for this command (its pid is the group id)."""
     try:
@@ -169,11 +195,14 @@ def run_measured(
     cwd: Path | None = None,
     timeout: float = 600.0,
     sample_tree: bool = False,
+    stdout_to: Path | None = None,
 ) -> Measurement:
     """Run `argv` under GNU time in a process group of its own (so a timeout or Ctrl-C can end all of it,
-    and only it); stdout is kept for checks such as `md5sum`'s output."""
+    and only it); stdout goes to `stdout_to` (default: a scratch file) and its tail is kept for checks
+    such as `md5sum`'s output."""
     scratch.mkdir(parents=True, exist_ok=True)
-    time_file, out_file, err_file = scratch / "time.txt", scratch / "stdout.txt", scratch / "stderr.txt"
+    time_file, err_file = scratch / "time.txt", scratch / "stderr.txt"
+    out_file = stdout_to or scratch / "stdout.txt"
     full = [GNU_TIME, "-f", "%e %U %S %M", "-o", str(time_file), *argv]
     with open(out_file, "wb") as out, open(err_file, "wb") as err:
         start = time.perf_counter()
@@ -215,6 +244,6 @@ def run_measured(
         max_rss_kib=rss,
         tree_pss_kib=peak,
         returncode=returncode,
-        stdout=out_file.read_text(errors="replace")[-4000:],
+        stdout=tail_of(out_file, 4000),
         stderr_tail="\n".join(stderr[-5:]),
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib.cases import SLOW_CONNECTIONS, SLOW_RATE_MIB
+from benchlib import scale_report
+from benchlib.cases import BASELINE, DURABLE, OURS, SLOW_CONNECTIONS, SLOW_RATE_MIB
 from benchlib.data import GiB, MiB
 
 Results = dict[str, Any]
@@ -31,10 +32,28 @@ class Row:
     low: float | None
     high: float | None
     mibs: float | None
-    ratio: float | None = None  # ours / best peer, for our rows
+    ratio: float | None = None  # ours / best peer of the same group, for our rows
     cpu_per_gib: float | None = None
     max_rss_mib: float | None = None
     tree_pss_mib: float | None = None
+    per_file_ms: float | None = None
+    group: str = ""
+    limit: bool = False
+    baseline_of: str | None = None
+    vs_limit: float | None = None  # ours / the limit of the same group
+    vs_baseline: float | None = None  # new / its --baseline twin, on the new getm-tui's rows
+
+    @property
+    def peer(self) -> bool:
+        return not self.ours and not self.limit
+
+    @property
+    def role(self) -> str:
+        if self.limit:
+            return "LIMIT"
+        if self.baseline_of is not None:
+            return "base"
+        return "ours" if self.ours else "peer"
 
 
 def _median(values: list[float]) -> float | None:
@@ -42,17 +61,28 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def summarize(case: Results) -> list[Row]:
-    rows = [_row(c, case["bytes"]) for c in case["contenders"]]
-    peers = [r.median for r in rows if not r.ours and r.median is not None]
-    best = min(peers) if peers else None
+    """Every contender's row, with our rows' ratios: to the best peer and to the limit of their own group
+    (a durable download against durable peers), and to their --baseline twin."""
+    rows = [_row(c, case["bytes"], case.get("files", 1)) for c in case["contenders"]]
     for r in rows:
-        if r.ours and r.median is not None and best:
-            r.ratio = r.median / best
+        if not r.ours:
+            continue
+        peers = [p.median for p in rows if p.peer and p.group == r.group and p.median is not None]
+        limits = [p.median for p in rows if p.limit and p.group == r.group and p.median is not None]
+        r.ratio = _ratio(r.median, min(peers) if peers else None)
+        r.vs_limit = _ratio(r.median, min(limits) if limits else None)
+        twin = next((b for b in rows if b.baseline_of == r.label), None)
+        if twin is not None:
+            r.vs_baseline = _ratio(r.median, twin.median)
     return rows
 
 
-def _row(contender: Results, size: int) -> Row:
+def _row(contender: Results, size: int, files: int) -> Row:
     runs = [r for r in contender["runs"] if r["ok"]]
     walls = [r["wall"] for r in runs]
     median = _median(walls)
@@ -72,6 +102,10 @@ def _row(contender: Results, size: int) -> Row:
         cpu_per_gib=cpu / gib if cpu is not None and gib else None,
         max_rss_mib=rss / 1024 if rss is not None else None,
         tree_pss_mib=pss / 1024 if pss is not None else None,
+        per_file_ms=median * 1000 / files if median is not None and files > 1 else None,
+        group=contender.get("group", ""),
+        limit=contender.get("limit", False),
+        baseline_of=contender.get("baseline_of"),
     )
 
 
@@ -82,22 +116,30 @@ def _f(value: float | None, spec: str) -> str:
 def table(results: Results) -> str:
     """The one table: every case and contender, best first within a case."""
     head = (
-        f"{'case':<4} {'tool':<44} {'ok':>5} {'median s':>9} {'min s':>8} {'max s':>8} {'MiB/s':>8} "
-        f"{'ours/best peer':>15}"
+        f"{'case':<4} {'tool':<56} {'role':<5} {'ok':>5} {'median s':>9} {'min s':>8} {'max s':>8} "
+        f"{'MiB/s':>8} {'ms/file':>8} {'/best peer':>10} {'/limit':>7} {'new/base':>8}"
     )
     lines = [head, "-" * len(head)]
     for case in results["cases"]:
-        rows = sorted(summarize(case), key=lambda r: (r.median is None, r.median or 0))
+        rows = sorted(summarize(case), key=lambda r: (r.group, r.median is None, r.median or 0))
         for r in rows:
-            mark = "*" if r.ours else " "
+            group = f" [{r.group}]" if r.group else ""
             ok = f"{r.ok}/{r.ok + r.failed}"
             lines.append(
-                f"{case['key']:<4} {mark}{r.label:<43} {ok:>5} {_f(r.median, '.3f'):>9} "
+                f"{case['key']:<4} {r.label + group:<56} {r.role:<5} {ok:>5} {_f(r.median, '.3f'):>9} "
                 f"{_f(r.low, '.3f'):>8} {_f(r.high, '.3f'):>8} {_f(r.mibs, '.1f'):>8} "
-                f"{_f(r.ratio, '.3f'):>15}"
+                f"{_f(r.per_file_ms, '.2f'):>8} {_f(r.ratio, '.3f'):>10} {_f(r.vs_limit, '.3f'):>7} "
+                f"{_f(r.vs_baseline, '.3f'):>8}"
             )
         lines.append("")
-    lines.append("* = getm-tui; ratio below 1.0 means getm-tui leads the best peer")
+    lines.append(
+        "role: ours = this getm-tui; base = the --baseline getm-tui; peer = another tool; LIMIT = the\n"
+        "durable limit (dd conv=fsync of the same bytes to the same disk, no network): a reference, not\n"
+        "a peer. Ours and base rows are compared only with the rows of their own [group]:\n"
+        f"[{DURABLE}] = the file is on disk when the command ends (fsync, or followed by sync).\n"
+        "/best peer and /limit: below 1.0 means getm-tui is faster; new/base: below 1.0 means this\n"
+        "getm-tui is faster than the baseline (median over median, runs alternated in the same run)"
+    )
     return "\n".join(lines)
 
 
@@ -105,19 +147,18 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("MET" if ok else "MISSED")
 
 
-def _peer(rows: list[Row], prefix: str) -> Row | None:
-    return next((r for r in rows if not r.ours and r.label.startswith(prefix) and r.median), None)
+def _peer(rows: list[Row], prefix: str, group: str = "") -> Row | None:
+    return next(
+        (r for r in rows if r.peer and r.group == group and r.label.startswith(prefix) and r.median), None
+    )
 
 
 def targets(results: Results) -> str:
     """The issue's targets, one line each, with the numbers behind the verdict."""
     by_key = {c["key"]: summarize(c) for c in results["cases"]}
-    lines = ["targets:"]
-    for r in (x for x in by_key.get("a", []) if x.ours):
-        lines.append(
-            f"  (a) {r.label}: ours/best peer = {_f(r.ratio, '.3f')} (<= 1.0) {_verdict(_le(r.ratio, 1.0))}"
-        )
-    for r in (x for x in by_key.get("b", []) if x.ours):
+    lines = ["targets (this getm-tui's rows; the baseline's are compared in new/base):"]
+    lines.extend(case_a_targets(by_key.get("a", [])))
+    for r in _new(by_key.get("b", [])):
         ideal = SLOW_CONNECTIONS * SLOW_RATE_MIB
         share = r.mibs / ideal if r.mibs else None
         ok = None if r.ratio is None or share is None else (r.ratio <= 1.0 and share >= 0.9)
@@ -125,15 +166,20 @@ def targets(results: Results) -> str:
             f"  (b) {r.label}: ours/best peer = {_f(r.ratio, '.3f')} (<= 1.0), {_f(r.mibs, '.1f')} MiB/s = "
             f"{_f(share and share * 100, '.0f')}% of the ideal {ideal} MiB/s (>= 90%) {_verdict(ok)}"
         )
-    for key, factor in (("c", 1.0), ("d", 0.5)):
-        rows = by_key.get(key, [])
-        aria = _peer(rows, "aria2c")
-        for r in (x for x in rows if x.ours):
-            vs = r.median / aria.median if aria and r.median and aria.median else None
-            lines.append(
-                f"  ({key}) {r.label}: ours/aria2c = {_f(vs, '.3f')} (<= {factor}) "
-                f"{_verdict(_le(vs, factor))}" + ("" if aria else "  [aria2c not measured]")
-            )
+    for key in ("c", "g"):
+        lines.extend(queue_targets(key, by_key.get(key, [])))
+    if "c" in by_key and "g" in by_key:
+        lines.extend(per_file_targets(by_key["c"], by_key["g"]))
+    rows = by_key.get("d", [])
+    aria = _peer(rows, "aria2c")
+    for r in _new(rows):
+        vs = _ratio(r.median, aria.median if aria else None)
+        lines.append(
+            f"  (d) {r.label}: ours/aria2c = {_f(vs, '.3f')} (<= 0.5) "
+            f"{_verdict(_le(vs, 0.5))}" + ("" if aria else "  [aria2c not measured]")
+        )
+    if results.get("queue_scale"):
+        lines.extend(scale_report.target_lines(results["queue_scale"]))
     if results.get("responsiveness"):
         lines.append(responsiveness_targets(results))
     return "\n".join(lines)
@@ -141,6 +187,86 @@ def targets(results: Results) -> str:
 
 def _le(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
+
+
+def _new(rows: list[Row]) -> list[Row]:
+    """This getm-tui's rows (not the baseline's)."""
+    return [r for r in rows if r.ours and r.baseline_of is None]
+
+
+def _all_le(pairs: list[tuple[float | None, float]]) -> bool | None:
+    known = [_le(v, limit) for v, limit in pairs if v is not None]
+    return None if not known else all(known)
+
+
+LIMIT_SLACK = 1.10  # "within 10% of dd conv=fsync"
+
+
+def case_a_targets(rows: list[Row]) -> list[str]:
+    """(a): a durable getm-tui within 10% of the durable limit and ahead of every peer followed by sync;
+    with --no-sync, at least as fast as hf_transfer (same connections) and as curl."""
+    lines = []
+    for r in _new(rows):
+        if r.group == DURABLE:
+            ok = _all_le([(r.vs_limit, LIMIT_SLACK), (r.ratio, 1.0)])
+            lines.append(
+                f"  (a) {r.label}: ours/dd limit = {_f(r.vs_limit, '.3f')} (<= {LIMIT_SLACK}), "
+                f"ours/best peer + sync = {_f(r.ratio, '.3f')} (<= 1.0) {_verdict(ok)}"
+            )
+        else:
+            hf, curl = _peer(rows, "hf_transfer", r.group), _peer(rows, "curl", r.group)
+            vs_hf = _ratio(r.median, hf.median if hf else None)
+            vs_curl = _ratio(r.median, curl.median if curl else None)
+            lines.append(
+                f"  (a) {r.label}: ours/hf_transfer = {_f(vs_hf, '.3f')} (<= 1.0), ours/curl = "
+                f"{_f(vs_curl, '.3f')} (<= 1.0), ours/best peer = {_f(r.ratio, '.3f')} "
+                f"{_verdict(_all_le([(vs_hf, 1.0), (vs_curl, 1.0)]))}"
+            )
+    return lines
+
+
+def queue_targets(key: str, rows: list[Row]) -> list[str]:
+    """(c) and (g): no longer than curl --parallel, and ahead of aria2c and wget2."""
+    lines = []
+    peers = {name: _peer(rows, name) for name in ("curl", "aria2c", "wget2")}
+    for r in _new(rows):
+        ratios = {n: _ratio(r.median, p.median if p else None) for n, p in peers.items()}
+        shown = ", ".join(f"ours/{n} = {_f(v, '.3f')}" for n, v in ratios.items())
+        lines.append(
+            f"  ({key}) {r.label}: {shown} (each <= 1.0) "
+            f"{_verdict(_all_le([(v, 1.0) for v in ratios.values()]))}"
+        )
+    return lines
+
+
+PER_FILE_SLACK = 1.10  # "the same cost per file", read as within 10%
+
+
+def per_file_targets(c: list[Row], g: list[Row]) -> list[str]:
+    """(g) against (c): the cost per file of the same getm-tui contender with 10x the files."""
+    lines = []
+    for r in _new(g):
+        small = next((x for x in c if x.label == r.label), None)
+        before = small.per_file_ms if small else None
+        vs = _ratio(r.per_file_ms, before)
+        lines.append(
+            f"  (g/c) {r.label}: ms per file {_f(r.per_file_ms, '.2f')} (g) / {_f(before, '.2f')} (c) = "
+            f"{_f(vs, '.3f')} (<= {PER_FILE_SLACK}) {_verdict(_le(vs, PER_FILE_SLACK))}"
+        )
+    return lines
+
+
+def baseline_ratios(results: Results) -> str:
+    """Every new/baseline ratio of the run in one place: how the team shows a change made nothing slower."""
+    lines = []
+    for case in results["cases"]:
+        for r in _new(summarize(case)):
+            if r.vs_baseline is not None:
+                lines.append(f"  ({case['key']}) {r.label}: new/baseline = {r.vs_baseline:.3f}")
+    lines.extend(scale_report.baseline_lines(results.get("queue_scale")))
+    if not lines:
+        return ""
+    return "\n".join([f"{OURS} / {BASELINE} (median / median; below 1.0: the new one is faster):", *lines])
 
 
 def resources(results: Results) -> str:
@@ -152,7 +278,7 @@ def resources(results: Results) -> str:
     head = f"{'tool':<44} {'CPU s/GiB':>10} {'max RSS MiB (1 proc)':>21} {'tree PSS MiB':>13}"
     lines = ["(e) CPU (user+sys, children included) per GiB and peak memory, case (a)", head, "-" * len(head)]
     for r in summarize(case):
-        if r.ours and r.label != "getm-tui -c 4":
+        if r.ours and r.label.split(" ", 1)[-1] != "-c 4":
             continue
         mark = "*" if r.ours else " "
         lines.append(
@@ -259,6 +385,8 @@ def responsiveness(results: Results) -> str:
             f"  in tmux ({term.get('tmux', '?')}, {term.get('size', '?')}), shown {term.get('rate_shown')}, "
             f"active each second: {' '.join(map(str, term.get('active_seen', [])))}"
         )
+        if term.get("first_rows_s") is not None:
+            lines.append(f"    first rows on the screen {term['first_rows_s']:.2f} s after the app started")
         lines.append(
             f"    app process CPU: {term['cpu_pct']:.1f}% of one core over {term['wall_s']:.1f} s "
             f"(per second: {' '.join(f'{v:.0f}' for v in term.get('cpu_pct_per_second', []))})" + _loop(term)
@@ -347,7 +475,13 @@ def render(results: Results) -> str:
     parts.append(targets(results))
     if results["cases"]:
         parts.append(resources(results))
+    if results.get("queue_scale"):
+        parts.append(scale_report.table(results["queue_scale"]))
     parts.append(responsiveness(results))
+    if results["cases"] or results.get("queue_scale"):
+        ratios = baseline_ratios(results)
+        if ratios:
+            parts.append(ratios)
     if results["cases"] or results.get("skipped"):
         parts.append(notes(results))
     return "\n\n".join(parts)

@@ -1,5 +1,8 @@
 """A private nginx for the benchmark: its own prefix, config and port, so it never touches another nginx
-on the machine, and it is stopped by the pid we started whatever happens to the run."""
+on the machine, and it is stopped by the pid we started whatever happens to the run.
+
+`/slow/` serves the files at 20 MiB/s per connection (case b); `/trickle/` at 1 MiB/s, for jobs that must
+stay active for minutes while something else is measured (case h's memory with a queue behind them)."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ http {{
     listen 127.0.0.1:{port};
     root {docroot};
     location /slow/ {{ alias {docroot}/; limit_rate {slow_rate}; }}
+    location /trickle/ {{ alias {docroot}/; limit_rate {trickle_rate}; }}
   }}
 }}
 """
@@ -50,11 +54,14 @@ def _listening(port: int) -> bool:
 class Nginx:
     """nginx in the foreground (`daemon off`) under our Popen, so its pid is ours to stop."""
 
-    def __init__(self, binary: str, prefix: Path, docroot: Path, slow_rate: str = "20m") -> None:
+    def __init__(
+        self, binary: str, prefix: Path, docroot: Path, slow_rate: str = "20m", trickle_rate: str = "1m"
+    ) -> None:
         self.binary = binary
         self.prefix = prefix
         self.docroot = docroot
         self.slow_rate = slow_rate
+        self.trickle_rate = trickle_rate
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -74,7 +81,13 @@ class Nginx:
         self.port = port
         conf = self.prefix / "nginx.conf"
         conf.write_text(
-            CONFIG.format(prefix=self.prefix, port=port, docroot=self.docroot, slow_rate=self.slow_rate)
+            CONFIG.format(
+                prefix=self.prefix,
+                port=port,
+                docroot=self.docroot,
+                slow_rate=self.slow_rate,
+                trickle_rate=self.trickle_rate,
+            )
         )
         argv = [self.binary, "-p", str(self.prefix), "-e", str(self.prefix / "logs" / "error.log")]
         log = open(self.prefix / "logs" / "stderr.log", "ab")  # noqa: SIM115 - closed with the process
