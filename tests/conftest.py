@@ -13,10 +13,6 @@ from tests.helpers.faultserver import FaultServer
 from tests.helpers.postgres import PostgresServer
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", 'slow: takes more than a few seconds; `pytest -m "not slow"` skips it')
-
-
 @pytest.fixture
 def fault_server() -> Iterator[FaultServer]:
     """A started :class:`FaultServer`, stopped (promptly, even with stalled handlers) after the test."""
