@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from getm_tui.queue.records import Event, Extent, Finished, Fingerprint, Job, JobSpec, RunningRow
-from getm_tui.queue.states import JobState, Outcome, Removal, Transition
+from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.states import Outcome, Removal, Transition
 
 if TYPE_CHECKING:
     from types import TracebackType

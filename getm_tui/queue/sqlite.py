@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
-from getm_tui.queue.records import Event, Extent, Finished, Fingerprint, Job, JobSpec, RunningRow
+from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
     COMMAND_EVENT,
@@ -540,9 +540,7 @@ class Queue:
     # -- what the supervisor does -----------------------------------------------------------------
 
     def claim(self, job_id: int) -> bool:
-        return self.transition(
-            job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None
-        )
+        return self.transition(job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None)
 
     def unclaim(self, job_id: int) -> bool:
         return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
