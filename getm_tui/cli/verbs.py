@@ -401,7 +401,7 @@ cmd_pause = cmd_resume = cmd_retry = cmd_move
 
 @verb
 def cmd_rm(args: argparse.Namespace) -> int:
-    from getm_tui.queue.states import delete_files
+    from getm_tui.queue.removal import delete_files
 
     with _open(args) as q:
         removals = q.remove(args.ids, bool(args.delete_file))

@@ -12,7 +12,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
-from getm_tui.queue.states import Outcome, Removal, Transition
+from getm_tui.queue.removal import Removal
+from getm_tui.queue.states import Outcome, Transition
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -27,18 +27,15 @@ from urllib.parse import quote
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
 from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
     COMMAND_EVENT,
-    HANDED_OVER,
     STATES,
     JobState,
     Outcome,
-    Removal,
     Transition,
     clamp_concurrency,
-    files_of_removal,
-    supervisor_runs,
 )
 
 if TYPE_CHECKING:

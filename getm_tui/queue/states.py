@@ -2,7 +2,8 @@
 
 The verbs, the supervisor and the app all steer jobs through these definitions (by way of the queue's
 `apply`, `remove`, `set_priority` and `set_concurrency`), so a retry from the app and `getm-tui retry` write
-the same row, say the same thing and leave the same history event. What the supervisor alone does (claim a
+the same row, say the same thing and leave the same history event. Removal, which also has files to
+delete, is in removal.py. What the supervisor alone does (claim a
 queued job, record its end, put back what it was running when it stopped) is in the queue interface.
 
     queued -> active -> done | failed        paused <-> queued        failed | canceled -> queued (retry)
@@ -12,14 +13,10 @@ queued job, record its end, put back what it was running when it stopped) is in 
 from __future__ import annotations
 
 import enum
-import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from getm_tui.queue.sqlite import Job
+from typing import Literal
 
 
 class JobState(str, enum.Enum):
@@ -46,14 +43,11 @@ STATES: tuple[JobState, ...] = tuple(JobState)
 # integrity check); None until a job finishes.
 Verdict = Literal["verified", "unverified", "mismatch"]
 
-# The partial file a download writes next to its target (getm_tui.engine.files.PART_SUFFIX; the verbs must
-# not import the engine to find it).
-PART_SUFFIX = ".getm-part"
-
 # The kind of history event a user's command records.
 COMMAND_EVENT = "command"
 
-# Connections per job a front end may ask for.
+# Connections per job a front end may ask for. Priority and connections are settings: they apply to a job in
+# any state and record no event (they change on every key press).
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 64
 
 
@@ -94,13 +88,6 @@ RETRY = Transition(
 )
 TRANSITIONS: Mapping[str, Transition] = MappingProxyType({t.action: t for t in (PAUSE, RESUME, RETRY)})
 
-# Removal: a job a supervisor is running is handed to it (canceled: it stops the transfer, removes the files
-# and deletes the row); any other job's row and files go at once. Remove and the settings below apply to a
-# job in any state and record no event (the row and its history go; settings change on every key press).
-HANDED_OVER = JobState.CANCELED
-# What a verb, which cannot see which jobs a supervisor runs, counts as running when one runs the queue.
-SUPERVISED_STATES = frozenset({JobState.ACTIVE, JobState.CANCELED})
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -112,54 +99,5 @@ class Outcome:
     message: str | None = None
 
 
-@dataclass(frozen=True)
-class Removal:
-    """A removed job: handed to the supervisor that runs it, or gone with `files` still to delete."""
-
-    job_id: int
-    handed_over: bool
-    files: tuple[str, ...] = ()
-
-
-def supervisor_runs(job: Job, running: Collection[int] | None, supervised: bool) -> bool:
-    """Whether a removal hands the job to a supervisor: the one asking knows what it runs (`running`);
-    anyone else counts an active job (or one already handed over) as run when a supervisor is alive."""
-    if running is not None:
-        return job.id in running
-    return supervised and job.state in SUPERVISED_STATES
-
-
-def target_of(job: Job) -> str | None:
-    """The file a job writes: the path its probe found, else the name it was given, else unknown yet."""
-    if job.path:
-        return job.path
-    if job.name:
-        return os.path.join(job.directory, job.name)
-    return None
-
-
-def files_of_removal(job: Job, delete_file: bool) -> tuple[str, ...]:
-    """A removed job leaves nothing partial behind; its finished file goes only when asked."""
-    target = target_of(job)
-    if not target:
-        return ()
-    if delete_file and job.state == JobState.DONE:
-        return (target + PART_SUFFIX, target)
-    return (target + PART_SUFFIX,)
-
-
 def clamp_concurrency(n: int) -> int:
     return max(MIN_CONCURRENCY, min(MAX_CONCURRENCY, n))
-
-
-def delete_files(paths: tuple[str, ...] | list[str]) -> list[tuple[str, OSError]]:
-    """Delete what a removal leaves; a file already gone is fine, any other failure is returned."""
-    failed: list[tuple[str, OSError]] = []
-    for path in paths:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            failed.append((path, e))
-    return failed
