@@ -169,7 +169,6 @@ class Supervisor:
         self.listen = listen
         self.lock = SupervisorLock(data_dir)
         self.running: dict[int, _Running] = {}
-        self.results: _queue.Queue[tuple[_Running, str, Any]] = _queue.Queue()
         self.logs: _queue.Queue[tuple[int | None, int, str]] = _queue.Queue(maxsize=100_000)
         self.clients: list[_Client] = []
         self._joining: _queue.Queue[_Client] = _queue.Queue()
