@@ -570,12 +570,13 @@ class Queue:
             self.log_event(job_id, "done", f"saved {result.path} ({result.verdict}, crc32c {result.crc32c})")
 
     def fail(self, job_id: int, error: str, mismatch: bool, kept: bool) -> None:
+        now = time.time()
         with self.batch():
             self._x(
                 "UPDATE jobs SET state = ?, error = ?, attempts = attempts + 1, finished = ?, updated = ?,"
                 " verdict = CASE WHEN ? THEN 'mismatch' ELSE verdict END,"
                 " bytes_done = CASE WHEN ? THEN bytes_done ELSE 0 END WHERE id = ?",
-                (JobState.FAILED.value, error, time.time(), time.time(), mismatch, kept, job_id),
+                (JobState.FAILED.value, error, now, now, mismatch, kept, job_id),
             )
             self.log_event(job_id, "error", error)
 
