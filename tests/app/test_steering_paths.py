@@ -122,6 +122,11 @@ def settled(q: Queue) -> bool:
         return (job.priority, job.concurrency) == (PRIORITY, CONCURRENCY) and q.ids["done"] not in queue.ids()
 
 
+def setting(q: Queue, field: str) -> Any:
+    with open_queue(q.data_dir) as queue:
+        return getattr(queue.get(q.ids["settings"]), field)
+
+
 def by_supervisor(q: Queue) -> list[str]:
     link = SupervisorLink(q.data_dir, settings(q))
     assert link.open() == "started"
@@ -177,8 +182,15 @@ def by_app(q: Queue) -> None:
                 )
                 app.clear_notifications()
         await select(pilot, q.ids["settings"])
-        await pilot.press(*["right_square_bracket"] * PRIORITY)
-        await pilot.press(*["plus"] * (CONCURRENCY - 2))  # from the default of 2
+        # One press at a time, each waited for in the queue: a poll of the queue that lands between quick
+        # presses may show the row as it was a press ago, and the next press counts from there.
+        for key, field, values in (
+            ("right_square_bracket", "priority", range(1, PRIORITY + 1)),
+            ("plus", "concurrency", range(3, CONCURRENCY + 1)),  # from the default of 2
+        ):
+            for value in values:
+                await pilot.press(key)
+                await until(pilot, lambda f=field, v=value: setting(q, f) == v, f"{field} {value}")
         await until(pilot, lambda: settled(q), "the commands in the queue")
 
     async def main() -> None:
