@@ -23,7 +23,10 @@ from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.screens.main import MainScreen
 from getm_tui.config import Settings
-from getm_tui.queue.sqlite import Job, Queue, QueueCorrupt, QueueError
+from getm_tui.queue.errors import QueueCorrupt, QueueError
+from getm_tui.queue.interface import JobQueue, open_queue
+from getm_tui.queue.records import Fingerprint, Job, JobSpec
+from getm_tui.queue.states import PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
 
@@ -104,13 +107,15 @@ class GetmApp(App[int]):
 
     # -- background threads -----------------------------------------------------------------------
 
-    def _open_checked(self) -> Queue | None:
+    def _open_checked(self) -> JobQueue | None:
         """The queue, once it is whole. A damaged file is not read here, nor kept open (an open connection
         would stop the recovery): the supervisor backs it up and rebuilds it, and then this opens it."""
         told = False
         while not self._stop.is_set():
             try:
-                return Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), check=True)
+                return open_queue(
+                    self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), check=True
+                )
             except QueueCorrupt as e:
                 if not told:
                     told = True
@@ -128,7 +133,7 @@ class GetmApp(App[int]):
         version = None
         since = 0.0
         last_ids: set[int] = set()
-        last_mark: tuple[int, int, float] | None = None
+        last_mark: Fingerprint | None = None
         last_counts: dict[str, int] = {}
         try:
             while not self._stop.is_set():
@@ -304,15 +309,15 @@ class GetmApp(App[int]):
         return True
 
     def action_add(self) -> None:
-        def added(specs: list[dict[str, Any]] | None) -> None:
+        def added(specs: list[JobSpec] | None) -> None:
             if specs:
                 self.run_worker(lambda: self._add(specs), thread=True, group="add", exit_on_error=False)
 
         self.push_screen(AddDialog(self.settings.download_dir, self.settings.concurrency), added)
 
-    def _add(self, specs: list[dict[str, Any]]) -> None:
+    def _add(self, specs: list[JobSpec]) -> None:
         try:
-            with Queue(self.data_dir) as q:
+            with open_queue(self.data_dir) as q:
                 ids = q.add_many(specs)
         except QueueError as e:
             self.call_from_thread(self.notify, str(e), severity="error")
@@ -325,9 +330,9 @@ class GetmApp(App[int]):
         row = self._selected()
         if row is None:
             return
-        if row.job.state in ("queued", "active"):
+        if PAUSE.applies_to(row.job.state):
             self._send(P.Pause((row.job.id,)))
-        elif row.job.state == "paused":
+        elif RESUME.applies_to(row.job.state):
             self._send(P.Resume((row.job.id,)))
         else:
             self.notify(f"{row.job.display_name} is {row.job.state}: nothing to pause", timeout=3)
@@ -336,7 +341,7 @@ class GetmApp(App[int]):
         row = self._selected()
         if row is None:
             return
-        if row.job.state in ("failed", "canceled"):
+        if RETRY.applies_to(row.job.state):
             self._send(P.Retry((row.job.id,)))
         else:
             self.notify(f"{row.job.display_name} is {row.job.state}: only failed jobs are retried", timeout=3)
@@ -363,7 +368,7 @@ class GetmApp(App[int]):
         return self.settings.concurrency
 
     def _set_concurrency(self, row: JobRow, n: int) -> None:
-        n = max(1, min(64, n))
+        n = clamp_concurrency(n)
         if self._send(P.SetConcurrency(row.job.id, n)):
             row.job.concurrency = n
 
@@ -402,7 +407,7 @@ class GetmApp(App[int]):
 
     def _load_events(self, screen: DetailsScreen) -> None:
         try:
-            with Queue(self.data_dir) as q:
+            with open_queue(self.data_dir) as q:
                 events = q.events(screen.job_id)
         except QueueError:
             return

@@ -15,16 +15,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from getm_tui import humanize
 from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, data_dir, fail, warn
 
 if TYPE_CHECKING:
-    from getm_tui.queue.sqlite import Job, Queue, QueueCorrupt
-
-PART_SUFFIX = ".getm-part"  # getm_tui.engine.files.PART_SUFFIX, without importing the engine for it
+    from getm_tui.queue.errors import QueueCorrupt
+    from getm_tui.queue.interface import JobQueue
+    from getm_tui.queue.records import Job, JobSpec
 
 # C0/C1 control characters become "?" in anything shown, so text from a server cannot drive the terminal.
 _CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0))}
@@ -39,7 +38,7 @@ def verb(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespac
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from getm_tui.queue.sqlite import QueueCorrupt, QueueError
+        from getm_tui.queue.errors import QueueCorrupt, QueueError
 
         try:
             return fn(args)
@@ -60,18 +59,18 @@ def _timeout_ms(args: argparse.Namespace) -> int:
     return int(load(getattr(args, "config", None)).queue_timeout * 1000)
 
 
-def _open(args: argparse.Namespace) -> Queue:
+def _open(args: argparse.Namespace) -> JobQueue:
     """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning."""
-    from getm_tui.queue.sqlite import Queue
+    from getm_tui.queue.interface import open_queue
 
-    return Queue(data_dir(args), timeout_ms=_timeout_ms(args), recover=True)
+    return open_queue(data_dir(args), timeout_ms=_timeout_ms(args), recover=True)
 
 
 def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
     """Damage the check at open did not see: the command's transaction was rolled back, so recover now
     and ask for the command again rather than run it twice (`ls` may have printed part of its table)."""
+    from getm_tui.queue.errors import QueueError
     from getm_tui.queue.salvage import recover
-    from getm_tui.queue.sqlite import QueueError
 
     try:
         done = recover(e.path, e.ino, e.reason, _timeout_ms(args) / 1000)
@@ -80,18 +79,6 @@ def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
     if done is not None:
         logging.getLogger(__name__).warning("%s", done.message())
     return fail(f"{e}; nothing was changed: run the command again")
-
-
-@contextmanager
-def _write(q: Queue) -> Iterator[None]:
-    """One write transaction: what a verb checks cannot change before it acts, and it acts all or nothing."""
-    q._x("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        q.rollback()
-        raise
-    q._x("COMMIT")
 
 
 def _clean(text: object) -> str:
@@ -180,7 +167,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     name = _output_name(args.output) if args.output is not None else None
     insecure = bool(getattr(args, "insecure", False))
     directory = _directory(args)
-    specs = []
+    specs: list[JobSpec] = []
     for url, checksums, where in entries:
         for text in checksums:
             algo, sep, _ = text.partition(":")
@@ -259,7 +246,7 @@ _HEADER = ("ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR")
 _RIGHT = (True, False, True, False, True, True, False, False)
 
 
-def _table(q: Queue, states: Sequence[str] | None) -> None:
+def _table(q: JobQueue, states: Sequence[str] | None) -> None:
     write = sys.stdout.write
     jobs = q.iter_jobs(states)
     first = []
@@ -269,7 +256,7 @@ def _table(q: Queue, states: Sequence[str] | None) -> None:
             break
     widths = [max([len(h), *(len(row[i]) for row in first)]) for i, h in enumerate(_HEADER)]
     if len(first) >= _WIDTH_SAMPLE:  # more rows may follow: make room for what they can hold
-        top_id, low, high = q._x("SELECT max(id), min(priority), max(priority) FROM jobs").fetchone()
+        top_id, low, high = q.extent()
         widths[0] = max(widths[0], len(str(top_id)))
         widths[2] = max(widths[2], len(str(low)), len(str(high)))
         for i, w in _STREAM_WIDTHS.items():
@@ -390,74 +377,35 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- pause, resume, retry -----------------------------------------------------------------------------
+# -- pause, resume, retry (what each does: getm_tui.queue.states) ------------------------------------
 
 
-def _move(args: argparse.Namespace, to: str, from_states: tuple[str, ...], done: str, **values: Any) -> int:
-    with _open(args) as q, _write(q):
-        for job in q.check_ids(list(dict.fromkeys(args.ids))):
-            if q.transition(job.id, to, from_states, **values):
-                q.log_event(job.id, "command", f"{args.verb}: {job.state} -> {to}")
-            elif job.state == to:
-                warn(f"job {job.id} is already {to}")
-            else:
-                warn(f"job {job.id} is {job.state}; not {done}")
+@verb
+def cmd_move(args: argparse.Namespace) -> int:
+    """pause, resume and retry: the transition named by the verb, for every job given."""
+    from getm_tui.queue.states import TRANSITIONS
+
+    with _open(args) as q:
+        outcomes = q.apply(TRANSITIONS[args.verb], args.ids)
+    for outcome in outcomes:
+        if outcome.message:
+            warn(outcome.message)
     return EXIT_OK
 
 
-@verb
-def cmd_pause(args: argparse.Namespace) -> int:
-    return _move(args, "paused", ("queued", "active"), "paused")
-
-
-@verb
-def cmd_resume(args: argparse.Namespace) -> int:
-    return _move(args, "queued", ("paused",), "resumed")
-
-
-@verb
-def cmd_retry(args: argparse.Namespace) -> int:
-    return _move(args, "queued", ("failed", "canceled"), "retried", error=None, verdict=None)
+cmd_pause = cmd_resume = cmd_retry = cmd_move
 
 
 # -- rm -----------------------------------------------------------------------------------------------
 
 
-def _target(job: Job) -> str | None:
-    if job.path:
-        return job.path
-    if job.name:
-        return os.path.join(job.directory, job.name)
-    return None
-
-
 @verb
 def cmd_rm(args: argparse.Namespace) -> int:
-    from getm_tui.queue.lock import running_supervisor
+    from getm_tui.queue.removal import delete_files
 
-    files: list[str] = []
-    with _open(args) as q, _write(q):
-        # Asked inside the write transaction: a supervisor that starts later cannot make a job active before
-        # this commits, so an active job seen here without a supervisor is one a dead supervisor left.
-        supervised = running_supervisor(q.data_dir) is not None
-        for job in q.check_ids(list(dict.fromkeys(args.ids))):
-            if supervised and job.state in ("active", "canceled"):
-                # The supervisor owns the transfer: it stops it, removes its files and deletes the row.
-                info = {**job.info, "delete_file": bool(args.delete_file)}
-                q.transition(job.id, "canceled", ("active", "canceled"), info=info)
-                continue
-            q.delete(job.id)
-            target = _target(job)
-            if target:
-                files.append(target + PART_SUFFIX)
-                if args.delete_file and job.state == "done":
-                    files.append(target)
+    with _open(args) as q:
+        removals = q.remove(args.ids, bool(args.delete_file))
     code = EXIT_OK
-    for path in files:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            code = fail(f"cannot delete {path}: {e.strerror or e}", EXIT_FAILED)
+    for path, e in delete_files([path for r in removals for path in r.files]):
+        code = fail(f"cannot delete {path}: {e.strerror or e}", EXIT_FAILED)
     return code

@@ -267,4 +267,4 @@ def _looks_like_btree(db: bytes, start: int, size: int) -> bool:
     ncells, content = struct.unpack(">HH", db[start + 3 : start + 7])
     header = 12 if db[start] in (0x02, 0x05) else 8
     content = 65536 if content == 0 else content
-    return header + 2 * ncells <= content <= size
+    return bool(header + 2 * ncells <= content <= size)

@@ -359,7 +359,8 @@ def _job(rowid: int, row: dict[str, Any]) -> dict[str, Any] | None:
             return None
     except UsageError:
         return None
-    if state not in STATES or not _time(created) or not _time(updated):
+    created_at, updated_at = _when(created), _when(updated)
+    if state not in STATES or created_at is None or updated_at is None:
         return None
     return {
         "id": rowid,
@@ -379,23 +380,27 @@ def _job(rowid: int, row: dict[str, Any]) -> dict[str, Any] | None:
         "error": _text(row.get("error")),
         "resume": _json(row.get("resume"), dict),
         "info": _json(row.get("info"), dict),
-        "created": float(created),
-        "updated": float(updated),
-        "started": float(row["started"]) if _time(row.get("started")) else None,
-        "finished": float(row["finished"]) if _time(row.get("finished")) else None,
+        "created": created_at,
+        "updated": updated_at,
+        "started": _when(row.get("started")),
+        "finished": _when(row.get("finished")),
     }
 
 
 def _event(row: dict[str, Any]) -> tuple[Any, ...] | None:
     job_id, at, kind, message = (row.get(k) for k in ("job_id", "at", "kind", "message"))
-    if isinstance(job_id, int) and _time(at) and isinstance(kind, str) and isinstance(message, str):
-        return (job_id, float(at), kind, message)
+    when = _when(at)
+    if isinstance(job_id, int) and when is not None and isinstance(kind, str) and isinstance(message, str):
+        return (job_id, when, kind, message)
     return None
 
 
-def _time(v: Any) -> bool:
+def _when(v: Any) -> float | None:
+    """A stored time, or None if it is not a plausible one."""
     # From 2001 to a day ahead: a garbled number is rarely a plausible time.
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 1e9 < v < time.time() + 86400
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 1e9 < v < time.time() + 86400:
+        return float(v)
+    return None
 
 
 def _int(v: Any, low: int | None, high: int | None) -> int | None:

@@ -3,13 +3,12 @@
 Every process opens its own connection: the CLI verbs read and write jobs directly (no supervisor is
 needed to add or list), the supervisor polls `PRAGMA data_version` to see others' commits within a
 fraction of a second, and a job's resume record lives in its row so a SIGKILL of everything loses at most
-what was fetched since the last save. State machine:
+what was fetched since the last save.
 
-    queued -> active -> done | failed        paused <-> queued        failed -> queued (retry)
-    active -> queued (supervisor stopped)    any -> canceled -> (row deleted by the supervisor)
-
-A damaged file is found when it is opened with `check` (`PRAGMA quick_check`) or when a statement fails;
-opened with `recover`, it is backed up and rebuilt from every job that can still be read (salvage.py).
+See states.py for what each command does to a job; the supervisor's own moves (claim, unclaim, finish,
+fail) are here. A damaged file is found when it is opened with `check` (`PRAGMA quick_check`) or when a
+statement fails; opened with `recover`, it is backed up and rebuilt from every job that can still be read
+(salvage.py).
 """
 
 from __future__ import annotations
@@ -21,16 +20,30 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, unquote
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from getm_tui.engine.urls import name_from_url, redact
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
-from getm_tui.queue.lock import LockTimeout, queue_file_lock
+from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
+from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
-from getm_tui.queue.states import STATES
+from getm_tui.queue.states import (
+    COMMAND_EVENT,
+    STATES,
+    JobState,
+    Outcome,
+    Transition,
+    clamp_concurrency,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from getm_tui.queue.salvage import Recovery
+
+__all__ = ["DB_NAME", "STATES", "Job", "Queue", "QueueCorrupt", "QueueError", "QueueLocked", "UnknownJob"]
 
 log = logging.getLogger(__name__)
 
@@ -88,65 +101,15 @@ def _loads(text: Any, default: Any) -> Any:
     return value if isinstance(value, type(default)) else default
 
 
-@dataclass
-class Job:
-    id: int
-    url: str
-    directory: str
-    name: str | None
-    path: str | None
-    state: str
-    priority: int
-    concurrency: int | None
-    size: int | None
-    bytes_done: int
-    checksums: list[str]
-    integrity: list[dict[str, Any]] = field(default_factory=list)
-    verdict: str | None = None
-    attempts: int = 0
-    error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-    created: float = 0.0
-    updated: float = 0.0
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def display_name(self) -> str:
-        if self.path:
-            return os.path.basename(self.path)
-        if self.name:
-            return self.name
-        return _url_name(self.url) or redact(self.url)
-
-    def public(self) -> dict[str, Any]:
-        """The job as `ls --json` shows it: no secrets (the URL is redacted), no resume record."""
-        return {
-            "id": self.id,
-            "name": self.display_name,
-            "url": redact(self.url),
-            "path": self.path or (os.path.join(self.directory, self.name) if self.name else None),
-            "state": self.state,
-            "priority": self.priority,
-            "concurrency": self.concurrency,
-            "size": self.size,
-            "bytes_done": self.bytes_done,
-            "checksums": self.checksums,
-            "integrity": self.integrity,
-            "verdict": self.verdict,
-            "attempts": self.attempts,
-            "error": self.error,
-            "insecure": bool(self.info.get("insecure")),  # added with --insecure: no TLS verification
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-        }
-
-
 _COLUMNS = (
     "id, url, directory, name, path, state, priority, concurrency, size, bytes_done, checksums, integrity, "
     "verdict, attempts, error, info, created, updated, started, finished"
 )
+
+
+# A stored state as its JobState, by a lookup that costs no more than the string; what a damaged file garbled
+# stays the string it is (shown as it is, and moved by no transition).
+_STATE_OF: dict[str, JobState] = {s.value: s for s in JobState}
 
 
 def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
@@ -154,28 +117,12 @@ def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
      info, created, updated, started, finished) = row  # fmt: skip
     # Empty lists skip json.loads: `ls` builds 100,000 of these in well under a second.
     return Job(
-        jid, url, directory, name, path, state, priority, conc, size, done,
+        jid, url, directory, name, path, _STATE_OF.get(state, state), priority, conc, size, done,
         _loads(checks, []) if checks and checks != "[]" else [],
         _loads(integ, []) if integ and integ != "[]" else [], verdict, tries, err,
         _loads(info, {}) if info and info != "{}" else {},
         created, updated, started, finished,
     )  # fmt: skip
-
-
-_FAST_SCHEMES = ("http", "https", "file")
-
-
-def _url_name(url: str) -> str:
-    """`name_from_url` without urlsplit's cost, for the scheme://... URLs `validate` lets in."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _FAST_SCHEMES:
-        return name_from_url(url)
-    # As urlsplit does: the fragment starts at the first '#', the query at the first '?' before it, and the
-    # path at the first '/' of what is left (the host part cannot hold any of the three).
-    rest = rest.split("#", 1)[0].split("?", 1)[0]
-    if "/" not in rest:
-        return ""
-    return unquote(rest.rsplit("/", 1)[1])
 
 
 def db_path(data_dir: str) -> str:
@@ -233,7 +180,7 @@ class Queue:
         self._writer = _writer_lock(self.path)
         # SQLite takes the busy timeout as a C int.
         self.timeout_ms = min(default_timeout_ms() if timeout_ms is None else max(0, timeout_ms), 2**31 - 1)
-        self.recovered: Any = None  # the salvage.Recovery this open did, if any
+        self.recovered: Recovery | None = None  # what this open's recovery did, if it did one
         self._batching = False
         self._begun = False  # the batch's transaction has begun: its writer lock is held
         self._ino: int | None = None
@@ -335,7 +282,9 @@ class Queue:
     def __enter__(self) -> Queue:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -343,12 +292,19 @@ class Queue:
             if _reads_only(sql) or self.db.in_transaction:
                 return self.db.execute(sql, args)
             if self._batching:  # the batch's first write: its transaction starts here (see batch)
-                self._writer.acquire()
-                self._begun = True
-                self.db.execute("BEGIN IMMEDIATE")
+                self._begin()
                 return self.db.execute(sql, args)
             with self._writer:
                 return self.db.execute(sql, args)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+
+    def _begin(self) -> None:
+        """Begin the batch's transaction, holding this process's writer lock until it ends."""
+        self._writer.acquire()
+        self._begun = True
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
 
@@ -367,19 +323,22 @@ class Queue:
     # -- adding and reading -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, immediate: bool = False) -> Iterator[None]:
         """Run the writes of the block in one transaction: all of them or none, and one commit (one turn
         of the writer lock, one WAL append) where each statement would otherwise commit alone.
 
         The transaction begins at the block's first write, so a block that turns out only to read (the
-        supervisor runs each turn of its loop as one) takes no lock. A batch inside a batch is part of it:
-        the outer one commits or rolls back both.
+        supervisor runs each turn of its loop as one) takes no lock; `immediate` begins it at once, so
+        that what the block reads cannot change before it writes (a command checks, then acts). A batch
+        inside a batch is part of it: the outer one commits or rolls back both.
         """
         if self._batching:
             yield
             return
         self._batching = True
         try:
+            if immediate:
+                self._begin()
             yield
             if self._begun:
                 self.db.execute("COMMIT")
@@ -395,7 +354,7 @@ class Queue:
                 self._begun = False
                 self._writer.release()
 
-    def add_many(self, specs: Iterable[dict[str, Any]]) -> list[int]:
+    def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
         """Insert jobs in one transaction: all of them or none."""
         now = time.time()
         ids: list[int] = []
@@ -450,21 +409,25 @@ class Queue:
             _job(r) for r in self._x(f"SELECT {_COLUMNS} FROM jobs WHERE updated >= ? ORDER BY id", (since,))
         ]
 
-    def fingerprint(self) -> tuple[int, int, float]:
+    def fingerprint(self) -> Fingerprint:
         """Changes when a job is added, removed or changes state or settings; not on progress saves."""
         row = self._x("SELECT count(*), coalesce(max(id), 0), coalesce(max(updated), 0) FROM jobs").fetchone()
-        return (int(row[0]), int(row[1]), float(row[2]))
+        return Fingerprint(int(row[0]), int(row[1]), float(row[2]))
+
+    def extent(self) -> Extent:
+        top_id, low, high = self._x("SELECT max(id), min(priority), max(priority) FROM jobs").fetchone()
+        return Extent(top_id, low, high)
 
     def ids(self) -> set[int]:
         return {r[0] for r in self._x("SELECT id FROM jobs")}
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
+        out: dict[str, int] = dict.fromkeys(STATES, 0)
         for state, n in self._x("SELECT state, count(*) FROM jobs GROUP BY state"):
             out[state] = n
         return out
 
-    def next_runnable(self, limit: int, exclude: Sequence[int] = ()) -> list[Job]:
+    def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Queued jobs by priority (higher first), then age."""
         rows = self._x(
             f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
@@ -486,15 +449,17 @@ class Queue:
         except UnknownJob:
             return None
 
-    def events(self, job_id: int) -> list[tuple[float, str, str]]:
+    def events(self, job_id: int) -> list[Event]:
         return [
-            tuple(r)
+            Event(*r)
             for r in self._x("SELECT at, kind, message FROM events WHERE job_id = ? ORDER BY at", (job_id,))
         ]
 
     # -- changing ---------------------------------------------------------------------------------
 
     def update(self, job_id: int, **values: Any) -> None:
+        """Set columns of a job's row as they are (no check of its state): the backend's own tool, for the
+        methods below and for tests; front ends go through those methods."""
         if not values:
             return
         values["updated"] = time.time()
@@ -504,7 +469,7 @@ class Queue:
         sets = ", ".join(f"{k} = ?" for k in values)
         self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
 
-    def transition(self, job_id: int, to: str, from_states: Sequence[str], **values: Any) -> bool:
+    def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
         values["updated"] = time.time()
         values["state"] = to
@@ -528,6 +493,92 @@ class Queue:
     def delete(self, job_id: int) -> None:
         self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
         self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
+
+    # -- what users do ----------------------------------------------------------------------------
+
+    def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
+        out: list[Outcome] = []
+        with self.batch(immediate=True):
+            for job in self.check_ids(list(dict.fromkeys(job_ids))):
+                if self.transition(job.id, transition.target, transition.sources, **transition.resets):
+                    self.log_event(job.id, COMMAND_EVENT, transition.event(job.state))
+                    out.append(Outcome(job.id, job.state, True))
+                else:
+                    out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
+        return out
+
+    def remove(
+        self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
+    ) -> list[Removal]:
+        out: list[Removal] = []
+        with self.batch(immediate=True):
+            # Asked inside the write transaction: a supervisor that starts later cannot make a job active
+            # before this commits, so an active job seen here without one is what a dead one left.
+            supervised = running is None and running_supervisor(self.data_dir) is not None
+            for job in self.check_ids(list(dict.fromkeys(job_ids))):
+                if supervisor_runs(job, running, supervised):
+                    # The supervisor owns the transfer: it stops it, removes its files and deletes the row.
+                    info = {**job.info, "delete_file": bool(delete_file)}
+                    self.update(job.id, state=HANDED_OVER, info=info)
+                    out.append(Removal(job.id, True))
+                else:
+                    self.delete(job.id)
+                    out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
+        return out
+
+    def set_priority(self, job_id: int, priority: int) -> None:
+        self.update(job_id, priority=int(priority))
+
+    def set_concurrency(self, job_id: int, concurrency: int) -> int:
+        n = clamp_concurrency(int(concurrency))
+        self.update(job_id, concurrency=n)
+        return n
+
+    # -- what the supervisor does -----------------------------------------------------------------
+
+    def claim(self, job_id: int) -> bool:
+        return self.transition(job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None)
+
+    def unclaim(self, job_id: int) -> bool:
+        return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
+
+    def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
+        if not job_ids:
+            return {}
+        ids = tuple(job_ids)
+        marks = ",".join("?" * len(ids))
+        rows = self._x(f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids).fetchall()
+        return {r[0]: RunningRow(_STATE_OF.get(r[1], r[1]), r[2]) for r in rows}
+
+    def record_probe(self, job_id: int, path: str, size: int | None, info: dict[str, Any]) -> None:
+        self.update(job_id, path=path, size=size, info=info)
+
+    def finish(self, job_id: int, result: Finished) -> None:
+        with self.batch():
+            self.update(
+                job_id,
+                state=JobState.DONE,
+                path=result.path,
+                size=result.size,
+                bytes_done=result.size,
+                verdict=result.verdict,
+                integrity=result.integrity,
+                finished=time.time(),
+                error=None,
+                resume=None,
+            )
+            self.log_event(job_id, "done", f"saved {result.path} ({result.verdict}, crc32c {result.crc32c})")
+
+    def fail(self, job_id: int, error: str, mismatch: bool, kept: bool) -> None:
+        now = time.time()
+        with self.batch():
+            self._x(
+                "UPDATE jobs SET state = ?, error = ?, attempts = attempts + 1, finished = ?, updated = ?,"
+                " verdict = CASE WHEN ? THEN 'mismatch' ELSE verdict END,"
+                " bytes_done = CASE WHEN ? THEN bytes_done ELSE 0 END WHERE id = ?",
+                (JobState.FAILED.value, error, now, now, mismatch, kept, job_id),
+            )
+            self.log_event(job_id, "error", error)
 
     def requeue_active(self) -> list[int]:
         """Jobs a dead supervisor left active go back to the queue (the caller holds the supervisor lock)."""

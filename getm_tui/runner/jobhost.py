@@ -8,11 +8,7 @@ processes. The queue stays the supervisor's: it is the one process that writes i
 resume records there (and wait for them to be written, where the engine relies on that) instead of
 meeting each other at SQLite's lock, whose waits are sleeps of a millisecond or more.
 
-Messages, host <- supervisor: ("run", job, resume record, concurrency, rate limit), ("control", id,
-concurrency, rate limit), ("cancel", id), ("saved", id, error or None), ("stop",),
-and ("batch", [messages]) for what one turn of the supervisor's loop has for one host.
-Host -> supervisor: ("save", id, record), ("probe", id, path, size, info), ("progress", id, Progress),
-("log", id, level, text), ("end", id, kind, payload).
+The messages both ways are in hostmsg.py.
 """
 
 from __future__ import annotations
@@ -35,6 +31,8 @@ from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.http import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool, drop_inherited_sockets
+from getm_tui.queue.records import Finished, Job
+from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process
 
 log = logging.getLogger(__name__)
@@ -111,15 +109,15 @@ class _JobThreads:
     tells from the name which job a log record belongs to.
     """
 
-    def __init__(self, target: Callable[[_HostJob, Any], None], limit: int) -> None:
+    def __init__(self, target: Callable[[_HostJob, Job], None], limit: int) -> None:
         self._target = target
         self._limit = max(1, limit)
-        self._inbox: _queue.SimpleQueue[tuple[_HostJob, Any] | None] = _queue.SimpleQueue()
+        self._inbox: _queue.SimpleQueue[tuple[_HostJob, Job] | None] = _queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._lock = threading.Lock()
 
-    def run(self, r: _HostJob, job: Any) -> None:
+    def run(self, r: _HostJob, job: Job) -> None:
         with self._lock:
             if self._idle:
                 self._idle -= 1  # that thread is this job's: the next call must not count on it
@@ -194,7 +192,7 @@ class _RemoteStore:
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
-        self.host.call(self.job_id, ("save", self.job_id, record))
+        self.host.call(self.job_id, H.Save(self.job_id, record))
         self._record = record
 
     def clear(self) -> None:
@@ -220,11 +218,11 @@ class _Host:
         self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
         self._threads = _JobThreads(self._run_job, keep)
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: H.FromHost) -> None:
         with self._send_lock:
             self.conn.send(msg)
 
-    def call(self, job_id: int, msg: tuple[Any, ...]) -> None:
+    def call(self, job_id: int, msg: H.FromHost) -> None:
         """Send, and wait for the supervisor's answer; it answers every call, and a lost supervisor
         kills this process (PR_SET_PDEATHSIG) or ends the loop, which answers what is left."""
         if self._stopping:
@@ -247,35 +245,34 @@ class _Host:
                     msg = self.conn.recv()
                 except (EOFError, OSError):
                     break
-                if msg[0] == "stop":
+                if isinstance(msg, H.Stop):
                     break
                 self._handle(msg)
         finally:
             self._stop()
 
-    def _handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "batch":
-            for one in msg[1]:
+    def _handle(self, msg: H.ToHost) -> None:
+        if isinstance(msg, H.Batch):
+            for one in msg.messages:
                 self._handle(one)
-        elif kind == "run":
-            _, job, record, concurrency, rate = msg
-            hj = _HostJob(job.id, LiveControl(concurrency, rate), record)
+        elif isinstance(msg, H.Run):
+            job = msg.job
+            hj = _HostJob(job.id, LiveControl(msg.concurrency, msg.rate_limit), msg.record)
             self.jobs[job.id] = hj
             self._threads.run(hj, job)
-        elif kind == "saved":
-            waiting = self._replies.get(msg[1])
+        elif isinstance(msg, H.Saved):
+            waiting = self._replies.get(msg.job_id)
             if waiting is not None:
-                waiting[1].append(msg[2])
+                waiting[1].append(msg.error)
                 waiting[0].set()
-        elif kind == "control":
-            hj = self.jobs.get(msg[1])
-            if hj is not None:
-                hj.control.concurrency, hj.control.rate_limit = msg[2], msg[3]
-        elif kind == "cancel":
-            hj = self.jobs.get(msg[1])
-            if hj is not None:
-                hj.cancel.set()
+        elif isinstance(msg, H.Control):
+            running = self.jobs.get(msg.job_id)
+            if running is not None:
+                running.control.concurrency, running.control.rate_limit = msg.concurrency, msg.rate_limit
+        elif isinstance(msg, H.Cancel):
+            running = self.jobs.get(msg.job_id)
+            if running is not None:
+                running.cancel.set()
 
     def _stop(self) -> None:
         """Cancel what runs (each job records its progress), then let the threads and processes go."""
@@ -291,7 +288,7 @@ class _Host:
         self._pools.close_all()
         self._sessions.close_all()
 
-    def _run_job(self, hj: _HostJob, job: Any) -> None:
+    def _run_job(self, hj: _HostJob, job: Job) -> None:
         store = _RemoteStore(self, job.id, hj.record)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
@@ -316,12 +313,12 @@ class _Host:
                 "ranges": probe.ranges,
                 "validator": probe.validator,
             }
-            self.send(("probe", job.id, path, probe.size, info))
+            self.send(H.Probe(job.id, path, probe.size, info))
 
         def on_progress(p: Progress) -> None:
-            self.send(("progress", job.id, p))
+            self.send(H.Report(job.id, p))
 
-        end: tuple[str, Any]
+        end: H.End
         session = self._sessions.take()
         try:
             pool = self._pools.take()
@@ -339,28 +336,28 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
-            end = ("done", _finished(result))
+            end = H.End(job.id, "done", _finished(result))
         except Cancelled:
-            end = ("cancelled", None)
+            end = H.End(job.id, "cancelled", None)
         except IntegrityError as e:
-            end = ("mismatch", str(e))
+            end = H.End(job.id, "mismatch", str(e))
         except EngineError as e:
-            end = ("failed", str(e))
+            end = H.End(job.id, "failed", str(e))
         except OSError as e:
-            end = ("failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+            end = H.End(job.id, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
         except Exception as e:  # a bug must fail the job, not kill the host
             log.exception("job %d crashed", job.id)
-            end = ("failed", f"internal error: {type(e).__name__}: {e}")
+            end = H.End(job.id, "failed", f"internal error: {type(e).__name__}: {e}")
         finally:
             if pool is not None:
                 self._pools.give(pool, keep=not self._stopping)
             self._sessions.give(session, keep=not self._stopping)
         self.jobs.pop(job.id, None)
         with contextlib.suppress(OSError, ValueError):
-            self.send(("end", job.id, *end))
+            self.send(end)
 
 
-def _finished(res: Any) -> dict[str, Any]:
+def _finished(res: Any) -> Finished:
     """What the supervisor records of a finished download."""
     integrity = [
         {
@@ -373,13 +370,7 @@ def _finished(res: Any) -> dict[str, Any]:
         }
         for o in res.outcomes
     ]
-    return {
-        "path": res.path,
-        "size": res.size,
-        "verdict": res.verdict,
-        "crc32c": res.crc32c,
-        "integrity": integrity,
-    }
+    return Finished(res.path, res.size, res.verdict, res.crc32c, integrity)
 
 
 def host_main(
@@ -397,7 +388,7 @@ def host_main(
     logging.getLogger().handlers.clear()
     logging.getLogger().setLevel(level)
     host = _Host(conn, settings)
-    logging.getLogger("getm_tui").addHandler(ForwardLogs(lambda item: host.send(("log", *item))))
+    logging.getLogger("getm_tui").addHandler(ForwardLogs(lambda item: host.send(H.Log(*item))))
     host.serve()
     os._exit(0)  # the threads are done or abandoned; interpreter teardown would only wait on them
 
@@ -420,7 +411,7 @@ class JobHost:
         child.close()
         self.alive = True
 
-    def send(self, msg: tuple[Any, ...]) -> bool:
+    def send(self, msg: H.ToHost) -> bool:
         """False if the host is gone (the caller hears of it from the connection too)."""
         try:
             self.conn.send(msg)
@@ -431,7 +422,7 @@ class JobHost:
 
     def stop(self, timeout: float) -> None:
         """Ask it to stop (its jobs have ended or been given up on) and wait; kill it if it will not."""
-        self.send(("stop",))
+        self.send(H.Stop())
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()

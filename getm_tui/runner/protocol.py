@@ -8,7 +8,7 @@ from SQLite; snapshots carry only what is live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # -- supervisor -> front end ------------------------------------------------------------------------
 
@@ -53,7 +53,6 @@ class Snapshot:
     jobs: tuple[LiveJob, ...]
     rate: float
     rate_limit: int
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,11 +117,6 @@ class SetConcurrency:
 class SetPriority:
     id: int
     priority: int
-
-
-@dataclass(frozen=True)
-class SetRateLimit:
-    bytes_per_second: int
 
 
 @dataclass(frozen=True)

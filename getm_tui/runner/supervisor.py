@@ -27,8 +27,13 @@ from typing import Any
 from getm_tui.config import Settings
 from getm_tui.engine import Progress, control
 from getm_tui.engine.files import part_path
+from getm_tui.queue.errors import QueueCorrupt, QueueError, UnknownJob
+from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
-from getm_tui.queue.sqlite import Job, Queue, QueueCorrupt, QueueError
+from getm_tui.queue.records import Finished, Job
+from getm_tui.queue.removal import delete_files, files_of_removal
+from getm_tui.queue.states import TRANSITIONS, Transition
+from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
@@ -164,7 +169,6 @@ class Supervisor:
         self.listen = listen
         self.lock = SupervisorLock(data_dir)
         self.running: dict[int, _Running] = {}
-        self.results: _queue.Queue[tuple[_Running, str, Any]] = _queue.Queue()
         self.logs: _queue.Queue[tuple[int | None, int, str]] = _queue.Queue(maxsize=100_000)
         self.clients: list[_Client] = []
         self._joining: _queue.Queue[_Client] = _queue.Queue()
@@ -176,7 +180,7 @@ class Supervisor:
         # During one of the loop's transactions (_turn), what must wait for its commit: a host's "saved"
         # (the engine goes on to create or rename files on the strength of it), a job's "run", and news
         # for front ends (they read the queue when they hear it).
-        self._held: list[tuple[JobHost | None, Any]] | None = None
+        self._held: list[tuple[JobHost, H.ToHost] | tuple[None, Any]] | None = None
         self._readiness = Readiness()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
@@ -202,7 +206,9 @@ class Supervisor:
         logging.getLogger("getm_tui").addHandler(handler)
         try:
             # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
-            self.q = Queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), recover=True)
+            self.q: JobQueue = open_queue(
+                self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), recover=True
+            )
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             if self.listen:
@@ -259,7 +265,7 @@ class Supervisor:
                     self._wait_hosts(max(0.0, deadline - time.monotonic()))
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
-                    self.q.transition(job_id, "queued", ["active"])
+                    self.q.unclaim(job_id)
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)
@@ -353,43 +359,46 @@ class Supervisor:
         self.clients = [c for c in self.clients if c.alive or c.owner]
 
     def _command(self, client: _Client, msg: Any) -> None:
+        """A front end's command. The queue writes are the state machine's (getm_tui.queue.states), as
+        for the verbs; what only the supervisor can do (stop a running job, tell its host of a change) is
+        done here or by the next look at the queue. What the queue refuses is told to that front end."""
         q = self.q
-        if isinstance(msg, P.Shutdown):
-            self.stop.set()
-        elif isinstance(msg, P.Detach):
-            client.close()
-        elif isinstance(msg, P.Pause):
-            for i in msg.ids:
-                q.transition(i, "paused", ["queued", "active"])
-        elif isinstance(msg, P.Resume):
-            for i in msg.ids:
-                q.transition(i, "queued", ["paused"])
-        elif isinstance(msg, P.Retry):
-            for i in msg.ids:
-                q.transition(i, "queued", ["failed", "canceled"], error=None)
-        elif isinstance(msg, P.Remove):
-            for i in msg.ids:
-                if i in self.running:
-                    q.transition(
-                        i, "canceled", ["active", "queued", "paused"], info={"delete_file": msg.delete_file}
-                    )
-                else:
-                    self._remove_files(i, msg.delete_file)
-                    q.delete(i)
-                    self._broadcast(P.JobChanged(i, "removed"))
-        elif isinstance(msg, P.SetConcurrency):
-            q.update(msg.id, concurrency=max(1, msg.concurrency))
-            if msg.id in self.running:
-                self.running[msg.id].control.concurrency = max(1, msg.concurrency)
-                self._tell_control(self.running[msg.id])
-        elif isinstance(msg, P.SetPriority):
-            q.update(msg.id, priority=msg.priority)
-        elif isinstance(msg, P.SetRateLimit):
-            self.rate_limit = max(0, msg.bytes_per_second)
-            self._share_rate()
-        elif isinstance(msg, P.Wake):
-            self._data_version = -1
+        try:
+            if isinstance(msg, P.Shutdown):
+                self.stop.set()
+            elif isinstance(msg, P.Detach):
+                client.close()
+            elif isinstance(msg, (P.Pause, P.Resume, P.Retry)):
+                self._steer(client, _TRANSITION_OF[type(msg)], msg.ids)
+            elif isinstance(msg, P.Remove):
+                self._remove(client, msg)
+            elif isinstance(msg, P.SetConcurrency):
+                n = q.set_concurrency(msg.id, msg.concurrency)
+                if msg.id in self.running:
+                    self.running[msg.id].control.concurrency = n
+                    self._tell_control(self.running[msg.id])
+            elif isinstance(msg, P.SetPriority):
+                q.set_priority(msg.id, msg.priority)
+            elif isinstance(msg, P.Wake):
+                self._data_version = -1
+        except UnknownJob as e:
+            client.send(P.LogLine(logging.WARNING, str(e)))
         self._reconciled = 0.0
+
+    def _steer(self, client: _Client, transition: Transition, ids: tuple[int, ...]) -> None:
+        """Pause, resume or retry; a running job that is no longer active is stopped by the next look."""
+        for outcome in self.q.apply(transition, ids):
+            if outcome.message:
+                client.send(P.LogLine(logging.WARNING, outcome.message))
+
+    def _remove(self, client: _Client, msg: P.Remove) -> None:
+        """A job this runs is canceled (its host stops it, then _stopped deletes it); others go now."""
+        for removal in self.q.remove(msg.ids, msg.delete_file, running=self.running):
+            if removal.handed_over:
+                continue
+            for path, e in delete_files(removal.files):
+                client.send(P.LogLine(logging.WARNING, f"cannot delete {path}: {e.strerror or e}"))
+            self._broadcast(P.JobChanged(removal.job_id, "removed"))
 
     def _broadcast(self, msg: Any) -> None:
         if self._held is not None:
@@ -408,19 +417,13 @@ class Supervisor:
 
     def _reconcile_now(self) -> None:
         if self.running:
-            ids = tuple(self.running)
-            marks = ",".join("?" * len(ids))
-            rows = self.q.db.execute(
-                f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids
-            ).fetchall()
-            seen = {row[0]: row for row in rows}
+            seen = self.q.running_rows(tuple(self.running))
             for job_id, r in list(self.running.items()):
                 row = seen.get(job_id)
-                state = row[1] if row else "canceled"
-                if state != "active":  # paused, canceled (removed), or gone
+                if row is None or row.state != "active":  # paused, canceled (removed), or gone
                     self._cancel(r)
-                if row and row[2]:
-                    r.control.concurrency = int(row[2])
+                if row and row.concurrency:
+                    r.control.concurrency = int(row.concurrency)
                     self._tell_control(r)
         if self.stop.is_set():
             return
@@ -428,7 +431,7 @@ class Supervisor:
         if free <= 0:
             return
         for job in self.q.next_runnable(free, exclude=tuple(self.running)):
-            if not self.q.transition(job.id, "active", ["queued"], started=time.time(), error=None):
+            if not self.q.claim(job.id):
                 continue
             r = _Running(job.id, job.display_name)
             r.control = LiveControl(job.concurrency or self.settings.concurrency)
@@ -447,7 +450,7 @@ class Supervisor:
         host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
         r.sent = (r.control.concurrency, r.control.rate_limit)
-        self._after_commit(host, ("run", job, self.q.load_resume(job.id), *r.sent))
+        self._after_commit(host, H.Run(job, self.q.load_resume(job.id), *r.sent))
 
     def _jobs_of(self, host: JobHost) -> list[_Running]:
         return [r for r in self.running.values() if r.host is host]
@@ -458,13 +461,13 @@ class Supervisor:
             return
         r.cancelled = True
         if r.host is not None:
-            r.host.send(("cancel", r.job_id))
+            r.host.send(H.Cancel(r.job_id))
 
     def _tell_control(self, r: _Running) -> None:
         now = (r.control.concurrency, r.control.rate_limit)
         if r.host is not None and now != r.sent:
             r.sent = now
-            r.host.send(("control", r.job_id, *now))
+            r.host.send(H.Control(r.job_id, *now))
 
     def _share_rate(self) -> None:
         share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
@@ -489,13 +492,13 @@ class Supervisor:
         except QueueError as e:
             held, self._held = self._held, None
             for host, msg in held:
-                if host is not None and msg[0] == "saved":
-                    host.send(("saved", msg[1], str(e)))
-                elif host is not None and msg[0] == "run":
-                    self.running.pop(msg[1].id, None)
+                if host is not None and isinstance(msg, H.Saved):
+                    host.send(H.Saved(msg.job_id, str(e)))
+                elif host is not None and isinstance(msg, H.Run):
+                    self.running.pop(msg.job.id, None)
             raise
         held, self._held = self._held, None
-        to_hosts: dict[JobHost, list[tuple[Any, ...]]] = {}
+        to_hosts: dict[JobHost, list[H.ToHost]] = {}
         for host, msg in held:
             if host is None:
                 self._broadcast(msg)
@@ -504,9 +507,9 @@ class Supervisor:
         for host, msgs in to_hosts.items():
             # One write per host and turn: each write wakes the host, and a turn that read several of
             # its saves answers them all.
-            host.send(msgs[0] if len(msgs) == 1 else ("batch", msgs))  # a dead host is found by the loop
+            host.send(msgs[0] if len(msgs) == 1 else H.Batch(msgs))  # a dead host is found by the loop
 
-    def _after_commit(self, host: JobHost, msg: tuple[Any, ...]) -> None:
+    def _after_commit(self, host: JobHost, msg: H.ToHost) -> None:
         if self._held is None:
             host.send(msg)
         else:
@@ -539,24 +542,23 @@ class Supervisor:
         except (EOFError, OSError):
             self._host_lost(host)
 
-    def _from_host(self, host: JobHost, msg: tuple[Any, ...]) -> None:
-        kind, job_id = msg[0], msg[1]
-        r = self.running.get(job_id)
-        if kind == "save":
-            self.q.save_resume(job_id, msg[2])
-            self._after_commit(host, ("saved", job_id, None))
-        elif kind == "probe":
-            _, _, path, size, info = msg
+    def _from_host(self, host: JobHost, msg: H.FromHost) -> None:
+        if isinstance(msg, H.Log):
+            self._log_nowait((msg.job_id, msg.level, msg.text))
+            return
+        r = self.running.get(msg.job_id)
+        if isinstance(msg, H.Save):
+            self.q.save_resume(msg.job_id, msg.record)
+            self._after_commit(host, H.Saved(msg.job_id, None))
+        elif isinstance(msg, H.Probe):
             if r is not None:
-                r.name = os.path.basename(path)
-            self.q.update(job_id, path=path, size=size, info=info)
-        elif kind == "progress":
+                r.name = os.path.basename(msg.path)
+            self.q.record_probe(msg.job_id, msg.path, msg.size, msg.info)
+        elif isinstance(msg, H.Report):
             if r is not None:
-                r.measure(msg[2])
-        elif kind == "log":
-            self._log_nowait(msg[1:])
-        elif kind == "end" and r is not None:
-            self._ended(r, msg[2], msg[3])
+                r.measure(msg.progress)
+        elif isinstance(msg, H.End) and r is not None:
+            self._ended(r, msg.kind, msg.payload)
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -577,51 +579,22 @@ class Supervisor:
         with contextlib.suppress(_queue.Full):
             self.logs.put_nowait(item)
 
-    def _ended(self, r: _Running, kind: str, payload: Any) -> None:
-        """Record how a job ended: done (payload: what jobhost._finished says), failed or mismatch (payload:
-        the error), or cancelled."""
+    def _ended(self, r: _Running, kind: H.EndKind, payload: Finished | str | None) -> None:
+        """Record how a job ended (see hostmsg.End)."""
         self.running.pop(r.job_id, None)
         self._reconciled = 0.0  # a slot is free: look for the next job now
         self._share_rate()
         q = self.q
-        now = time.time()
-        if kind == "done":
-            res = payload
-            with q.batch():
-                q.update(
-                    r.job_id,
-                    state="done",
-                    path=res["path"],
-                    size=res["size"],
-                    bytes_done=res["size"],
-                    verdict=res["verdict"],
-                    integrity=res["integrity"],
-                    finished=now,
-                    error=None,
-                    resume=None,
-                )
-                q.log_event(
-                    r.job_id, "done", f"saved {res['path']} ({res['verdict']}, crc32c {res['crc32c']})"
-                )
+        if isinstance(payload, Finished):
+            q.finish(r.job_id, payload)
             self.done += 1
-            self._broadcast(P.JobChanged(r.job_id, "done", res["verdict"]))
-        elif kind in ("failed", "mismatch"):
+            self._broadcast(P.JobChanged(r.job_id, "done", payload.verdict))
+        elif isinstance(payload, str):
             job = q.get(r.job_id)
-            verdict = "mismatch" if kind == "mismatch" else job.verdict
             # Bytes are kept only if the partial file the record names is still there (a full disk
             # or a mismatch removes it): otherwise say that nothing is kept.
-            kept = job.bytes_done if _partial_exists(q.load_resume(r.job_id), job) else 0
-            with q.batch():
-                q.update(
-                    r.job_id,
-                    state="failed",
-                    error=payload,
-                    attempts=job.attempts + 1,
-                    finished=now,
-                    verdict=verdict,
-                    bytes_done=kept,
-                )
-                q.log_event(r.job_id, "error", payload)
+            kept = _partial_exists(q.load_resume(r.job_id), job)
+            q.fail(r.job_id, payload, mismatch=kind == "mismatch", kept=kept)
             self.failed += 1
             self._broadcast(P.JobChanged(r.job_id, "failed", payload))
         else:
@@ -634,28 +607,15 @@ class Supervisor:
         except QueueError:
             return
         if job.state == "canceled":
-            self._remove_files(r.job_id, bool(job.info.get("delete_file")))
+            for path, e in delete_files(files_of_removal(job, bool(job.info.get("delete_file")))):
+                log.warning("cannot delete %s: %s", path, e.strerror or e)
             q.delete(r.job_id)
             self._broadcast(P.JobChanged(r.job_id, "removed"))
         elif job.state == "active":
-            q.transition(r.job_id, "queued", ["active"])
+            q.unclaim(r.job_id)
             self._broadcast(P.JobChanged(r.job_id, "queued"))
         else:
             self._broadcast(P.JobChanged(r.job_id, job.state))
-
-    def _remove_files(self, job_id: int, delete_file: bool) -> None:
-        """A removed job leaves nothing partial behind; its finished file goes only when asked."""
-        try:
-            job = self.q.get(job_id)
-        except QueueError:
-            return
-        if not job.path:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part_path(job.path))
-        if delete_file and job.state == "done":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(job.path)
 
     def _drain_logs(self) -> None:
         while True:
@@ -697,6 +657,13 @@ class Supervisor:
                 )
             )
         return P.Snapshot(time.time(), tuple(jobs), total, self.rate_limit)
+
+
+_TRANSITION_OF: dict[type, Transition] = {
+    P.Pause: TRANSITIONS["pause"],
+    P.Resume: TRANSITIONS["resume"],
+    P.Retry: TRANSITIONS["retry"],
+}
 
 
 def _rate(history: collections.deque[tuple[float, int]], window: float = 2.0) -> float:

@@ -17,6 +17,7 @@ import pytest
 
 from getm_tui.engine.urls import name_from_url
 from getm_tui.queue import lock
+from getm_tui.queue.records import _url_name
 from getm_tui.queue.sqlite import (
     DB_NAME,
     STATES,
@@ -24,7 +25,6 @@ from getm_tui.queue.sqlite import (
     QueueCorrupt,
     QueueError,
     UnknownJob,
-    _url_name,
 )
 
 

@@ -7,7 +7,6 @@ of it is right.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from textual import events
 from textual.app import ComposeResult
@@ -17,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from getm_tui.engine.errors import UsageError
+from getm_tui.queue.records import JobSpec
 
 HINT = "Enter adds · ctrl+j new line · Esc cancels"
 
@@ -38,7 +38,7 @@ class UrlArea(TextArea):
         await super()._on_key(event)
 
 
-class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
+class AddDialog(ModalScreen[list[JobSpec] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Add", show=False)]
 
     def __init__(self, default_dir: str, default_concurrency: int) -> None:
@@ -94,7 +94,7 @@ class AddDialog(ModalScreen[list[dict[str, Any]] | None]):
             return
         self.dismiss(specs)
 
-    def validate(self) -> list[dict[str, Any]]:
+    def validate(self) -> list[JobSpec]:
         """The job specs, or UsageError naming the first problem."""
         from getm_tui.engine.checksum import expected_from
         from getm_tui.engine.urls import validate

@@ -16,6 +16,7 @@ from getm_tui import humanize
 from getm_tui.app.rows import JobRow, segment_map
 from getm_tui.app.screens.main import integrity_text
 from getm_tui.engine.urls import redact
+from getm_tui.queue.records import Event
 from getm_tui.runner.protocol import LiveJob
 
 
@@ -25,7 +26,7 @@ class DetailsScreen(Screen[None]):
     def __init__(self, job_id: int) -> None:
         super().__init__()
         self.job_id = job_id
-        self.events: list[tuple[float, str, str]] = []
+        self.events: list[Event] = []
         self._last_segments: dict[int, tuple[float, int]] = {}
         self.conn_rates: list[float] = []
         self._row: JobRow | None = None

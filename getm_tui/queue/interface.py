@@ -1,0 +1,162 @@
+"""What the verbs, the supervisor, the job hosts and the app may ask of a queue, whatever stores it.
+
+Nothing outside getm_tui.queue reaches a backend's connection, SQL or private members: a second backend
+(PostgreSQL) only has to implement `JobQueue` and pass the contract tests (tests/queue/contract), and
+`open_queue` is where a front end's queue location becomes a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.removal import Removal
+from getm_tui.queue.states import Outcome, Transition
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+
+class JobQueue(Protocol):
+    """One connection to a queue of download jobs. Cheap to open: one per process or thread.
+
+    Every method raises a QueueError (getm_tui.queue.errors) with a one-line message when the store cannot
+    be used; UnknownJob when a job asked for by id does not exist.
+    """
+
+    data_dir: str
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> JobQueue: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap way to notice new work."""
+        ...
+
+    def batch(self, immediate: bool = False) -> AbstractContextManager[None]:
+        """The block's writes in one transaction, all or none. `immediate`: take the write lock at once,
+        so that what the block reads cannot change before it writes. A batch inside a batch is part of it."""
+        ...
+
+    # -- adding and reading -----------------------------------------------------------------------
+
+    def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
+        """Add jobs, all or none, in order; their ids."""
+        ...
+
+    def get(self, job_id: int) -> Job: ...
+
+    def check_ids(self, ids: Sequence[int]) -> list[Job]:
+        """The jobs, in order, or UnknownJob naming every id that does not exist."""
+        ...
+
+    def jobs(self, states: Sequence[str] | None = None) -> list[Job]: ...
+
+    def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
+        """Jobs by id, streamed (a queue may hold a hundred thousand)."""
+        ...
+
+    def changed_since(self, since: float) -> list[Job]:
+        """Jobs whose row changed at or after `since` (progress saves don't count: they come live)."""
+        ...
+
+    def fingerprint(self) -> Fingerprint: ...
+
+    def ids(self) -> set[int]: ...
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state, every state present."""
+        ...
+
+    def extent(self) -> Extent: ...
+
+    def events(self, job_id: int) -> list[Event]:
+        """The job's history, oldest first."""
+        ...
+
+    # -- what users do (states.py defines each) ---------------------------------------------------
+
+    def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
+        """Move each job the transition applies to, record its event, and say why the others did not
+        move; in one transaction, and nothing at all if an id is unknown (UnknownJob)."""
+        ...
+
+    def remove(
+        self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
+    ) -> list[Removal]:
+        """Remove jobs (UnknownJob, and nothing removed, if an id is unknown). A job a supervisor runs is
+        handed to it; other rows go now and their files are for the caller to delete. `running`: the
+        jobs the calling supervisor runs; None from anyone else, when the queue tells."""
+        ...
+
+    def set_priority(self, job_id: int, priority: int) -> None: ...
+
+    def set_concurrency(self, job_id: int, concurrency: int) -> int:
+        """Set the job's connections, within the limits states.py gives; the value set."""
+        ...
+
+    # -- what the supervisor does -----------------------------------------------------------------
+
+    def requeue_active(self) -> list[int]:
+        """Jobs a stopped supervisor left active go back to the queue (the caller runs the queue now)."""
+        ...
+
+    def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """Queued jobs by priority (higher first), then age."""
+        ...
+
+    def claim(self, job_id: int) -> bool:
+        """queued -> active, for the supervisor about to run it; False if it is no longer queued."""
+        ...
+
+    def unclaim(self, job_id: int) -> bool:
+        """active -> queued: a job the supervisor stopped running without an end (it stops itself)."""
+        ...
+
+    def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
+        """State and concurrency of the jobs the supervisor runs; a job that is gone is left out."""
+        ...
+
+    def record_probe(self, job_id: int, path: str, size: int | None, info: dict[str, Any]) -> None:
+        """What a job's first response said: its file, its size, and what is kept for a resume."""
+        ...
+
+    def finish(self, job_id: int, result: Finished) -> None:
+        """The job is done, with its file's verdict; its resume record goes."""
+        ...
+
+    def fail(self, job_id: int, error: str, mismatch: bool, kept: bool) -> None:
+        """The job failed (`mismatch`: its bytes did not match a checksum); `kept`: its partial file is
+        still there, so the bytes done stay counted."""
+        ...
+
+    def delete(self, job_id: int) -> None:
+        """The row and its history go (the supervisor, once a removed job has stopped)."""
+        ...
+
+    def log_event(self, job_id: int, kind: str, message: str) -> None: ...
+
+    def load_resume(self, job_id: int) -> dict[str, Any] | None: ...
+
+    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
+        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
+        ...
+
+
+def open_queue(
+    location: str, timeout_ms: int | None = None, check: bool = False, recover: bool = False
+) -> JobQueue:
+    """The queue a front end names: a data directory (SQLite) now; a database URL later.
+
+    `timeout_ms`: how long to wait for a lock. `check`: fail with QueueCorrupt on a damaged store.
+    `recover`: check, and rebuild a damaged store from what can be read, with one warning."""
+    from getm_tui.queue.sqlite import Queue
+
+    return Queue(location, timeout_ms=timeout_ms, check=check, recover=recover)

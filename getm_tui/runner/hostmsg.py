@@ -1,0 +1,90 @@
+"""Messages between the supervisor and its job hosts (jobhost.py), as NamedTuples: typed where they are
+read, and pickled as small as the bare tuples they replace (one goes with every progress report)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+from getm_tui.engine import Progress
+from getm_tui.queue.records import Finished, Job
+
+# -- host <- supervisor -----------------------------------------------------------------------------
+
+
+class Run(NamedTuple):
+    job: Job
+    record: dict[str, Any] | None  # its resume record as the queue holds it
+    concurrency: int
+    rate_limit: float | None
+
+
+class Control(NamedTuple):
+    """What a front end changed while the job runs."""
+
+    job_id: int
+    concurrency: int
+    rate_limit: float | None
+
+
+class Cancel(NamedTuple):
+    job_id: int
+
+
+class Saved(NamedTuple):
+    """The answer to a Save: the record is written (error None), or why not."""
+
+    job_id: int
+    error: str | None
+
+
+class Stop(NamedTuple):
+    pass
+
+
+class Batch(NamedTuple):
+    """What one turn of the supervisor's loop has for one host, in one write."""
+
+    messages: list[ToHost]
+
+
+ToHost = Run | Control | Cancel | Saved | Stop | Batch
+
+# -- host -> supervisor -----------------------------------------------------------------------------
+
+
+class Save(NamedTuple):
+    job_id: int
+    record: dict[str, Any]
+
+
+class Probe(NamedTuple):
+    job_id: int
+    path: str
+    size: int | None
+    info: dict[str, Any]
+
+
+class Report(NamedTuple):
+    job_id: int
+    progress: Progress
+
+
+class Log(NamedTuple):
+    job_id: int | None
+    level: int
+    text: str
+
+
+EndKind = Literal["done", "failed", "mismatch", "cancelled"]
+
+
+class End(NamedTuple):
+    """How a job ended: done (payload: what was saved), failed or mismatch (payload: the error), or
+    cancelled (no payload)."""
+
+    job_id: int
+    kind: EndKind
+    payload: Finished | str | None
+
+
+FromHost = Save | Probe | Report | Log | End
