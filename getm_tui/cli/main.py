@@ -26,16 +26,8 @@ from getm_tui.cli.common import (
 )
 from getm_tui.cli.get import cmd_get
 from getm_tui.config import ConfigError, load, parse_size
+from getm_tui.queue.states import STATES
 from getm_tui.runner.process import flush_std_streams
-
-STATES = (
-    "queued",
-    "active",
-    "paused",
-    "done",
-    "failed",
-    "canceled",
-)  # getm_tui.queue.sqlite.STATES, kept light
 
 log = logging.getLogger("getm_tui")
 

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from getm_tui.cli import main as cli
 from getm_tui.queue import lock
-from getm_tui.queue.sqlite import DB_NAME, STATES, Queue
+from getm_tui.queue.sqlite import DB_NAME, Queue
 
 SHA256 = "ab" * 32
 
@@ -388,7 +387,3 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(env):
     out = run(env, "--data-dir", str(blocker / "data"), "ls")
     assert out.returncode == 2
     assert one_line(out).startswith(f"getm-tui: cannot create the data directory {blocker / 'data'}")
-
-
-def test_cli_states_match_the_queue():
-    assert cli.STATES == STATES
