@@ -25,7 +25,7 @@ _EXPORTS = {
     "IntegrityError": "errors",
     "NoSpaceError": "errors",
     "UsageError": "errors",
-    "HTTPSettings": "http",
+    "HTTPSettings": "sources.http_session",
     "Progress": "transfer",
 }
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from getm_tui.engine import checksum, control, http, plan, retry, shm
+from getm_tui.engine import checksum, control, plan, retry, shm
 from getm_tui.engine.checksum import ChecksumArg, expected_from
 from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import (
@@ -32,6 +32,7 @@ from getm_tui.engine.errors import (
     UsageError,
 )
 from getm_tui.engine.files import DEFAULT_NAME, control_path, free_name, part_path
+from getm_tui.engine.sources import http, http_session
 from getm_tui.engine.transfer import FileSink, Progress, Transfer
 from getm_tui.engine.urls import file_path, redact, validate
 from getm_tui.engine.workers import WorkerPool
@@ -57,7 +58,7 @@ class Options:
     shm_limit: int | None = None
     rate_limit: float | None = None
     max_restarts: int = 3
-    http: http.HTTPSettings = field(default_factory=http.HTTPSettings)
+    http: http_session.HTTPSettings = field(default_factory=http_session.HTTPSettings)
     # Anything with `concurrency` and `rate_limit` attributes, read on every turn of the download loop,
     # so a front end can change them while the download runs.
     live: Any = None
@@ -89,7 +90,7 @@ def download(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     pool: WorkerPool | None = None,
-    session: http.Session | None = None,
+    session: http_session.Session | None = None,
     store: control.ResumeStore | None = None,
     on_probe: Callable[[http.Probe, str], None] | None = None,
     live: Any = None,
@@ -119,7 +120,7 @@ def download(
     started = time.monotonic()
     own_session = session is None
     if session is None:
-        session = http.make_session(opts.http)
+        session = http_session.make_session(opts.http)
     own_pool = None
     if pool is None and opts.concurrency:
         own_pool = pool = WorkerPool(opts.http)  # grown once we know the plan
@@ -223,7 +224,7 @@ def _claim(url: str, target: str, store: control.ResumeStore | None) -> None:
 
 
 def _with_retries(
-    fn: Callable[[], tuple[http.Probe, http.Reply]], opts: Options, cancel: threading.Event | None
+    fn: Callable[[], tuple[http.Probe, http_session.Reply]], opts: Options, cancel: threading.Event | None
 ):
     attempt = 0
     while True:
@@ -252,8 +253,8 @@ def _attempt(
     url: str,
     target: str,
     probe: http.Probe,
-    resp: http.Reply,
-    session: http.Session,
+    resp: http_session.Reply,
+    session: http_session.Session,
     store: control.ResumeStore,
     expected_user: list[checksum.Expected],
     opts: Options,
@@ -476,9 +477,9 @@ def _whole_crc(parts: list[plan.Part]) -> int:
 
 
 def _inline(
-    session: http.Session,
+    session: http_session.Session,
     probe: http.Probe,
-    resp: http.Reply,
+    resp: http_session.Reply,
     sink: FileSink,
     verifier: checksum.Verifier,
     parts: list[plan.Part] | None,
@@ -521,7 +522,7 @@ def _inline(
     attempt = retries = 0
     failed_at = 0  # p.done at the last failure: enough progress since then earns the retries back
     last_report = last_save = time.monotonic()
-    current: http.Reply | None = resp
+    current: http_session.Reply | None = resp
     if p.done:
         resp.close()  # the probe's body starts at byte 0: don't leave the server streaming it
         current = None
@@ -587,7 +588,7 @@ def _inline(
                 elapsed = time.monotonic() - t0
                 progress(Progress(p.end, p.done, 0, 1, 1, [(0, p.end, p.done, "done")], retries, elapsed))
             return parts, retries
-        except (Retryable, *http.CONNECTION_ERRORS) as e:
+        except (Retryable, *http_session.CONNECTION_ERRORS) as e:
             if isinstance(e, (NoSpaceError,)):
                 raise
             if current is not None:
@@ -821,10 +822,10 @@ class Reader:
         self.url = validate(url)
         if self.url.lower().startswith("file:"):
             raise UsageError("urlopen takes http(s) URLs; open local files directly")
-        self.session = http.make_session(self.opts.http)
+        self.session = http_session.make_session(self.opts.http)
         self.pool: WorkerPool | None = None
         self.transfer: Transfer | None = None
-        self._resp: http.Reply | None = None
+        self._resp: http_session.Reply | None = None
         self._pending: tuple[plan.Part, int] | None = None
         self._buf = memoryview(bytearray(READ_CHUNK))
         self._pos = 0
@@ -883,7 +884,7 @@ class Reader:
                 if not n and self.probe.size is not None:
                     raise Retryable(f"connection closed after {self._pos} of {self.probe.size} bytes")
                 break
-            except (Retryable, *http.CONNECTION_ERRORS) as e:
+            except (Retryable, *http_session.CONNECTION_ERRORS) as e:
                 # Like download()'s inline path: continue with a range request where the fault hit.
                 if self._resp is not None:
                     self._resp.close()
@@ -898,7 +899,7 @@ class Reader:
         self.verifier.update(view)
         return view
 
-    def _reopen(self) -> http.Reply:
+    def _reopen(self) -> http_session.Reply:
         """A request for the rest of the body after a fault; bytes already handed out cannot be taken back."""
         if not self._pos:
             return http.get(self.session, self.probe.url, self.opts.http)

@@ -22,9 +22,10 @@ from typing import Any
 from getm_tui.engine import checksum, retry
 from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
-from getm_tui.engine.http import HTTPSettings, Probe
 from getm_tui.engine.plan import Part
 from getm_tui.engine.shm import Block, SlotPlan
+from getm_tui.engine.sources.http import Probe
+from getm_tui.engine.sources.http_session import HTTPSettings
 from getm_tui.engine.workers import Task, WorkerHandle, WorkerPool
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Persistent fetch processes that read HTTP bodies straight into shared memory.
 
-Each worker keeps one http.Session (so keep-alive connections survive from part to part) and talks
+Each worker keeps one http_session.Session (so keep-alive connections survive from part to part) and talks
 to its coordinator over its own duplex pipe: tasks, credits and cancels go in; progress ("data"), "done"
 and "error" come out. Shared-memory blocks arrive as file descriptors over the same pipe. Bodies are
 read with the underlying http.client response's `readinto`, straight into the mapped block, so no byte is
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from multiprocessing import reduction
 from typing import Any
 
-from getm_tui.engine import http, urls
+from getm_tui.engine import urls
 from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable
+from getm_tui.engine.sources import http, http_session
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ REPORT_SECONDS = 0.1  # also report (and look for cancels) this often on slow co
 # fork server's own start (an interpreter, the imports, a resource tracker: 0.2-0.4 s) was a fifth of a
 # 1 GiB download on loopback.
 START = multiprocessing.get_context("forkserver")
-# requests too, though plain HTTP never loads it (see http.py): a worker that needs it (TLS, a proxy)
-# then shares the fork server's copy instead of importing its own.
+# requests too, though plain HTTP never loads it (see sources/http_session.py): a worker that needs it
+# (TLS, a proxy) then shares the fork server's copy instead of importing its own.
 START.set_forkserver_preload(["getm_tui.engine.workers", "requests"])
 FORK = multiprocessing.get_context("fork")
 
@@ -82,7 +83,7 @@ class Task:
     file_offset: int = 0
     # The job's own HTTP settings when they differ from the pool's (a job added with --insecure): one
     # pool serves every job of a supervisor, so what is per job travels with the task.
-    http: http.HTTPSettings | None = None
+    http: http_session.HTTPSettings | None = None
     crc: int = 0
 
 
@@ -90,10 +91,10 @@ class _Cancel(Exception):
     pass
 
 
-def worker_session(settings: http.HTTPSettings) -> http.Session:
+def worker_session(settings: http_session.HTTPSettings) -> http_session.Session:
     """A worker's session; a request sent ahead for a worker is sent on one made here, so that its header
     fields are those of the worker's own fetch, which finds it by them."""
-    return http.make_session(settings, pool_size=2)
+    return http_session.make_session(settings, pool_size=2)
 
 
 class _Worker:
@@ -102,8 +103,8 @@ class _Worker:
     def __init__(
         self,
         conn: multiprocessing.connection.Connection,
-        settings: http.HTTPSettings,
-        session: http.Session | None = None,
+        settings: http_session.HTTPSettings,
+        session: http_session.Session | None = None,
     ) -> None:
         self.conn = conn
         self.settings = settings
@@ -186,15 +187,15 @@ class _Worker:
             self.conn.send(("error", tid, e.kind, str(e), None, self._last, self._crc))
         except _NoSpace as e:
             self.conn.send(("error", tid, "nospace", str(e), None, self._last, self._crc))
-        except (*http.CONNECTION_ERRORS, ValueError) as e:
-            msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http._short(e)
+        except (*http_session.CONNECTION_ERRORS, ValueError) as e:
+            msg = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else http.describe_error(e)
             self.conn.send(("error", tid, "retry", msg, None, self._last, self._crc))
         finally:
             if resp is not None:
                 resp.close()
             self.credit.pop(tid, None)
 
-    def _open(self, task: Task) -> http.Reply:
+    def _open(self, task: Task) -> http_session.Reply:
         headers = dict(task.headers)
         resp = http.get(self.session, task.url, task.http or self.settings, headers)
         if task.range_first is not None:
@@ -215,7 +216,7 @@ class _Worker:
             raise _Changed("changed", "the remote file changed (new ETag)")
         return resp
 
-    def _read(self, task: Task, resp: http.Reply) -> None:
+    def _read(self, task: Task, resp: http_session.Reply) -> None:
         """Read the body to `task.end`; `self._last` (and `self._crc`) follow every byte that is kept."""
         readinto = _readinto(resp)
         own = task.block_id is None
@@ -303,7 +304,7 @@ def _write(fd: int, data: memoryview, offset: int) -> None:
         raise
 
 
-def _readinto(resp: http.Reply) -> Any:
+def _readinto(resp: http_session.Reply) -> Any:
     """A readinto that returns what one socket read gives (up to the buffer), not a full buffer.
 
     http.client's readinto blocks until the whole buffer is filled, so on a slow link progress and
@@ -343,11 +344,11 @@ class _Changed(Exception):
 
 def _worker_main(
     conn: multiprocessing.connection.Connection,
-    settings: http.HTTPSettings,
+    settings: http_session.HTTPSettings,
     level: int,
     nice: int = 0,
     forked: bool = False,
-    session: http.Session | None = None,
+    session: http_session.Session | None = None,
 ) -> None:
     """`session`: made by the coordinator before a fork, with this worker's first request sent ahead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -404,7 +405,7 @@ class WorkerHandle:
 class WorkerPool:
     """A set of fetch processes shared by the transfers of one coordinator process."""
 
-    def __init__(self, settings: http.HTTPSettings, size: int = 0, nice: int = 0) -> None:
+    def __init__(self, settings: http_session.HTTPSettings, size: int = 0, nice: int = 0) -> None:
         """`nice`: lower the workers' CPU priority, so a busy download never starves a user interface."""
         self.settings = settings
         self.nice = nice
@@ -430,7 +431,7 @@ class WorkerPool:
         and the server's time to first byte overlaps the forks. The other way (a fork server) only
         starts the workers.
         """
-        sessions: list[http.Session | None] = [None] * len(tasks)
+        sessions: list[http_session.Session | None] = [None] * len(tasks)
         if tasks and _start_method() is FORK:
             sessions = [self._send_ahead(task) for task in tasks]
         handles: list[WorkerHandle] = []
@@ -446,17 +447,17 @@ class WorkerPool:
                     session.close()  # each worker has its own descriptor of its connection
         return handles
 
-    def _send_ahead(self, task: Task) -> http.Session | None:
+    def _send_ahead(self, task: Task) -> http_session.Session | None:
         session = worker_session(self.settings)
         try:
             if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):
                 return session
-        except http.CONNECTION_ERRORS as e:
-            log.debug("sending a request ahead failed (%s); the worker sends its own", http._short(e))
+        except http_session.CONNECTION_ERRORS as e:
+            log.debug("sending a request ahead failed (%s); the worker sends its own", http.describe_error(e))
         session.close()
         return None
 
-    def _spawn(self, index: int, session: http.Session | None = None) -> WorkerHandle:
+    def _spawn(self, index: int, session: http_session.Session | None = None) -> WorkerHandle:
         start = _start_method()
         parent, child = start.Pipe(duplex=True)
         forked = start is FORK

@@ -1,8 +1,8 @@
 # The fixture is imported by name and then used as a parameter name, which is what pytest wants.
 # ruff: noqa: F811
-"""Plain-HTTP requests without a proxy go over http.client connections the session keeps (engine/direct.py):
-kept alive from request to request, never reused after a response not read to its end or a server's
-close, and timed out as the settings say."""
+"""Plain-HTTP requests without a proxy go over http.client connections the session keeps
+(engine/sources/http_direct.py): kept alive from request to request, never reused after a response not read
+to its end or a server's close, and timed out as the settings say."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ import time
 
 import pytest
 
-from getm_tui.engine import downloader, http
+from getm_tui.engine import downloader
 from getm_tui.engine.errors import Retryable
+from getm_tui.engine.sources import http, http_session
 from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
 from tests.helpers.runner_util import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
-SETTINGS = http.HTTPSettings(connect_timeout=30.0, read_timeout=0.5)
+SETTINGS = http_session.HTTPSettings(connect_timeout=30.0, read_timeout=0.5)
 
 
-def _get_all(session: http.Session, url: str) -> bytes:
+def _get_all(session: http_session.Session, url: str) -> bytes:
     resp = http.get(session, url, SETTINGS)
     body = resp.raw.read()
     http.done_with(resp)
@@ -39,7 +40,7 @@ def _connections(server: FaultServer, path: str) -> list[int]:
 def test_requests_read_to_the_end_share_one_connection(fault_server: FaultServer, monkeypatch):
     monkeypatch.delenv("http_proxy", raising=False)
     url = fault_server.add("/a.bin", b"a" * 5000)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert [_get_all(session, url) for _ in range(3)] == [b"a" * 5000] * 3
         # Cut short: that connection is dropped, and the next request opens another.
@@ -74,7 +75,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         url = f"http://127.0.0.1:{port}/f"
         assert _get_all(session, url) == body
@@ -89,7 +90,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
 
 def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fault_server: FaultServer):
     url = fault_server.add("/s.bin", b"s" * 100_000, first_byte_delay=5.0)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     started = time.monotonic()
     try:
         resp = http.get(session, url, SETTINGS)
@@ -104,7 +105,7 @@ def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fau
 def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_or_a_proxy(monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert session._origin("http://example.com/a", True).direct == ("example.com", 80)
         assert session._origin("https://example.com/a", True).direct is None  # same host and netloc
@@ -153,7 +154,7 @@ def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
     import urllib3
 
     for url in PLAIN:
-        target = http._plain_target(url)
+        target = http_session._plain_target(url)
         assert target is not None, url
         prepared = requests.PreparedRequest()
         prepared.prepare_url(url, None)
@@ -161,7 +162,7 @@ def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
         assert prepared.url == url, url
         assert target == (parsed.host, parsed.port or 80, prepared.path_url), url
     for url in NOT_PLAIN:
-        assert http._plain_target(url) is None, url
+        assert http_session._plain_target(url) is None, url
 
 
 def test_plain_http_without_a_proxy_or_netrc_never_loads_requests(fault_server: FaultServer, tmp_path):
@@ -190,7 +191,7 @@ def test_a_request_sent_ahead_is_answered_to_the_same_request_only(fault_server:
     monkeypatch.delenv("http_proxy", raising=False)
     data = os.urandom(10_000)
     url = fault_server.add("/ahead.bin", data)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert session.send_ahead(url, {"Range": "bytes=0-99"}, SETTINGS) is True
         resource = fault_server.resource(url)
