@@ -21,7 +21,7 @@ from typing import Any
 
 from getm_tui.engine import checksum, control, plan, retry, shm
 from getm_tui.engine.checksum import ChecksumArg, expected_from
-from getm_tui.engine.crc import crc32c
+from getm_tui.engine.crc import crc32c, whole_crc
 from getm_tui.engine.errors import (
     Cancelled,
     DownloadError,
@@ -290,7 +290,7 @@ def _attempt(
             parts, connections, retries = _parallel(
                 pool, probe, parts, sink, verifier, opts, progress, cancel, save
             )
-        crc = _whole_crc(parts)
+        crc = whole_crc(parts)
         outcomes = verifier.finish(crc)
         verdict = checksum.verdict(outcomes)
         size = sum(p.done for p in parts)
@@ -467,13 +467,6 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _whole_crc(parts: list[plan.Part]) -> int:
-    crc = 0
-    for i, p in enumerate(parts):
-        crc = checksum.crc32c_combine(crc, p.crc, p.done) if i else p.crc
-    return crc
 
 
 def _inline(
@@ -958,7 +951,7 @@ class Reader:
                     t.pool.send(w, ("credit", tid, p.hashed + task.ring_size))
 
     def _verify(self) -> None:
-        crc = _whole_crc(self.transfer.parts) if self.transfer else None
+        crc = whole_crc(self.transfer.parts) if self.transfer else None
         outcomes = self.verifier.finish(crc)
         if checksum.verdict(outcomes) == "mismatch":
             bad = "; ".join(

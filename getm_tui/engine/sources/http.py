@@ -21,7 +21,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from getm_tui.engine import checksum, retry
+from getm_tui.engine import checksum, checksum_headers, retry
 from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable, RetryableStatus
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.sources import http_session
@@ -159,7 +159,7 @@ def probe(session: Session, url: str, settings: HTTPSettings) -> tuple[Probe, Re
         etag=h.get("ETag"),
         last_modified=h.get("Last-Modified"),
         filename=filename_from(h.get("Content-Disposition"), resp.url),
-        expected=checksum.from_headers(h, full_body=full_body),
+        expected=checksum_headers.from_headers(h, full_body=full_body),
         headers={k: h[k] for k in NOTABLE_HEADERS if k in h},
         chunked=chunked,
     )
