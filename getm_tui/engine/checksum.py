@@ -345,8 +345,24 @@ class Verifier:
         return Outcome(e, f"{hex_}-{n}", False, detail)
 
 
+def verifier_for(user: Sequence[Expected], advertised: Sequence[Expected], size: int | None) -> Verifier:
+    """A Verifier of the user's checksums, then of those the server advertised that the user did not give."""
+    return Verifier([*user, *(e for e in advertised if e not in user)], size)
+
+
 def verdict(outcomes: Sequence[Outcome]) -> Verdict:
     """Summarise outcomes: "verified" if all passed, "mismatch" if any failed, "unverified" if none."""
     if not outcomes:
         return "unverified"
     return "verified" if all(o.ok for o in outcomes) else "mismatch"
+
+
+def mismatch_message(name: str, outcomes: Sequence[Outcome]) -> str:
+    """One line naming each failed checksum of file `name` with its expected and computed values."""
+    lines = "; ".join(
+        f"{o.expected.algorithm} from {o.expected.source}: "
+        f"expected {o.expected.value}, computed {o.computed}" + (f" ({o.detail})" if o.detail else "")
+        for o in outcomes
+        if not o.ok
+    )
+    return f"checksum mismatch for {name}: {lines}"

@@ -92,7 +92,7 @@ def test_small_downloads_in_a_row_share_one_keep_alive_connection(
 SEND_AHEAD_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from getm_tui.engine import workers
+    from getm_tui.engine import fetch, messages, workers
     from getm_tui.engine.sources import http_session
 
     def silent_worker(conn, *args):
@@ -102,11 +102,12 @@ SEND_AHEAD_SCRIPT = textwrap.dedent(
         except (EOFError, OSError):
             os._exit(0)
 
-    workers._worker_main = silent_worker
+    fetch.worker_main = silent_worker
     url, size, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     step = size // parts
     ranges = [(("Range", f"bytes={i * step}-{(i + 1) * step - 1}"),) for i in range(parts)]
-    tasks = [workers.Task(i, None, url, r, 0, 0, 0, step, step, i * step, None) for i, r in enumerate(ranges)]
+    Task = messages.Task
+    tasks = [Task(i, None, url, r, 0, 0, 0, step, step, i * step, None) for i, r in enumerate(ranges)]
     with workers.WorkerPool(http_session.HTTPSettings()) as pool:
         started = pool.start(tasks, owner=None)
         print(len(started), [w.task.task_id for w in started], flush=True)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from getm_tui.engine import downloader
+from getm_tui.engine import inline
 from getm_tui.engine.errors import Retryable
 from getm_tui.engine.sources import http, http_session
 from tests.helpers.faultserver import FaultServer, fault_server  # noqa: F401
@@ -168,12 +168,12 @@ def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
 def test_plain_http_without_a_proxy_or_netrc_never_loads_requests(fault_server: FaultServer, tmp_path):
     """requests and urllib3 cost 50-60 ms of imports at every start: a plain-HTTP download (probe, and
     parts fetched by forked workers) must not load them, and must still be whole."""
-    body = bytes(range(256)) * (4 * downloader.INLINE_LIMIT // 256)
+    body = bytes(range(256)) * (4 * inline.INLINE_LIMIT // 256)
     url = fault_server.add("/p.bin", body)
     script = (
         "import sys\n"
-        "from getm_tui.engine import downloader\n"
-        f"r = downloader.download({url!r}, {str(tmp_path / 'p.bin')!r}, concurrency=4)\n"
+        "from getm_tui.engine import download\n"
+        f"r = download({url!r}, {str(tmp_path / 'p.bin')!r}, concurrency=4)\n"
         "print(r.connections, 'requests' in sys.modules, 'urllib3' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k != "NETRC"}
