@@ -156,7 +156,8 @@ def owns(rec: dict[str, Any] | None, url: str, target: str) -> bool:
     """
     if not rec or rec.get("url") != url_key(url):
         return False
-    return rec.get("name", os.path.basename(target)) == os.path.basename(target)
+    name: object = rec.get("name", os.path.basename(target))
+    return name == os.path.basename(target)
 
 
 def restore(

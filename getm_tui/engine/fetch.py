@@ -189,7 +189,7 @@ class _Worker:
         """Read the body to `task.end`; `self._last` (and `self._crc`) follow every byte that is kept."""
         readinto = _readinto(resp)
         own = task.block_id is None
-        if own:
+        if task.block_id is None:
             if self._buffer is None:
                 self._buffer = memoryview(bytearray(OWN_BUFFER))
             view = self._buffer

@@ -32,7 +32,7 @@ def backoff(
     attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY, rng: random.Random | None = None
 ) -> float:
     """The delay before retry number `attempt` (1 for the first retry): uniform in [window/2, window]."""
-    window = min(cap, base * (2 ** max(0, attempt - 1)))
+    window: float = min(cap, base * (2 ** max(0, attempt - 1)))
     r = (rng or random).random()
     return window / 2 + r * window / 2
 

@@ -194,16 +194,16 @@ class WorkerPool:
         out: list[tuple[WorkerHandle, FromWorker]] = []
         dead: list[WorkerHandle] = []
         for r in ready:
-            w = by_conn.get(r)  # type: ignore[call-overload]
-            if w is not None:
+            if isinstance(r, multiprocessing.connection.Connection):
+                w = by_conn[r]
                 try:
                     while w.conn.poll():
                         out.append((w, w.conn.recv()))
                 except (EOFError, OSError):
                     if w not in dead:
                         dead.append(w)
-            else:
-                w = by_sentinel[r]  # type: ignore[index]
+            elif isinstance(r, int):  # a process's sentinel: it ended
+                w = by_sentinel[r]
                 if w not in dead:
                     dead.append(w)
         for w in dead:
