@@ -109,9 +109,12 @@ def download(
                 )
                 if on_probe:
                     on_probe(probe, target)
-            own_record = control.ControlFile(control_path(target)) if store is None else None
-            st = store or own_record
-            assert st is not None
+            st: control.ResumeStore
+            own_record: control.ControlFile | None = None
+            if store is None:
+                st = own_record = control.ControlFile(control_path(target))
+            else:
+                st = store
             try:
                 result = _attempt(
                     url, target, probe, resp, session, st, expected_user, opts, pool, progress, cancel

@@ -40,6 +40,7 @@ def fetch_parallel(
     cancel: threading.Event | None,
     save: Callable[[list[plan.Part]], None],
 ) -> Transferred:
+    """Fetch the file (what `parts` of an earlier run left, or all of it) into `sink` through `pool`."""
     transfer = start_transfer(pool, probe, parts, sink, verifier, opts, save)
     try:
         transfer.schedule()  # starts the workers with their first parts

@@ -37,6 +37,7 @@ class Progress:
     def of_parts(
         cls, parts: list[Part], size: int | None, connections: int, retries: int, elapsed: float
     ) -> Progress:
+        """The snapshot of a download in these parts."""
         segments = [
             (p.start, -1 if p.end is None else p.end - p.start, p.done, _segment_state(p)) for p in parts
         ]

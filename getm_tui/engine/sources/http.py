@@ -127,7 +127,7 @@ def probe(session: Session, url: str, settings: HTTPSettings) -> tuple[Probe, Re
     """Probe the URL; returns the facts and the still-open response (its body starts at byte 0)."""
     want = {"Want-Repr-Digest": "sha-256=9, sha-512=8, md5=3"}
     try:
-        resp = get(session, url, settings, {"Range": "bytes=0-", **want})
+        resp = get(session, url, settings, {**range_headers(0, None, None), **want})
     except HTTPStatusError as e:
         if e.status != 416:
             raise
