@@ -48,6 +48,9 @@ class Unset(enum.Enum):
 
     UNSET = enum.auto()
 
+    def __repr__(self) -> str:
+        return "UNSET"  # as help() shows the default
+
 
 UNSET: Final = Unset.UNSET
 NotGiven = Literal[Unset.UNSET]
