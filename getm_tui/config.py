@@ -78,7 +78,7 @@ class Settings:
     allow_insecure_redirect: bool = False
 
     def http(self) -> Any:
-        from getm_tui.engine.http import HTTPSettings
+        from getm_tui.engine import HTTPSettings
 
         return HTTPSettings(
             connect_timeout=self.connect_timeout,

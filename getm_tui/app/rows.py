@@ -89,7 +89,7 @@ def verdict_of(job: Job) -> str:
     return job.verdict or ("pending" if job.state not in ("failed", "canceled") else "unverified")
 
 
-def sort_key(row: JobRow, how: str) -> tuple:
+def sort_key(row: JobRow, how: str) -> tuple[object, ...]:
     job = row.job
     if how == "name":
         return (job.display_name.lower(), job.id)

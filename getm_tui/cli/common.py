@@ -49,7 +49,7 @@ def setup_logging(verbose: int, rich_console: object | None = None) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger()
     root.handlers.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("getm-tui: %(levelname)s: %(message)s"))
     if rich_console is not None:
         from rich.logging import RichHandler

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from getm_tui import humanize
 from getm_tui.cli.common import (
@@ -21,6 +22,9 @@ from getm_tui.cli.common import (
     setup_logging,
     tls_off_warning,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 log = logging.getLogger("getm_tui")
 
@@ -90,7 +94,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     rate = result.size / result.elapsed if result.elapsed > 0 else 0
-    verdict = result.verdict
+    verdict: str = result.verdict
     if result.outcomes:
         checked = ", ".join(
             sorted({f"{o.expected.algorithm} ({o.expected.source})" for o in result.outcomes})
@@ -115,7 +119,7 @@ class _GetDisplay:
         self.live = sys.stderr.isatty() and not quiet
         self.console = None
         self.progress = None
-        self.task = None
+        self.task: TaskID | None = None
         self._last_plain = 0.0
         self._name = label
         if self.live:

@@ -20,6 +20,7 @@ from getm_tui.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     INSECURE_VERBS,
+    data_dir,
     fail,
     insecure_override,
     setup_logging,
@@ -73,11 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the app: skip TLS certificate verification for every job the queue runs (warns)",
     )
     # The same options after the verb; SUPPRESS keeps a verb's parser from resetting what came before it.
-    common = argparse.ArgumentParser(add_help=False)
+    common: argparse.ArgumentParser = _Parser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="verb", metavar="VERB", parser_class=_Parser
+    )
 
     get = sub.add_parser("get", parents=[common], help="download one URL now, without the queue")
     get.add_argument("url", metavar="URL")
@@ -133,7 +136,9 @@ def _job_id(value: str) -> int:
     return n
 
 
-def _add_queue_verbs(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _add_queue_verbs(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """add, ls, show, pause, resume, retry, rm: they work on the queue directly, supervisor or not."""
     add = sub.add_parser("add", parents=[common], help="queue URLs; prints the new job ids")
     add.add_argument("urls", nargs="*", metavar="URL")
@@ -201,7 +206,6 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
 def _cmd_app(args: argparse.Namespace) -> int:
     """`getm-tui` with no verb: the Textual app on the persistent queue."""
     from getm_tui.app.app import GetmApp
-    from getm_tui.cli.verbs import data_dir
 
     settings = load(getattr(args, "config", None), insecure_override(args))
     directory = data_dir(args)

@@ -132,7 +132,7 @@ def _directory(args: argparse.Namespace) -> str:
         from getm_tui.config import load
 
         chosen = load(args.config).download_dir
-    path = os.path.abspath(os.path.expanduser(chosen))
+    path = os.path.abspath(os.path.expanduser(str(chosen)))
     if not os.path.exists(path):
         raise Usage(f"directory does not exist: {path}")
     if not os.path.isdir(path):

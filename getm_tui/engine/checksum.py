@@ -5,26 +5,23 @@ but in order within a part. Re-reading a multi-gigabyte file after the download 
 everything here is built to verify in the same pass:
 
 * crc32c is the only checksum that can be computed out of order: each part's crc32c is combined with
-  `crc32c_combine`, and the caller hands the whole-file value to `Verifier.finish`.
+  `crc.crc32c_combine`, and the caller hands the whole-file value to `Verifier.finish`.
 * md5 / sha1 / sha256 / sha512 and S3 ETags need the bytes in file order; the caller feeds them to
   `Verifier.update` as the contiguous prefix of the file grows.
 
 Expected values come from the user (`parse_user_checksum`) or from what the server advertises
-(`from_headers`). Every expected value refers to the bytes as transmitted (before any content decoding),
-which is what the engine saves.
+(`checksum_headers.from_headers`). Every expected value refers to the bytes as transmitted (before any
+content decoding), which is what the engine saves.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from getm_tui.engine.errors import UsageError
 
@@ -35,7 +32,7 @@ ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "crc32c")
 MiB = 1024 * 1024
 
 # Digest length in bytes of each algorithm; the hex form is twice as long.
-_DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32c": 4}
+DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32c": 4}
 
 # Part sizes that S3 uploaders commonly use, most likely first: aws cli / boto3 (8 MiB, doubled by
 # s3transfer while a file would need more than 10,000 parts, hence 16/32/64...), the S3 minimum and rclone
@@ -55,22 +52,13 @@ COMMON_PART_SIZES = (
 )
 # Each candidate layout costs a full md5 pass over the data.
 MAX_LAYOUTS = 6
-# S3 allows at most 10,000 parts; a larger count means the ETag is not an S3 multipart ETag.
-_MAX_S3_PARTS = 10_000
 
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_ETAG = re.compile(r"([0-9a-fA-F]{32})(?:-([1-9][0-9]*))?")
+HEX = re.compile(r"[0-9a-fA-F]+")
+# An S3 ETag: the md5 of the object, or "md5 of the parts' md5s" and the part count.
+S3_ETAG = re.compile(r"([0-9a-fA-F]{32})(?:-([1-9][0-9]*))?")
 
-# Algorithm names in RFC 9530 fields (Repr-Digest, Content-Digest) and RFC 3230 Digest, lowercased.
-_HTTP_DIGEST_NAMES = {
-    "sha-256": "sha256",
-    "sha-512": "sha512",
-    "md5": "md5",
-    "sha": "sha1",
-    "crc32c": "crc32c",
-}
-# KMS-encrypted objects have ETags that are not an MD5 of the data.
-_KMS_SSE = ("aws:kms", "aws:kms:dsse")
+# What the checks of a download came to: all passed, one failed, or none was known.
+Verdict = Literal["verified", "mismatch", "unverified"]
 
 
 class ChecksumSpecError(ValueError):
@@ -108,18 +96,16 @@ def parse_user_checksum(text: str) -> Expected:
     value = value.strip()
     if not sep or not algo:
         raise ChecksumSpecError(
-            f"checksum {_clip(spec)!r} is not ALGORITHM:HEX (e.g. sha256:9f86d0...; "
+            f"checksum {clip(spec)!r} is not ALGORITHM:HEX (e.g. sha256:9f86d0...; "
             f"algorithms: {', '.join(ALGORITHMS)})"
         )
     if algo not in ALGORITHMS:
-        raise ChecksumSpecError(
-            f"unknown checksum algorithm {_clip(algo)!r} (known: {', '.join(ALGORITHMS)})"
-        )
+        raise ChecksumSpecError(f"unknown checksum algorithm {clip(algo)!r} (known: {', '.join(ALGORITHMS)})")
     if not value:
         raise ChecksumSpecError(f"{algo} checksum has no value after the colon")
-    if not _HEX.fullmatch(value):
-        raise ChecksumSpecError(f"{algo} checksum {_clip(value)!r} is not hexadecimal (0-9, a-f)")
-    want = 2 * _DIGEST_BYTES[algo]
+    if not HEX.fullmatch(value):
+        raise ChecksumSpecError(f"{algo} checksum {clip(value)!r} is not hexadecimal (0-9, a-f)")
+    want = 2 * DIGEST_BYTES[algo]
     if len(value) != want:
         raise ChecksumSpecError(f"{algo} checksum must be {want} hex digits, got {len(value)}")
     return Expected(algo, value.lower(), "user")
@@ -147,205 +133,9 @@ def expected_from(arg: ChecksumArg) -> list[Expected]:
     return out
 
 
-def from_headers(headers: Mapping[str, str], *, full_body: bool) -> list[Expected]:
-    """The checksums a GET response advertises for the file.
-
-    `full_body` says whether this response's body is the whole file (200, or a 206 covering 0..size-1):
-    headers that describe only the bytes in this message (Content-MD5, Content-Digest) count only then,
-    while those describing the whole object (x-goog-hash, ETag, Repr-Digest, Digest) count always.
-    Malformed values are logged and skipped, never raised: a bad header must not fail a download.
-    """
-    h = _lower_headers(headers)
-    found: list[Expected] = []
-
-    if full_body and "content-md5" in h:
-        found.extend(_content_md5(h["content-md5"]))
-
-    if "x-goog-hash" in h:
-        stored_enc = h.get("x-goog-stored-content-encoding", "").strip().lower()
-        served_enc = h.get("content-encoding", "").strip().lower()
-        if stored_enc == "gzip" and "gzip" not in served_enc:
-            # Decompressive transcoding: GCS hashes describe the stored gzip bytes, not what it sends.
-            log.info("ignoring x-goog-hash: GCS is decompressing a gzip-stored object")
-        else:
-            found.extend(_x_goog_hash(h["x-goog-hash"]))
-
-    if "etag" in h and _is_s3(h):
-        found.extend(_s3_etag(h["etag"], h))
-
-    if "repr-digest" in h:
-        found.extend(_sf_digest(h["repr-digest"], "Repr-Digest"))
-    if full_body and "content-digest" in h:
-        found.extend(_sf_digest(h["content-digest"], "Content-Digest"))
-    if "digest" in h:
-        found.extend(_legacy_digest(h["digest"]))
-
-    unique: list[Expected] = []
-    seen: set[tuple[str, str]] = set()
-    for e in found:
-        if (e.algorithm, e.value) not in seen:
-            seen.add((e.algorithm, e.value))
-            unique.append(e)
-    return unique
-
-
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lowercase keys so plain dicts work like CaseInsensitiveDict; repeated names are comma-joined."""
-    out: dict[str, str] = {}
-    for k, v in headers.items():
-        key = k.lower()
-        out[key] = f"{out[key]}, {v}" if key in out else str(v)
-    return out
-
-
-def _b64(value: str) -> bytes | None:
-    try:
-        return base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _expect(algo: str, raw: bytes | None, source: str, text: str) -> list[Expected]:
-    """One Expected from a decoded digest, or none (with a warning) when it has the wrong length."""
-    if raw is None or len(raw) != _DIGEST_BYTES[algo]:
-        log.warning("ignoring malformed %s %s value %r", source, algo, _clip(text))
-        return []
-    return [Expected(algo, raw.hex(), source)]
-
-
-def _content_md5(value: str) -> list[Expected]:
-    """RFC 1864: base64 of the 16-byte MD5. Some servers send hex instead; that form is unambiguous."""
-    value = value.strip()
-    if len(value) == 32 and _HEX.fullmatch(value):
-        return [Expected("md5", value.lower(), "Content-MD5")]
-    return _expect("md5", _b64(value), "Content-MD5", value)
-
-
-def _x_goog_hash(value: str) -> list[Expected]:
-    """GCS `crc32c=<b64 big-endian u32>,md5=<b64>`; composite objects have only crc32c."""
-    out: list[Expected] = []
-    for item in value.split(","):
-        name, sep, b64 = item.strip().partition("=")
-        algo = name.strip().lower()
-        if not sep or algo not in ("crc32c", "md5"):
-            continue
-        out.extend(_expect(algo, _b64(b64), "x-goog-hash", item))
-    return out
-
-
-def _is_s3(h: Mapping[str, str]) -> bool:
-    """Whether the response comes from S3 (or an S3 clone) with an ETag that is an MD5 of the data."""
-    if any(k.startswith("x-goog-") for k in h):
-        return False  # GCS XML API: its ETag is not an S3-style MD5 for composite objects
-    # x-amz-cf-* is CloudFront, which fronts any origin, so it says nothing about the ETag.
-    amz = any(k.startswith("x-amz-") and not k.startswith("x-amz-cf-") for k in h)
-    if not amz and "amazons3" not in h.get("server", "").lower():
-        return False
-    if h.get("x-amz-server-side-encryption", "").strip().lower() in _KMS_SSE:
-        return False
-    # SSE-C: the ETag is not an MD5 either.
-    return not any(k.startswith("x-amz-server-side-encryption-customer-") for k in h)
-
-
-def _s3_etag(value: str, h: Mapping[str, str]) -> list[Expected]:
-    etag = value.strip()
-    weak = etag[:2].lower() == "w/"
-    if weak:
-        enc = h.get("content-encoding", "").strip().lower()
-        if enc not in ("", "identity"):
-            # A proxy compressed the body and weakened the ETag: the bytes are not S3's object.
-            log.info("ignoring weak ETag %s on a %s-encoded response", etag, enc)
-            return []
-        etag = etag[2:]
-    if len(etag) >= 2 and etag[0] == etag[-1] == '"':
-        etag = etag[1:-1]
-    m = _ETAG.fullmatch(etag)
-    if not m:
-        log.debug("S3 ETag %r is not an MD5 shape; not used as a checksum", _clip(value))
-        return []
-    if m.group(2) and int(m.group(2)) > _MAX_S3_PARTS:
-        log.debug("S3 ETag %r claims more than %d parts; not used", _clip(value), _MAX_S3_PARTS)
-        return []
-    hex_ = m.group(1).lower()
-    return [Expected("s3etag", f"{hex_}-{m.group(2)}" if m.group(2) else hex_, "ETag")]
-
-
-def _sf_digest(value: str, source: str) -> list[Expected]:
-    """RFC 9530 structured-field dictionary: `sha-256=:b64:, sha-512=:b64:` (parameters ignored)."""
-    out: list[Expected] = []
-    for member in value.split(","):
-        key, sep, rest = member.strip().partition("=")
-        algo = _HTTP_DIGEST_NAMES.get(key.strip().lower())
-        if algo is None:
-            continue
-        item = rest.split(";", 1)[0].strip()
-        if not sep or len(item) < 2 or item[0] != ":" or item[-1] != ":":
-            log.warning("ignoring malformed %s member %r", source, _clip(member.strip()))
-            continue
-        out.extend(_expect(algo, _b64(item[1:-1]), source, member.strip()))
-    return out
-
-
-def _legacy_digest(value: str) -> list[Expected]:
-    """RFC 3230 `Digest: SHA-256=b64, MD5=b64`; names case-insensitive, "SHA" is sha1."""
-    out: list[Expected] = []
-    for member in value.split(","):
-        key, sep, b64 = member.strip().partition("=")  # base64 padding keeps its own "="
-        algo = _HTTP_DIGEST_NAMES.get(key.strip().lower())
-        if algo is None:
-            continue
-        out.extend(_expect(algo, _b64(b64.strip().strip('"')) if sep else None, "Digest", member.strip()))
-    return out
-
-
-def _clip(text: str, limit: int = 80) -> str:
+def clip(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, for quoting a malformed value in one line."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# --- crc32c combination ------------------------------------------------------------------------------
-
-_CRC32C_POLY = 0x82F63B78  # Castagnoli, reflected
-
-
-def _multmodp(a: int, b: int) -> int:
-    """a(x) * b(x) modulo the polynomial, both in crc32c's reflected bit order (zlib's multmodp)."""
-    m = 1 << 31
-    product = 0
-    while a:
-        if a & m:
-            product ^= b
-            a ^= m
-        m >>= 1
-        b = (b >> 1) ^ _CRC32C_POLY if b & 1 else b >> 1
-    return product
-
-
-@functools.cache
-def _x_to_2_to(k: int) -> int:
-    """x^(2^k) modulo the polynomial: what shifting a crc register over 2^k bits multiplies it by."""
-    if k == 0:
-        return 1 << 30  # x^1
-    half = _x_to_2_to(k - 1)
-    return _multmodp(half, half)
-
-
-def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
-    """crc32c(A + B) from crc32c(A), crc32c(B) and len(B), as zlib's crc32_combine does for crc32.
-
-    Lets each part's crc32c be computed independently (out of order, by several workers) and joined at
-    the end: crc1 is multiplied by x^(8 * len2) modulo the polynomial, from cached powers x^(2^k). (The
-    32x32 matrix squaring this replaced cost 10 ms of a download's end to build its operators.)
-    """
-    if len2 < 0:
-        raise ValueError("len2 must be >= 0")
-    shift = 1 << 31  # x^0
-    k = 3  # len2 counts bytes: x^(8 * len2) = product of x^(2^(k+3)) over the set bits k of len2
-    while len2:
-        if len2 & 1:
-            shift = _multmodp(_x_to_2_to(k), shift)
-        len2 >>= 1
-        k += 1
-    return _multmodp(shift, crc1 & 0xFFFFFFFF) ^ (crc2 & 0xFFFFFFFF)
 
 
 # --- S3 multipart ETag layouts -------------------------------------------------------------------------
@@ -436,7 +226,7 @@ class Verifier:
         self._s3: dict[Expected, tuple[int | None, list[int]]] = {}
         for e in expected:
             if e.algorithm == "s3etag":
-                m = _ETAG.fullmatch(e.value)
+                m = S3_ETAG.fullmatch(e.value)
                 if not m:
                     raise ValueError(f"s3etag value {e.value!r} is not HEX or HEX-N")
                 parts = int(m.group(2)) if m.group(2) else None
@@ -555,8 +345,24 @@ class Verifier:
         return Outcome(e, f"{hex_}-{n}", False, detail)
 
 
-def verdict(outcomes: Sequence[Outcome]) -> str:
+def verifier_for(user: Sequence[Expected], advertised: Sequence[Expected], size: int | None) -> Verifier:
+    """A Verifier of the user's checksums, then of those the server advertised that the user did not give."""
+    return Verifier([*user, *(e for e in advertised if e not in user)], size)
+
+
+def verdict(outcomes: Sequence[Outcome]) -> Verdict:
     """Summarise outcomes: "verified" if all passed, "mismatch" if any failed, "unverified" if none."""
     if not outcomes:
         return "unverified"
     return "verified" if all(o.ok for o in outcomes) else "mismatch"
+
+
+def mismatch_message(name: str, outcomes: Sequence[Outcome]) -> str:
+    """One line naming each failed checksum of file `name` with its expected and computed values."""
+    lines = "; ".join(
+        f"{o.expected.algorithm} from {o.expected.source}: "
+        f"expected {o.expected.value}, computed {o.computed}" + (f" ({o.detail})" if o.detail else "")
+        for o in outcomes
+        if not o.ok
+    )
+    return f"checksum mismatch for {name}: {lines}"

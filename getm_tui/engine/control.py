@@ -18,6 +18,7 @@ import os
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from getm_tui.engine.checksum import Expected, Outcome, Verdict
 from getm_tui.engine.plan import Part
 
 log = logging.getLogger(__name__)
@@ -116,14 +117,26 @@ def claim(url: str, target: str) -> dict[str, Any]:
 
 
 def finished(
-    rec: dict[str, Any], size: int, verdict: str, crc32c: str, outcomes: list[list[Any]]
+    rec: dict[str, Any], size: int, verdict: Verdict, crc32c: str, outcomes: list[Outcome]
 ) -> dict[str, Any]:
     """The record saved once the file is complete and verified, just before it takes its final name.
 
     A download killed between that rename and its caller recording the end finds here that there is
-    nothing left to do (see downloader._finished_before), instead of fetching the file again.
+    nothing left to do (see target.finished_before), instead of fetching the file again.
     """
-    return {**rec, "finished": {"size": size, "verdict": verdict, "crc32c": crc32c, "outcomes": outcomes}}
+    rows = [_outcome_row(o) for o in outcomes]
+    return {**rec, "finished": {"size": size, "verdict": verdict, "crc32c": crc32c, "outcomes": rows}}
+
+
+def _outcome_row(o: Outcome) -> list[Any]:
+    e = o.expected
+    return [e.algorithm, e.value, e.source, o.computed, o.ok, o.detail]
+
+
+def outcome_from(row: list[Any]) -> Outcome:
+    """An Outcome as `finished` recorded it."""
+    algorithm, value, source, computed, ok, detail = row
+    return Outcome(Expected(algorithm, value, source), computed, bool(ok), detail)
 
 
 def claimed_name(rec: dict[str, Any] | None, url: str) -> str | None:
@@ -143,7 +156,8 @@ def owns(rec: dict[str, Any] | None, url: str, target: str) -> bool:
     """
     if not rec or rec.get("url") != url_key(url):
         return False
-    return rec.get("name", os.path.basename(target)) == os.path.basename(target)
+    name: object = rec.get("name", os.path.basename(target))
+    return name == os.path.basename(target)
 
 
 def restore(

@@ -7,10 +7,14 @@ not below `min_part` (aria2 splits down to 1 MiB): below that the per-request co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
 MIN_PART = 1 * MiB
+
+# Where a part is: waiting for a worker (or for its retry to fall due), being fetched, or complete.
+PartState = Literal["pending", "active", "done"]
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Part:
     hashed: int = 0  # bytes fed to the ordered hashers
     attempts: int = 0
     failed_at: int = 0  # `done` at the last failure: the retry count resets after enough progress since
-    state: str = "pending"  # pending | active | done
+    state: PartState = "pending"
     not_before: float = 0.0
     slot: int | None = None
     errors: list[str] = field(default_factory=list)

@@ -7,8 +7,18 @@ and many clients so they don't hit a struggling server in lockstep.
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
+import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from getm_tui.engine.errors import Cancelled, DownloadError, Retryable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
@@ -22,7 +32,7 @@ def backoff(
     attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY, rng: random.Random | None = None
 ) -> float:
     """The delay before retry number `attempt` (1 for the first retry): uniform in [window/2, window]."""
-    window = min(cap, base * (2 ** max(0, attempt - 1)))
+    window: float = min(cap, base * (2 ** max(0, attempt - 1)))
     r = (rng or random).random()
     return window / 2 + r * window / 2
 
@@ -49,3 +59,30 @@ def delay_for(attempt: int, retry_after: float | None, base: float = BASE_DELAY)
     if retry_after is not None:
         return retry_after
     return backoff(attempt, base)
+
+
+def back_off(
+    attempt: int, error: BaseException, retries: int, base: float, cancel: threading.Event | None
+) -> None:
+    """Wait before retry number `attempt` (Retry-After, else backoff); raise when retries are used up
+    (DownloadError) or when cancelled meanwhile (Cancelled)."""
+    if attempt > retries:
+        raise DownloadError(f"giving up after {retries} retries: {error}") from None
+    retry_after = error.retry_after if isinstance(error, Retryable) else None
+    delay = delay_for(attempt, retry_after, base)
+    log.info("%s; retry %d/%d in %.1fs", error, attempt, retries, delay)
+    if cancel is None:
+        time.sleep(delay)
+    elif cancel.wait(delay):
+        raise Cancelled("cancelled") from None
+
+
+def with_retries(fn: Callable[[], T], retries: int, base: float, cancel: threading.Event | None) -> T:
+    """fn(), tried again after each Retryable it raises (see back_off)."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Retryable as e:
+            attempt += 1
+            back_off(attempt, e, retries, base, cancel)

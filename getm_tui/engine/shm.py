@@ -15,6 +15,7 @@ import mmap
 import os
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +139,24 @@ def allocate(
             budget = plan.total // 2
             plan = plan_slots(wanted_size, connections, extra, budget)
             plan = SlotPlan(plan.size, plan.count, plan.connections, True)
+
+
+class Ring(NamedTuple):
+    """Where a part's bytes wait in a block: its position p at `offset + p % size`.
+
+    A part that fits its slot never wraps; a stream larger than its ring does, as its reader frees room.
+    """
+
+    offset: int
+    size: int
+
+    def views(self, block: memoryview, a: int, b: int) -> list[tuple[memoryview, int]]:
+        """Views of positions [a, b) (two when they wrap), each with the position it starts at."""
+        out = []
+        while a < b:
+            ra = a % self.size
+            n = min(b - a, self.size - ra)
+            at = self.offset + ra
+            out.append((block[at : at + n], a))
+            a += n
+        return out

@@ -1,4 +1,5 @@
-"""The coordinator of one download: hands parts to workers, writes and hashes what they read, retries.
+"""The coordinator of one download through fetch workers: hands parts to workers, writes and hashes what
+they read, retries.
 
 Data flow: a worker reads a part into its slot of the job's shared-memory block, `pwrite`s it at its file
 offset, and reports how far it got; the coordinator folds the new bytes into the part's crc32c and feeds
@@ -7,70 +8,33 @@ shared memory. A slot is reused only once its bytes are hashed, so verification 
 with no second pass over the file. Parts are given slots in file order, so the frontier part always has
 one and the pipeline cannot deadlock. When order does not matter (no checksum to feed, no reader), there
 is no block: workers keep each part's crc32c themselves and report it with their progress.
+
+A reader (urlopen) takes the bytes in order itself, through `next_in_order` and `taken`, where a download
+feeds its hashers; planning a transfer and driving it to its end is parallel.py.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from getm_tui.engine import checksum, retry
 from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
-from getm_tui.engine.http import HTTPSettings, Probe
+from getm_tui.engine.messages import Cancel, Credit, Died, Failed, Fault, Finished, FromWorker, Stopped, Task
 from getm_tui.engine.plan import Part
-from getm_tui.engine.shm import Block, SlotPlan
-from getm_tui.engine.workers import Task, WorkerHandle, WorkerPool
+from getm_tui.engine.progress import Progress
+from getm_tui.engine.shm import Block, Ring, SlotPlan
+from getm_tui.engine.sink import FileSink
+from getm_tui.engine.sources.http import Probe, range_headers
+from getm_tui.engine.sources.http_session import HTTPSettings
+from getm_tui.engine.workers import WorkerHandle, WorkerPool
 
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_BYTES = 4 * 1024 * 1024
 SAVE_EVERY_SECONDS = 1.0
-HASH_READ = 8 * 1024 * 1024
-
-
-class FileSink:
-    """The `.getm-part` file: positional writes, and reads back of bytes kept from an earlier run."""
-
-    def __init__(self, path: str, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-    def write(self, offset: int, data: memoryview) -> None:
-        try:
-            while data:
-                n = os.pwrite(self.fd, data, offset)
-                data = data[n:]
-                offset += n
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise NoSpaceError(f"no space left on device writing {self.path}") from None
-            raise DownloadError(f"cannot write {self.path}: {e.strerror}") from None
-
-    def read(self, offset: int, n: int) -> bytes:
-        return os.pread(self.fd, n, offset)
-
-    def truncate(self) -> None:
-        os.ftruncate(self.fd, 0)
-
-
-@dataclass
-class Progress:
-    """A snapshot for front ends; cheap to build, plain values only."""
-
-    size: int | None
-    done: int
-    connections: int
-    parts_total: int
-    parts_done: int
-    segments: list[tuple[int, int, int, str]]  # (start, length or -1, done, state)
-    retries: int
-    elapsed: float
 
 
 class Transfer:
@@ -88,12 +52,13 @@ class Transfer:
         sink: FileSink | None,
         connections: int,
         retries: int,
-        save: Callable[[Transfer], None] | None = None,
+        save: Callable[[list[Part]], None] | None = None,
         retry_base: float = retry.BASE_DELAY,
         rate: float | None = None,
         http: HTTPSettings | None = None,
     ) -> None:
-        """`http`: this download's settings when they differ from the pool's (sent with each task)."""
+        """`http`: this download's settings when they differ from the pool's (sent with each task).
+        `save` records the parts' progress (the resume record); the transfer owns `block` from now on."""
         self.pool = pool
         self.http = http
         self.probe = probe
@@ -124,16 +89,13 @@ class Transfer:
         self._saved_at = time.monotonic()
         self._next_task = 1
         self._closed = False
+        self._lent: Part | None = None  # the part of the bytes next_in_order handed out
         self.ordered = verifier.ordered or sink is None
         for p in parts:
             if p.complete:
                 p.state = "done"
 
     # -- progress ---------------------------------------------------------------------------------
-
-    @property
-    def done_bytes(self) -> int:
-        return sum(p.done for p in self.parts)
 
     @property
     def finished(self) -> bool:
@@ -147,28 +109,18 @@ class Transfer:
         )
 
     def snapshot(self) -> Progress:
-        segs = [
-            (p.start, -1 if p.end is None else p.end - p.start, p.done, self._seg_state(p))
-            for p in self.parts
-        ]
-        return Progress(
-            size=self.probe.size,
-            done=self.done_bytes,
-            connections=len(self.tasks),
-            parts_total=len(self.parts),
-            parts_done=sum(1 for p in self.parts if p.state == "done"),
-            segments=segs,
-            retries=self.total_retries,
-            elapsed=time.monotonic() - self.started,
-        )
-
-    @staticmethod
-    def _seg_state(p: Part) -> str:
-        if p.state == "pending" and p.attempts:
-            return "retrying"
-        return p.state
+        elapsed = time.monotonic() - self.started
+        return Progress.of_parts(self.parts, self.probe.size, len(self.tasks), self.total_retries, elapsed)
 
     # -- scheduling -------------------------------------------------------------------------------
+
+    def step(self, timeout: float = 0.1) -> None:
+        """Start what can start, then take in what the workers report: waits up to `timeout`, or less when
+        a retry falls due sooner."""
+        wait = self.schedule()
+        for w, msg in self.pool.wait(min(wait, timeout)):
+            if w.owner is self:
+                self.handle(w, msg)
 
     def schedule(self) -> float:
         """Start tasks on idle workers; returns seconds until a waiting retry is due (or 1.0)."""
@@ -220,7 +172,7 @@ class Transfer:
     def _task(self, p: Part) -> Task | None:
         """The request for the rest of part p (None when the download cannot go on: see failure)."""
         probe = self.probe
-        headers: list[tuple[str, str]] = []
+        headers: tuple[tuple[str, str], ...] = ()
         range_first: int | None = None
         if self.stream:
             if p.done and not probe.ranges:
@@ -231,6 +183,7 @@ class Transfer:
                     )
                     return None
                 self._restart_stream(p)
+            assert self.block is not None
             ring_offset, ring_size = 0, self.block.size
             consumed = p.hashed if self.ordered else p.done
             credit = consumed + ring_size
@@ -243,17 +196,14 @@ class Transfer:
             credit = p.length or 0
         if probe.ranges and (not self.stream or p.done):
             range_first = p.start + p.done
-            last = "" if p.end is None else str(p.end - 1)
-            headers.append(("Range", f"bytes={range_first}-{last}"))
-            if probe.validator:
-                headers.append(("If-Range", probe.validator))
+            headers = tuple(range_headers(range_first, p.end, probe.validator).items())
         task_id = self._next_task
         self._next_task += 1
         return Task(
             task_id=task_id,
             block_id=self.block_id,
             url=probe.url,
-            headers=tuple(headers),
+            headers=headers,
             ring_offset=ring_offset,
             ring_size=ring_size,
             start=p.done,
@@ -287,28 +237,25 @@ class Transfer:
         self.pool.grow(n)
         active = sorted(self.tasks.items(), key=lambda item: item[1][1].index, reverse=True)
         for tid, (w, _p, _t) in active[: max(0, len(active) - n)]:
-            self.pool.send(w, ("cancel", tid))  # the part keeps its progress and goes back to pending
+            self.pool.send(w, Cancel(tid))  # the part keeps its progress and goes back to pending
 
     # -- events -----------------------------------------------------------------------------------
 
-    def handle(self, worker: WorkerHandle, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "dead":
+    def handle(self, worker: WorkerHandle, msg: FromWorker) -> None:
+        if isinstance(msg, Died):
             task = worker.task
             worker.task = None
             worker.owner = None
             if task is not None and task.task_id in self.tasks:
                 self._failed(task.task_id, "retry", "fetch worker process died", None)
             return
-        tid = msg[1]
+        tid = msg.task_id
         entry = self.tasks.get(tid)
         if entry is None:
             return
         _w, p, task = entry
-        if kind == "data":
-            self._data(p, task, msg[2], msg[3])
-        elif kind == "done":
-            self._data(p, task, msg[2], msg[3])
+        self._data(p, task, msg.pos, msg.crc)
+        if isinstance(msg, Finished):
             self._finish_task(worker, tid)
             if p.end is None:
                 p.end = p.start + p.done
@@ -319,13 +266,10 @@ class Transfer:
                 self._maybe_release(p)
             else:
                 p.state = "pending"
-        elif kind == "error":
-            _k, _t, what, message, after, pos, crc = msg
-            self._data(p, task, pos, crc)
+        elif isinstance(msg, Failed):
             self._finish_task(worker, tid)
-            self._failed_part(p, what, message, after)
-        elif kind == "cancelled":
-            self._data(p, task, msg[2], msg[3])
+            self._failed_part(p, msg.fault, msg.message, msg.retry_after)
+        elif isinstance(msg, Stopped):
             self._finish_task(worker, tid)
             p.state = "pending"
         self._advance()
@@ -337,11 +281,11 @@ class Transfer:
             worker.task = None
             worker.owner = None
 
-    def _failed(self, tid: int, what: str, message: str, after: float | None) -> None:
+    def _failed(self, tid: int, what: Fault, message: str, after: float | None) -> None:
         _w, p, _task = self.tasks.pop(tid)
         self._failed_part(p, what, message, after)
 
-    def _failed_part(self, p: Part, what: str, message: str, after: float | None) -> None:
+    def _failed_part(self, p: Part, what: Fault, message: str, after: float | None) -> None:
         p.state = "pending"
         p.errors.append(f"{time.strftime('%H:%M:%S')} {message}")
         if what == "fatal":
@@ -379,30 +323,23 @@ class Transfer:
         if crc is not None:
             p.crc = crc
         else:
-            for view, rel in self._ring(task, p.done, pos):
+            assert self.block is not None
+            for view, rel in Ring(task.ring_offset, task.ring_size).views(self.block.view, p.done, pos):
                 if self.sink is not None and task.file_id is None:
                     self.sink.write(p.start + rel, view)
                 p.crc = crc32c(view, p.crc)
         p.done = pos
         self._unsaved += gained
 
-    def _ring(self, task: Task, a: int, b: int) -> list[tuple[memoryview, int]]:
-        """Views of part positions [a, b) in the task's ring (two when it wraps), with their positions."""
-        out = []
-        size = task.ring_size
-        while a < b:
-            ra = a % size
-            n = min(b - a, size - ra)
-            at = task.ring_offset + ra
-            out.append((self.block.view[at : at + n], a))
-            a += n
-        return out
-
-    def _ring_of(self, p: Part) -> Task:
-        assert self.block is not None and (self.stream or self.slots is not None)
-        ring_offset = 0 if self.stream else (p.slot or 0) * self.slots.size
-        ring_size = self.block.size if self.stream else self.slots.size
-        return Task(0, 0, "", (), ring_offset, ring_size, 0, None, 0, None, None)
+    def _views(self, p: Part, a: int, b: int) -> list[tuple[memoryview, int]]:
+        """Views of part p's positions [a, b) in its ring (two when it wraps), with their positions."""
+        assert self.block is not None
+        if self.stream:
+            ring = Ring(0, self.block.size)
+        else:
+            assert self.slots is not None
+            ring = Ring((p.slot or 0) * self.slots.size, self.slots.size)
+        return ring.views(self.block.view, a, b)
 
     def advance(self) -> None:
         """Take in what is already there before any worker reports: the parts an earlier run completed.
@@ -420,11 +357,7 @@ class Transfer:
             p = self.parts[0]
             if self.ordered:
                 self._hash(p)
-            if p.state == "active":
-                consumed = p.hashed if self.ordered else p.done
-                for tid, (w, tp, task) in self.tasks.items():
-                    if tp is p:
-                        self.pool.send(w, ("credit", tid, consumed + task.ring_size))
+            self._give_credit(p)
             return
         if not self.ordered:
             while self.frontier < len(self.parts) and self.parts[self.frontier].state == "done":
@@ -441,15 +374,24 @@ class Transfer:
 
     def _hash(self, p: Part) -> None:
         if p.hashed < p.kept:
+            assert self.sink is not None  # bytes kept from an earlier run are in the file
             upto = min(p.kept, p.done)
-            while p.hashed < upto:
-                n = min(HASH_READ, upto - p.hashed)
-                self.verifier.update(self.sink.read(p.start + p.hashed, n))  # type: ignore[union-attr]
-                p.hashed += n
+            for data in self.sink.read_back(p.start + p.hashed, p.start + upto):
+                self.verifier.update(data)
+            p.hashed = upto
         if p.hashed < p.done:
-            for view, _rel in self._ring(self._ring_of(p), p.hashed, p.done):
+            for view, _rel in self._views(p, p.hashed, p.done):
                 self.verifier.update(view)
             p.hashed = p.done
+
+    def _give_credit(self, p: Part) -> None:
+        """Let a stream's worker fill its ring again up to what has been taken out of it."""
+        if not (self.stream and p.state == "active"):
+            return
+        consumed = p.hashed if self.ordered else p.done
+        for tid, (w, tp, task) in self.tasks.items():
+            if tp is p:
+                self.pool.send(w, Credit(tid, consumed + task.ring_size))
 
     def _maybe_release(self, p: Part) -> None:
         if not self.ordered:
@@ -466,27 +408,57 @@ class Transfer:
         now = time.monotonic()
         threshold = SAVE_EVERY_BYTES * max(1, len(self.tasks))
         if force or self._unsaved >= threshold or now - self._saved_at >= SAVE_EVERY_SECONDS:
-            self._save(self)
+            self._save(self.parts)
             self._unsaved = 0
             self._saved_at = now
 
     def save_now(self) -> None:
         self._maybe_save(force=True)
 
+    # -- taking the bytes in order (a reader) -----------------------------------------------------
+
+    def next_in_order(self, limit: int) -> memoryview:
+        """A view of the next bytes of the file that nobody has taken yet, at most `limit` (all that are
+        there, up to where the ring wraps, when negative); empty at the end of the file. Drives the workers
+        until there are some, and raises the transfer's failure. The bytes stay where they are, and the
+        view valid, until `taken` says how many of them were used."""
+        while True:
+            if self.frontier >= len(self.parts):
+                return memoryview(b"")
+            p = self.parts[self.frontier]
+            if p.done > p.hashed:
+                n = p.done - p.hashed
+                if limit >= 0:
+                    n = min(n, limit)
+                view, _at = self._views(p, p.hashed, p.hashed + n)[0]
+                self._lent = p
+                return view
+            if p.state == "done" and p.end is not None and p.hashed >= (p.length or 0):
+                self._release(p)
+                self.frontier += 1
+                continue
+            if self.failure is not None:
+                raise self.failure
+            self.step()
+
+    def taken(self, n: int) -> None:
+        """The first `n` bytes of the last view are used: their room goes back to the worker filling it."""
+        p, self._lent = self._lent, None
+        if p is not None:
+            p.hashed += n
+            self._give_credit(p)
+
     # -- stopping ---------------------------------------------------------------------------------
 
     def cancel(self, grace: float = 2.0) -> None:
         """Stop every task of ours and take in what they read up to then."""
         for tid, (w, _p, _t) in list(self.tasks.items()):
-            self.pool.send(w, ("cancel", tid))
+            self.pool.send(w, Cancel(tid))
         deadline = time.monotonic() + grace
         while self.tasks and time.monotonic() < deadline:
             for w, msg in self.pool.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
-                if w.owner is self or msg[0] == "dead":
-                    try:
-                        self.handle(w, msg)
-                    except RemoteChanged:
-                        pass
+                if w.owner is self or isinstance(msg, Died):
+                    self.handle(w, msg)
         for tid, (w, _p, _t) in list(self.tasks.items()):
             # A worker that did not answer in time is stuck in a read: replace it.
             log.warning("worker %d did not stop in time; killing it", w.index)
@@ -497,6 +469,7 @@ class Transfer:
                 p.state = "pending"
 
     def close(self) -> None:
+        """Take the block and the file back from the workers, and let the block go."""
         if self._closed:
             return
         self._closed = True
@@ -504,3 +477,5 @@ class Transfer:
             self.pool.detach(self.block_id)
         if self.file_id is not None:
             self.pool.detach(self.file_id)
+        if self.block is not None:
+            self.block.close()

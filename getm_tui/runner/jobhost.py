@@ -28,9 +28,10 @@ from typing import Any, Generic, TypeVar
 from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
 from getm_tui.engine.errors import DownloadError
-from getm_tui.engine.http import make_session
+from getm_tui.engine.fetch import drop_inherited_sockets
+from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
-from getm_tui.engine.workers import WorkerPool, drop_inherited_sockets
+from getm_tui.engine.workers import WorkerPool
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process

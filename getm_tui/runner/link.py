@@ -101,7 +101,7 @@ class SupervisorLink:
             except (OSError, ValueError):
                 return False
 
-    def read_forever(self, deliver: Callable[[Any], None]) -> None:
+    def read_forever(self, deliver: Callable[[Any], object]) -> None:
         """Hand every message to `deliver` until the supervisor goes away. Blocking."""
         while True:
             conn = self._conn

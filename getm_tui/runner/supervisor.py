@@ -353,7 +353,7 @@ class Supervisor:
             client = conns[conn]
             try:
                 while client.alive and readable(conn):
-                    self._command(client, conn.recv())  # type: ignore[union-attr]
+                    self._command(client, conn.recv())
             except (EOFError, OSError):
                 client.alive = False
         self.clients = [c for c in self.clients if c.alive or c.owner]

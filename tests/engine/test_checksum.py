@@ -1,4 +1,5 @@
-"""Unit tests for getm_tui.engine.checksum: parsing expectations, crc32c combination, in-pass verification."""
+"""Unit tests for getm_tui.engine.checksum (parsing expectations, in-pass verification), checksum_headers
+(what servers advertise) and crc (crc32c combination)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 from urllib3 import HTTPHeaderDict
 
-from getm_tui.engine import checksum
+from getm_tui.engine import checksum, checksum_headers
 from getm_tui.engine.checksum import (
     ALGORITHMS,
     ChecksumSpecError,
@@ -22,12 +23,12 @@ from getm_tui.engine.checksum import (
     MiB,
     Outcome,
     Verifier,
-    crc32c_combine,
-    from_headers,
     parse_user_checksum,
     s3_part_size_candidates,
     verdict,
 )
+from getm_tui.engine.checksum_headers import from_headers
+from getm_tui.engine.crc import crc32c_combine
 
 HELLO = b"hello world\n"
 
@@ -142,7 +143,7 @@ def test_content_md5_hex_form_accepted() -> None:
 
 @pytest.mark.parametrize("bad", ["not base64!", b64(SHA256), "", "AAAA"])
 def test_content_md5_malformed_ignored_with_warning(bad: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger=checksum.__name__):
+    with caplog.at_level(logging.WARNING, logger=checksum_headers.__name__):
         assert from_headers(headers(Content_MD5=bad), full_body=True) == []
     assert any("Content-MD5" in r.getMessage() for r in caplog.records)
 
@@ -171,7 +172,7 @@ def test_x_goog_hash_repeated_header() -> None:
 
 def test_x_goog_hash_malformed_and_unknown(caplog: pytest.LogCaptureFixture) -> None:
     h = headers(x_goog_hash=f"crc32c=AAAA,md5={b64(MD5)},sha1=whatever,md5=%%%")
-    with caplog.at_level(logging.WARNING, logger=checksum.__name__):
+    with caplog.at_level(logging.WARNING, logger=checksum_headers.__name__):
         assert from_headers(h, full_body=True) == [Expected("md5", MD5, "x-goog-hash")]
     assert len([r for r in caplog.records if "x-goog-hash" in r.getMessage()]) == 2
 
@@ -261,7 +262,7 @@ def test_content_digest_full_body_only() -> None:
 
 def test_structured_digest_malformed(caplog: pytest.LogCaptureFixture) -> None:
     h = headers(Repr_Digest=f"sha-256={b64(SHA256)}, sha-512=:{b64(SHA256)}:, md5=:!!:, sha-256")
-    with caplog.at_level(logging.WARNING, logger=checksum.__name__):
+    with caplog.at_level(logging.WARNING, logger=checksum_headers.__name__):
         assert from_headers(h, full_body=True) == []
     assert len(caplog.records) == 4
 
@@ -279,7 +280,7 @@ def test_legacy_digest() -> None:
 
 
 def test_legacy_digest_malformed(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger=checksum.__name__):
+    with caplog.at_level(logging.WARNING, logger=checksum_headers.__name__):
         assert from_headers(headers(Digest="SHA-256=abc, md5"), full_body=True) == []
     assert len(caplog.records) == 2
 

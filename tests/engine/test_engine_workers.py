@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from getm_tui.engine import download, http
+from getm_tui.engine import download
+from getm_tui.engine.sources import http_session
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.runner_util import wait_for
 
@@ -21,7 +22,7 @@ from tests.helpers.runner_util import wait_for
 SCRIPT = textwrap.dedent(
     """
     import json, os, socket, threading, time
-    from getm_tui.engine import http
+    from getm_tui.engine.sources import http_session
     from getm_tui.engine.workers import WorkerPool
 
     def socket_inodes(pid):
@@ -40,7 +41,7 @@ SCRIPT = textwrap.dedent(
     listener.listen()
     mine = os.readlink(f"/proc/self/fd/{listener.fileno()}")
     result = {}
-    with WorkerPool(http.HTTPSettings(), size=1) as pool:
+    with WorkerPool(http_session.HTTPSettings(), size=1) as pool:
         worker = pool.workers[0].process
         result["parent_of_worker"] = int(open(f"/proc/{worker.pid}/stat").read().split(") ")[1].split()[1])
         # The worker drops inherited sockets as it starts: wait for that, up to a deadline.
@@ -77,7 +78,7 @@ def test_small_downloads_in_a_row_share_one_keep_alive_connection(
     blobs = {f"/s{i}.bin": os.urandom(64 * 1024 + i) for i in range(20)}
     urls = {path: fault_server.add(path, data) for path, data in blobs.items()}
     before = fault_server.connections_accepted
-    session = http.make_session(http.HTTPSettings())
+    session = http_session.make_session(http_session.HTTPSettings())
     try:
         for path, url in urls.items():
             result = download(url, str(tmp_path / path[1:]), session=session)
@@ -91,7 +92,8 @@ def test_small_downloads_in_a_row_share_one_keep_alive_connection(
 SEND_AHEAD_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from getm_tui.engine import http, workers
+    from getm_tui.engine import fetch, messages, workers
+    from getm_tui.engine.sources import http_session
 
     def silent_worker(conn, *args):
         try:
@@ -100,12 +102,13 @@ SEND_AHEAD_SCRIPT = textwrap.dedent(
         except (EOFError, OSError):
             os._exit(0)
 
-    workers._worker_main = silent_worker
+    fetch.worker_main = silent_worker
     url, size, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     step = size // parts
     ranges = [(("Range", f"bytes={i * step}-{(i + 1) * step - 1}"),) for i in range(parts)]
-    tasks = [workers.Task(i, None, url, r, 0, 0, 0, step, step, i * step, None) for i, r in enumerate(ranges)]
-    with workers.WorkerPool(http.HTTPSettings()) as pool:
+    Task = messages.Task
+    tasks = [Task(i, None, url, r, 0, 0, 0, step, step, i * step, None) for i, r in enumerate(ranges)]
+    with workers.WorkerPool(http_session.HTTPSettings()) as pool:
         started = pool.start(tasks, owner=None)
         print(len(started), [w.task.task_id for w in started], flush=True)
         sys.stdin.read()  # until the test has looked at the server

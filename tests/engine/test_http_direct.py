@@ -1,6 +1,6 @@
-"""Plain-HTTP requests without a proxy go over http.client connections the session keeps (engine/direct.py):
-kept alive from request to request, never reused after a response not read to its end or a server's
-close, and timed out as the settings say."""
+"""Plain-HTTP requests without a proxy go over http.client connections the session keeps
+(engine/sources/http_direct.py): kept alive from request to request, never reused after a response not read
+to its end or a server's close, and timed out as the settings say."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import time
 
 import pytest
 
-from getm_tui.engine import downloader, http
+from getm_tui.engine import inline
 from getm_tui.engine.errors import Retryable
+from getm_tui.engine.sources import http, http_session
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.runner_util import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
-SETTINGS = http.HTTPSettings(connect_timeout=30.0, read_timeout=0.5)
+SETTINGS = http_session.HTTPSettings(connect_timeout=30.0, read_timeout=0.5)
 
 
-def _get_all(session: http.Session, url: str) -> bytes:
+def _get_all(session: http_session.Session, url: str) -> bytes:
     resp = http.get(session, url, SETTINGS)
     body = resp.raw.read()
     http.done_with(resp)
@@ -37,7 +38,7 @@ def _connections(server: FaultServer, path: str) -> list[int]:
 def test_requests_read_to_the_end_share_one_connection(fault_server: FaultServer, monkeypatch):
     monkeypatch.delenv("http_proxy", raising=False)
     url = fault_server.add("/a.bin", b"a" * 5000)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert [_get_all(session, url) for _ in range(3)] == [b"a" * 5000] * 3
         # Cut short: that connection is dropped, and the next request opens another.
@@ -72,7 +73,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         url = f"http://127.0.0.1:{port}/f"
         assert _get_all(session, url) == body
@@ -87,7 +88,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
 
 def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fault_server: FaultServer):
     url = fault_server.add("/s.bin", b"s" * 100_000, first_byte_delay=5.0)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     started = time.monotonic()
     try:
         resp = http.get(session, url, SETTINGS)
@@ -102,7 +103,7 @@ def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fau
 def test_the_direct_route_is_kept_per_scheme_and_host_and_never_taken_for_https_or_a_proxy(monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert session._origin("http://example.com/a", True).direct == ("example.com", 80)
         assert session._origin("https://example.com/a", True).direct is None  # same host and netloc
@@ -151,7 +152,7 @@ def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
     import urllib3
 
     for url in PLAIN:
-        target = http._plain_target(url)
+        target = http_session._plain_target(url)
         assert target is not None, url
         prepared = requests.PreparedRequest()
         prepared.prepare_url(url, None)
@@ -159,18 +160,18 @@ def test_only_urls_requests_would_send_unchanged_take_the_plain_path():
         assert prepared.url == url, url
         assert target == (parsed.host, parsed.port or 80, prepared.path_url), url
     for url in NOT_PLAIN:
-        assert http._plain_target(url) is None, url
+        assert http_session._plain_target(url) is None, url
 
 
 def test_plain_http_without_a_proxy_or_netrc_never_loads_requests(fault_server: FaultServer, tmp_path):
     """requests and urllib3 cost 50-60 ms of imports at every start: a plain-HTTP download (probe, and
     parts fetched by forked workers) must not load them, and must still be whole."""
-    body = bytes(range(256)) * (4 * downloader.INLINE_LIMIT // 256)
+    body = bytes(range(256)) * (4 * inline.INLINE_LIMIT // 256)
     url = fault_server.add("/p.bin", body)
     script = (
         "import sys\n"
-        "from getm_tui.engine import downloader\n"
-        f"r = downloader.download({url!r}, {str(tmp_path / 'p.bin')!r}, concurrency=4)\n"
+        "from getm_tui.engine import download\n"
+        f"r = download({url!r}, {str(tmp_path / 'p.bin')!r}, concurrency=4)\n"
         "print(r.connections, 'requests' in sys.modules, 'urllib3' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k != "NETRC"}
@@ -188,7 +189,7 @@ def test_a_request_sent_ahead_is_answered_to_the_same_request_only(fault_server:
     monkeypatch.delenv("http_proxy", raising=False)
     data = os.urandom(10_000)
     url = fault_server.add("/ahead.bin", data)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert session.send_ahead(url, {"Range": "bytes=0-99"}, SETTINGS) is True
         resource = fault_server.resource(url)

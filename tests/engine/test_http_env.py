@@ -12,13 +12,13 @@ import socket
 
 import pytest
 
-from getm_tui.engine import http
 from getm_tui.engine.errors import Retryable
+from getm_tui.engine.sources import http, http_session
 from tests.helpers.faultserver import FaultServer
 
 pytestmark = pytest.mark.timeout(60)
 
-SETTINGS = http.HTTPSettings(connect_timeout=2.0, read_timeout=5.0)
+SETTINGS = http_session.HTTPSettings(connect_timeout=2.0, read_timeout=5.0)
 
 
 def _fetch(session, url: str) -> bytes:
@@ -31,7 +31,7 @@ def _fetch(session, url: str) -> bytes:
 
 def _fetch_twice(url: str) -> list[bytes | Retryable]:
     """Two requests of one fresh session (the second is answered from its cache): bodies, or the errors."""
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     out: list[bytes | Retryable] = []
     try:
         for _ in range(2):
@@ -62,7 +62,7 @@ def test_netrc_credentials_go_with_every_request(fault_server: FaultServer, tmp_
     _use_netrc("machine 127.0.0.1 login alice password s3cret\n", tmp_path, monkeypatch)
     first = fault_server.add("/a.bin", b"a" * 1000)
     second = fault_server.add("/b.bin", b"b" * 1000)
-    session = http.make_session(SETTINGS)
+    session = http_session.make_session(SETTINGS)
     try:
         assert _fetch(session, first) == b"a" * 1000
         assert _fetch(session, second) == b"b" * 1000

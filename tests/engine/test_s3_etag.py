@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from getm_tui.engine.checksum import MiB, Verifier, from_headers, verdict
+from getm_tui.engine.checksum import MiB, Verifier, verdict
+from getm_tui.engine.checksum_headers import from_headers
 from tests.helpers.s3server import S3Server
 
 BIG = random.Random(42).randbytes(12 * MiB + 12_345)  # three parts of 5 MiB, the last one short

@@ -1,78 +1,53 @@
-"""Sessions and probing.
+"""How the engine's GETs go out: a Session per worker (or per coordinator), and the settings it follows.
 
-The probe is a GET with `Range: bytes=0-`, not a HEAD: presigned S3/GCS URLs are signed for one method,
-so a HEAD is refused where the GET works. One request tells size, range support, validator, a file name
-and advertised checksums, and when the file is small its body is the whole download.
+Plain HTTP without a proxy goes over http.client connections the session keeps (http_direct.py); everything
+else (TLS, a proxy, a ~/.netrc) through requests, imported on the first request that needs it. A Session
+answers one GET with a Reply whose body is left unread: the callers read it straight into their buffers.
 """
 
 from __future__ import annotations
 
-import email.utils
 import http.client
-import logging
 import os
 import re
-import ssl
 import sys
-from dataclasses import dataclass, field
-from email.message import Message
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from getm_tui.engine import checksum, retry
-from getm_tui.engine.direct import Direct
-from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable, RetryableStatus
-from getm_tui.engine.files import sanitize_name
-from getm_tui.engine.urls import name_from_url, redact
-
-log = logging.getLogger(__name__)
+from getm_tui.engine.sources.http_direct import Direct
 
 USER_AGENT = "getm-tui/0.1"
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 # What a dropped, reset, timed-out or garbled connection raises, from a request or from reading its body
 # (http.client's IncompleteRead on a truncated chunked body, and urllib3's errors once it is loaded):
 # retried where caught. `except` reads the name when an exception arrives, so callers that name
-# http.CONNECTION_ERRORS catch urllib3's errors from the moment urllib3 can raise any.
+# http_session.CONNECTION_ERRORS (or call connection_errors()) catch urllib3's errors from the moment
+# urllib3 can raise any.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
 # requests' refusals of a URL it cannot prepare (empty until requests is loaded: nothing raises them).
-_BAD_URL_ERRORS: tuple[type[BaseException], ...] = ()
+BAD_URL_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 def _requests() -> Any:
     """requests (and urllib3), imported on the first request that needs them: TLS, a proxy, a ~/.netrc,
     or a URL that needs preparing. Together they cost 50-60 ms of imports at every start, a tenth of
     `getm-tui get` of 256 MiB over 16 connections, while plain HTTP without a proxy goes over http.client
-    (direct.py) and never touches them."""
-    global CONNECTION_ERRORS, _BAD_URL_ERRORS
+    (http_direct.py) and never touches them."""
+    global CONNECTION_ERRORS, BAD_URL_ERRORS
     import requests
     import urllib3
 
-    if not _BAD_URL_ERRORS:
+    if not BAD_URL_ERRORS:
         CONNECTION_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
         exc = requests.exceptions
-        _BAD_URL_ERRORS = (exc.InvalidURL, exc.MissingSchema, exc.InvalidSchema)
+        BAD_URL_ERRORS = (exc.InvalidURL, exc.MissingSchema, exc.InvalidSchema)
     return requests
 
 
-NOTABLE_HEADERS = (
-    "Content-Type",
-    "Content-Length",
-    "Content-Range",
-    "Accept-Ranges",
-    "ETag",
-    "Last-Modified",
-    "Content-Disposition",
-    "Content-MD5",
-    "x-goog-hash",
-    "x-goog-stored-content-length",
-    "Repr-Digest",
-    "Content-Digest",
-    "Digest",
-    "Server",
-    "x-amz-server-side-encryption",
-    "Transfer-Encoding",
-    "Content-Encoding",
-)
+def connection_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """CONNECTION_ERRORS as they are now, with `more`: for an `except` clause, which evaluates it when an
+    exception arrives, so urllib3's errors are caught once requests has been loaded."""
+    return (*more, *CONNECTION_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -89,29 +64,6 @@ class HTTPSettings:
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
-
-
-@dataclass
-class Probe:
-    """What one GET told about the remote file."""
-
-    url: str
-    status: int
-    size: int | None
-    ranges: bool
-    etag: str | None
-    last_modified: str | None
-    filename: str
-    expected: list[checksum.Expected]
-    headers: dict[str, str] = field(default_factory=dict)
-    chunked: bool = False
-
-    @property
-    def validator(self) -> str | None:
-        """The If-Range value: a strong ETag, else Last-Modified (weak ETags may not be used there)."""
-        if self.etag and not self.etag.startswith("W/"):
-            return self.etag
-        return self.last_modified
 
 
 class Reply:
@@ -149,7 +101,7 @@ class _Origin:
     proxies: dict[str, str]
     cert: Any
     authorization: str | None  # from ~/.netrc
-    direct: tuple[str, int] | None  # plain HTTP without a proxy: (host, port) for direct.py
+    direct: tuple[str, int] | None  # plain HTTP without a proxy: (host, port) for http_direct.py
 
 
 # What every GET sends: requests' default fields, but identity encoding (the file is saved as served).
@@ -370,207 +322,3 @@ def make_session(settings: HTTPSettings, pool_size: int = 4) -> Session:
             del session.headers[default]
         session.headers[name] = value
     return session
-
-
-def get(
-    session: Session,
-    url: str,
-    settings: HTTPSettings,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """A streamed GET that follows redirects by hand (bounded, no https->http unless allowed).
-
-    Raises Retryable for transient faults and HTTPStatusError for the rest of the non-2xx answers.
-    """
-    first = url
-    for _hop in range(settings.max_redirects + 1):
-        try:
-            resp = session.fetch(url, headers, settings)
-        except _BAD_URL_ERRORS as e:
-            raise DownloadError(f"invalid URL {redact(url)}: {_short(e)}") from None
-        except CONNECTION_ERRORS as e:
-            if _tls_failure(e):
-                raise DownloadError(tls_message(e, url)) from None
-            raise Retryable(f"{_short(e)} ({redact(url)})") from None
-        if resp.is_redirect:
-            location = resp.headers.get("Location", "")
-            resp.close()
-            target = urljoin(url, location)
-            downgrade = urlsplit(url).scheme == "https" and urlsplit(target).scheme == "http"
-            if downgrade and not settings.allow_insecure_redirect:
-                raise DownloadError(
-                    f"refused redirect from https to http: {redact(target)} "
-                    "(allow_insecure_redirect = true follows it)"
-                )
-            url = target
-            continue
-        if resp.status_code in RETRY_STATUSES:
-            after = retry.parse_retry_after(resp.headers.get("Retry-After"))
-            reason = resp.reason or ""
-            resp.close()
-            raise RetryableStatus(resp.status_code, reason, redact(url), after)
-        if resp.status_code >= 400:
-            reason = resp.reason or ""
-            resp.close()
-            raise HTTPStatusError(resp.status_code, reason, redact(url))
-        resp.url = url
-        return resp
-    # Named by the URL asked for: the one the user knows (the last hop may be anywhere).
-    raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
-
-
-def probe(session: Session, url: str, settings: HTTPSettings) -> tuple[Probe, Reply]:
-    """Probe the URL; returns the facts and the still-open response (its body starts at byte 0)."""
-    want = {"Want-Repr-Digest": "sha-256=9, sha-512=8, md5=3"}
-    try:
-        resp = get(session, url, settings, {"Range": "bytes=0-", **want})
-    except HTTPStatusError as e:
-        if e.status != 416:
-            raise
-        # An empty file: servers refuse any range of it (get() raises on a 416, so it is caught here).
-        resp = get(session, url, settings, want)
-    h = resp.headers
-    chunked = "chunked" in h.get("Transfer-Encoding", "").lower()
-    size: int | None = None
-    ranges = False
-    full_body = True
-    if resp.status_code == 206:
-        first, last, total = parse_content_range(h.get("Content-Range", ""))
-        if first != 0:
-            resp.close()
-            raise Retryable(f"bad Content-Range {h.get('Content-Range')!r} from {redact(resp.url)}")
-        size = total
-        ranges = total is not None
-        full_body = total is not None and last == total - 1
-    elif not chunked and h.get("Content-Length", "").isdigit():
-        size = int(h["Content-Length"])
-    enc = h.get("Content-Encoding", "identity").lower()
-    if enc not in ("identity", ""):
-        log.warning("server sent Content-Encoding %s despite identity; saving the encoded bytes", enc)
-    result = Probe(
-        url=resp.url,
-        status=resp.status_code,
-        size=size,
-        ranges=ranges,
-        etag=h.get("ETag"),
-        last_modified=h.get("Last-Modified"),
-        filename=filename_from(h.get("Content-Disposition"), resp.url),
-        expected=checksum.from_headers(h, full_body=full_body),
-        headers={k: h[k] for k in NOTABLE_HEADERS if k in h},
-        chunked=chunked,
-    )
-    return result, resp
-
-
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
-
-
-def done_with(resp: Reply) -> None:
-    """Hand a response's connection back for the next request if its body was read to the end, else close.
-
-    Our readers (the workers' parts, the in-process path's small files) take the body from http.client
-    directly, into shared memory or a reused buffer, so urllib3 never sees the end and `close()` would
-    drop a connection the server keeps alive: a queue of 1,000 small files opened 1,000 connections. A
-    body not read to its end (a cut range, a wrong length) is never handed on: its rest would be read as
-    the next response.
-    """
-    raw = resp.raw
-    body = getattr(raw, "_fp", None)
-    if body is not None and body.isclosed() and not getattr(body, "will_close", True):
-        raw.release_conn()
-    else:
-        resp.close()
-
-
-def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
-    """(first, last, total) of a `Content-Range: bytes a-b/total` header; Nones where absent."""
-    m = _CONTENT_RANGE.match(value or "")
-    if not m:
-        return None, None, None
-    total = None if m.group(3) == "*" else int(m.group(3))
-    return int(m.group(1)), int(m.group(2)), total
-
-
-def filename_from(disposition: str | None, url: str) -> str:
-    """A safe file name: Content-Disposition's filename* or filename, else the URL's last segment."""
-    name = ""
-    if disposition:
-        msg = Message()
-        msg["Content-Disposition"] = disposition
-        try:
-            # The email package files `filename*` (RFC 2231) under "filename" as a (charset, language,
-            # value) tuple whose value it percent-decoded as latin-1; prefer it over a plain filename.
-            found = [
-                v for k, v in msg.get_params(header="Content-Disposition") or [] if k.lower() == "filename"
-            ]
-            raw: Any = next((v for v in found if isinstance(v, tuple)), found[0] if found else None)
-            if isinstance(raw, tuple):
-                raw = email.utils.collapse_rfc2231_value(raw, errors="replace")
-        except Exception:  # a hostile header must not break the download
-            raw = None
-        if isinstance(raw, str) and raw.lower().startswith("utf-8''"):
-            raw = unquote(raw[7:], errors="replace")
-        name = sanitize_name(raw if isinstance(raw, str) else None)
-    return name or sanitize_name(name_from_url(url))
-
-
-def _tls_failure(e: BaseException) -> bool:
-    """Whether urllib3 failed the TLS handshake (as requests tells SSLError from other connection errors:
-    a TLS error while reading a response is a dropped connection, retried)."""
-    urllib3 = sys.modules.get("urllib3")
-    if urllib3 is None:
-        return False  # nothing but urllib3 makes TLS connections here
-    if isinstance(e, urllib3.exceptions.MaxRetryError):
-        return isinstance(e.reason, urllib3.exceptions.SSLError)
-    return isinstance(e, urllib3.exceptions.SSLError)
-
-
-def _find(e: BaseException | None, kind: type[BaseException], depth: int = 0) -> BaseException | None:
-    """The first exception of `kind` inside `e`: requests wraps urllib3's, which wraps ssl's, in args,
-    `reason`, causes and contexts."""
-    if e is None or depth > 8:
-        return None
-    if isinstance(e, kind):
-        return e
-    inner: list[Any] = [*e.args, getattr(e, "reason", None), e.__cause__, e.__context__]
-    for candidate in inner:
-        if isinstance(candidate, BaseException):
-            found = _find(candidate, kind, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def tls_message(e: BaseException, url: str) -> str:
-    """One line for a TLS failure: what the certificate check said, the redacted URL, and the way out.
-
-    The way out is named but not taken: verification stays on unless the user asks (`--insecure`).
-    """
-    verify = _find(e, ssl.SSLCertVerificationError)
-    if isinstance(verify, ssl.SSLCertVerificationError):
-        why = verify.verify_message or verify.reason or "certificate verify failed"
-        return f"TLS certificate verification failed for {redact(url)}: {why} (--insecure skips verification)"
-    inner = _find(e, ssl.SSLError)
-    why = (getattr(inner, "reason", None) or _short(inner)) if inner is not None else _short(e)
-    return f"TLS error from {redact(url)}: {why}"
-
-
-def _short(e: BaseException) -> str:
-    """One line for an exception out of requests/urllib3, without the URL (which may carry secrets)."""
-    text = str(e)
-    inner = e
-    while inner.__context__ is not None and isinstance(inner.__context__, Exception):
-        inner = inner.__context__
-    for candidate in (inner, e):
-        name = type(candidate).__name__
-        if "timed out" in str(candidate).lower() or "Timeout" in name:
-            return "timed out"
-        if "Connection refused" in str(candidate):
-            return "connection refused"
-        if "reset" in str(candidate).lower():
-            return "connection reset"
-        if "Name or service not known" in str(candidate) or "NameResolution" in str(candidate):
-            return "host not found"
-    text = re.sub(r"https?://\S+", "<url>", text)
-    text = re.sub(r"url: \S+", "url: <url>", text)
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -22,7 +22,7 @@ from typing import Any
 
 class Headers(Mapping[str, str]):
     """A response's header fields, looked up in any case, a repeated field's values joined with ", " (as
-    urllib3's HTTPHeaderDict does): the plain path does not import urllib3 at all (see http.py)."""
+    urllib3's HTTPHeaderDict does): the plain path does not import urllib3 at all (see http_session.py)."""
 
     def __init__(self, fields: Iterable[tuple[str, str]]) -> None:
         self._fields: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,75 @@
+"""What one download is asked to do: Options, and how download()'s keyword arguments combine with them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal, Protocol
+
+from getm_tui.engine import plan
+from getm_tui.engine.sources.http_session import HTTPSettings
+
+
+class Live(Protocol):
+    """What a front end may change while a download runs, read on every turn of its loop."""
+
+    @property
+    def concurrency(self) -> int: ...
+
+    @property
+    def rate_limit(self) -> float | None: ...
+
+
+@dataclass
+class Options:
+    """Knobs of one download; the queue's settings map onto these."""
+
+    concurrency: int | None = 4
+    part_size: int = plan.DEFAULT_PART_SIZE
+    retries: int = 6
+    retry_base: float = 0.5
+    overwrite: bool = False
+    shm_limit: int | None = None
+    rate_limit: float | None = None
+    max_restarts: int = 3
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    # Read on every turn of the download loop, so a front end can change them while the download runs.
+    live: Live | None = None
+
+    def current_rate_limit(self) -> float | None:
+        """Bytes per second this download may use now (a front end may change it while it runs)."""
+        if self.live is not None:
+            return self.live.rate_limit
+        return self.rate_limit
+
+
+class Unset(enum.Enum):
+    """The value of a keyword argument that was not given (None means something for `concurrency`)."""
+
+    UNSET = enum.auto()
+
+    def __repr__(self) -> str:
+        return "UNSET"  # as help() shows the default
+
+
+UNSET: Final = Unset.UNSET
+NotGiven = Literal[Unset.UNSET]
+
+
+def with_keywords(
+    options: Options | None,
+    concurrency: int | None | NotGiven = UNSET,
+    overwrite: bool | NotGiven = UNSET,
+    live: Live | None = None,
+) -> Options:
+    """A copy of `options` (Options() when None) with the keyword arguments download() or urlopen() was
+    given. One that was not given leaves the value the Options hold: `download(url, options=Options(
+    concurrency=8))` runs 8 connections."""
+    opts = replace(options or Options())
+    if concurrency is not UNSET:
+        opts.concurrency = concurrency
+    if overwrite is not UNSET:
+        opts.overwrite = overwrite
+    if live is not None:
+        opts.live = live
+    return opts
