@@ -1,5 +1,3 @@
-# The fixture is imported by name and then used as a parameter name, which is what pytest wants.
-# ruff: noqa: F811
 """The engine's public surface: how download()'s and urlopen()'s keyword arguments combine with an Options,
 and the names getm_tui.engine exports (loaded lazily, yet visible to type checkers)."""
 
@@ -14,8 +12,8 @@ import pytest
 
 import getm_tui.engine
 from getm_tui.engine import Options, download, urlopen
-from tests.helpers.engine_util import engine_hygiene, read  # noqa: F401
-from tests.helpers.faultserver import FaultServer, Resource, fault_server  # noqa: F401
+from tests.helpers.engine_util import read
+from tests.helpers.faultserver import FaultServer, Resource
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
