@@ -12,12 +12,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
 from getm_tui import humanize
 from getm_tui.config import Settings
+from getm_tui.engine.forking import fork_is_safe
 from getm_tui.runner import protocol as P
 from getm_tui.runner.readiness import readable
 
@@ -155,7 +155,7 @@ def run(
         display.handle(P.LogLine(logging.WARNING, warning))
     # Forked when this process has no other thread (the live table's refresh thread is one); it has
     # no queue open.
-    proc, conn = spawn(data_dir, settings, once=once, fork=threading.active_count() == 1)
+    proc, conn = spawn(data_dir, settings, once=once, fork=fork_is_safe())
     stopping = {"asked": False}
 
     def ask_stop(_sig: int, _frame: object) -> None:

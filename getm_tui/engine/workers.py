@@ -12,11 +12,11 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
 import multiprocessing.process
-import threading
 import time
 from multiprocessing import reduction
 
 from getm_tui.engine import fetch
+from getm_tui.engine.forking import fork_is_safe
 from getm_tui.engine.messages import Attach, Detach, Died, FromWorker, Stop, Task, ToWorker
 from getm_tui.engine.sources import http
 from getm_tui.engine.sources.http_session import HTTPSettings, Session, connection_errors
@@ -42,7 +42,7 @@ def start_method() -> StartMethod:
     """How new workers start now: forked from this process while it has no other thread, else by the fork
     server. Decided once for a batch of workers (see WorkerPool.start), whose requests are sent ahead only
     when they are forked."""
-    return FORK if threading.active_count() == 1 else START
+    return FORK if fork_is_safe() else START
 
 
 class WorkerHandle:

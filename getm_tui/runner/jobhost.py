@@ -29,6 +29,7 @@ from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, download
 from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.fetch import drop_inherited_sockets
+from getm_tui.engine.forking import fork_is_safe
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
@@ -400,7 +401,7 @@ class JobHost:
     def __init__(self, settings: Settings, index: int) -> None:
         # A process with one thread (the supervisor as it starts) forks its hosts: no interpreter start and
         # no imports. Later ones (one that replaces a host that died) are spawned.
-        start = FORK if threading.active_count() == 1 else SPAWN
+        start = FORK if fork_is_safe() else SPAWN
         self.conn, child = start.Pipe(duplex=True)
         self.process = start.Process(
             target=host_main,
