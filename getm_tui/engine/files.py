@@ -1,9 +1,9 @@
 """Where bytes land: target names, temporary names, and the rule that nothing is clobbered.
 
 Data goes to `NAME.getm-part` beside the target and is renamed only when complete and verified, so the
-final name never holds a partial or unverified file (DESIGN invariant 1). Names that come from a server
-(Content-Disposition) are reduced to one safe path component so nothing lands outside the target directory
-(invariant 5).
+final name never holds a partial or unverified file (ARCHITECTURE.md, invariant 1). Names that come from a
+server (Content-Disposition) are reduced to one safe path component so nothing lands outside the target
+directory (invariant 6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """URL checks and redaction.
 
 Signed S3/GCS URLs carry their credentials in the query string and some URLs carry user:password; neither
-may reach a screen or a log (DESIGN invariant 4), so everything user-facing goes through `redact`.
+may reach a screen or a log (ARCHITECTURE.md, invariant 5), so everything user-facing goes through `redact`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SIGKILL at seeded random moments: of the whole runner (supervisor and workers), of the supervisor alone,
 and of one fetch worker.
 
-What must hold (DESIGN invariants 1 and 2): every file ends byte-identical under its own name, nothing
+What must hold (ARCHITECTURE.md, invariants 1 and 2): every file ends byte-identical under its own name, nothing
 partial is left, a restart fetches only what the resume record does not hold (no byte of a recorded
 part is asked for again), what a kill loses is a few MiB per connection, no process of ours outlives
 the kill, and a dead worker is replaced and its part retried without failing the job.
