@@ -1,9 +1,9 @@
 """The target file: its name, its claim, its space, and its commit.
 
 Bytes go to `NAME.getm-part` beside the target, and only a complete, verified file takes the name
-(ARCHITECTURE.md, invariant 1). The name is claimed in the resume record before the partial file exists, so a download killed
-at any moment finds its own partial file again; the space is reserved before the first byte is fetched; and
-the commit never clobbers a file unless asked to.
+(ARCHITECTURE.md, invariant 1). The name is claimed in the resume record before the partial file exists,
+so a download killed at any moment finds its own partial file again; the space is reserved before the
+first byte is fetched; and the commit never clobbers a file unless asked to.
 """
 
 from __future__ import annotations

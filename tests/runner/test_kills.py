@@ -1,10 +1,10 @@
 """SIGKILL at seeded random moments: of the whole runner (supervisor and workers), of the supervisor alone,
 and of one fetch worker.
 
-What must hold (ARCHITECTURE.md, invariants 1 and 2): every file ends byte-identical under its own name, nothing
-partial is left, a restart fetches only what the resume record does not hold (no byte of a recorded
-part is asked for again), what a kill loses is a few MiB per connection, no process of ours outlives
-the kill, and a dead worker is replaced and its part retried without failing the job.
+What must hold (ARCHITECTURE.md, invariants 1 and 2): every file ends byte-identical under its own name,
+nothing partial is left, a restart fetches only what the resume record does not hold (no byte of a
+recorded part is asked for again), what a kill loses is a few MiB per connection, no process of ours
+outlives the kill, and a dead worker is replaced and its part retried without failing the job.
 
 Real processes, real sockets on 127.0.0.1 (the fault server, throttled so the kills land mid-transfer),
 real files. Each kill moment is a seeded threshold of recorded or served bytes, never a sleep; the seed
