@@ -223,8 +223,8 @@ def entry() -> None:
     """The `getm-tui` program: main(), then out.
 
     A command's work is done when it returns: files closed and renamed, queue transactions committed,
-    processes joined. The interpreter's teardown after that (dropping modules and objects one by one) took
-    about 30 ms, a fortieth of a 1 GiB `get` on loopback, so a command leaves without it. The app does
+    processes joined. The interpreter's teardown after that (dropping modules and objects one by one) is
+    work nobody waits for, so a command leaves without it. The app does
     not: its supervisor may outlive it, and multiprocessing's exit hook is what waits for that.
     """
     args = _parse(None)

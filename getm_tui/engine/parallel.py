@@ -90,8 +90,8 @@ def start_transfer(
             parts = _fit(parts, slots.size)
         else:
             # Nothing needs the bytes in order: each worker writes, and crc32cs, what it reads, through
-            # a buffer of its own. Reserving (and later freeing) a slot per connection in /dev/shm cost
-            # 60 ms of a 256 MiB download's 1 s, and the bytes went through memory once more.
+            # a buffer of its own: no slots to reserve and free in /dev/shm, and no second trip of the
+            # bytes through memory.
             block = slots = None
     # The pool grows as the transfer hands out its first parts (Transfer.schedule).
     return Transfer(

@@ -116,9 +116,8 @@ class Flusher:
     only at 10% of memory) and the final fsync waits for the disk to take the whole file.
     """
 
-    # What is dirty when the download ends is what the final fsync waits for. Every 0.1 s rather than
-    # 0.2 s: a 1 GiB download on loopback went from 0.79 s to 0.69-0.71 s (the fsync at its end wrote half
-    # as much; medians of 8), a rate-limited 256 MiB one (case b) from 0.850 s to 0.842 s (medians of 12).
+    # What is dirty when the download ends is what the final fsync waits for, so the interval bounds it
+    # (the README's benchmark notes have the measurements behind this value).
     EVERY = 0.1
 
     def __init__(self, fd: int) -> None:

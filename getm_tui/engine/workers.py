@@ -25,10 +25,9 @@ log = logging.getLogger(__name__)
 
 # A threaded process (the supervisor, the app, a library user's) has its workers forked by a fork server
 # that has already imported this module (and requests): a new worker costs a fork, not an interpreter
-# start and 100 ms of imports each, and no threaded process is ever forked (a fork can copy a lock that
-# another thread holds). A process with no other thread (`getm-tui get`) forks its workers itself: the
-# fork server's own start (an interpreter, the imports, a resource tracker: 0.2-0.4 s) was a fifth of a
-# 1 GiB download on loopback.
+# start and the imports, and no threaded process is ever forked (see forking.py). A process with no other
+# thread (`getm-tui get`) forks its workers itself: starting a fork server (an interpreter, the imports, a
+# resource tracker) would cost a short download more than the download.
 START = multiprocessing.get_context("forkserver")
 # requests too, though plain HTTP never loads it (see sources/http_session.py): a worker that needs it
 # (TLS, a proxy) then shares the fork server's copy instead of importing its own.

@@ -1,8 +1,8 @@
 """Job hosts: the processes in which the supervisor's jobs run, up to max_active of them.
 
-One Python process runs Python on one core at a time. A queue of small files costs about 2.5 ms of CPU
-per job, most of it Python (the HTTP request, JSON, the file's bookkeeping); run in the supervisor's own
-threads those jobs used one core and fought over the GIL (a fifth of the CPU went on handing it over).
+One Python process runs Python on one core at a time. A queue of small files costs CPU per job, most of
+it Python (the HTTP request, JSON, the file's bookkeeping); run in the supervisor's own threads those jobs
+used one core and fought over the GIL.
 Each host runs its share of the jobs in threads of its own, with its own keep-alive sessions and fetch
 processes. The queue stays the supervisor's: it is the one process that writes it, so hosts send their
 resume records there (and wait for them to be written, where the engine relies on that) instead of

@@ -38,8 +38,8 @@ def spawn(
 
     Spawned by default: a new interpreter, as the app needs (it has threads, and a fork copies locks held
     by other threads). `fork=True` is for a caller with one thread and no queue open (`getm-tui run`):
-    the child starts with what is already imported, where a spawned one spends about 70 ms on an
-    interpreter, re-running the main script and a resource-tracker process, before the first job.
+    the child starts with what is already imported, where a spawned one first starts an interpreter,
+    re-runs the main script and starts a resource-tracker process.
     """
     start = FORK if fork else SPAWN
     parent, child = start.Pipe(duplex=True)

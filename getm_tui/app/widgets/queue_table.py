@@ -101,7 +101,7 @@ class QueueTable(ScrollView, can_focus=True):
     """The job under the cursor (None: no rows). A reactive rather than a message: a screen that
     `watch`es it redraws its panels in the same turn as the cursor line, so both reach the terminal in
     one frame. A posted message is handled after that frame, and its changes wait for the next one
-    (Textual paints at most 60 times a second): 17-25 ms more for every press of Down in tmux."""
+    (Textual paints at most 60 times a second), a frame late for every press of Down."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -117,7 +117,7 @@ class Direct:
 
         A download's coordinator sends its first parts' requests before it forks the workers that read
         them, each inheriting its connection: the server's time to first byte overlaps the workers' start
-        instead of following it (16 forks and their first page faults took 0.1 s of two cores).
+        instead of following it (forks and their first page faults take a while on a small machine).
         """
         conn = self._send(self._connect(host, port, timeout), path, headers, timeout)
         key = _request(host, port, path, headers)

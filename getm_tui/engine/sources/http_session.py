@@ -30,9 +30,8 @@ BAD_URL_ERRORS: tuple[type[BaseException], ...] = ()
 
 def _requests() -> Any:
     """requests (and urllib3), imported on the first request that needs them: TLS, a proxy, a ~/.netrc,
-    or a URL that needs preparing. Together they cost 50-60 ms of imports at every start, a tenth of
-    `getm-tui get` of 256 MiB over 16 connections, while plain HTTP without a proxy goes over http.client
-    (http_direct.py) and never touches them."""
+    or a URL that needs preparing. Their imports are a noticeable part of a short `getm-tui get`, and
+    plain HTTP without a proxy goes over http.client (http_direct.py) and never needs them."""
     global CONNECTION_ERRORS, BAD_URL_ERRORS
     import requests
     import urllib3
@@ -163,11 +162,10 @@ class Session:
 
     requests looks the environment up again for each request (proxy variables, REQUESTS_CA_BUNDLE,
     ~/.netrc: walking os.environ and stat'ing the file), merges settings, runs hooks and builds a Response
-    with a cookie pass: about 0.3 ms of CPU per request on loopback, which was a sixth of what a 64 KiB
-    file from the queue cost. The environment of a process does not change under its downloads, so its
-    answers are kept per origin for the session's life, and `fetch` goes straight to the adapter's pool,
-    or for plain HTTP without a proxy to http.client. Cookies are not kept (like curl and aria2c without
-    a cookie file).
+    with a cookie pass, a large share of what a small file from the queue costs. The environment of a
+    process does not change under its downloads, so its answers are kept per origin for the session's
+    life, and `fetch` goes straight to the adapter's pool, or for plain HTTP without a proxy to
+    http.client. Cookies are not kept (like curl and aria2c without a cookie file).
     """
 
     def __init__(self, pool_size: int = 4) -> None:
