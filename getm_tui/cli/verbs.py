@@ -148,6 +148,13 @@ def _output_name(name: str) -> str:
     return name
 
 
+def _job_info(insecure: bool, anonymous: bool) -> dict[str, Any] | None:
+    """What a job records of how it is fetched. Per job, like curl -k on one command line: the runner
+    verifies every other job, and reads buckets with credentials for every other job."""
+    info = {"insecure": insecure, "anonymous": anonymous}
+    return {k: True for k, v in info.items() if v} or None
+
+
 @verb
 def cmd_add(args: argparse.Namespace) -> int:
     from getm_tui.engine.checksum import expected_from
@@ -166,6 +173,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         )
     name = _output_name(args.output) if args.output is not None else None
     insecure = bool(getattr(args, "insecure", False))
+    anonymous = bool(getattr(args, "anonymous", False))
     directory = _directory(args)
     specs: list[JobSpec] = []
     for url, checksums, where in entries:
@@ -188,8 +196,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 "priority": args.priority,
                 "concurrency": args.concurrency,
                 "checksums": [f"{x.algorithm}:{x.value}" for x in expected],
-                # Per job, like curl -k on one command line: the runner verifies every other job.
-                "info": {"insecure": True} if insecure else None,
+                "info": _job_info(insecure, anonymous),
             }
         )
     with _open(args) as q:

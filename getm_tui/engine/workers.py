@@ -113,6 +113,8 @@ class WorkerPool:
         return handles
 
     def _send_ahead(self, task: Task) -> Session | None:
+        if task.signer is not None:
+            return None  # signed when the worker sends it, so that it is signed by the worker's clock
         session = fetch.worker_session(self.settings)
         try:
             if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):
