@@ -162,6 +162,13 @@ def _add_queue_verbs(
         help="skip TLS certificate verification for these jobs only (recorded with them; warns)",
     )
     _add_anonymous(add)
+    add.add_argument(
+        "-r", "--recursive", action="store_true", help="an s3:// or gs:// URL is a prefix: queue every object"
+    )
+    add.add_argument("--include", action="append", metavar="GLOB", help="of a prefix, only paths matching")
+    add.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="of a prefix, leave out paths matching"
+    )
     add.set_defaults(func=verbs.cmd_add)
 
     ls = sub.add_parser("ls", parents=[common], help="list the jobs")
