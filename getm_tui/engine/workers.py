@@ -114,7 +114,7 @@ class WorkerPool:
 
     def _send_ahead(self, task: Task) -> Session | None:
         if task.signer is not None:
-            return None  # signed when the worker sends it, so that it is signed by the worker's clock
+            return None  # a bucket's request is signed by the worker, as it sends it
         session = fetch.worker_session(self.settings)
         try:
             if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):

@@ -12,8 +12,6 @@ download, and of a resumed one, comes from the same bytes, or fails as a changed
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -24,9 +22,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from getm_tui.engine.checksum import DIGEST_BYTES, Expected
-from getm_tui.engine.errors import DownloadError, HTTPStatusError, UsageError
+from getm_tui.engine.checksum import Expected
+from getm_tui.engine.errors import DownloadError, HTTPStatusError
 from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.sources import bucket as bucket_urls
 from getm_tui.engine.sources import http
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http import Probe
@@ -37,15 +36,8 @@ log = logging.getLogger(__name__)
 
 PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 _SCOPES = ["https://www.googleapis.com/auth/devstorage.read_only"]
+_HINT = "check GOOGLE_APPLICATION_CREDENTIALS, or --anonymous for a public bucket"
 _LIST_FIELDS = "items(name,size,md5Hash,crc32c,updated,etag,generation),nextPageToken"
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """(bucket, object name) of `gs://bucket/name`, the name taken as written."""
-    bucket, _, name = url.split("://", 1)[1].partition("/")
-    if not bucket:
-        raise UsageError(f"malformed URL (no bucket): {url!r}")
-    return bucket, name
 
 
 def endpoint() -> str:
@@ -129,15 +121,13 @@ def _object_url(found: _Bucket, bucket: str, name: str) -> str:
     return f"{found.base}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
 
 
-class GCSSource:
-    """gs:// URLs as a Source (see base.py)."""
+class GCSSource(bucket_urls.OverHTTP):
+    """gs:// URLs as a Source (see source.py)."""
 
     def probe(
         self, session: Session, url: str, settings: HTTPSettings, access: Access
     ) -> tuple[Probe, Reply]:
-        bucket, name = split_url(url)
-        if not name or name.endswith("/"):
-            raise UsageError(f"{url} names a prefix, not an object (`getm-tui add` queues its objects)")
+        bucket, name = bucket_urls.object_of(url)
         found = _bucket(access)
         meta = _json(session, _object_url(found, bucket, name), found, settings, url)
         query = {"alt": "media"}
@@ -150,21 +140,16 @@ class GCSSource:
         try:
             probe, resp = http.probe(session, media, settings, found.signer)
         except HTTPStatusError as e:
-            raise _explain(e, url, found) from None
+            raise bucket_urls.refusal(e, url, found.signer, _HINT) from None
         probe.filename = sanitize_name(name.rsplit("/", 1)[-1]) or probe.filename
         known = metadata_checksums(meta)
         probe.expected = [*known, *(e for e in probe.expected if (e.algorithm, e.value) not in _keys(known))]
         return probe, resp
 
-    def open_range(
-        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
-    ) -> Reply:
-        return http.open_range(session, probe, first, end, settings)
-
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
         """objects.list, a page at a time (nextPageToken), so a prefix of millions is never held at once."""
-        bucket, prefix = split_url(url)
-        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        bucket, prefix = bucket_urls.split_url(url)
+        root = bucket_urls.listing_root(prefix)
         found = _bucket(access)
         session = make_session(settings)
         try:
@@ -209,14 +194,9 @@ def metadata_checksums(meta: dict[str, Any]) -> list[Expected]:
         value = meta.get(field)
         if not isinstance(value, str) or not value:
             continue
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != DIGEST_BYTES[algorithm]:
-            log.warning("ignoring malformed %s %r in the object's metadata", field, value[:80])
-            continue
-        out.append(Expected(algorithm, raw.hex(), f"GCS {field}"))
+        found = bucket_urls.digest(value, algorithm, f"GCS {field}")
+        if found is not None:
+            out.append(found)
     return out
 
 
@@ -224,22 +204,8 @@ def _keys(expected: list[Expected]) -> set[tuple[str, str]]:
     return {(e.algorithm, e.value) for e in expected}
 
 
-def _explain(e: HTTPStatusError, url: str, found: _Bucket) -> DownloadError:
-    if e.status in (401, 403):
-        how = "anonymously" if found.signer is None else "with the credentials found"
-        return HTTPStatusError(e.status, f"Forbidden (read {how}; check GOOGLE_APPLICATION_CREDENTIALS)", url)
-    if e.status == 404:
-        return HTTPStatusError(404, "Not Found", url)
-    return HTTPStatusError(e.status, str(e).split(" from ", 1)[0].split(" ", 2)[-1], url)
-
-
 def _json(session: Session, url: str, found: _Bucket, settings: HTTPSettings, shown: str) -> dict[str, Any]:
-    try:
-        resp = http.get(session, url, settings, None, found.signer)
-    except HTTPStatusError as e:
-        raise _explain(e, shown, found) from None
-    body = resp.raw.read()
-    http.done_with(resp)
+    body = bucket_urls.read_small(session, url, settings, found.signer, shown, _HINT)
     try:
         value = json.loads(body)
     except ValueError:

@@ -13,8 +13,6 @@ layout is found, not guessed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 import threading
@@ -25,9 +23,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from getm_tui.engine.checksum import DIGEST_BYTES, S3_ETAG, Expected
-from getm_tui.engine.errors import DownloadError, HTTPStatusError, UsageError
+from getm_tui.engine.checksum import S3_ETAG, Expected
+from getm_tui.engine.errors import DownloadError, HTTPStatusError
 from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.sources import bucket as bucket_urls
 from getm_tui.engine.sources import http
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http import Probe
@@ -46,15 +45,7 @@ _CHECKSUM_HEADERS = {
 }
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """(bucket, key) of `s3://bucket/key`; the key is taken as written (S3 keys are not URL-encoded)."""
-    rest = url.split("://", 1)[1]
-    bucket, _, key = rest.partition("/")
-    if not bucket:
-        raise UsageError(f"malformed URL (no bucket): {url!r}")
-    return bucket, key
+_HINT = "check AWS_PROFILE, or --anonymous for a public bucket"
 
 
 class S3Signer:
@@ -150,37 +141,30 @@ def http_url(found: _Bucket, key: str, query: dict[str, str] | None = None) -> s
     return f"{url}?{urlencode(query, quote_via=quote)}" if query else url
 
 
-class S3Source:
-    """s3:// URLs as a Source (see base.py)."""
+class S3Source(bucket_urls.OverHTTP):
+    """s3:// URLs as a Source (see source.py)."""
 
     def probe(
         self, session: Session, url: str, settings: HTTPSettings, access: Access
     ) -> tuple[Probe, Reply]:
-        bucket, key = split_url(url)
-        if not key or key.endswith("/"):
-            raise UsageError(f"{url} names a prefix, not an object (`getm-tui add` queues its objects)")
+        bucket, key = bucket_urls.object_of(url)
         found = _bucket(bucket, access)
         try:
             probe, resp = http.probe(
                 session, http_url(found, key), settings, found.signer, {"x-amz-checksum-mode": "ENABLED"}
             )
         except HTTPStatusError as e:
-            raise _explain(e, url, found) from None
+            raise bucket_urls.refusal(e, url, found.signer, _HINT) from None
         probe.filename = sanitize_name(key.rsplit("/", 1)[-1]) or probe.filename
         probe.expected = _with_layout(session, found, key, settings, probe, resp.headers)
         return probe, resp
-
-    def open_range(
-        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
-    ) -> Reply:
-        return http.open_range(session, probe, first, end, settings)
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
         """ListObjectsV2, a page (up to 1,000 keys) at a time: a prefix of millions of keys is never held
         in memory. Keys come URL-encoded (`encoding-type=url`) so that any byte a key holds survives
         the XML, and reach `local_path` unmodified."""
-        bucket, prefix = split_url(url)
-        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        bucket, prefix = bucket_urls.split_url(url)
+        root = bucket_urls.listing_root(prefix)
         found = _bucket(bucket, access)
         session = make_session(settings)
         try:
@@ -217,18 +201,6 @@ class S3Source:
 SOURCE = S3Source()
 
 
-def _explain(e: HTTPStatusError, url: str, found: _Bucket) -> DownloadError:
-    """A bucket's refusal in the user's terms: the s3:// URL, and what to look at."""
-    if e.status == 404:
-        return HTTPStatusError(404, "Not Found", url)
-    if e.status == 403:
-        how = "anonymously" if found.signer is None else "with the credentials found"
-        return HTTPStatusError(403, f"Forbidden (read {how}; check AWS_PROFILE or --anonymous)", url)
-    if e.status == 301:
-        return HTTPStatusError(301, "the bucket is in another region: set AWS_REGION", url)
-    return HTTPStatusError(e.status, str(e).split(" from ", 1)[0].split(" ", 2)[-1], url)
-
-
 def _with_layout(
     session: Session, found: _Bucket, key: str, settings: HTTPSettings, probe: Probe, headers: Any
 ) -> list[Expected]:
@@ -261,14 +233,9 @@ def additional_checksums(headers: Any) -> list[Expected]:
         value = headers.get(field)
         if not value or "-" in value:
             continue
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != DIGEST_BYTES[algorithm]:
-            log.warning("ignoring malformed %s %r", field, value[:80])
-            continue
-        out.append(Expected(algorithm, raw.hex(), field))
+        found = bucket_urls.digest(value, algorithm, field)
+        if found is not None:
+            out.append(found)
     return out
 
 
@@ -280,12 +247,7 @@ def _etag_checksum(etag: str | None) -> list[Expected]:
 
 
 def _xml(session: Session, url: str, found: _Bucket, settings: HTTPSettings, shown: str) -> ET.Element:
-    try:
-        resp = http.get(session, url, settings, None, found.signer)
-    except HTTPStatusError as e:
-        raise _explain(e, shown, found) from None
-    body = resp.raw.read()
-    http.done_with(resp)
+    body = bucket_urls.read_small(session, url, settings, found.signer, shown, _HINT)
     try:
         return ET.fromstring(body)
     except ET.ParseError as e:
