@@ -1,5 +1,6 @@
 """Fixtures every test folder may use: the loopback servers (a fault-injecting HTTP server per test, a
-PostgreSQL per session with a database per test) and the engine's after-test hygiene check."""
+PostgreSQL per session with a database per test, a moto S3 and a GCS emulator per test module) and the
+engine's after-test hygiene check."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from tests.helpers.engine_util import no_leftovers
 from tests.helpers.faultserver import FaultServer
+from tests.helpers.gcsserver import GCSServer, running_gcs
 from tests.helpers.postgres import PostgresServer
+from tests.helpers.s3server import S3Server, running_s3
 
 
 @pytest.fixture
@@ -47,3 +50,17 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     if postgres_server.process is None or postgres_server.process.poll() is not None:
         postgres_server.start()  # a test that stopped the server may have failed before starting it again
     return postgres_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 with a fresh bucket, AWS_ENDPOINT_URL pointing at it and dummy credentials, per module."""
+    with running_s3() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gcs_server() -> Iterator[GCSServer]:
+    """gcp-storage-emulator with a fresh bucket, STORAGE_EMULATOR_HOST pointing at it, per module."""
+    with running_gcs() as server:
+        yield server

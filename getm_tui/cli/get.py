@@ -40,6 +40,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         download,
     )
     from getm_tui.engine.checksum import expected_from
+    from getm_tui.engine.sources.base import Access
     from getm_tui.engine.urls import redact, validate
 
     settings = settings_from(args)
@@ -57,6 +58,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         retries=settings.retries,
         rate_limit=settings.rate_limit or None,
         http=settings.http(),
+        access=Access(anonymous=bool(getattr(args, "anonymous", False))),
     )
     display = _GetDisplay(redact(url), quiet=args.quiet)
     setup_logging(args.verbose, display.console if display.live else None)

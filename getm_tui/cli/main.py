@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--overwrite", action="store_true", help="replace an existing file instead of a new name"
     )
+    _add_anonymous(get)
     _add_transfer_options(get)
     get.set_defaults(func=cmd_get)
     _add_queue_verbs(sub, common)
@@ -160,6 +161,14 @@ def _add_queue_verbs(
         default=argparse.SUPPRESS,
         help="skip TLS certificate verification for these jobs only (recorded with them; warns)",
     )
+    _add_anonymous(add)
+    add.add_argument(
+        "-r", "--recursive", action="store_true", help="an s3:// or gs:// URL is a prefix: queue every object"
+    )
+    add.add_argument("--include", action="append", metavar="GLOB", help="of a prefix, only paths matching")
+    add.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="of a prefix, leave out paths matching"
+    )
     add.set_defaults(func=verbs.cmd_add)
 
     ls = sub.add_parser("ls", parents=[common], help="list the jobs")
@@ -185,6 +194,14 @@ def _add_queue_verbs(
     rm.add_argument("ids", nargs="+", type=_job_id, metavar="ID")
     rm.add_argument("--delete-file", action="store_true", help="also delete the downloaded file of done jobs")
     rm.set_defaults(func=verbs.cmd_rm)
+
+
+def _add_anonymous(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="read s3:// and gs:// buckets without credentials (public buckets)",
+    )
 
 
 def _add_transfer_options(p: argparse.ArgumentParser) -> None:

@@ -148,8 +148,16 @@ def _output_name(name: str) -> str:
     return name
 
 
+def _job_info(insecure: bool, anonymous: bool) -> dict[str, Any] | None:
+    """What a job records of how it is fetched. Per job, like curl -k on one command line: the runner
+    verifies every other job, and reads buckets with credentials for every other job."""
+    info = {"insecure": insecure, "anonymous": anonymous}
+    return {k: True for k, v in info.items() if v} or None
+
+
 @verb
 def cmd_add(args: argparse.Namespace) -> int:
+    from getm_tui.cli import tree
     from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.errors import UsageError
     from getm_tui.engine.urls import validate
@@ -166,8 +174,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         )
     name = _output_name(args.output) if args.output is not None else None
     insecure = bool(getattr(args, "insecure", False))
+    anonymous = bool(getattr(args, "anonymous", False))
     directory = _directory(args)
     specs: list[JobSpec] = []
+    prefixes: list[str] = []
     for url, checksums, where in entries:
         for text in checksums:
             algo, sep, _ = text.partition(":")
@@ -180,6 +190,11 @@ def cmd_add(args: argparse.Namespace) -> int:
             expected = expected_from(checksums)
         except UsageError as e:
             raise Usage(f"{e}{where}") from None
+        if tree.is_prefix(url, bool(getattr(args, "recursive", False))):
+            if expected or name:
+                raise Usage(f"a prefix takes no checksum and no -o NAME: {url}{where}")
+            prefixes.append(url)
+            continue
         specs.append(
             {
                 "url": url,
@@ -188,17 +203,24 @@ def cmd_add(args: argparse.Namespace) -> int:
                 "priority": args.priority,
                 "concurrency": args.concurrency,
                 "checksums": [f"{x.algorithm}:{x.value}" for x in expected],
-                # Per job, like curl -k on one command line: the runner verifies every other job.
-                "info": {"insecure": True} if insecure else None,
+                "info": _job_info(insecure, anonymous),
             }
         )
+    shared = {
+        "priority": args.priority,
+        "concurrency": args.concurrency,
+        "info": _job_info(insecure, anonymous),
+    }
     with _open(args) as q:
         ids = q.add_many(specs)
-    sys.stdout.write("".join(f"{i}\n" for i in ids))
-    if insecure:
+        sys.stdout.write("".join(f"{i}\n" for i in ids))
+        code = tree.add_prefixes(args, q, prefixes, directory, shared) if prefixes else EXIT_OK
+    if insecure and ids:
         shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
         warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")
-    return EXIT_OK
+    if insecure and prefixes:
+        warn("warning: TLS certificate verification will be off for the listed objects' jobs (--insecure)")
+    return code
 
 
 # -- ls and show --------------------------------------------------------------------------------------

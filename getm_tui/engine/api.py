@@ -38,7 +38,7 @@ from getm_tui.engine.progress import Progress
 from getm_tui.engine.reader import Reader
 from getm_tui.engine.result import Result
 from getm_tui.engine.sink import FileSink
-from getm_tui.engine.sources import file, http
+from getm_tui.engine.sources import file, source_for
 from getm_tui.engine.sources.http import Probe
 from getm_tui.engine.sources.http_session import Reply, Session, make_session
 from getm_tui.engine.target import choose_target, commit, finished_before, preallocate, remove, split_target
@@ -96,12 +96,16 @@ def download(
     if pool is None and opts.concurrency:
         own_pool = pool = WorkerPool(opts.http)  # grown once we know the plan
         own_pool.single_use = True
+    source = source_for(url)
     try:
         restarts = 0
         target: str | None = None
         while True:
             probe, resp = retry.with_retries(
-                lambda: http.probe(session, url, opts.http), opts.retries, opts.retry_base, cancel
+                lambda: source.probe(session, url, opts.http, opts.access),
+                opts.retries,
+                opts.retry_base,
+                cancel,
             )
             if target is None:
                 target = choose_target(

@@ -76,6 +76,8 @@ class Expected:
     algorithm: str
     value: str
     source: str
+    # An S3 multipart ETag's part size when the bucket told it: the one layout to test, not a guess.
+    part_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class Verifier:
                     raise ValueError(f"s3etag value {e.value!r} is not HEX or HEX-N")
                 parts = int(m.group(2)) if m.group(2) else None
                 cands = s3_part_size_candidates(size, parts) if parts and parts > 1 else []
+                if parts and parts > 1 and e.part_size:
+                    cands = [e.part_size]
                 if parts and parts > 1 and not cands:
                     log.info(
                         "ignoring ETag %s: no part size gives %s parts for %s bytes", e.value, parts, size

@@ -173,7 +173,7 @@ class _Worker:
 
     def _open(self, task: Task) -> Reply:
         headers = dict(task.headers)
-        resp = http.get(self.session, task.url, task.http or self.settings, headers)
+        resp = http.get(self.session, task.url, task.http or self.settings, headers, task.signer)
         if task.range_first is not None and not http.answers_range(resp, task.range_first, task.range_end):
             etag = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
             if task.validator and etag and etag != task.validator:

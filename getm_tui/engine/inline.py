@@ -14,7 +14,7 @@ from collections.abc import Callable
 from getm_tui.engine import plan, retry
 from getm_tui.engine.checksum import Verifier
 from getm_tui.engine.crc import crc32c
-from getm_tui.engine.errors import Cancelled, RemoteChanged, Retryable
+from getm_tui.engine.errors import Cancelled, Retryable
 from getm_tui.engine.options import Options
 from getm_tui.engine.progress import INTERVAL, Progress
 from getm_tui.engine.result import Transferred
@@ -32,10 +32,7 @@ INLINE_LIMIT = plan.MIN_PART
 def get_from(session: Session, probe: Probe, settings: HTTPSettings, pos: int) -> Reply:
     """A GET of the file from byte `pos` on, after a fault cut the last one short. Raises RemoteChanged
     when the file changed since the probe (the whole file came back), Retryable when other bytes did."""
-    resp = http.get(session, probe.url, settings, http.range_headers(pos, None, probe.validator))
-    if not http.answers_range(resp, pos, None):
-        raise RemoteChanged("the remote file changed (range answered with the whole file)")
-    return resp
+    return http.open_range(session, probe, pos, None, settings)
 
 
 def fetch_inline(
@@ -92,7 +89,7 @@ def fetch_inline(
                     if p.done:
                         p.done = p.crc = failed_at = 0
                         verifier.reset()
-                    current = http.get(session, probe.url, opts.http)
+                    current = http.get(session, probe.url, opts.http, signer=probe.signer)
             readinto = http.body_reader(current)
             while size is None or p.done < size:
                 if cancel is not None and cancel.is_set():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from getm_tui.engine.sources.base import Signer
 from getm_tui.engine.sources.http_session import HTTPSettings
 
 
@@ -41,6 +42,8 @@ class Task:
     # pool serves every job of a supervisor, so what is per job travels with the task.
     http: HTTPSettings | None = None
     crc: int = 0
+    # Signs the request when the worker sends it (a bucket's credentials, pickled with the task: memory only).
+    signer: Signer | None = None
 
     @property
     def range_end(self) -> int | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
 from getm_tui.engine import plan
+from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import HTTPSettings
 
 
@@ -33,6 +34,8 @@ class Options:
     rate_limit: float | None = None
     max_restarts: int = 3
     http: HTTPSettings = field(default_factory=HTTPSettings)
+    # How s3:// and gs:// URLs authenticate (the cloud's credential chain, or anonymously).
+    access: Access = field(default_factory=Access)
     # Read on every turn of the download loop, so a front end can change them while the download runs.
     live: Live | None = None
 

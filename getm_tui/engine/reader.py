@@ -16,7 +16,7 @@ from getm_tui.engine.errors import DownloadError, IntegrityError, RemoteChanged,
 from getm_tui.engine.inline import INLINE_LIMIT, READ_CHUNK, get_from
 from getm_tui.engine.options import UNSET, NotGiven, Options, with_keywords
 from getm_tui.engine.parallel import start_transfer
-from getm_tui.engine.sources import http
+from getm_tui.engine.sources import http, source_for
 from getm_tui.engine.sources.http_session import Reply, connection_errors, make_session
 from getm_tui.engine.transfer import Transfer
 from getm_tui.engine.urls import redact, validate
@@ -60,7 +60,7 @@ class Reader:
             self.pool = WorkerPool(self.opts.http)
         try:
             self.probe, resp = retry.with_retries(
-                lambda: http.probe(self.session, self.url, self.opts.http),
+                lambda: source_for(self.url).probe(self.session, self.url, self.opts.http, self.opts.access),
                 self.opts.retries,
                 self.opts.retry_base,
                 None,
@@ -125,7 +125,7 @@ class Reader:
     def _reopen(self) -> Reply:
         """A request for the rest of the body after a fault; bytes already handed out cannot be taken back."""
         if not self._pos:
-            return http.get(self.session, self.probe.url, self.opts.http)
+            return http.get(self.session, self.probe.url, self.opts.http, signer=self.probe.signer)
         if not self.probe.ranges:
             raise DownloadError(f"connection lost after {self._pos} bytes and the server cannot resume")
         try:

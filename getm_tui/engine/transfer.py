@@ -216,6 +216,7 @@ class Transfer:
             file_offset=p.start,
             http=self.http,
             crc=p.crc,
+            signer=probe.signer,
         )
 
     def _restart_stream(self, p: Part) -> None:

@@ -30,6 +30,7 @@ from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Pro
 from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
+from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
@@ -305,6 +306,7 @@ class _Host:
             retries=self.settings.retries,
             rate_limit=hj.control.rate_limit,
             http=http_settings,
+            access=Access(anonymous=bool(job.info.get("anonymous"))),
         )
 
         def on_probe(probe: Any, path: str) -> None:

@@ -1,7 +1,8 @@
 """A loopback S3 for tests: moto's threaded server on 127.0.0.1, reached through presigned URLs.
 
-Tests that need real S3 responses (ETag shapes, x-amz-* headers, range answers) use the `s3_server`
-fixture, which tests/conftest.py makes known to every test module. It is module-scoped: one server per
+Tests that need real S3 responses (ETag shapes, x-amz-* headers, range answers, listings) use the
+`s3_server` fixture, which tests/conftest.py makes known to every test module; s3:// URLs reach it through
+AWS_ENDPOINT_URL. It is module-scoped: one server per
 test module, so only that module's tests see the dummy AWS
 environment, which is restored when the module finishes.
 
@@ -32,6 +33,8 @@ _AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    # No instance-metadata lookup (a second of timeouts off EC2) when a test takes credentials away.
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 _AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
 URL_EXPIRES = 3600  # seconds a presigned GET URL stays valid
@@ -103,6 +106,7 @@ def running_s3() -> Iterator[S3Server]:
         try:
             host, port = server.get_host_and_port()
             endpoint = f"http://{host}:{port}"
+            mp.setenv("AWS_ENDPOINT_URL", endpoint)  # where s3:// URLs go
             client = boto3.session.Session().client(
                 "s3",
                 endpoint_url=endpoint,

@@ -15,17 +15,26 @@ import logging
 import re
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from getm_tui.engine import checksum, checksum_headers, retry
-from getm_tui.engine.errors import DownloadError, HTTPStatusError, Retryable, RetryableStatus
+from getm_tui.engine.errors import (
+    DownloadError,
+    HTTPStatusError,
+    RemoteChanged,
+    Retryable,
+    RetryableStatus,
+    UsageError,
+)
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.sources import http_session
+from getm_tui.engine.sources.base import Access, Signer
 from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
+from getm_tui.engine.sources.listing import RemoteEntry
 from getm_tui.engine.urls import name_from_url, redact
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,8 @@ class Probe:
     expected: list[checksum.Expected]
     headers: dict[str, str] = field(default_factory=dict)
     chunked: bool = False
+    # What authorizes each request for the bytes (a bucket's credentials); None for a plain URL.
+    signer: Signer | None = None
 
     @property
     def validator(self) -> str | None:
@@ -81,15 +92,24 @@ def get(
     url: str,
     settings: HTTPSettings,
     headers: dict[str, str] | None = None,
+    signer: Signer | None = None,
+    method: str = "GET",
 ) -> Reply:
-    """A streamed GET that follows redirects by hand (bounded, no https->http unless allowed).
+    """A streamed GET (or HEAD) that follows redirects by hand (bounded, no https->http unless allowed).
 
-    Raises Retryable for transient faults and HTTPStatusError for the rest of the non-2xx answers.
+    `signer` authorizes each request as it is sent, on the first URL's origin only: a redirect elsewhere
+    never carries the credentials. Raises Retryable for transient faults and HTTPStatusError for the rest
+    of the non-2xx answers.
     """
     first = url
+    origin = urlsplit(url)[:2]
     for _hop in range(settings.max_redirects + 1):
+        sent = headers
+        if signer is not None and urlsplit(url)[:2] == origin:
+            sent = {**(headers or {})}
+            sent.update(signer.sign(method, url, sent))
         try:
-            resp = session.fetch(url, headers, settings)
+            resp = session.fetch(url, sent, settings, method)
         except http_session.BAD_URL_ERRORS as e:
             raise DownloadError(f"invalid URL {redact(url)}: {describe_error(e)}") from None
         except http_session.CONNECTION_ERRORS as e:
@@ -123,16 +143,24 @@ def get(
     raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
 
 
-def probe(session: Session, url: str, settings: HTTPSettings) -> tuple[Probe, Reply]:
-    """Probe the URL; returns the facts and the still-open response (its body starts at byte 0)."""
-    want = {"Want-Repr-Digest": "sha-256=9, sha-512=8, md5=3"}
+def probe(
+    session: Session,
+    url: str,
+    settings: HTTPSettings,
+    signer: Signer | None = None,
+    ask: dict[str, str] | None = None,
+) -> tuple[Probe, Reply]:
+    """Probe the URL; returns the facts and the still-open response (its body starts at byte 0).
+
+    `ask`: more header fields for the probe (a bucket's checksum mode)."""
+    want = {"Want-Repr-Digest": "sha-256=9, sha-512=8, md5=3", **(ask or {})}
     try:
-        resp = get(session, url, settings, {**range_headers(0, None, None), **want})
+        resp = get(session, url, settings, {**range_headers(0, None, None), **want}, signer)
     except HTTPStatusError as e:
         if e.status != 416:
             raise
         # An empty file: servers refuse any range of it (get() raises on a 416, so it is caught here).
-        resp = get(session, url, settings, want)
+        resp = get(session, url, settings, want, signer)
     h = resp.headers
     chunked = "chunked" in h.get("Transfer-Encoding", "").lower()
     size: int | None = None
@@ -162,8 +190,38 @@ def probe(session: Session, url: str, settings: HTTPSettings) -> tuple[Probe, Re
         expected=checksum_headers.from_headers(h, full_body=full_body),
         headers={k: h[k] for k in NOTABLE_HEADERS if k in h},
         chunked=chunked,
+        signer=signer,
     )
     return result, resp
+
+
+def open_range(session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings) -> Reply:
+    """A response of bytes [first, end) of the probed file. Raises RemoteChanged when the file changed
+    since the probe (the whole file came back), Retryable when other bytes did."""
+    resp = get(session, probe.url, settings, range_headers(first, end, probe.validator), probe.signer)
+    if not answers_range(resp, first, end):
+        raise RemoteChanged("the remote file changed (range answered with the whole file)")
+    return resp
+
+
+class HTTPSource:
+    """http and https URLs as a Source: a plain URL needs no credentials and has no listing."""
+
+    def probe(
+        self, session: Session, url: str, settings: HTTPSettings, access: Access
+    ) -> tuple[Probe, Reply]:
+        return probe(session, url, settings)
+
+    def open_range(
+        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
+    ) -> Reply:
+        return open_range(session, probe, first, end, settings)
+
+    def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
+        raise UsageError(f"{redact(url)} names one file: only s3:// and gs:// prefixes can be listed")
+
+
+SOURCE = HTTPSource()
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)

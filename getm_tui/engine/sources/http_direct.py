@@ -99,16 +99,23 @@ class Direct:
         self._lock = threading.Lock()
 
     def get(
-        self, host: str, port: int, path: str, headers: dict[str, str], timeout: tuple[float, float]
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+        method: str = "GET",
     ) -> Body:
-        """Send one GET and read the status line and headers. Raises OSError (timeouts included) and
-        http.client's HTTPException (a closed or garbled response)."""
+        """Send one GET (or HEAD) and read the status line and headers. Raises OSError (timeouts
+        included) and http.client's HTTPException (a closed or garbled response)."""
         with self._lock:
-            conn = self._ahead.pop(_request(host, port, path, headers), None) if self._ahead else None
+            ahead = self._ahead and method == "GET"
+            conn = self._ahead.pop(_request(host, port, path, headers), None) if ahead else None
         if conn is not None:
             return self._response(conn)  # sent by send_ahead
         conn = self._take(host, port) or self._connect(host, port, timeout)
-        return self._response(self._send(conn, path, headers, timeout))
+        return self._response(self._send(conn, path, headers, timeout, method))
 
     def send_ahead(
         self, host: str, port: int, path: str, headers: dict[str, str], timeout: tuple[float, float]
@@ -146,12 +153,16 @@ class Direct:
 
     @staticmethod
     def _send(
-        conn: http.client.HTTPConnection, path: str, headers: dict[str, str], timeout: tuple[float, float]
+        conn: http.client.HTTPConnection,
+        path: str,
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+        method: str = "GET",
     ) -> http.client.HTTPConnection:
         try:
             assert conn.sock is not None
             conn.sock.settimeout(timeout[1])
-            conn.request("GET", path, headers=headers)
+            conn.request(method, path, headers=headers)
         except BaseException:
             conn.close()
             raise

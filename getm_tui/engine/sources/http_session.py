@@ -230,12 +230,14 @@ class Session:
         where = urllib3.util.parse_url(url)
         return (where.host, where.port or 80) if where.host else None
 
-    def fetch(self, url: str, headers: dict[str, str] | None, settings: HTTPSettings) -> Reply:
-        """One GET, not following redirects, its body left unread. Raises requests', urllib3's and
-        http.client's errors, and OSError."""
+    def fetch(
+        self, url: str, headers: dict[str, str] | None, settings: HTTPSettings, method: str = "GET"
+    ) -> Reply:
+        """One GET (or HEAD), not following redirects, its body left unread. Raises requests', urllib3's
+        and http.client's errors, and OSError."""
         plain = self._plain_request(url, headers)
         if plain is not None:
-            return Reply(self._direct.get(*plain, settings.timeout), url)
+            return Reply(self._direct.get(*plain, settings.timeout, method), url)
         sent = dict(self.headers)
         requests = _requests()
         import urllib3
@@ -249,7 +251,7 @@ class Session:
         if headers:
             sent.update(headers)
         if origin.direct is not None:
-            return Reply(self._direct.get(*origin.direct, req.path_url, sent, settings.timeout), url)
+            return Reply(self._direct.get(*origin.direct, req.path_url, sent, settings.timeout, method), url)
         if not settings.verify_tls:
             # Per request, not only per session: a worker's session may serve a job with --insecure after
             # one without, and urllib3 would print a warning per request on the terminal the runner uses.
@@ -267,7 +269,7 @@ class Session:
             timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
             self._timeouts[settings.timeout] = timeout
         raw = conn.urlopen(
-            method="GET",
+            method=method,
             url=adapter.request_url(req, proxies),
             body=None,
             headers=sent,
