@@ -35,10 +35,10 @@ def validate(url: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         shown = redact(url)
-        # Worded as before s3:// and gs:// came: the app's snapshot tests hold these lines.
+        known = ", ".join(f"{s}://" for s in SCHEMES)
         if not scheme:
-            raise UsageError(f"malformed URL (no scheme, expected http://, https:// or file://): {shown!r}")
-        raise UsageError(f"unsupported URL scheme {scheme!r} (expected http, https or file): {shown!r}")
+            raise UsageError(f"malformed URL (no scheme; expected one of {known}): {shown!r}")
+        raise UsageError(f"unsupported URL scheme {scheme!r} (expected one of {known}): {shown!r}")
     if scheme in ("http", "https") and not parts.hostname:
         raise UsageError(f"malformed URL (no host): {redact(url)!r}")
     if scheme in ("s3", "gs") and (not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment):
