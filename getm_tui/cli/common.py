@@ -32,6 +32,18 @@ def data_dir(args: argparse.Namespace) -> str:
     return os.path.abspath(os.path.expanduser(chosen))
 
 
+def queue_override(args: argparse.Namespace) -> dict[str, str]:
+    """Settings overrides for --queue (before or after the verb); none when it is not given."""
+    chosen = getattr(args, "queue", None)
+    return {"queue": chosen} if chosen is not None else {}
+
+
+def queue_location(args: argparse.Namespace, settings: Settings) -> str:
+    """Where the queue is: --queue, else $GETM_TUI_QUEUE, else the config's `queue` (all three are
+    settings.queue), else the SQLite file in the data dir."""
+    return settings.queue or data_dir(args)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         "concurrency": getattr(args, "concurrency", None),
@@ -42,7 +54,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     if getattr(args, "insecure", False):
         overrides["verify_tls"] = False
-    return load(args.config, overrides)
+    return load(args.config, {**overrides, **queue_override(args)})
 
 
 def setup_logging(verbose: int, rich_console: object | None = None) -> None:

@@ -22,6 +22,7 @@ from getm_tui.cli.common import (
     INSECURE_VERBS,
     fail,
     insecure_override,
+    queue_override,
     setup_logging,
 )
 from getm_tui.cli.get import cmd_get
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the queue lives (default: $GETM_TUI_DATA_DIR or the user data dir)",
     )
     parser.add_argument(
+        "--queue",
+        metavar="URL",
+        help="a PostgreSQL queue shared by a fleet (default: $GETM_TUI_QUEUE, the config's queue, else the "
+        "data dir's own)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="the app: skip TLS certificate verification for every job the queue runs (warns)",
@@ -85,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--queue", metavar="URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     get = sub.add_parser("get", parents=[common], help="download one URL now, without the queue")
@@ -209,11 +217,15 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
 def _cmd_app(args: argparse.Namespace) -> int:
     """`getm-tui` with no verb: the Textual app on the persistent queue."""
     from getm_tui.app.app import GetmApp
-    from getm_tui.cli.verbs import data_dir
+    from getm_tui.cli.common import data_dir
 
-    settings = load(getattr(args, "config", None), insecure_override(args))
+    settings = load(getattr(args, "config", None), {**insecure_override(args), **queue_override(args)})
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    if settings.queue:
+        code = verbs.check_reachable(settings)
+        if code:
+            return code
     logging.getLogger().handlers.clear()  # the app's screen is the terminal: no log lines on it
     app = GetmApp(directory, settings)
     try:

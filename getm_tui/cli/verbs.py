@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui import humanize
-from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, data_dir, fail, warn
+from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, fail, queue_location, queue_override, warn
 
 if TYPE_CHECKING:
+    from getm_tui.config import Settings
     from getm_tui.queue.errors import QueueCorrupt
     from getm_tui.queue.interface import JobQueue
     from getm_tui.queue.records import Job, JobSpec
@@ -61,9 +62,25 @@ def _timeout_ms(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace) -> JobQueue:
     """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning."""
+    from getm_tui.config import load
     from getm_tui.queue.interface import open_queue
 
-    return open_queue(data_dir(args), timeout_ms=_timeout_ms(args), recover=True)
+    settings = load(getattr(args, "config", None), queue_override(args))
+    location = queue_location(args, settings)
+    return open_queue(location, timeout_ms=int(settings.queue_timeout * 1000), recover=True)
+
+
+def check_reachable(settings: Settings) -> int:
+    """Before a front end starts on a database queue: 0 if it can be opened, else exit 2 after one line
+    (it may be down, or the string wrong: the reason is the driver's, without the password)."""
+    from getm_tui.queue.errors import QueueError
+    from getm_tui.queue.interface import open_queue
+
+    try:
+        open_queue(settings.queue, timeout_ms=int(settings.queue_timeout * 1000)).close()
+    except QueueError as e:
+        return fail(str(e))
+    return EXIT_OK
 
 
 def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:

@@ -28,6 +28,10 @@ from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, Unknown
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
 from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
+from getm_tui.queue.rows import JOB_COLUMNS as _COLUMNS
+from getm_tui.queue.rows import STATE_OF as _STATE_OF
+from getm_tui.queue.rows import job_from_row as _job
+from getm_tui.queue.rows import loads_json as _loads
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
     COMMAND_EVENT,
@@ -88,41 +92,6 @@ def default_timeout_ms() -> int:
 
 def _seconds(ms: int) -> str:
     return f"{ms / 1000:g} s"
-
-
-def _loads(text: Any, default: Any) -> Any:
-    """A JSON column; what a damaged file garbled reads as the default rather than failing the command."""
-    if not text or not isinstance(text, str):
-        return default
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return default
-    return value if isinstance(value, type(default)) else default
-
-
-_COLUMNS = (
-    "id, url, directory, name, path, state, priority, concurrency, size, bytes_done, checksums, integrity, "
-    "verdict, attempts, error, info, created, updated, started, finished"
-)
-
-
-# A stored state as its JobState, by a lookup that costs no more than the string; what a damaged file garbled
-# stays the string it is (shown as it is, and moved by no transition).
-_STATE_OF: dict[str, JobState] = {s.value: s for s in JobState}
-
-
-def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
-    (jid, url, directory, name, path, state, priority, conc, size, done, checks, integ, verdict, tries, err,
-     info, created, updated, started, finished) = row  # fmt: skip
-    # Empty lists skip json.loads: `ls` builds 100,000 of these in well under a second.
-    return Job(
-        jid, url, directory, name, path, _STATE_OF.get(state, state), priority, conc, size, done,
-        _loads(checks, []) if checks and checks != "[]" else [],
-        _loads(integ, []) if integ and integ != "[]" else [], verdict, tries, err,
-        _loads(info, {}) if info and info != "{}" else {},
-        created, updated, started, finished,
-    )  # fmt: skip
 
 
 def db_path(data_dir: str) -> str:
@@ -541,6 +510,23 @@ class Queue:
 
     def unclaim(self, job_id: int) -> bool:
         return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
+
+    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """One supervisor runs a SQLite queue: what it asks for is what it gets (no one else claims)."""
+        with self.batch():
+            return [job for job in self.next_runnable(limit, exclude) if self.claim(job.id)]
+
+    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
+        return False  # one supervisor per file (SupervisorLock): no leases to hold
+
+    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
+        return set()
+
+    def holds(self, job_id: int) -> bool:
+        return True
+
+    def leave_fleet(self) -> None:
+        pass
 
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
