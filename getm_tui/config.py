@@ -148,15 +148,10 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
 
 def _queue_location(value: Any) -> str:
-    """A PostgreSQL connection string, passed on as it is; never echoed (it may hold a password)."""
-    from getm_tui.queue.location import is_database
-
+    """A connection string, passed on as it is (cli.common checks what it names); never echoed: it may
+    hold a password."""
     if not isinstance(value, str):
         raise ValueError("expected a PostgreSQL connection string")
-    if value.strip() and not is_database(value):
-        raise ValueError(
-            "expected a PostgreSQL URL (postgresql://user@host/db) or libpq keywords (host=H dbname=D)"
-        )
     return value.strip()
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from getm_tui.config import Settings, load
+from getm_tui.config import ConfigError, Settings, load
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DATA_DIR_ENV = "GETM_TUI_DATA_DIR"
@@ -40,8 +40,17 @@ def queue_override(args: argparse.Namespace) -> dict[str, str]:
 
 def queue_location(args: argparse.Namespace, settings: Settings) -> str:
     """Where the queue is: --queue, else $GETM_TUI_QUEUE, else the config's `queue` (all three are
-    settings.queue), else the SQLite file in the data dir."""
-    return settings.queue or data_dir(args)
+    settings.queue), else the SQLite file in the data dir. A queue named there is a database: a directory
+    is named by --data-dir, where its supervisor's lock lives too."""
+    if not settings.queue:
+        return data_dir(args)
+    from getm_tui.queue.location import is_database
+
+    if not is_database(settings.queue):
+        raise ConfigError(
+            "queue: expected a PostgreSQL URL (postgresql://user@host/db) or libpq keywords (host=H dbname=D)"
+        )
+    return settings.queue
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

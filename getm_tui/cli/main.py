@@ -197,6 +197,16 @@ def _add_queue_verbs(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     rm.add_argument("--delete-file", action="store_true", help="also delete the downloaded file of done jobs")
     rm.set_defaults(func=verbs.cmd_rm)
 
+    runners = sub.add_parser("runners", parents=[common], help="a fleet's runners (on a PostgreSQL queue)")
+    runners.add_argument("--json", action="store_true", help="a JSON array of runners")
+    runners.set_defaults(func=_cmd_runners)
+
+
+def _cmd_runners(args: argparse.Namespace) -> int:
+    from getm_tui.cli.fleet import cmd_runners
+
+    return cmd_runners(args)
+
 
 def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -223,7 +233,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if settings.queue:
-        code = verbs.check_reachable(settings)
+        code = verbs.check_reachable(args, settings)
         if code:
             return code
     logging.getLogger().handlers.clear()  # the app's screen is the terminal: no log lines on it

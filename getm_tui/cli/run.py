@@ -223,7 +223,7 @@ def cmd_run(args: Any) -> int:
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if settings.queue:
-        code = check_reachable(settings)
+        code = check_reachable(args, settings)
         if code:
             return code
     warning = tls_off_warning(args, settings, "for every job")

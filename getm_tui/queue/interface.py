@@ -11,7 +11,16 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
 from getm_tui.queue.removal import Removal
 from getm_tui.queue.states import Outcome, Transition
 
@@ -165,6 +174,10 @@ class JobQueue(Protocol):
 
     def holds(self, job_id: int) -> bool:
         """False once this runner has lost the job to another (a write about it found a newer epoch)."""
+        ...
+
+    def runners(self) -> list[RunnerInfo]:
+        """The fleet's runners, alive, lost or stopped (none for a queue one supervisor runs)."""
         ...
 
     def leave_fleet(self) -> None:

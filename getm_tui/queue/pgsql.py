@@ -72,6 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
         lease_timeout double precision NOT NULL,
         stopped double precision,
         bytes bigint NOT NULL DEFAULT 0,
+        rate double precision NOT NULL DEFAULT 0,
         jobs_done integer NOT NULL DEFAULT 0
     );
     CREATE FUNCTION getm_bump() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -98,20 +99,23 @@ INSERT_JOB = (
     "INSERT INTO getm_jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
-GET = f"SELECT {JOB_COLUMNS} FROM getm_jobs WHERE id = %s"
-GET_MANY = f"SELECT {JOB_COLUMNS} FROM getm_jobs WHERE id = ANY(%s)"
-ALL = f"SELECT {JOB_COLUMNS} FROM getm_jobs ORDER BY id"
-IN_STATES = f"SELECT {JOB_COLUMNS} FROM getm_jobs WHERE state = ANY(%s) ORDER BY id"
-CHANGED_SINCE = f"SELECT {JOB_COLUMNS} FROM getm_jobs WHERE updated >= %s ORDER BY id"
+# A job's row, and the runner holding it while it runs (host, pid): what every read of jobs hands out.
+_J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
+JOBS = (
+    f"SELECT {_J}, r.host, r.pid FROM getm_jobs j"
+    " LEFT JOIN getm_runners r ON r.id = j.runner_id AND j.state IN ('active', 'canceled')"
+)
+GET = f"{JOBS} WHERE j.id = %s"
+GET_MANY = f"{JOBS} WHERE j.id = ANY(%s)"
+ALL = f"{JOBS} ORDER BY j.id"
+IN_STATES = f"{JOBS} WHERE j.state = ANY(%s) ORDER BY j.id"
+CHANGED_SINCE = f"{JOBS} WHERE j.updated >= %s ORDER BY j.id"
 FINGERPRINT = "SELECT count(*), coalesce(max(id), 0), coalesce(max(updated), 0) FROM getm_jobs"
 EXTENT = "SELECT max(id), min(priority), max(priority) FROM getm_jobs"
 IDS = "SELECT id FROM getm_jobs"
 COUNTS = "SELECT state, count(*) FROM getm_jobs GROUP BY state"
 EVENTS = "SELECT at, kind, message FROM getm_events WHERE job_id = %s ORDER BY at, id"
-RUNNABLE = (
-    f"SELECT {JOB_COLUMNS} FROM getm_jobs WHERE state = 'queued' AND NOT id = ANY(%s)"
-    " ORDER BY priority DESC, id LIMIT %s"
-)
+RUNNABLE = f"{JOBS} WHERE j.state = 'queued' AND NOT j.id = ANY(%s) ORDER BY j.priority DESC, j.id LIMIT %s"
 RUNNING_ROWS = "SELECT id, state, concurrency FROM getm_jobs WHERE id = ANY(%s)"
 HOLDER = "SELECT runner_id, lease_epoch FROM getm_jobs WHERE id = %s"
 LOAD_RESUME = "SELECT resume FROM getm_jobs WHERE id = %s"
@@ -173,10 +177,21 @@ REGISTER_RUNNER = (
 )
 # Renew the runner's heartbeat and the leases of the jobs it holds; what it still holds, with epochs.
 HEARTBEAT = (
-    "UPDATE getm_runners SET heartbeat = now(), bytes = bytes + %s, jobs_done = jobs_done + %s WHERE id = %s"
+    "UPDATE getm_runners SET heartbeat = now(), bytes = bytes + %(bytes)s, jobs_done = jobs_done + %(jobs)s,"
+    " rate = %(bytes)s / greatest(extract(epoch FROM now() - heartbeat)::float8, 0.001) WHERE id = %(id)s"
 )
 RENEW_LEASES = (
     "UPDATE getm_jobs SET lease_expires = now() + make_interval(secs => %s)"
     " WHERE runner_id = %s AND id = ANY(%s) RETURNING id, lease_epoch"
 )
 STOP_RUNNER = "UPDATE getm_runners SET stopped = %s, heartbeat = now() WHERE id = %s"
+# Runners that left long ago go when a new one joins (a fleet's runners start and stop for months).
+PRUNE_RUNNERS = "DELETE FROM getm_runners WHERE stopped IS NOT NULL AND stopped < %s"
+RUNNERS = (
+    "SELECT r.id, r.host, r.pid, r.data_dir, r.started, extract(epoch FROM r.heartbeat)::float8,"
+    " (SELECT count(*) FROM getm_jobs j WHERE j.runner_id = r.id AND j.state IN ('active', 'canceled')),"
+    " r.rate, r.bytes, r.jobs_done,"
+    " CASE WHEN r.stopped IS NOT NULL THEN 'stopped'"
+    " WHEN r.heartbeat > now() - make_interval(secs => r.lease_timeout) THEN 'alive' ELSE 'lost' END"
+    " FROM getm_runners r ORDER BY r.id"
+)

@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING, Any
 from getm_tui.queue import pgsql as S
 from getm_tui.queue.errors import QueueError, UnknownJob
 from getm_tui.queue.location import redact
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Holder,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json
 from getm_tui.queue.states import COMMAND_EVENT, STATES, JobState, Outcome, Transition, clamp_concurrency
@@ -48,6 +58,18 @@ def _first_line(e: BaseException) -> str:
 def display_name(location: str) -> str:
     """The queue as it is shown: the connection string without its password."""
     return redact(location.strip(), location)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    """A job and the runner holding it (the last two columns of pgsql.JOBS)."""
+    job = job_from_row(row[:-2])
+    if row[-2] is not None:
+        job.runner = Holder(row[-2], row[-1])
+    return job
+
+
+# Runners that stopped more than this long ago are forgotten when another joins.
+FORGET_RUNNERS_AFTER = 24 * 3600
 
 
 class PostgresQueue:
@@ -195,10 +217,10 @@ class PostgresQueue:
         row = self._x(S.GET, (job_id,)).fetchone()
         if row is None:
             raise UnknownJob(f"no job with id {job_id}")
-        return job_from_row(row)
+        return _job(row)
 
     def check_ids(self, ids: Sequence[int]) -> list[Job]:
-        found = {j.id: j for j in map(job_from_row, self._x(S.GET_MANY, (list(ids),)))}
+        found = {j.id: j for j in map(_job, self._x(S.GET_MANY, (list(ids),)))}
         missing = [str(i) for i in ids if i not in found]
         if missing:
             raise UnknownJob(f"no job with id {', '.join(missing)}")
@@ -222,12 +244,12 @@ class PostgresQueue:
                     rows = cur.fetchmany(2000)
                     if not rows:
                         return
-                    yield from map(job_from_row, rows)
+                    yield from map(_job, rows)
         except self._psycopg.Error as e:
             raise self._error(e) from None
 
     def changed_since(self, since: float) -> list[Job]:
-        return list(map(job_from_row, self._x(S.CHANGED_SINCE, (since,))))
+        return list(map(_job, self._x(S.CHANGED_SINCE, (since,))))
 
     def fingerprint(self) -> Fingerprint:
         row = self._x(S.FINGERPRINT).fetchone()
@@ -399,7 +421,7 @@ class PostgresQueue:
         return moved
 
     def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        return list(map(job_from_row, self._x(S.RUNNABLE, (list(exclude), limit))))
+        return list(map(_job, self._x(S.RUNNABLE, (list(exclude), limit))))
 
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
@@ -468,6 +490,7 @@ class PostgresQueue:
     # -- a fleet ----------------------------------------------------------------------------------
 
     def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
+        self._x(S.PRUNE_RUNNERS, (time.time() - FORGET_RUNNERS_AFTER,))
         row = self._x(
             S.REGISTER_RUNNER, (socket.gethostname(), os.getpid(), data_dir, time.time(), lease_timeout)
         ).fetchone()
@@ -480,7 +503,7 @@ class PostgresQueue:
         if self._runner is None:
             return set()
         with self.batch():
-            self._x(S.HEARTBEAT, (bytes_done, jobs_done, self._runner))
+            self._x(S.HEARTBEAT, {"bytes": bytes_done, "jobs": jobs_done, "id": self._runner})
             mine = list(self._held)
             renewed = dict(self._x(S.RENEW_LEASES, (self._lease_timeout, self._runner, mine)).fetchall())
         for job_id in mine:
@@ -496,3 +519,6 @@ class PostgresQueue:
         if self._runner is not None:
             with contextlib.suppress(QueueError):
                 self._x(S.STOP_RUNNER, (time.time(), self._runner))
+
+    def runners(self) -> list[RunnerInfo]:
+        return [RunnerInfo(*row) for row in self._x(S.RUNNERS)]

@@ -26,7 +26,16 @@ from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import JOB_COLUMNS as _COLUMNS
 from getm_tui.queue.rows import STATE_OF as _STATE_OF
@@ -524,6 +533,9 @@ class Queue:
 
     def holds(self, job_id: int) -> bool:
         return True
+
+    def runners(self) -> list[RunnerInfo]:
+        return []
 
     def leave_fleet(self) -> None:
         pass

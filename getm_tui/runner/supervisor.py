@@ -315,7 +315,9 @@ class Supervisor:
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
-                self.q.leave_fleet()
+                if self.fleet:  # what it did since its last beat counts too
+                    self.q.heartbeat(self._fetched, self._finished)
+                    self.q.leave_fleet()
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)

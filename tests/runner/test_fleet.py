@@ -10,9 +10,11 @@ about that job and stops it. Real processes, the session's PostgreSQL, the fault
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 from typing import Any
 
@@ -114,6 +116,7 @@ def test_sigkill_of_the_holder_is_taken_over_without_fetching_what_was_recorded(
     seen: set[int] = set()
     try:
         wait_for(lambda: _recorded(postgres_url, job)[0] >= 2 * MiB or first.poll() is not None, 60)
+        holder = _shows_its_holder(tmp_path, postgres_url, job, first)
         seen = {p.pid for p in descendants(first.pid)}
         kill_group_and_wait(first.pid, seen)
         first.wait(10)
@@ -122,6 +125,7 @@ def test_sigkill_of_the_holder_is_taken_over_without_fetching_what_was_recorded(
             kill_group_and_wait(first.pid, seen)
             first.wait(10)
     wait_for(lambda: fault_server.open_connections == 0, 20)
+    wait_for(lambda: _runners(tmp_path, postgres_url)[0]["status"] == "lost", 30)  # no more beats
     _, kept = _recorded(postgres_url, job)
     before = len(resource.requests)
     resource.configure(rate_limit=None)
@@ -136,8 +140,48 @@ def test_sigkill_of_the_holder_is_taken_over_without_fetching_what_was_recorded(
     assert kept and overlap(parts, kept) == [], (kept, parts)
     with open_queue(postgres_url) as q:
         messages = [e.message for e in q.events(job)]
-    assert any(m.startswith("taken over: its runner (") for m in messages), messages
+    assert f"taken over: its runner ({holder['host']} pid {holder['pid']}) stopped renewing" in messages
     assert len(_done_events(postgres_url, job)) == 1
+    lost, left = _runners(tmp_path, postgres_url)
+    assert (lost["pid"], lost["status"], left["status"], left["jobs_done"]) == (
+        holder["pid"],
+        "lost",
+        "stopped",
+        1,
+    )
+
+
+def _runners(tmp_path, url: str) -> list[dict[str, Any]]:
+    res = cli(str(tmp_path / "viewer"), "runners", "--json", "--queue", url)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def _shows_its_holder(tmp_path, url: str, job: int, runner: subprocess.Popen[str]) -> dict[str, Any]:
+    """`ls --json`, `ls`, `show` and `runners` all name the runner holding the running job."""
+    assert runner.stdout is not None
+    start_event = json.loads(runner.stdout.readline())
+    assert start_event["event"] == "start"
+    viewer = str(tmp_path / "viewer")
+    [row] = json.loads(cli(viewer, "ls", "--json", "--queue", url).stdout)
+    holder = row["runner"]
+    assert holder == {"host": socket.gethostname(), "pid": start_event["pid"]}
+    table = cli(viewer, "ls", "--queue", url).stdout.splitlines()
+    assert table[0].split()[-2:] == ["RUNNER", "ERROR"] and f"{holder['host']}:{holder['pid']}" in table[1]
+    assert (
+        f"runner:      {holder['host']} pid {holder['pid']}"
+        in cli(viewer, "show", str(job), "--queue", url).stdout
+    )
+    [info] = _runners(tmp_path, url)
+    assert (info["host"], info["pid"], info["status"], info["jobs_held"]) == (
+        holder["host"],
+        holder["pid"],
+        "alive",
+        1,
+    )
+    listed = cli(viewer, "runners", "--queue", url).stdout.splitlines()
+    assert listed[0].split()[:4] == ["ID", "HOST", "PID", "STATUS"] and "alive" in listed[1]
+    return holder
 
 
 def test_a_runner_that_wakes_after_losing_its_lease_is_fenced(
