@@ -221,3 +221,38 @@ def test_a_runner_that_wakes_after_losing_its_lease_is_fenced(
     with open_queue(postgres_url) as q:
         assert q.get(job).state == "done"
     assert len(_done_events(postgres_url, job)) == 1
+
+
+def _next_state(runner: subprocess.Popen[str], job: int, state: str) -> None:
+    """Read the runner's JSON lines until it says the job reached `state`."""
+    assert runner.stdout is not None
+    for line in runner.stdout:
+        event = json.loads(line)
+        if event.get("event") == "state" and event.get("id") == job and event.get("state") == state:
+            return
+    raise AssertionError(f"the runner ended before job {job} was {state}")
+
+
+def test_steering_from_another_host_reaches_the_runner_holding_the_job(
+    fault_server: FaultServer, postgres_url, tmp_path
+):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    url = fault_server.add("/fleet/steered.bin", random.Random(7).randbytes(4 * MiB), rate_limit=256 * 1024)
+    [job] = _add(tmp_path, postgres_url, out_dir, url)
+    runner = _runner(tmp_path, "host-a", postgres_url)
+    viewer = str(tmp_path / "viewer")
+    try:
+        _next_state(runner, job, "active")
+        assert cli(viewer, "pause", str(job), "--queue", postgres_url).returncode == 0
+        _next_state(runner, job, "paused")
+        assert cli(viewer, "resume", str(job), "--queue", postgres_url).returncode == 0
+        _next_state(runner, job, "active")
+        assert cli(viewer, "rm", str(job), "--queue", postgres_url).returncode == 0
+        _next_state(runner, job, "removed")  # handed to the runner holding it, which stopped and removed it
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.communicate(timeout=30)
+    with open_queue(postgres_url) as q:
+        assert q.ids() == set()
+    assert os.listdir(out_dir) == []
