@@ -35,8 +35,9 @@ from getm_tui.queue.records import (
     RunningRow,
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
-from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json
-from getm_tui.queue.states import COMMAND_EVENT, STATES, JobState, Outcome, Transition, clamp_concurrency
+from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
+from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
+from getm_tui.queue.steering import apply_transition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -197,17 +198,7 @@ class PostgresQueue:
             for s in specs:
                 row = self._x(
                     S.INSERT_JOB,
-                    (
-                        s["url"],
-                        s["directory"],
-                        s.get("name"),
-                        int(s.get("priority") or 0),
-                        s.get("concurrency"),
-                        json.dumps(list(s.get("checksums") or [])),
-                        json.dumps(s["info"]) if s.get("info") else None,
-                        now,
-                        now,
-                    ),
+                    spec_values(s, now),
                 ).fetchone()
                 assert row is not None
                 ids.append(int(row[0]))
@@ -344,15 +335,10 @@ class PostgresQueue:
     # -- what users do ----------------------------------------------------------------------------
 
     def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
-        out: list[Outcome] = []
-        with self.batch(immediate=True):
-            for job in self.check_ids(list(dict.fromkeys(job_ids))):
-                if self._set(job.id, {"state": transition.target, **transition.resets}, transition.sources):
-                    self.log_event(job.id, COMMAND_EVENT, transition.event(job.state))
-                    out.append(Outcome(job.id, job.state, True))
-                else:
-                    out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
-        return out
+        def move(job_id: int) -> bool:
+            return self._set(job_id, {"state": transition.target, **transition.resets}, transition.sources)
+
+        return apply_transition(self, move, transition, job_ids)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from getm_tui.queue.records import Job
+from getm_tui.queue.records import Job, JobSpec
 from getm_tui.queue.states import JobState
 
 
@@ -45,3 +45,19 @@ def job_from_row(row: Sequence[Any]) -> Job:
         loads_json(info, {}) if info and info != "{}" else {},
         created, updated, started, finished,
     )  # fmt: skip
+
+
+def spec_values(s: JobSpec, now: float) -> tuple[Any, ...]:
+    """What `add` stores of a job, in the order of the inserts: url, directory, name, priority,
+    concurrency, checksums, info, created, updated."""
+    return (
+        s["url"],
+        s["directory"],
+        s.get("name"),
+        int(s.get("priority") or 0),
+        s.get("concurrency"),
+        json.dumps(list(s.get("checksums") or [])),
+        json.dumps(s["info"]) if s.get("info") else None,
+        now,
+        now,
+    )

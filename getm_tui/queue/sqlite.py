@@ -41,15 +41,16 @@ from getm_tui.queue.rows import JOB_COLUMNS as _COLUMNS
 from getm_tui.queue.rows import STATE_OF as _STATE_OF
 from getm_tui.queue.rows import job_from_row as _job
 from getm_tui.queue.rows import loads_json as _loads
+from getm_tui.queue.rows import spec_values
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
-    COMMAND_EVENT,
     STATES,
     JobState,
     Outcome,
     Transition,
     clamp_concurrency,
 )
+from getm_tui.queue.steering import apply_transition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -341,17 +342,7 @@ class Queue:
                 cur = self._x(
                     "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
                     " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        s["url"],
-                        s["directory"],
-                        s.get("name"),
-                        int(s.get("priority") or 0),
-                        s.get("concurrency"),
-                        json.dumps(list(s.get("checksums") or [])),
-                        json.dumps(s["info"]) if s.get("info") else None,
-                        now,
-                        now,
-                    ),
+                    spec_values(s, now),
                 )
                 ids.append(int(cur.lastrowid or 0))
         return ids
@@ -475,15 +466,10 @@ class Queue:
     # -- what users do ----------------------------------------------------------------------------
 
     def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
-        out: list[Outcome] = []
-        with self.batch(immediate=True):
-            for job in self.check_ids(list(dict.fromkeys(job_ids))):
-                if self.transition(job.id, transition.target, transition.sources, **transition.resets):
-                    self.log_event(job.id, COMMAND_EVENT, transition.event(job.state))
-                    out.append(Outcome(job.id, job.state, True))
-                else:
-                    out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
-        return out
+        def move(job_id: int) -> bool:
+            return self.transition(job_id, transition.target, transition.sources, **transition.resets)
+
+        return apply_transition(self, move, transition, job_ids)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
