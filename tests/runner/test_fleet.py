@@ -108,14 +108,15 @@ def test_sigkill_of_the_holder_is_taken_over_without_fetching_what_was_recorded(
 ):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    data = random.Random(5).randbytes(8 * MiB + 321)
-    url = fault_server.add("/fleet/throttled.bin", data, rate_limit=1 * MiB)
+    # Slow enough that the job still runs while the viewers look (about 12 s for the whole file).
+    data = random.Random(5).randbytes(12 * MiB + 321)
+    url = fault_server.add("/fleet/throttled.bin", data, rate_limit=512 * 1024)
     resource = fault_server.resource(url)
     [job] = _add(tmp_path, postgres_url, out_dir, url)
     first = _runner(tmp_path, "host-a", postgres_url)
     seen: set[int] = set()
     try:
-        wait_for(lambda: _recorded(postgres_url, job)[0] >= 2 * MiB or first.poll() is not None, 60)
+        wait_for(lambda: _recorded(postgres_url, job)[0] >= 1 * MiB or first.poll() is not None, 60)
         holder = _shows_its_holder(tmp_path, postgres_url, job, first)
         seen = {p.pid for p in descendants(first.pid)}
         kill_group_and_wait(first.pid, seen)
