@@ -76,6 +76,9 @@ class Settings:
     max_redirects: int = 10
     queue_timeout: float = 10.0  # seconds to wait for a queue file another process keeps locked
     allow_insecure_redirect: bool = False
+    # The queue: "" for the SQLite file in the data dir; a PostgreSQL connection string for a fleet.
+    queue: str = ""
+    lease_timeout: float = 30.0  # seconds a fleet's runner holds a job without renewing its lease
 
     def http(self) -> Any:
         from getm_tui.engine import HTTPSettings
@@ -131,6 +134,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
                 raise ValueError(f"expected a finite number, got {value!r}")
             if out <= 0:
                 raise ValueError("must be greater than 0")
+        elif key == "queue":
+            out = _queue_location(value)
         else:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"expected a non-empty string, got {value!r}")
@@ -140,6 +145,14 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     if key in _MIN and out < _MIN[key]:
         raise ConfigError(f"{key}: must be at least {_MIN[key]}, got {value!r}")
     return out
+
+
+def _queue_location(value: Any) -> str:
+    """A connection string, passed on as it is (cli.common checks what it names); never echoed: it may
+    hold a password."""
+    if not isinstance(value, str):
+        raise ValueError("expected a PostgreSQL connection string")
+    return value.strip()
 
 
 def _types() -> dict[str, Any]:

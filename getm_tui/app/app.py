@@ -60,6 +60,8 @@ class GetmApp(App[int]):
         super().__init__()
         self.data_dir = data_dir
         self.settings = settings
+        # The queue it reads and writes: a fleet's database when one is set, else the data dir's file.
+        self.location = settings.queue or data_dir
         self.rows: dict[int, JobRow] = {}
         self.live: dict[int, P.LiveJob] = {}
         self.counts: dict[str, int] = {}
@@ -114,7 +116,7 @@ class GetmApp(App[int]):
         while not self._stop.is_set():
             try:
                 return open_queue(
-                    self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), check=True
+                    self.location, timeout_ms=int(self.settings.queue_timeout * 1000), check=True
                 )
             except QueueCorrupt as e:
                 if not told:
@@ -317,7 +319,7 @@ class GetmApp(App[int]):
 
     def _add(self, specs: list[JobSpec]) -> None:
         try:
-            with open_queue(self.data_dir) as q:
+            with open_queue(self.location) as q:
                 ids = q.add_many(specs)
         except QueueError as e:
             self.call_from_thread(self.notify, str(e), severity="error")
@@ -407,7 +409,7 @@ class GetmApp(App[int]):
 
     def _load_events(self, screen: DetailsScreen) -> None:
         try:
-            with open_queue(self.data_dir) as q:
+            with open_queue(self.location) as q:
                 events = q.events(screen.job_id)
         except QueueError:
             return

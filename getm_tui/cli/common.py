@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from getm_tui.config import Settings, load
+from getm_tui.config import ConfigError, Settings, load
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DATA_DIR_ENV = "GETM_TUI_DATA_DIR"
@@ -32,6 +32,27 @@ def data_dir(args: argparse.Namespace) -> str:
     return os.path.abspath(os.path.expanduser(chosen))
 
 
+def queue_override(args: argparse.Namespace) -> dict[str, str]:
+    """Settings overrides for --queue (before or after the verb); none when it is not given."""
+    chosen = getattr(args, "queue", None)
+    return {"queue": chosen} if chosen is not None else {}
+
+
+def queue_location(args: argparse.Namespace, settings: Settings) -> str:
+    """Where the queue is: --queue, else $GETM_TUI_QUEUE, else the config's `queue` (all three are
+    settings.queue), else the SQLite file in the data dir. A queue named there is a database: a directory
+    is named by --data-dir, where its supervisor's lock lives too."""
+    if not settings.queue:
+        return data_dir(args)
+    from getm_tui.queue.location import is_database
+
+    if not is_database(settings.queue):
+        raise ConfigError(
+            "queue: expected a PostgreSQL URL (postgresql://user@host/db) or libpq keywords (host=H dbname=D)"
+        )
+    return settings.queue
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         "concurrency": getattr(args, "concurrency", None),
@@ -42,7 +63,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     if getattr(args, "insecure", False):
         overrides["verify_tls"] = False
-    return load(args.config, overrides)
+    return load(args.config, {**overrides, **queue_override(args)})
 
 
 def setup_logging(verbose: int, rich_console: object | None = None) -> None:

@@ -23,6 +23,7 @@ from getm_tui.cli.common import (
     data_dir,
     fail,
     insecure_override,
+    queue_override,
     setup_logging,
 )
 from getm_tui.cli.get import cmd_get
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the queue lives (default: $GETM_TUI_DATA_DIR or the user data dir)",
     )
     parser.add_argument(
+        "--queue",
+        metavar="URL",
+        help="a PostgreSQL queue shared by a fleet (default: $GETM_TUI_QUEUE, the config's queue, else the "
+        "data dir's own)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="the app: skip TLS certificate verification for every job the queue runs (warns)",
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--queue", metavar="URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
         dest="verb", metavar="VERB", parser_class=_Parser
     )
@@ -195,6 +203,16 @@ def _add_queue_verbs(
     rm.add_argument("--delete-file", action="store_true", help="also delete the downloaded file of done jobs")
     rm.set_defaults(func=verbs.cmd_rm)
 
+    runners = sub.add_parser("runners", parents=[common], help="a fleet's runners (on a PostgreSQL queue)")
+    runners.add_argument("--json", action="store_true", help="a JSON array of runners")
+    runners.set_defaults(func=_cmd_runners)
+
+
+def _cmd_runners(args: argparse.Namespace) -> int:
+    from getm_tui.cli.fleet import cmd_runners
+
+    return cmd_runners(args)
+
 
 def _add_anonymous(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -224,9 +242,13 @@ def _cmd_app(args: argparse.Namespace) -> int:
     """`getm-tui` with no verb: the Textual app on the persistent queue."""
     from getm_tui.app.app import GetmApp
 
-    settings = load(getattr(args, "config", None), insecure_override(args))
+    settings = load(getattr(args, "config", None), {**insecure_override(args), **queue_override(args)})
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    if settings.queue:
+        code = verbs.check_reachable(args, settings)
+        if code:
+            return code
     logging.getLogger().handlers.clear()  # the app's screen is the terminal: no log lines on it
     app = GetmApp(directory, settings)
     try:

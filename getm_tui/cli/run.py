@@ -215,11 +215,16 @@ def run(
 
 def cmd_run(args: Any) -> int:
     """`getm-tui run`."""
-    from getm_tui.cli.common import data_dir, insecure_override, tls_off_warning
+    from getm_tui.cli.common import data_dir, insecure_override, queue_override, tls_off_warning
+    from getm_tui.cli.verbs import check_reachable
     from getm_tui.config import load
 
-    settings = load(getattr(args, "config", None), insecure_override(args))
+    settings = load(getattr(args, "config", None), {**insecure_override(args), **queue_override(args)})
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    if settings.queue:
+        code = check_reachable(args, settings)
+        if code:
+            return code
     warning = tls_off_warning(args, settings, "for every job")
     return run(directory, settings, args.once, args.json, getattr(args, "verbose", 0), warning)

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui import humanize
-from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, data_dir, fail, warn
+from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, fail, queue_location, queue_override, warn
 
 if TYPE_CHECKING:
+    from getm_tui.config import Settings
     from getm_tui.queue.errors import QueueCorrupt
     from getm_tui.queue.interface import JobQueue
     from getm_tui.queue.records import Job, JobSpec
@@ -61,9 +62,26 @@ def _timeout_ms(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace) -> JobQueue:
     """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning."""
+    from getm_tui.config import load
     from getm_tui.queue.interface import open_queue
 
-    return open_queue(data_dir(args), timeout_ms=_timeout_ms(args), recover=True)
+    settings = load(getattr(args, "config", None), queue_override(args))
+    location = queue_location(args, settings)
+    return open_queue(location, timeout_ms=int(settings.queue_timeout * 1000), recover=True)
+
+
+def check_reachable(args: argparse.Namespace, settings: Settings) -> int:
+    """Before a front end starts on a database queue: 0 if it can be opened, else exit 2 after one line
+    (it may be down, or the string wrong: the reason is the driver's, without the password)."""
+    from getm_tui.queue.errors import QueueError
+    from getm_tui.queue.interface import open_queue
+
+    location = queue_location(args, settings)
+    try:
+        open_queue(location, timeout_ms=int(settings.queue_timeout * 1000)).close()
+    except QueueError as e:
+        return fail(str(e))
+    return EXIT_OK
 
 
 def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
@@ -243,6 +261,11 @@ def _done(job: Job) -> str:
     return humanize.size(job.bytes_done) if job.bytes_done else "-"
 
 
+def _holder(job: Job) -> str:
+    """The fleet's runner holding a running job, as `host:pid`."""
+    return f"{_clean(job.runner.host)}:{job.runner.pid}" if job.runner else "-"
+
+
 def _cells(job: Job) -> tuple[str, ...]:
     name = job.display_name
     if not name.isprintable() or len(name) > _NAME_MAX:
@@ -266,35 +289,47 @@ def _cells(job: Job) -> tuple[str, ...]:
 
 _HEADER = ("ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR")
 _RIGHT = (True, False, True, False, True, True, False, False)
+# A fleet's table has one more column, before the last: the runner holding each running job.
+_FLEET_HEADER = (*_HEADER[:-1], "RUNNER", _HEADER[-1])
+_FLEET_RIGHT = (*_RIGHT[:-1], False, _RIGHT[-1])
+_RUNNER_WIDTH = 32
 
 
-def _table(q: JobQueue, states: Sequence[str] | None) -> None:
+def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> None:
     write = sys.stdout.write
     jobs = q.iter_jobs(states)
+    header, right = (_FLEET_HEADER, _FLEET_RIGHT) if fleet else (_HEADER, _RIGHT)
+
+    def cells(job: Job) -> tuple[str, ...]:
+        row = _cells(job)
+        return (*row[:-1], _holder(job), row[-1]) if fleet else row
+
     first = []
     for job in jobs:
-        first.append(_cells(job))
+        first.append(cells(job))
         if len(first) >= _WIDTH_SAMPLE:
             break
-    widths = [max([len(h), *(len(row[i]) for row in first)]) for i, h in enumerate(_HEADER)]
+    widths = [max([len(h), *(len(row[i]) for row in first)]) for i, h in enumerate(header)]
     if len(first) >= _WIDTH_SAMPLE:  # more rows may follow: make room for what they can hold
         top_id, low, high = q.extent()
         widths[0] = max(widths[0], len(str(top_id)))
         widths[2] = max(widths[2], len(str(low)), len(str(high)))
         for i, w in _STREAM_WIDTHS.items():
             widths[i] = max(widths[i], w)
+        if fleet:
+            widths[-2] = max(widths[-2], _RUNNER_WIDTH)
     widths[-1] = 0  # the last column is not padded
     fmt = "  ".join(
-        f"{{{i}:{'>' if right else '<'}{w}}}" for i, (w, right) in enumerate(zip(widths, _RIGHT, strict=True))
+        f"{{{i}:{'>' if r else '<'}{w}}}" for i, (w, r) in enumerate(zip(widths, right, strict=True))
     ).format
 
     def line(cells: Sequence[str]) -> str:
         return fmt(*cells).rstrip() + "\n"
 
-    write(line(_HEADER) + "".join(line(c) for c in first))
+    write(line(header) + "".join(line(c) for c in first))
     batch: list[str] = []
     for job in jobs:
-        batch.append(line(_cells(job)))
+        batch.append(line(cells(job)))
         if len(batch) >= 2000:
             write("".join(batch))
             batch.clear()
@@ -330,8 +365,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.json:
             _json(q.iter_jobs(args.state))
         else:
-            _table(q, args.state)
+            _table(q, args.state, fleet=_is_fleet(q))
     return EXIT_OK
+
+
+def _is_fleet(q: JobQueue) -> bool:
+    """A queue several runners share (PostgreSQL), whose jobs say which runner holds them."""
+    from getm_tui.queue.sqlite import Queue
+
+    return not isinstance(q, Queue)
 
 
 def _when(t: float | None) -> str:
@@ -377,6 +419,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("verdict", job.verdict),
         ("attempts", job.attempts),
         ("error", job.error),
+        *([("runner", f"{job.runner.host} pid {job.runner.pid}")] if job.runner else []),
         ("created", _when(job.created)),
         ("updated", _when(job.updated)),
         ("started", _when(job.started)),

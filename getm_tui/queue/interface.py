@@ -11,7 +11,16 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
 from getm_tui.queue.removal import Removal
 from getm_tui.queue.states import Outcome, Transition
 
@@ -145,6 +154,36 @@ class JobQueue(Protocol):
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None: ...
 
+    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """Claim up to `limit` queued jobs (queued -> active) by priority, then age; a job another runner
+        claims at the same moment is skipped, never taken twice."""
+        ...
+
+    # -- a fleet: several runners share the queue (PostgreSQL) ------------------------------------
+
+    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
+        """Run jobs as one runner of several: register this process (host, pid, data dir); from now on
+        its claims are leases and its writes about the jobs it holds are fenced by their epoch. False for
+        a queue one supervisor runs alone (SQLite: the supervisor lock says who)."""
+        ...
+
+    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
+        """Renew this runner's leases (and count what it did since the last beat); the jobs it held and
+        lost since the last beat (another runner took them over): it must write nothing more about them."""
+        ...
+
+    def holds(self, job_id: int) -> bool:
+        """False once this runner has lost the job to another (a write about it found a newer epoch)."""
+        ...
+
+    def runners(self) -> list[RunnerInfo]:
+        """The fleet's runners, alive, lost or stopped (none for a queue one supervisor runs)."""
+        ...
+
+    def leave_fleet(self) -> None:
+        """This runner stops (its jobs are back in the queue): it is shown as stopped, not lost."""
+        ...
+
     def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
         ...
@@ -153,10 +192,18 @@ class JobQueue(Protocol):
 def open_queue(
     location: str, timeout_ms: int | None = None, check: bool = False, recover: bool = False
 ) -> JobQueue:
-    """The queue a front end names: a data directory (SQLite) now; a database URL later.
+    """The queue a front end names: a data directory (SQLite), or a PostgreSQL connection string (a
+    libpq URL or keyword string, see location.py) for a fleet.
 
     `timeout_ms`: how long to wait for a lock. `check`: fail with QueueCorrupt on a damaged store.
-    `recover`: check, and rebuild a damaged store from what can be read, with one warning."""
+    `recover`: check, and rebuild a damaged store from what can be read, with one warning (SQLite; a
+    database server keeps its own tables whole)."""
+    from getm_tui.queue.location import is_database
+
+    if is_database(location):
+        from getm_tui.queue.postgres import PostgresQueue
+
+        return PostgresQueue(location, timeout_ms=timeout_ms)
     from getm_tui.queue.sqlite import Queue
 
     return Queue(location, timeout_ms=timeout_ms, check=check, recover=recover)

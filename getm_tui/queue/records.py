@@ -53,6 +53,31 @@ class Extent(NamedTuple):
     high_priority: int | None
 
 
+class Holder(NamedTuple):
+    """The runner of a fleet that holds a running job: its host's name and its process id."""
+
+    host: str
+    pid: int
+
+
+class RunnerInfo(NamedTuple):
+    """One runner of a fleet, as `getm-tui runners` shows it. Times are epoch seconds; `rate` is bytes per
+    second over its last heartbeat; `status` is alive (its heartbeat is within its lease timeout), lost
+    (it stopped beating: killed, its host gone, cut off) or stopped (it left)."""
+
+    id: int
+    host: str
+    pid: int
+    data_dir: str
+    started: float
+    heartbeat: float
+    jobs_held: int
+    rate: float
+    bytes_done: int
+    jobs_done: int
+    status: str
+
+
 class RunningRow(NamedTuple):
     """What the supervisor checks of a job it runs on every look at the queue."""
 
@@ -93,6 +118,7 @@ class Job:
     updated: float = 0.0
     started: float | None = None
     finished: float | None = None
+    runner: Holder | None = None  # the fleet's runner that holds it while it runs
 
     @property
     def display_name(self) -> str:
@@ -123,6 +149,7 @@ class Job:
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
+            "runner": self.runner._asdict() if self.runner else None,
         }
 
 

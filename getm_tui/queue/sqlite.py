@@ -26,17 +26,31 @@ from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
+from getm_tui.queue.rows import JOB_COLUMNS as _COLUMNS
+from getm_tui.queue.rows import STATE_OF as _STATE_OF
+from getm_tui.queue.rows import job_from_row as _job
+from getm_tui.queue.rows import loads_json as _loads
+from getm_tui.queue.rows import spec_values
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
-    COMMAND_EVENT,
     STATES,
     JobState,
     Outcome,
     Transition,
     clamp_concurrency,
 )
+from getm_tui.queue.steering import apply_transition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -88,41 +102,6 @@ def default_timeout_ms() -> int:
 
 def _seconds(ms: int) -> str:
     return f"{ms / 1000:g} s"
-
-
-def _loads(text: Any, default: Any) -> Any:
-    """A JSON column; what a damaged file garbled reads as the default rather than failing the command."""
-    if not text or not isinstance(text, str):
-        return default
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return default
-    return value if isinstance(value, type(default)) else default
-
-
-_COLUMNS = (
-    "id, url, directory, name, path, state, priority, concurrency, size, bytes_done, checksums, integrity, "
-    "verdict, attempts, error, info, created, updated, started, finished"
-)
-
-
-# A stored state as its JobState, by a lookup that costs no more than the string; what a damaged file garbled
-# stays the string it is (shown as it is, and moved by no transition).
-_STATE_OF: dict[str, JobState] = {s.value: s for s in JobState}
-
-
-def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
-    (jid, url, directory, name, path, state, priority, conc, size, done, checks, integ, verdict, tries, err,
-     info, created, updated, started, finished) = row  # fmt: skip
-    # Empty lists skip json.loads: `ls` builds 100,000 of these in well under a second.
-    return Job(
-        jid, url, directory, name, path, _STATE_OF.get(state, state), priority, conc, size, done,
-        _loads(checks, []) if checks and checks != "[]" else [],
-        _loads(integ, []) if integ and integ != "[]" else [], verdict, tries, err,
-        _loads(info, {}) if info and info != "{}" else {},
-        created, updated, started, finished,
-    )  # fmt: skip
 
 
 def db_path(data_dir: str) -> str:
@@ -363,17 +342,7 @@ class Queue:
                 cur = self._x(
                     "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
                     " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        s["url"],
-                        s["directory"],
-                        s.get("name"),
-                        int(s.get("priority") or 0),
-                        s.get("concurrency"),
-                        json.dumps(list(s.get("checksums") or [])),
-                        json.dumps(s["info"]) if s.get("info") else None,
-                        now,
-                        now,
-                    ),
+                    spec_values(s, now),
                 )
                 ids.append(int(cur.lastrowid or 0))
         return ids
@@ -497,15 +466,10 @@ class Queue:
     # -- what users do ----------------------------------------------------------------------------
 
     def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
-        out: list[Outcome] = []
-        with self.batch(immediate=True):
-            for job in self.check_ids(list(dict.fromkeys(job_ids))):
-                if self.transition(job.id, transition.target, transition.sources, **transition.resets):
-                    self.log_event(job.id, COMMAND_EVENT, transition.event(job.state))
-                    out.append(Outcome(job.id, job.state, True))
-                else:
-                    out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
-        return out
+        def move(job_id: int) -> bool:
+            return self.transition(job_id, transition.target, transition.sources, **transition.resets)
+
+        return apply_transition(self, move, transition, job_ids)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
@@ -541,6 +505,26 @@ class Queue:
 
     def unclaim(self, job_id: int) -> bool:
         return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
+
+    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """One supervisor runs a SQLite queue: what it asks for is what it gets (no one else claims)."""
+        with self.batch():
+            return [job for job in self.next_runnable(limit, exclude) if self.claim(job.id)]
+
+    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
+        return False  # one supervisor per file (SupervisorLock): no leases to hold
+
+    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
+        return set()
+
+    def holds(self, job_id: int) -> bool:
+        return True
+
+    def runners(self) -> list[RunnerInfo]:
+        return []
+
+    def leave_fleet(self) -> None:
+        pass
 
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:

@@ -48,6 +48,9 @@ RECONCILE_EVERY = 1.0
 # A client of the socket has this long to answer the authkey challenge; one that connects and says
 # nothing must not block every later front end (the handshake used to run in the accept loop).
 HANDSHAKE_TIMEOUT = 5.0
+# A runner of a fleet renews its leases this many times per lease_timeout: a beat or two may be late.
+BEATS_PER_LEASE = 3
+LOST = "another runner took this job over (this one's lease ran out)"
 
 
 @dataclass
@@ -65,11 +68,13 @@ class _Running:
     # Per connection: each part in flight's (time, bytes done, smoothed rate), and the rates for screens.
     parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
     conn_rates: tuple[float, ...] = ()
+    lost: bool = False  # another runner of the fleet took the job over: nothing more is written about it
 
-    def measure(self, p: Progress) -> None:
-        """Record a progress report: the job's history, and a smoothed rate per part in flight."""
+    def measure(self, p: Progress) -> int:
+        """Record a progress report: the job's history, and a smoothed rate per part in flight; the bytes
+        fetched since the last report."""
         now = time.monotonic()
-        self.progress = p
+        fetched = max(0, p.done - self.progress.done) if self.progress is not None else 0
         self.history.append((now, p.done))
         rates = []
         for start, _length, done, state in p.segments:
@@ -84,6 +89,8 @@ class _Running:
                 rates.append(rate)
             self.parts_seen[start] = (now, done, rate)
         self.conn_rates = tuple(rates)
+        self.progress = p
+        return fetched
 
 
 class _Client:
@@ -186,6 +193,11 @@ class Supervisor:
         self._data_version = -1
         self._reconciled = 0.0
         self._snapshot_at = 0.0
+        # A fleet (several runners on a PostgreSQL queue): leases to renew, and what to count for others.
+        self.fleet = False
+        self._beat_at = 0.0
+        self._fetched = 0
+        self._finished = 0
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -207,8 +219,11 @@ class Supervisor:
         try:
             # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
             self.q: JobQueue = open_queue(
-                self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000), recover=True
+                self.settings.queue or self.data_dir,
+                timeout_ms=int(self.settings.queue_timeout * 1000),
+                recover=True,
             )
+            self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             if self.listen:
@@ -243,15 +258,49 @@ class Supervisor:
                 self._data_version = version
                 self._reconciled = now
                 self._reconcile()
+            if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
+                self._beat_at = now
+                self._beat()
             if now - self._snapshot_at >= SNAPSHOT_EVERY:
                 self._snapshot_at = now
                 self._broadcast(self._snapshot())
-            if self.once and not self.running and not self.q.next_runnable(1):
+            if self.once and not self.running and self._nothing_left():
                 break
             if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
                 log.info("the front end that started the supervisor is gone: stopping")
                 break
         self._drain_logs()
+
+    def _nothing_left(self) -> bool:
+        """For `run --once`: nothing queued; in a fleet, nothing active anywhere either (a job another
+        runner holds may yet come back to the queue, when its runner stops renewing its lease)."""
+        if not self.fleet:
+            return not self.q.next_runnable(1)
+        counts = self.q.counts()
+        return not counts["queued"] and not counts["active"]
+
+    def _beat(self) -> None:
+        """Renew this runner's leases, stop the jobs another runner took over, and take over the jobs of
+        runners whose leases ran out."""
+        fetched, finished, self._fetched, self._finished = self._fetched, self._finished, 0, 0
+        for job_id in self.q.heartbeat(fetched, finished):
+            r = self.running.get(job_id)
+            if r is not None:
+                self._lost(r)
+        taken = self.q.requeue_active()
+        for job_id in taken:
+            log.info("job %d: its runner stopped renewing its lease: queued again", job_id)
+        if taken:
+            self._reconciled = 0.0
+
+    def _lost(self, r: _Running) -> None:
+        """Another runner holds the job now: stop it here, and write nothing more about it (its partial
+        file stays: on a shared directory it is the new holder's)."""
+        if r.lost:
+            return
+        r.lost = True
+        log.warning("job %d: %s: stopped here", r.job_id, LOST)
+        self._cancel(r)
 
     def _shutdown(self) -> None:
         """Stop fetching, record state, and go, within about two seconds."""
@@ -266,6 +315,9 @@ class Supervisor:
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
+                if self.fleet:  # what it did since its last beat counts too
+                    self.q.heartbeat(self._fetched, self._finished)
+                    self.q.leave_fleet()
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)
@@ -430,9 +482,7 @@ class Supervisor:
         free = self.settings.max_active - len(self.running)
         if free <= 0:
             return
-        for job in self.q.next_runnable(free, exclude=tuple(self.running)):
-            if not self.q.claim(job.id):
-                continue
+        for job in self.q.claim_runnable(free, exclude=tuple(self.running)):
             r = _Running(job.id, job.display_name)
             r.control = LiveControl(job.concurrency or self.settings.concurrency)
             self.running[job.id] = r
@@ -549,14 +599,20 @@ class Supervisor:
         r = self.running.get(msg.job_id)
         if isinstance(msg, H.Save):
             self.q.save_resume(msg.job_id, msg.record)
-            self._after_commit(host, H.Saved(msg.job_id, None))
+            if self.fleet and not self.q.holds(msg.job_id):
+                # Not saved: the engine must not go on (create or rename files) on the strength of it.
+                self._after_commit(host, H.Saved(msg.job_id, LOST))
+                if r is not None:
+                    self._lost(r)
+            else:
+                self._after_commit(host, H.Saved(msg.job_id, None))
         elif isinstance(msg, H.Probe):
             if r is not None:
                 r.name = os.path.basename(msg.path)
             self.q.record_probe(msg.job_id, msg.path, msg.size, msg.info)
         elif isinstance(msg, H.Report):
             if r is not None:
-                r.measure(msg.progress)
+                self._fetched += r.measure(msg.progress)
         elif isinstance(msg, H.End) and r is not None:
             self._ended(r, msg.kind, msg.payload)
 
@@ -585,9 +641,13 @@ class Supervisor:
         self._reconciled = 0.0  # a slot is free: look for the next job now
         self._share_rate()
         q = self.q
+        if r.lost:  # its record is another runner's now: this one's end changes nothing there
+            self._broadcast(P.JobChanged(r.job_id, "lost", LOST))
+            return
         if isinstance(payload, Finished):
             q.finish(r.job_id, payload)
             self.done += 1
+            self._finished += 1
             self._broadcast(P.JobChanged(r.job_id, "done", payload.verdict))
         elif isinstance(payload, str):
             job = q.get(r.job_id)

@@ -318,6 +318,17 @@ def test_claim_and_unclaim(q, connect):
         assert q.get(other_id).state == state
 
 
+def test_claim_runnable_by_priority_then_age_once(q, connect):
+    low, high, mid = q.add_many([spec(1), spec(2, priority=5), spec(3, priority=1)])
+    put_in(q, JobState.PAUSED, priority=9)
+    assert [j.id for j in q.claim_runnable(2, exclude=[high])] == [mid, low]
+    assert [q.get(i).state for i in (mid, low, high)] == ["active", "active", "queued"]
+    with connect() as other:
+        assert [j.id for j in other.claim_runnable(5)] == [high]
+    assert q.claim_runnable(5) == [] and q.claim_runnable(0) == []
+    assert q.get(high).started is not None
+
+
 def test_requeue_active_puts_back_what_a_stopped_supervisor_ran(q):
     active = [put_in(q, JobState.ACTIVE) for _ in range(2)]
     paused = put_in(q, JobState.PAUSED)

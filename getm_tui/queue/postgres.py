@@ -1,0 +1,510 @@
+"""The queue on PostgreSQL, for a fleet: runners on many hosts share one queue.
+
+The same interface and the same rows as the SQLite queue (every method passes the contract tests), with
+what several runners need on top: a runner claims queued jobs with `FOR UPDATE SKIP LOCKED`, holds each by
+a lease it renews with its heartbeat, and every write it makes about a job it holds is fenced by the
+lease's epoch, so a runner that lost a job (stopped, partitioned, too slow) cannot overwrite the record of
+the runner that took it over. The SQL is in pgsql.py.
+
+The connection string goes to libpq untouched (URLs, keyword strings, PG* variables, ~/.pgpass, TLS
+options); every message that names it or quotes the driver passes through location.redact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from getm_tui.queue import pgsql as S
+from getm_tui.queue.errors import QueueError, UnknownJob
+from getm_tui.queue.location import redact
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Holder,
+    Job,
+    JobSpec,
+    RunnerInfo,
+    RunningRow,
+)
+from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
+from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
+from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
+from getm_tui.queue.steering import apply_transition
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import psycopg
+
+DEFAULT_CONNECT_TIMEOUT = 10
+
+
+class QueueUnreachable(QueueError):
+    """The database cannot be reached (refused, timed out, authentication failed)."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0].strip()
+
+
+def display_name(location: str) -> str:
+    """The queue as it is shown: the connection string without its password."""
+    return redact(location.strip(), location)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    """A job and the runner holding it (the last two columns of pgsql.JOBS)."""
+    job = job_from_row(row[:-2])
+    if row[-2] is not None:
+        job.runner = Holder(row[-2], row[-1])
+    return job
+
+
+# Runners that stopped more than this long ago are forgotten when another joins.
+FORGET_RUNNERS_AFTER = 24 * 3600
+
+
+class PostgresQueue:
+    """One connection to a PostgreSQL queue; cheap to open, one per process or thread.
+
+    `data_dir` holds the queue's shown name (no password): the interface's name for where a queue is.
+    """
+
+    def __init__(self, location: str, timeout_ms: int | None = None) -> None:
+        import psycopg
+
+        self.location = location
+        self.name = display_name(location)
+        self.data_dir = self.name
+        self.timeout_ms = timeout_ms
+        self._psycopg = psycopg
+        self._batching = False
+        self._runner: int | None = None  # this connection's runner id, once it joined the fleet
+        self._lease_timeout = 30.0
+        self._held: dict[int, int] = {}  # job id -> lease epoch, of the jobs this runner holds
+        self._lost: set[int] = set()  # lost since the last heartbeat: for the runner to hear of
+        self._fenced_out: set[int] = set()  # lost for good: every write about them changes nothing
+        self.conn = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        kwargs: dict[str, Any] = {"autocommit": True}
+        try:
+            given = psycopg.conninfo.conninfo_to_dict(self.location)
+        except psycopg.ProgrammingError as e:
+            raise QueueError(f"not a PostgreSQL connection string: {self.name} ({self._say(e)})") from None
+        if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+            seconds = DEFAULT_CONNECT_TIMEOUT if self.timeout_ms is None else self.timeout_ms / 1000
+            kwargs["connect_timeout"] = max(2, round(seconds))
+        if "application_name" not in given and not os.environ.get("PGAPPNAME"):
+            kwargs["application_name"] = "getm-tui"
+        try:
+            conn: psycopg.Connection[Any] = psycopg.connect(self.location, **kwargs)
+        except psycopg.Error as e:
+            raise QueueUnreachable(f"cannot reach the queue database {self.name}: {self._say(e)}") from None
+        return conn
+
+    def _say(self, e: BaseException) -> str:
+        return redact(_first_line(e), self.location)
+
+    def _error(self, e: BaseException) -> QueueError:
+        if isinstance(e, self._psycopg.OperationalError) and self.conn.closed:
+            return QueueUnreachable(f"lost the queue database {self.name}: {self._say(e)}")
+        return QueueError(f"queue {self.name}: {self._say(e)}")
+
+    def _x(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
+        try:
+            return self.conn.execute(sql, args)
+        except self._psycopg.Error as e:
+            raise self._error(e) from None
+
+    def _migrate(self) -> None:
+        """Bring the tables to the newest version; one process at a time (an advisory lock), each
+        migration in the same transaction as the version it sets, so a crash leaves the old version."""
+        with contextlib.suppress(self._psycopg.errors.UndefinedTable):
+            row = self.conn.execute(S.VERSION).fetchone()
+            if row and row[0] == len(S.MIGRATIONS):
+                return
+        try:
+            with self.conn.transaction():
+                self.conn.execute(S.LOCK_MIGRATION)
+                self.conn.execute(S.META)
+                row = self.conn.execute(S.VERSION).fetchone()
+                have = int(row[0]) if row and row[0] is not None else 0
+                for version in range(have + 1, len(S.MIGRATIONS) + 1):
+                    self.conn.execute(S.MIGRATIONS[version - 1])
+                    self.conn.execute(S.SET_VERSION, (version,))
+        except self._psycopg.Error as e:
+            raise self._error(e) from None
+        if have > len(S.MIGRATIONS):
+            raise QueueError(f"the queue {self.name} was made by a newer getm-tui (version {have})")
+
+    def close(self) -> None:
+        with contextlib.suppress(self._psycopg.Error):
+            self.conn.close()
+
+    def __enter__(self) -> PostgresQueue:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def data_version(self) -> int:
+        return int(self._x(S.DATA_VERSION).fetchone()[0])  # type: ignore[index]
+
+    @contextlib.contextmanager
+    def batch(self, immediate: bool = False) -> Iterator[None]:
+        """The block in one transaction; `immediate` takes the commands' lock first, so that commands
+        that check, then act, run one after the other (as SQLite's write lock makes them)."""
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            with self.conn.transaction():
+                if immediate:
+                    self._x(S.LOCK_COMMANDS)
+                yield
+        except self._psycopg.Error as e:
+            raise self._error(e) from None
+        finally:
+            self._batching = False
+
+    # -- adding and reading -----------------------------------------------------------------------
+
+    def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
+        now = time.time()
+        ids: list[int] = []
+        with self.batch():
+            for s in specs:
+                row = self._x(
+                    S.INSERT_JOB,
+                    spec_values(s, now),
+                ).fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+        return ids
+
+    def get(self, job_id: int) -> Job:
+        row = self._x(S.GET, (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJob(f"no job with id {job_id}")
+        return _job(row)
+
+    def check_ids(self, ids: Sequence[int]) -> list[Job]:
+        found = {j.id: j for j in map(_job, self._x(S.GET_MANY, (list(ids),)))}
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise UnknownJob(f"no job with id {', '.join(missing)}")
+        return [found[i] for i in ids]
+
+    def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
+        return list(self.iter_jobs(states))
+
+    def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
+        """Streamed through a server-side cursor in its own transaction (a queue may hold a hundred
+        thousand); inside a batch, through the batch's."""
+        sql, args = (S.IN_STATES, (list(states),)) if states else (S.ALL, ())
+        try:
+            with contextlib.ExitStack() as stack:
+                if not self._batching:
+                    stack.enter_context(self.conn.transaction())
+                cur = stack.enter_context(self.conn.cursor(name="getm_jobs_stream"))
+                cur.itersize = 2000
+                cur.execute(sql, args)
+                while True:
+                    rows = cur.fetchmany(2000)
+                    if not rows:
+                        return
+                    yield from map(_job, rows)
+        except self._psycopg.Error as e:
+            raise self._error(e) from None
+
+    def changed_since(self, since: float) -> list[Job]:
+        return list(map(_job, self._x(S.CHANGED_SINCE, (since,))))
+
+    def fingerprint(self) -> Fingerprint:
+        row = self._x(S.FINGERPRINT).fetchone()
+        assert row is not None
+        return Fingerprint(int(row[0]), int(row[1]), float(row[2]))
+
+    def ids(self) -> set[int]:
+        return {r[0] for r in self._x(S.IDS)}
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = dict.fromkeys(STATES, 0)
+        for state, n in self._x(S.COUNTS):
+            out[state] = int(n)
+        return out
+
+    def extent(self) -> Extent:
+        row = self._x(S.EXTENT).fetchone()
+        assert row is not None
+        return Extent(row[0], row[1], row[2])
+
+    def events(self, job_id: int) -> list[Event]:
+        return [Event(*r) for r in self._x(S.EVENTS, (job_id,))]
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def _set(self, job_id: int, values: dict[str, Any], from_states: Collection[str] | None = None) -> bool:
+        """Set columns of a job's row (only from one of `from_states`, when given); fenced when this
+        runner holds the job. True if the row changed."""
+        values["updated"] = time.time()
+        for key in ("integrity", "info", "checksums"):
+            if key in values and not isinstance(values[key], str) and values[key] is not None:
+                values[key] = json.dumps(values[key])
+        sql = "UPDATE getm_jobs SET " + ", ".join(f"{k} = %s" for k in values) + " WHERE id = %s"
+        args: list[Any] = [*values.values(), job_id]
+        if from_states is not None:
+            sql += " AND state = ANY(%s)"
+            args.append([str(s) for s in from_states])
+        sql, args = self._fenced(job_id, sql, args)
+        changed = self._x(sql, args).rowcount == 1
+        if not changed:
+            self._check_held(job_id)
+        return changed
+
+    def _fenced(self, job_id: int, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
+        if job_id in self._fenced_out:
+            return sql + S.NOTHING, args
+        epoch = self._held.get(job_id)
+        if epoch is None:
+            return sql, args
+        return sql + S.FENCE, [*args, self._runner, epoch]
+
+    def _lose(self, job_id: int) -> None:
+        """Another runner holds the job now: this one writes nothing more about it."""
+        self._held.pop(job_id, None)
+        self._lost.add(job_id)
+        self._fenced_out.add(job_id)
+
+    def _check_held(self, job_id: int) -> None:
+        """A write about a job this runner holds changed nothing: find out whether it is still its own."""
+        if job_id not in self._held:
+            return
+        row = self._x(S.HOLDER, (job_id,)).fetchone()
+        if row is None or (row[0], row[1]) != (self._runner, self._held[job_id]):
+            self._lose(job_id)
+
+    def _release(self, job_id: int) -> None:
+        """The job is no longer this runner's (it ended, or went back to the queue)."""
+        self._held.pop(job_id, None)
+
+    def update(self, job_id: int, **values: Any) -> None:
+        if values:
+            self._set(job_id, values)
+
+    def log_event(self, job_id: int, kind: str, message: str) -> None:
+        if job_id in self._fenced_out:
+            return
+        epoch = self._held.get(job_id)
+        if epoch is None:
+            self._x(S.LOG_EVENT, (job_id, time.time(), kind, message))
+        else:
+            self._x(S.LOG_EVENT_FENCED, (job_id, time.time(), kind, message, job_id, self._runner, epoch))
+
+    def delete(self, job_id: int) -> None:
+        with self.batch():
+            sql, args = self._fenced(job_id, S.DELETE_JOB, [job_id])
+            if self._x(sql, args).rowcount:
+                self._x(S.DELETE_EVENTS, (job_id,))
+            else:
+                self._check_held(job_id)
+        self._release(job_id)
+
+    # -- what users do ----------------------------------------------------------------------------
+
+    def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
+        def move(job_id: int) -> bool:
+            return self._set(job_id, {"state": transition.target, **transition.resets}, transition.sources)
+
+        return apply_transition(self, move, transition, job_ids)
+
+    def remove(
+        self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
+    ) -> list[Removal]:
+        out: list[Removal] = []
+        with self.batch(immediate=True):
+            jobs = self.check_ids(list(dict.fromkeys(job_ids)))
+            # A job is run when a live runner holds its lease: that runner stops it and removes it.
+            live = {r[0] for r in self._x(S.HELD_LIVE, ([j.id for j in jobs],))} if running is None else set()
+            for job in jobs:
+                if supervisor_runs(job, running, job.id in live):
+                    self._set(
+                        job.id, {"state": HANDED_OVER, "info": {**job.info, "delete_file": bool(delete_file)}}
+                    )
+                    out.append(Removal(job.id, True))
+                else:
+                    self.delete(job.id)
+                    out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
+        return out
+
+    def set_priority(self, job_id: int, priority: int) -> None:
+        self._set(job_id, {"priority": int(priority)}, STATES)
+
+    def set_concurrency(self, job_id: int, concurrency: int) -> int:
+        n = clamp_concurrency(int(concurrency))
+        self._set(job_id, {"concurrency": n}, STATES)
+        return n
+
+    # -- what the supervisor does -----------------------------------------------------------------
+
+    def claim(self, job_id: int) -> bool:
+        row = self._x(
+            S.CLAIM_ONE,
+            {"now": time.time(), "runner": self._runner, "ttl": self._lease_timeout, "id": job_id},
+        ).fetchone()
+        if row is None:
+            return False
+        if self._runner is not None:
+            self._held[job_id] = int(row[0])
+        return True
+
+    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """Claim up to `limit` queued jobs by priority, then age, skipping rows another runner is claiming
+        at the same moment (SKIP LOCKED): two runners never take the same job."""
+        if limit <= 0:
+            return []
+        args = {
+            "now": time.time(),
+            "runner": self._runner,
+            "ttl": self._lease_timeout,
+            "exclude": list(exclude),
+            "limit": limit,
+        }
+        jobs = []
+        for row in self._x(S.CLAIM_RUNNABLE, args).fetchall():
+            job = job_from_row(row[:-1])
+            if self._runner is not None:
+                self._held[job.id] = int(row[-1])
+            jobs.append(job)
+        jobs.sort(key=lambda j: (-j.priority, j.id))
+        return jobs
+
+    def unclaim(self, job_id: int) -> bool:
+        moved = self._set(job_id, {"state": JobState.QUEUED}, (JobState.ACTIVE,))
+        self._release(job_id)
+        return moved
+
+    def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        return list(map(_job, self._x(S.RUNNABLE, (list(exclude), limit))))
+
+    def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
+        if not job_ids:
+            return {}
+        rows = self._x(S.RUNNING_ROWS, (list(job_ids),))
+        return {r[0]: RunningRow(STATE_OF.get(r[1], r[1]), r[2]) for r in rows}
+
+    def record_probe(self, job_id: int, path: str, size: int | None, info: dict[str, Any]) -> None:
+        self._set(job_id, {"path": path, "size": size, "info": info})
+
+    def finish(self, job_id: int, result: Finished) -> None:
+        with self.batch():
+            values = {
+                "state": JobState.DONE.value,
+                "path": result.path,
+                "size": result.size,
+                "bytes_done": result.size,
+                "verdict": result.verdict,
+                "integrity": result.integrity,
+                "finished": time.time(),
+                "error": None,
+                "resume": None,
+            }
+            if self._set(job_id, values):
+                self.log_event(
+                    job_id, "done", f"saved {result.path} ({result.verdict}, crc32c {result.crc32c})"
+                )
+        self._release(job_id)
+
+    def fail(self, job_id: int, error: str, mismatch: bool, kept: bool) -> None:
+        now = time.time()
+        with self.batch():
+            sql, args = self._fenced(
+                job_id, S.FAIL, [JobState.FAILED.value, error, now, now, mismatch, kept, job_id]
+            )
+            if self._x(sql, args).rowcount == 1:
+                self.log_event(job_id, "error", error)
+            else:
+                self._check_held(job_id)
+        self._release(job_id)
+
+    def requeue_active(self) -> list[int]:
+        """Active jobs no live runner holds go back to the queue: claimed by no runner, or held by one
+        whose lease has run out (it stopped, or cannot reach the database)."""
+        ids = []
+        with self.batch():
+            for job_id, host, pid in self._x(S.REQUEUE_ACTIVE, (time.time(),)).fetchall():
+                ids.append(int(job_id))
+                if host is not None:
+                    self.log_event(
+                        job_id, "warning", f"taken over: its runner ({host} pid {pid}) stopped renewing"
+                    )
+        return ids
+
+    def load_resume(self, job_id: int) -> dict[str, Any] | None:
+        row = self._x(S.LOAD_RESUME, (job_id,)).fetchone()
+        return (loads_json(row[0], {}) or None) if row else None
+
+    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
+        done = sum(int(p[2]) for p in record.get("parts", []))
+        text = json.dumps(record, separators=(",", ":"))
+        sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, job_id])
+        if self._x(sql, args).rowcount == 0:
+            self._check_held(job_id)
+
+    # -- a fleet ----------------------------------------------------------------------------------
+
+    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
+        self._x(S.PRUNE_RUNNERS, (time.time() - FORGET_RUNNERS_AFTER,))
+        row = self._x(
+            S.REGISTER_RUNNER, (socket.gethostname(), os.getpid(), data_dir, time.time(), lease_timeout)
+        ).fetchone()
+        assert row is not None
+        self._runner = int(row[0])
+        self._lease_timeout = lease_timeout
+        return True
+
+    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
+        if self._runner is None:
+            return set()
+        with self.batch():
+            self._x(S.HEARTBEAT, {"bytes": bytes_done, "jobs": jobs_done, "id": self._runner})
+            mine = list(self._held)
+            renewed = dict(self._x(S.RENEW_LEASES, (self._lease_timeout, self._runner, mine)).fetchall())
+        for job_id in mine:
+            if renewed.get(job_id) != self._held[job_id]:
+                self._lose(job_id)
+        lost, self._lost = self._lost, set()
+        return lost
+
+    def holds(self, job_id: int) -> bool:
+        return job_id not in self._fenced_out
+
+    def leave_fleet(self) -> None:
+        if self._runner is not None:
+            with contextlib.suppress(QueueError):
+                self._x(S.STOP_RUNNER, (time.time(), self._runner))
+
+    def runners(self) -> list[RunnerInfo]:
+        return [RunnerInfo(*row) for row in self._x(S.RUNNERS)]
