@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
-from getm_tui.engine import plan
+from getm_tui.engine import plan, retry
 from getm_tui.engine.sources.http_session import HTTPSettings
 
 
@@ -27,11 +27,14 @@ class Options:
     concurrency: int | None = 4
     part_size: int = plan.DEFAULT_PART_SIZE
     retries: int = 6
-    retry_base: float = 0.5
+    retry_base: float = retry.BASE_DELAY  # seconds: the first backoff window, doubled after each failure
+    retry_cap: float = retry.MAX_DELAY  # seconds: the largest window
     overwrite: bool = False
     shm_limit: int | None = None
     rate_limit: float | None = None
     max_restarts: int = 3
+    # With no checksum known, test a file named like an archive (.gz, .zip, .tar.*...) by decompressing it.
+    check_archives: bool = True
     http: HTTPSettings = field(default_factory=HTTPSettings)
     # Read on every turn of the download loop, so a front end can change them while the download runs.
     live: Live | None = None
