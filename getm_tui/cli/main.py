@@ -153,6 +153,12 @@ def _add_queue_verbs(
     add.add_argument(
         "--checksum", action="append", metavar="ALGO:HEX", help="expected checksum (one URL only; repeatable)"
     )
+    add.add_argument(
+        "--checksums-file",
+        action="append",
+        metavar="FILE",
+        help="MD5SUMS, SHA256SUMS, md5sum.txt...: each URL it lists gets its checksum (repeatable)",
+    )
     add.add_argument("--priority", type=int, default=0, metavar="N", help="higher runs first (default 0)")
     add.add_argument(
         "--insecure",

@@ -151,6 +151,7 @@ def _output_name(name: str) -> str:
 @verb
 def cmd_add(args: argparse.Namespace) -> int:
     from getm_tui.engine.checksum import expected_from
+    from getm_tui.engine.checksum_files import read_sums_file
     from getm_tui.engine.errors import UsageError
     from getm_tui.engine.urls import validate
 
@@ -167,6 +168,11 @@ def cmd_add(args: argparse.Namespace) -> int:
     name = _output_name(args.output) if args.output is not None else None
     insecure = bool(getattr(args, "insecure", False))
     directory = _directory(args)
+    try:
+        sums = [read_sums_file(path) for path in args.checksums_file or ()]
+    except UsageError as e:
+        raise Usage(str(e)) from None
+    listed = 0
     specs: list[JobSpec] = []
     for url, checksums, where in entries:
         for text in checksums:
@@ -180,6 +186,9 @@ def cmd_add(args: argparse.Namespace) -> int:
             expected = expected_from(checksums)
         except UsageError as e:
             raise Usage(f"{e}{where}") from None
+        published = [e for s in sums for e in s.for_url(url) if e not in expected]
+        listed += bool(published)
+        expected += published
         specs.append(
             {
                 "url": url,
@@ -195,6 +204,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     with _open(args) as q:
         ids = q.add_many(specs)
     sys.stdout.write("".join(f"{i}\n" for i in ids))
+    if sums:
+        files = ", ".join(s.source for s in sums)
+        warn(f"checksums for {listed} of {len(specs)} URL(s) from {files}")
     if insecure:
         shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
         warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")
