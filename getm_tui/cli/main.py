@@ -111,6 +111,11 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="JSON lines: state changes and progress, for log collectors"
     )
     p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (config: metrics)",
+    )
+    p.add_argument(
         "--insecure",
         action="store_true",
         default=argparse.SUPPRESS,

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, download
-from getm_tui.engine.errors import DownloadError
+from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusError, NoSpaceError, UsageError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
@@ -337,14 +337,14 @@ class _Host:
         except Cancelled:
             end = H.End(job.id, "cancelled", None)
         except IntegrityError as e:
-            end = H.End(job.id, "mismatch", str(e))
+            end = H.End(job.id, "mismatch", str(e), failure_reason(e))
         except EngineError as e:
-            end = H.End(job.id, "failed", str(e))
+            end = H.End(job.id, "failed", str(e), failure_reason(e))
         except OSError as e:
-            end = H.End(job.id, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+            end = H.End(job.id, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), "os_error")
         except Exception as e:  # a bug must fail the job, not kill the host
             log.exception("job %d crashed", job.id)
-            end = H.End(job.id, "failed", f"internal error: {type(e).__name__}: {e}")
+            end = H.End(job.id, "failed", f"internal error: {type(e).__name__}: {e}", "internal")
         finally:
             if pool is not None:
                 self._pools.give(pool, keep=not self._stopping)
@@ -352,6 +352,21 @@ class _Host:
         self.jobs.pop(job.id, None)
         with contextlib.suppress(OSError, ValueError):
             self.send(end)
+
+
+def failure_reason(e: EngineError) -> str:
+    """A failure's kind, from a small fixed set, for metrics: the message itself names files and hosts."""
+    if isinstance(e, ArchiveDamaged):
+        return "archive"
+    if isinstance(e, IntegrityError):
+        return "checksum"
+    if isinstance(e, HTTPStatusError):
+        return f"http_{e.status}"
+    if isinstance(e, NoSpaceError):
+        return "no_space"
+    if isinstance(e, UsageError):
+        return "usage"
+    return "download"
 
 
 def _finished(res: Any) -> Finished:
