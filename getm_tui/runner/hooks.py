@@ -59,6 +59,7 @@ class Hooks:
         self._ready: collections.deque[_Call] = collections.deque()
         self._busy = 0  # calls handed to threads and not yet finished
         self._threads = 0
+        self._running: set[subprocess.Popen[bytes]] = set()
         self._cond = threading.Condition()
 
     @property
@@ -86,14 +87,20 @@ class Hooks:
         for _ in range(max(0, start)):
             threading.Thread(target=self._work, name="hook", daemon=True).start()
 
-    def close(self) -> None:
-        """Wait for the hooks started or waiting: each is bounded by the time limit; then give up."""
+    def close(self, grace: float | None = None) -> None:
+        """Wait for the hooks started or waiting, each within its time limit, or `grace` seconds in all
+        when given (the runner was told to stop); what still runs then is killed, what waits never runs."""
         self.release()
         with self._cond:
             rounds = -(-self._busy // MAX_RUNNING) if self._busy else 0
-            limit = rounds * (self.timeout + KILL_GRACE + 1.0)
-            if not self._cond.wait_for(lambda: not self._busy, timeout=limit):
-                logging.getLogger(__name__).warning("%d hook(s) still running at exit: left", self._busy)
+            limit = rounds * (self.timeout + 2 * KILL_GRACE + 1.0)
+            if self._cond.wait_for(lambda: not self._busy, timeout=limit if grace is None else grace):
+                return
+            skipped, running = len(self._ready), list(self._running)
+            self._ready.clear()
+        self.report((None, logging.WARNING, f"stopping: {len(running)} hook(s) killed, {skipped} not run"))
+        for proc in running:
+            _kill_group(proc, wait=False)
 
     def _work(self) -> None:
         while True:
@@ -124,6 +131,8 @@ class Hooks:
             self.report((call.job_id, logging.WARNING, f"{what} could not start: {e.strerror or e}"))
             return
         started = time.monotonic()
+        with self._cond:
+            self._running.add(proc)
         try:
             output, _ = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -131,6 +140,9 @@ class Hooks:
             message = f"{what} ran past its {self.timeout:g} s limit: killed"
             self.report((call.job_id, logging.WARNING, message))
             return
+        finally:
+            with self._cond:
+                self._running.discard(proc)
         if proc.returncode == 0:
             took = time.monotonic() - started
             self.report((call.job_id, logging.INFO, f"{what} ran in {took:.1f} s"))
@@ -155,11 +167,14 @@ def environment(job: Job) -> dict[str, str]:
     }
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the hook's process group, SIGKILL what is left after KILL_GRACE, and reap the hook."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _kill_group(proc: subprocess.Popen[bytes], wait: bool = True) -> None:
+    """SIGTERM the hook's process group, SIGKILL what is left after KILL_GRACE, and reap the hook
+    (`wait` False: SIGKILL at once, and its own thread reaps it)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL) if wait else (signal.SIGKILL,):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
+        if not wait:
+            return
         try:
             proc.communicate(timeout=KILL_GRACE)
             return

@@ -64,8 +64,9 @@ class Operations:
         """The supervisor's writes so far are committed: the hooks of the jobs they ended may start."""
         self.hooks.release()
 
-    def close(self) -> None:
-        """Let the last hooks run (each within its time limit) and stop serving metrics."""
-        self.hooks.close()
+    def close(self, grace: float | None = None) -> None:
+        """Let the last hooks run (each within its time limit, or within `grace` seconds in all when the
+        runner was told to stop) and stop serving metrics."""
+        self.hooks.close(grace)
         if self.metrics is not None:
             self.metrics.close()

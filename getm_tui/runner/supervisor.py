@@ -270,7 +270,8 @@ class Supervisor:
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
-            self.ops.close()
+            # Hooks of the last jobs run to their end when the queue ran out, not when told to stop.
+            self.ops.close(None if self.once and not self.stop.is_set() else SHUTDOWN_GRACE)
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 
-from tests.helpers.runner_util import add, cli
+from tests.helpers.runner_util import add, cli, start, wait_for
 
 
 def events(data_dir: str, job_id: int) -> list[str]:
@@ -94,3 +95,22 @@ def test_a_hook_that_cannot_start_is_logged(fault_server, tmp_path):
     assert res.returncode == 0, res.stderr
     assert any("hook on_done for job" in e and "exit code 127" in e for e in events(data_dir, job_id))
     assert (out / "c.bin").exists()
+
+
+@pytest.mark.slow
+def test_a_runner_told_to_stop_kills_its_hooks(fault_server, tmp_path):
+    """A hook far from its time limit does not keep a stopping runner: it is killed, and said so."""
+    data_dir, out = str(tmp_path / "q"), tmp_path / "out"
+    out.mkdir()
+    pidfile = tmp_path / "hook.pid"
+    add(data_dir, fault_server.add("/d.bin", b"d" * 1000), "-d", str(out))
+    env = {"GETM_TUI_ON_DONE": f'sleep 300 & echo $! > "{pidfile}"; wait', "GETM_TUI_HOOK_TIMEOUT": "600"}
+    runner = start(data_dir, "run", env=env)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    finally:
+        runner.send_signal(signal.SIGINT)
+        _out, err = runner.communicate(timeout=60)  # far less than the hook's 600 s
+    assert runner.returncode == 0, err
+    assert "stopping: 1 hook(s) killed, 0 not run" in err
+    assert not alive(int(pidfile.read_text()))
