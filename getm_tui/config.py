@@ -69,6 +69,9 @@ class Settings:
     concurrency: int = 4
     part_size: int = 16 * 1024 * 1024
     retries: int = 6
+    retry_base: float = 0.5  # seconds: the first backoff window, doubled after each failure of a part
+    retry_cap: float = 60.0  # seconds: the largest backoff window
+    check_archives: bool = True  # test .gz/.bz2/.xz/.zst/.zip/.tar* downloads with no checksum known
     rate_limit: int = 0  # bytes per second for the whole queue; 0 means no limit
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -79,6 +82,26 @@ class Settings:
     # The queue: "" for the SQLite file in the data dir; a PostgreSQL connection string for a fleet.
     queue: str = ""
     lease_timeout: float = 30.0  # seconds a fleet's runner holds a job without renewing its lease
+    on_done: str = ""  # a command run (by sh) when a job is done; the job in GETM_* variables
+    on_fail: str = ""  # ... when a job fails
+    hook_timeout: float = 60.0  # seconds a hook may run before it is killed
+    metrics: str = ""  # HOST:PORT where `run` serves Prometheus metrics; "" serves none
+
+    def engine_options(self, **given: Any) -> Any:
+        """The engine's Options from these settings; `given` sets the fields that differ per download
+        (concurrency, rate_limit, http...)."""
+        from getm_tui.engine import Options
+
+        base: dict[str, Any] = {
+            "concurrency": self.concurrency,
+            "part_size": self.part_size,
+            "retries": self.retries,
+            "retry_base": self.retry_base,
+            "retry_cap": self.retry_cap,
+            "check_archives": self.check_archives,
+            "http": self.http(),
+        }
+        return Options(**{**base, **given})
 
     def http(self) -> Any:
         from getm_tui.engine import HTTPSettings
@@ -93,6 +116,18 @@ class Settings:
 
 
 _SIZES = {"part_size", "rate_limit"}
+_ADDRESSES = {"metrics"}
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """(host, port) from HOST:PORT ([::1]:PORT for IPv6); ValueError naming what is wrong."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9464), got {text!r}")
+    return host, int(port)
+
+
 _MIN = {
     "max_active": 1,
     "concurrency": 1,
@@ -140,6 +175,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"expected a non-empty string, got {value!r}")
             out = os.path.expanduser(value)
+        if key in _ADDRESSES:
+            split_address(out)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{key}: {e}") from None
     if key in _MIN and out < _MIN[key]:

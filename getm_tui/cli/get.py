@@ -35,7 +35,6 @@ def cmd_get(args: argparse.Namespace) -> int:
         DownloadError,
         EngineError,
         IntegrityError,
-        Options,
         UsageError,
         download,
     )
@@ -52,12 +51,8 @@ def cmd_get(args: argparse.Namespace) -> int:
     warning = tls_off_warning(args, settings, "for this download")
     if warning:
         log.warning("%s", warning)
-    options = Options(
-        concurrency=settings.concurrency,
-        part_size=settings.part_size,
-        retries=settings.retries,
+    options = settings.engine_options(
         rate_limit=settings.rate_limit or None,
-        http=settings.http(),
         access=Access(anonymous=bool(getattr(args, "anonymous", False))),
     )
     display = _GetDisplay(redact(url), quiet=args.quiet)
@@ -102,6 +97,8 @@ def cmd_get(args: argparse.Namespace) -> int:
             sorted({f"{o.expected.algorithm} ({o.expected.source})" for o in result.outcomes})
         )
         verdict = f"{verdict}: {checked}"
+    elif result.archive:
+        verdict = f"{verdict}, archive intact ({result.archive})"
     resumed = f", resumed from {humanize.size(result.resumed)}" if result.resumed else ""
     print(
         f"saved {result.path} ({humanize.size(result.size)} in {humanize.duration(result.elapsed)}, "

@@ -120,6 +120,11 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="JSON lines: state changes and progress, for log collectors"
     )
     p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (config: metrics)",
+    )
+    p.add_argument(
         "--insecure",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -161,6 +166,12 @@ def _add_queue_verbs(
     add.add_argument("-c", "--concurrency", type=_positive_int, metavar="N", help="connections per job")
     add.add_argument(
         "--checksum", action="append", metavar="ALGO:HEX", help="expected checksum (one URL only; repeatable)"
+    )
+    add.add_argument(
+        "--checksums-file",
+        action="append",
+        metavar="FILE",
+        help="MD5SUMS, SHA256SUMS, md5sum.txt...: each URL it lists gets its checksum (repeatable)",
     )
     add.add_argument("--priority", type=int, default=0, metavar="N", help="higher runs first (default 0)")
     add.add_argument(

@@ -219,7 +219,10 @@ def cmd_run(args: Any) -> int:
     from getm_tui.cli.verbs import check_reachable
     from getm_tui.config import load
 
-    settings = load(getattr(args, "config", None), {**insecure_override(args), **queue_override(args)})
+    settings = load(
+        getattr(args, "config", None),
+        {**insecure_override(args), **queue_override(args), "metrics": args.metrics},
+    )
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if settings.queue:

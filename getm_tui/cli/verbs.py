@@ -177,6 +177,7 @@ def _job_info(insecure: bool, anonymous: bool) -> dict[str, Any] | None:
 def cmd_add(args: argparse.Namespace) -> int:
     from getm_tui.cli import tree
     from getm_tui.engine.checksum import expected_from
+    from getm_tui.engine.checksum_files import read_sums_file
     from getm_tui.engine.errors import UsageError
     from getm_tui.engine.urls import validate
 
@@ -194,6 +195,11 @@ def cmd_add(args: argparse.Namespace) -> int:
     insecure = bool(getattr(args, "insecure", False))
     anonymous = bool(getattr(args, "anonymous", False))
     directory = _directory(args)
+    try:
+        sums = [read_sums_file(path) for path in args.checksums_file or ()]
+    except UsageError as e:
+        raise Usage(str(e)) from None
+    listed = 0
     specs: list[JobSpec] = []
     prefixes: list[str] = []
     for url, checksums, where in entries:
@@ -213,6 +219,9 @@ def cmd_add(args: argparse.Namespace) -> int:
                 raise Usage(f"a prefix takes no checksum and no -o NAME: {url}{where}")
             prefixes.append(url)
             continue
+        published = [e for s in sums for e in s.for_url(url) if e not in expected]
+        listed += bool(published)
+        expected += published
         specs.append(
             {
                 "url": url,
@@ -233,6 +242,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         ids = q.add_many(specs)
         sys.stdout.write("".join(f"{i}\n" for i in ids))
         code = tree.add_prefixes(args, q, prefixes, directory, shared) if prefixes else EXIT_OK
+    if sums:
+        files = ", ".join(s.source for s in sums)
+        warn(f"checksums for {listed} of {len(specs)} URL(s) from {files}")
     if insecure and ids:
         shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
         warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from getm_tui.engine.api import download as download
     from getm_tui.engine.api import iter_content as iter_content
     from getm_tui.engine.api import urlopen as urlopen
+    from getm_tui.engine.errors import ArchiveDamaged as ArchiveDamaged
     from getm_tui.engine.errors import Cancelled as Cancelled
     from getm_tui.engine.errors import DownloadError as DownloadError
     from getm_tui.engine.errors import EngineError as EngineError
@@ -36,6 +37,7 @@ _EXPORTS = {
     "download": "api",
     "iter_content": "api",
     "urlopen": "api",
+    "ArchiveDamaged": "errors",
     "Cancelled": "errors",
     "DownloadError": "errors",
     "EngineError": "errors",
@@ -49,6 +51,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ArchiveDamaged",
     "Cancelled",
     "DownloadError",
     "EngineError",

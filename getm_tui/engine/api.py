@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from getm_tui.engine import control, retry
+from getm_tui.engine.archive import check_for
 from getm_tui.engine.checksum import (
     ChecksumArg,
     Expected,
@@ -28,7 +29,7 @@ from getm_tui.engine.checksum import (
     verifier_for,
 )
 from getm_tui.engine.crc import whole_crc
-from getm_tui.engine.errors import DownloadError, IntegrityError, NoSpaceError, RemoteChanged
+from getm_tui.engine.errors import ArchiveDamaged, DownloadError, IntegrityError, NoSpaceError, RemoteChanged
 from getm_tui.engine.files import DEFAULT_NAME, control_path, part_path
 from getm_tui.engine.inline import INLINE_LIMIT, READ_CHUNK, fetch_inline
 from getm_tui.engine.options import UNSET, Live, NotGiven, Options, with_keywords
@@ -71,7 +72,8 @@ def download(
     `concurrency`, `overwrite` and `live`, when given, replace what `options` hold (default Options()).
 
     Raises UsageError for bad input, Cancelled when `cancel` is set (progress is kept for a resume),
-    IntegrityError on a checksum mismatch (nothing reaches the final name) and DownloadError otherwise.
+    IntegrityError on a checksum mismatch, or ArchiveDamaged when no checksum is known and the file, named
+    as an archive, does not decompress (nothing reaches the final name), and DownloadError otherwise.
 
     `store` keeps the resume record of this one download (by default `NAME.getm-resume` beside the file).
     A store that keeps what its `clear` is asked to drop until the caller has recorded the end (as the
@@ -83,7 +85,7 @@ def download(
     expected_user = expected_from(checksum)
     directory, fixed_name = split_target(path)
     if url.lower().startswith("file:"):
-        return file.copy(url, directory, fixed_name, opts.overwrite, expected_user)
+        return file.copy(url, directory, fixed_name, opts.overwrite, expected_user, opts.check_archives)
     if store is not None:
         finished = finished_before(store.load(), url, directory, fixed_name)
         if finished is not None:
@@ -106,6 +108,7 @@ def download(
                 opts.retries,
                 opts.retry_base,
                 cancel,
+                opts.retry_cap,
             )
             if target is None:
                 target = choose_target(
@@ -171,7 +174,8 @@ def _attempt(
     try:
         if probe.size:
             preallocate(fd, probe.size, partfile)
-        verifier = verifier_for(expected_user, probe.expected, probe.size)
+        archive = check_for(target) if opts.check_archives else None
+        verifier = verifier_for(expected_user, probe.expected, probe.size, archive)
 
         def save(parts: list[Part]) -> None:
             store.save(control.record(url, probe.size, probe.validator, parts, target))
@@ -187,13 +191,21 @@ def _attempt(
         outcomes = verifier.finish(crc)
         checked = verdict(outcomes)
         size = sum(p.done for p in parts)
+        damaged: IntegrityError | None = None
         if checked == "mismatch":
+            damaged = IntegrityError(mismatch_message(os.path.basename(target), outcomes))
+        else:
+            os.ftruncate(fd, size)
+            # A zip is read back here, whole and at its final size; the others were tested as they came.
+            why = verifier.archive.finish(partfile) if verifier.archive is not None else None
+            if why is not None:
+                damaged = ArchiveDamaged(f"archive check failed: {os.path.basename(target)}: {why}")
+        if damaged is not None:
             os.close(fd)
             fd = -1
             remove(partfile)
             store.clear()
-            raise IntegrityError(mismatch_message(os.path.basename(target), outcomes))
-        os.ftruncate(fd, size)
+            raise damaged
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -213,6 +225,7 @@ def _attempt(
             retries=fetched.retries,
             restarts=0,
             probe=probe,
+            archive=verifier.archive.kind if verifier.archive is not None else "",
         )
     except NoSpaceError:
         # Give the space back when none of it can be resumed (nothing recorded, or no known size).

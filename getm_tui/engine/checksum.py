@@ -9,6 +9,9 @@ everything here is built to verify in the same pass:
 * md5 / sha1 / sha256 / sha512 and S3 ETags need the bytes in file order; the caller feeds them to
   `Verifier.update` as the contiguous prefix of the file grows.
 
+With no checksum at all, a file named like an archive is tested by decompressing it (archive.py), fed the
+same way: `Verifier.archive`.
+
 Expected values come from the user (`parse_user_checksum`) or from what the server advertises
 (`checksum_headers.from_headers`). Every expected value refers to the bytes as transmitted (before any
 content decoding), which is what the engine saves.
@@ -21,9 +24,12 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from getm_tui.engine.errors import UsageError
+
+if TYPE_CHECKING:  # not imported at run time: `add` checks checksums without loading the archive tests
+    from getm_tui.engine.archive import ArchiveCheck
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +226,13 @@ class Verifier:
     are shared per algorithm, so a user md5, a Content-MD5 and a single-part S3 ETag cost one md5 pass;
     each candidate S3 multipart layout costs one more. S3 ETags that no part layout could produce for
     `size` (more parts than bytes) are dropped here, as they are not checksums we can test.
+
+    `archive` tests the file as an archive, only when no checksum is left to verify: a checksum says more.
     """
 
-    def __init__(self, expected: Sequence[Expected], size: int | None) -> None:
+    def __init__(
+        self, expected: Sequence[Expected], size: int | None, archive: ArchiveCheck | None = None
+    ) -> None:
         self._size = size
         kept: list[Expected] = []
         self._s3: dict[Expected, tuple[int | None, list[int]]] = {}
@@ -245,7 +255,10 @@ class Verifier:
                 raise ValueError(f"unknown checksum algorithm {e.algorithm!r}")
             kept.append(e)
         self.expected: tuple[Expected, ...] = tuple(kept)
-        self.ordered: bool = any(e.algorithm != "crc32c" for e in kept)
+        self.archive = None if kept else archive
+        self.ordered: bool = any(e.algorithm != "crc32c" for e in kept) or bool(
+            self.archive is not None and self.archive.streaming
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -264,6 +277,8 @@ class Verifier:
         self._layouts: dict[int, _Layout] = {p: _Layout(p) for p in sorted(sizes)}
         self._crc: int | None = 0 if any(e.algorithm == "crc32c" for e in self.expected) else None
         self._fed = 0
+        if self.archive is not None:
+            self.archive.reset()
 
     @property
     def fed(self) -> int:
@@ -286,6 +301,8 @@ class Verifier:
             from getm_tui.engine.crc import crc32c
 
             self._crc = crc32c(mv, self._crc)
+        if self.archive is not None and self.archive.streaming:
+            self.archive.update(mv)
         self._fed += mv.nbytes
 
     def finish(self, crc32c: int | None = None) -> list[Outcome]:
@@ -349,9 +366,15 @@ class Verifier:
         return Outcome(e, f"{hex_}-{n}", False, detail)
 
 
-def verifier_for(user: Sequence[Expected], advertised: Sequence[Expected], size: int | None) -> Verifier:
-    """A Verifier of the user's checksums, then of those the server advertised that the user did not give."""
-    return Verifier([*user, *(e for e in advertised if e not in user)], size)
+def verifier_for(
+    user: Sequence[Expected],
+    advertised: Sequence[Expected],
+    size: int | None,
+    archive: ArchiveCheck | None = None,
+) -> Verifier:
+    """A Verifier of the user's checksums, then of those the server advertised that the user did not give
+    (or of `archive` when there are none)."""
+    return Verifier([*user, *(e for e in advertised if e not in user)], size, archive)
 
 
 def verdict(outcomes: Sequence[Outcome]) -> Verdict:

@@ -49,6 +49,10 @@ class IntegrityError(DownloadError):
     """The downloaded bytes do not match a known checksum; nothing reaches the final name."""
 
 
+class ArchiveDamaged(IntegrityError):
+    """No checksum was known and the file, named as an archive, does not decompress: damaged or cut short."""
+
+
 class NoSpaceError(DownloadError):
     """The target filesystem is full."""
 

@@ -139,7 +139,7 @@ def fetch_inline(
             failed_at = p.done
             retries += 1
             try:
-                retry.back_off(attempt, e, opts.retries, opts.retry_base, cancel)
+                retry.back_off(attempt, e, opts.retries, opts.retry_base, cancel, opts.retry_cap)
             except Cancelled:
                 save(parts)
                 raise

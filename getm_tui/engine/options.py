@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
-from getm_tui.engine import plan
+from getm_tui.engine import plan, retry
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import HTTPSettings
 
@@ -28,11 +28,14 @@ class Options:
     concurrency: int | None = 4
     part_size: int = plan.DEFAULT_PART_SIZE
     retries: int = 6
-    retry_base: float = 0.5
+    retry_base: float = retry.BASE_DELAY  # seconds: the first backoff window, doubled after each failure
+    retry_cap: float = retry.MAX_DELAY  # seconds: the largest window
     overwrite: bool = False
     shm_limit: int | None = None
     rate_limit: float | None = None
     max_restarts: int = 3
+    # With no checksum known, test a file named like an archive (.gz, .zip, .tar.*...) by decompressing it.
+    check_archives: bool = True
     http: HTTPSettings = field(default_factory=HTTPSettings)
     # How s3:// and gs:// URLs authenticate (the cloud's credential chain, or anonymously).
     access: Access = field(default_factory=Access)

@@ -107,6 +107,7 @@ def start_transfer(
         opts.retries,
         save=save,
         retry_base=opts.retry_base,
+        retry_cap=opts.retry_cap,
         rate=opts.rate_limit,
         http=opts.http if opts.http != pool.settings else None,
     )

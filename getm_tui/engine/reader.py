@@ -64,6 +64,7 @@ class Reader:
                 self.opts.retries,
                 self.opts.retry_base,
                 None,
+                self.opts.retry_cap,
             )
             self.verifier = verifier_for(expected, self.probe.expected, self.probe.size)
             if self.pool is None or (self.probe.size is not None and self.probe.size <= INLINE_LIMIT):
@@ -114,7 +115,9 @@ class Reader:
                     self._resp = None
                 self._attempt += 1
                 self._failed_at = self._pos
-                retry.back_off(self._attempt, e, self.opts.retries, self.opts.retry_base, None)
+                retry.back_off(
+                    self._attempt, e, self.opts.retries, self.opts.retry_base, None, self.opts.retry_cap
+                )
         self._pos += n
         if self._attempt and self._pos - self._failed_at >= retry.PROGRESS_FORGIVES:
             self._attempt = 0  # retries count across reads: a server dropping every few KiB must fail

@@ -22,6 +22,7 @@ class Result:
     retries: int
     restarts: int  # times the remote file changed and the download started over
     probe: Probe | None = None
+    archive: str = ""  # the archive check that passed ("gzip", "tar+xz", "zip"...), "" when none ran
 
 
 @dataclass

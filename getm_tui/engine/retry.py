@@ -1,7 +1,8 @@
 """Backoff between attempts: exponential random windows, as cloud-files does, and Retry-After.
 
-A random delay in a window that doubles (0.5 s, 1 s, 2 s ... up to 60 s) spreads retries of many parts
-and many clients so they don't hit a struggling server in lockstep.
+A random delay in a window that doubles (0.5 s, 1 s, 2 s ... up to 60 s by default; the base and the cap are
+Options.retry_base and retry_cap) spreads retries of many parts and many clients so they don't hit a
+struggling server in lockstep.
 """
 
 from __future__ import annotations
@@ -54,22 +55,29 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return min(max(0.0, delay), MAX_DELAY)
 
 
-def delay_for(attempt: int, retry_after: float | None, base: float = BASE_DELAY) -> float:
+def delay_for(
+    attempt: int, retry_after: float | None, base: float = BASE_DELAY, cap: float = MAX_DELAY
+) -> float:
     """The wait before the next attempt: the server's Retry-After when it gave one, else our backoff."""
     if retry_after is not None:
         return retry_after
-    return backoff(attempt, base)
+    return backoff(attempt, base, cap)
 
 
 def back_off(
-    attempt: int, error: BaseException, retries: int, base: float, cancel: threading.Event | None
+    attempt: int,
+    error: BaseException,
+    retries: int,
+    base: float,
+    cancel: threading.Event | None,
+    cap: float = MAX_DELAY,
 ) -> None:
     """Wait before retry number `attempt` (Retry-After, else backoff); raise when retries are used up
     (DownloadError) or when cancelled meanwhile (Cancelled)."""
     if attempt > retries:
         raise DownloadError(f"giving up after {retries} retries: {error}") from None
     retry_after = error.retry_after if isinstance(error, Retryable) else None
-    delay = delay_for(attempt, retry_after, base)
+    delay = delay_for(attempt, retry_after, base, cap)
     log.info("%s; retry %d/%d in %.1fs", error, attempt, retries, delay)
     if cancel is None:
         time.sleep(delay)
@@ -77,7 +85,13 @@ def back_off(
         raise Cancelled("cancelled") from None
 
 
-def with_retries(fn: Callable[[], T], retries: int, base: float, cancel: threading.Event | None) -> T:
+def with_retries(
+    fn: Callable[[], T],
+    retries: int,
+    base: float,
+    cancel: threading.Event | None,
+    cap: float = MAX_DELAY,
+) -> T:
     """fn(), tried again after each Retryable it raises (see back_off)."""
     attempt = 0
     while True:
@@ -85,4 +99,4 @@ def with_retries(fn: Callable[[], T], retries: int, base: float, cancel: threadi
             return fn()
         except Retryable as e:
             attempt += 1
-            back_off(attempt, e, retries, base, cancel)
+            back_off(attempt, e, retries, base, cancel, cap)

@@ -54,6 +54,7 @@ class Transfer:
         retries: int,
         save: Callable[[list[Part]], None] | None = None,
         retry_base: float = retry.BASE_DELAY,
+        retry_cap: float = retry.MAX_DELAY,
         rate: float | None = None,
         http: HTTPSettings | None = None,
     ) -> None:
@@ -77,6 +78,7 @@ class Transfer:
         self.connections = connections
         self.retries = retries
         self.retry_base = retry_base
+        self.retry_cap = retry_cap
         self.rate = rate
         self._save = save
         self.free_slots = list(range(slots.count - 1, -1, -1)) if slots is not None and not stream else []
@@ -307,7 +309,7 @@ class Transfer:
         if p.attempts > self.retries:
             self.failure = DownloadError(f"giving up after {self.retries} retries: {message}")
             return
-        delay = retry.delay_for(p.attempts, after, self.retry_base)
+        delay = retry.delay_for(p.attempts, after, self.retry_base, self.retry_cap)
         p.not_before = time.monotonic() + delay
         log.info("part %d: %s; retry %d/%d in %.1fs", p.index, message, p.attempts, self.retries, delay)
 

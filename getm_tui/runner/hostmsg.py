@@ -80,11 +80,13 @@ EndKind = Literal["done", "failed", "mismatch", "cancelled"]
 
 class End(NamedTuple):
     """How a job ended: done (payload: what was saved), failed or mismatch (payload: the error), or
-    cancelled (no payload)."""
+    cancelled (no payload). `reason` names the kind of failure for metrics (checksum, archive, http_404,
+    no_space...)."""
 
     job_id: int
     kind: EndKind
     payload: Finished | str | None
+    reason: str = ""
 
 
 FromHost = Save | Probe | Report | Log | End

@@ -37,6 +37,7 @@ from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
+from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.process import flush_std_streams, name_process
 from getm_tui.runner.readiness import Readiness, readable
 
@@ -198,6 +199,7 @@ class Supervisor:
         self._beat_at = 0.0
         self._fetched = 0
         self._finished = 0
+        self.ops = Operations(settings, data_dir, self._log_nowait)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class Supervisor:
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
+            self.ops.start()
             if self.listen:
                 self._start_listener()
             self._broadcast(self._hello())
@@ -234,7 +237,7 @@ class Supervisor:
             self._broadcast(P.Fatal(f"{e}; stopped: run getm-tui again to keep the jobs that can be read"))
             self._flush_clients()
             return 2
-        except QueueError as e:
+        except (QueueError, OperationsError) as e:
             self._broadcast(P.Fatal(str(e)))
             self._flush_clients()
             return 2
@@ -251,6 +254,7 @@ class Supervisor:
         while not self.stop.is_set():
             # No wait while a look at the queue is due (at the start, after a job ends or a command).
             self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
+            self.ops.committed()
             self._drain_logs()
             now = time.monotonic()
             version = self.q.data_version()
@@ -318,6 +322,8 @@ class Supervisor:
                 if self.fleet:  # what it did since its last beat counts too
                     self.q.heartbeat(self._fetched, self._finished)
                     self.q.leave_fleet()
+            # Hooks of the last jobs run to their end when the queue ran out, not when told to stop.
+            self.ops.close(None if self.once and not self.stop.is_set() else SHUTDOWN_GRACE)
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)
@@ -500,7 +506,9 @@ class Supervisor:
         host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
         r.sent = (r.control.concurrency, r.control.rate_limit)
-        self._after_commit(host, H.Run(job, self.q.load_resume(job.id), *r.sent))
+        record = self.q.load_resume(job.id)
+        self.ops.job_started(job, resumed=record is not None)
+        self._after_commit(host, H.Run(job, record, *r.sent))
 
     def _jobs_of(self, host: JobHost) -> list[_Running]:
         return [r for r in self.running.values() if r.host is host]
@@ -613,8 +621,9 @@ class Supervisor:
         elif isinstance(msg, H.Report):
             if r is not None:
                 self._fetched += r.measure(msg.progress)
+                self.ops.progress(msg.job_id, msg.progress)
         elif isinstance(msg, H.End) and r is not None:
-            self._ended(r, msg.kind, msg.payload)
+            self._ended(r, msg.kind, msg.payload, msg.reason)
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -635,7 +644,7 @@ class Supervisor:
         with contextlib.suppress(_queue.Full):
             self.logs.put_nowait(item)
 
-    def _ended(self, r: _Running, kind: H.EndKind, payload: Finished | str | None) -> None:
+    def _ended(self, r: _Running, kind: H.EndKind, payload: Finished | str | None, reason: str = "") -> None:
         """Record how a job ended (see hostmsg.End)."""
         self.running.pop(r.job_id, None)
         self._reconciled = 0.0  # a slot is free: look for the next job now
@@ -659,6 +668,7 @@ class Supervisor:
             self._broadcast(P.JobChanged(r.job_id, "failed", payload))
         else:
             self._stopped(r)
+        self.ops.job_ended(r.job_id, kind, payload, reason, lambda: q.get(r.job_id))
 
     def _stopped(self, r: _Running) -> None:
         q = self.q

@@ -7,8 +7,9 @@ import os
 import time
 
 from getm_tui.engine import checksum
+from getm_tui.engine.archive import check_for
 from getm_tui.engine.crc import crc32c
-from getm_tui.engine.errors import DownloadError, IntegrityError
+from getm_tui.engine.errors import ArchiveDamaged, DownloadError, IntegrityError
 from getm_tui.engine.files import free_name, part_path
 from getm_tui.engine.result import Result
 from getm_tui.engine.sink import FileSink
@@ -19,9 +20,15 @@ COPY_CHUNK = 8 * 1024 * 1024
 
 
 def copy(
-    url: str, directory: str, name: str | None, overwrite: bool, expected: list[checksum.Expected]
+    url: str,
+    directory: str,
+    name: str | None,
+    overwrite: bool,
+    expected: list[checksum.Expected],
+    check_archives: bool = True,
 ) -> Result:
-    """Copy the file `url` names to `name` (default its own) in `directory`, checked against `expected`."""
+    """Copy the file `url` names to `name` (default its own) in `directory`, checked against `expected`
+    (or, with none and `check_archives`, tested as an archive when named like one)."""
     src = file_path(url)
     if not os.path.isfile(src):
         raise DownloadError(f"no such file: {src}")
@@ -30,7 +37,7 @@ def copy(
     target = target if overwrite else free_name(target)
     partfile = part_path(target)
     size = os.path.getsize(src)
-    verifier = checksum.Verifier(expected, size)
+    verifier = checksum.Verifier(expected, size, check_for(target) if check_archives else None)
     crc = 0
     fd = os.open(partfile, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     sink = FileSink(partfile, fd)
@@ -47,6 +54,9 @@ def copy(
         if checksum.verdict(outcomes) == "mismatch":
             raise IntegrityError(checksum.mismatch_message(os.path.basename(target), outcomes))
         os.ftruncate(fd, pos)
+        why = verifier.archive.finish(partfile) if verifier.archive is not None else None
+        if why is not None:
+            raise ArchiveDamaged(f"archive check failed: {os.path.basename(target)}: {why}")
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -54,6 +64,8 @@ def copy(
         raise
     os.close(fd)
     final = commit(partfile, target, overwrite)
+    elapsed = time.monotonic() - started
+    tested = verifier.archive.kind if verifier.archive is not None else ""
     return Result(
-        final, pos, checksum.verdict(outcomes), outcomes, f"{crc:08x}", time.monotonic() - started, 0, 1, 0, 0
+        final, pos, checksum.verdict(outcomes), outcomes, f"{crc:08x}", elapsed, 0, 1, 0, 0, archive=tested
     )
