@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui import humanize
@@ -88,42 +89,75 @@ def _clean(text: object) -> str:
 # -- add ----------------------------------------------------------------------------------------------
 
 
-def _read_lines(source: str) -> tuple[str, list[str]]:
-    """(the name to show, the lines) of an input file, or '-' for stdin."""
+def _read_lines(source: str) -> tuple[str, Iterator[str]]:
+    """(the name to show, its lines as they are read) of an input file, or '-' for stdin: a list of a
+    million URLs is never held whole."""
     if source == "-":
-        try:
-            return "stdin", sys.stdin.read().splitlines()
-        except UnicodeDecodeError:
-            raise Usage("stdin is not UTF-8 text") from None
+        return "stdin", _decoded(sys.stdin, "stdin")
     try:
-        with open(source, encoding="utf-8-sig") as f:
-            return source, f.read().splitlines()
-    except UnicodeDecodeError:
-        raise Usage(f"{source} is not UTF-8 text") from None
+        f = open(source, encoding="utf-8-sig")  # noqa: SIM115 - closed by _decoded when read to the end
     except OSError as e:
         raise Usage(f"cannot read {source}: {e.strerror or e}") from None
+    return source, _decoded(f, source)
 
 
-def _entries(args: argparse.Namespace) -> list[tuple[str, list[str], str]]:
-    """(url, checksums, where) for every URL, in order; `where` is '' or ' (line N of FILE)'."""
-    out: list[tuple[str, list[str], str]] = [(url, [], "") for url in args.urls]
-    if args.input is not None:
-        name, lines = _read_lines(args.input)
-        for n, line in enumerate(lines, 1):
-            tokens = line.split()
-            if not tokens or tokens[0].startswith("#"):
-                continue
-            words = []
-            for token in tokens:
-                if token.startswith("#"):
-                    break
-                words.append(token)
-            # A line is `URL [ALGO:HEX ...]`: a URL holds no blanks, so anything after one is a checksum.
-            out.append((words[0], words[1:], f" (line {n} of {name})"))
-    if args.checksum and len(out) == 1:  # --checksum goes with the one URL, wherever it came from
-        url, checksums, where = out[0]
-        out[0] = (url, [*checksums, *args.checksum], where)
-    return out
+def _decoded(f: Iterable[str], name: str) -> Iterator[str]:
+    try:
+        for line in f:
+            yield line.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise Usage(f"{name} is not UTF-8 text") from None
+    except OSError as e:
+        raise Usage(f"cannot read {name}: {e.strerror or e}") from None
+    finally:
+        if f is not sys.stdin:
+            f.close()  # type: ignore[attr-defined]
+
+
+def _entries(args: argparse.Namespace) -> Iterator[tuple[str, list[str], str]]:
+    """(url, checksums, where) for every URL, in order, as the input is read; `where` is '' or
+    ' (line N of FILE)'."""
+    for url in args.urls:
+        yield url, [], ""
+    if args.input is None:
+        return
+    name, lines = _read_lines(args.input)
+    for n, line in enumerate(lines, 1):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith("#"):
+            continue
+        if len(tokens) == 1:
+            yield tokens[0], [], f" (line {n} of {name})"
+            continue
+        words = []
+        for token in tokens:
+            if token.startswith("#"):
+                break
+            words.append(token)
+        # A line is `URL [ALGO:HEX ...]`: a URL holds no blanks, so anything after one is a checksum.
+        yield words[0], words[1:], f" (line {n} of {name})"
+
+
+def _one_url_options(
+    args: argparse.Namespace, entries: Iterator[tuple[str, list[str], str]]
+) -> Iterator[tuple[str, list[str], str]]:
+    """The entries, checked against what needs exactly one URL (-o, --checksum) once the first two are
+    read (here, before anything else is checked); the whole input is read only to say how many there were."""
+    first = list(itertools.islice(entries, 2))
+    if not first:
+        raise Usage("no URLs to add (give URLs, or -i FILE with one per line)")
+    if len(first) > 1 and (args.output is not None or args.checksum):
+        count = len(first) + sum(1 for _ in entries)
+        if args.output is not None:
+            raise Usage(f"-o NAME needs exactly one URL, got {count}")
+        raise Usage(
+            f"--checksum needs exactly one URL, got {count} "
+            "(in an -i file, put checksums after each URL: URL ALGO:HEX)"
+        )
+    if args.checksum:  # --checksum goes with the one URL, wherever it came from
+        url, checksums, where = first[0]
+        first[0] = (url, [*checksums, *args.checksum], where)
+    return itertools.chain(first, entries)
 
 
 def _directory(args: argparse.Namespace) -> str:
@@ -148,26 +182,57 @@ def _output_name(name: str) -> str:
     return name
 
 
-@verb
-def cmd_add(args: argparse.Namespace) -> int:
+class _URLCheck:
+    """`engine.urls.validate`, with what only the scheme and host decide checked once per host.
+
+    A list of a million URLs names a few hosts: whether `scheme://host[:port]/` is a URL validate takes is
+    worked out once, and a URL made of such a prefix and a path of printable ASCII (no blank, no
+    control character, nothing that moves where urlsplit ends the host) is valid whenever its prefix is.
+    Anything else goes through validate itself, which also words every error."""
+
+    _MAX_HOSTS = 10_000
+
+    def __init__(self) -> None:
+        from getm_tui.engine.urls import validate
+
+        self.validate = validate
+        self.hosts: set[str] = set()
+
+    def __call__(self, url: str) -> str:
+        host, slash, path = url.partition("://")[2].partition("/")
+        if slash and url.isascii() and url.isprintable() and " " not in url:
+            prefix = url[: len(url) - len(path)]
+            if "?" not in host and "#" not in host:
+                if prefix in self.hosts:
+                    return url
+                try:
+                    self.validate(prefix)
+                except Exception:  # noqa: BLE001 - the URL itself is checked below, and its error told
+                    pass
+                else:
+                    if len(self.hosts) >= self._MAX_HOSTS:
+                        self.hosts.clear()
+                    self.hosts.add(prefix)
+                    return url
+        return self.validate(url)
+
+
+def _specs(args: argparse.Namespace) -> Iterator[JobSpec]:
+    """The jobs to add, checked one by one as the input is read (the queue's transaction takes them as
+    they come, and a bad one rolls back all). What every job shares is worked out once."""
     from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.errors import UsageError
-    from getm_tui.engine.urls import validate
 
-    entries = _entries(args)
-    if not entries:
-        raise Usage("no URLs to add (give URLs, or -i FILE with one per line)")
-    if args.output is not None and len(entries) != 1:
-        raise Usage(f"-o NAME needs exactly one URL, got {len(entries)}")
-    if args.checksum and len(entries) != 1:
-        raise Usage(
-            f"--checksum needs exactly one URL, got {len(entries)} "
-            "(in an -i file, put checksums after each URL: URL ALGO:HEX)"
-        )
-    name = _output_name(args.output) if args.output is not None else None
-    insecure = bool(getattr(args, "insecure", False))
-    directory = _directory(args)
-    specs: list[JobSpec] = []
+    validate = _URLCheck()
+    entries = _one_url_options(args, _entries(args))
+    shared: dict[str, Any] = {
+        "directory": _directory(args),
+        "name": _output_name(args.output) if args.output is not None else None,
+        "priority": args.priority,
+        "concurrency": args.concurrency,
+        # Per job, like curl -k on one command line: the runner verifies every other job.
+        "info": {"insecure": True} if getattr(args, "insecure", False) else None,
+    }
     for url, checksums, where in entries:
         for text in checksums:
             algo, sep, _ = text.partition(":")
@@ -177,25 +242,27 @@ def cmd_add(args: argparse.Namespace) -> int:
                 )
         try:
             url = validate(url)
-            expected = expected_from(checksums)
+            expected = expected_from(checksums) if checksums else ()
         except UsageError as e:
             raise Usage(f"{e}{where}") from None
-        specs.append(
-            {
-                "url": url,
-                "directory": directory,
-                "name": name,
-                "priority": args.priority,
-                "concurrency": args.concurrency,
-                "checksums": [f"{x.algorithm}:{x.value}" for x in expected],
-                # Per job, like curl -k on one command line: the runner verifies every other job.
-                "info": {"insecure": True} if insecure else None,
-            }
-        )
+        spec: JobSpec = {"url": url, **shared}  # type: ignore[typeddict-item]
+        if expected:
+            spec["checksums"] = [f"{x.algorithm}:{x.value}" for x in expected]
+        yield spec
+
+
+_IDS_BLOCK = 100_000  # ids printed at a time
+
+
+@verb
+def cmd_add(args: argparse.Namespace) -> int:
+    specs = _specs(args)
+    first = next(specs)  # bad options and an empty input are told before the queue is opened
     with _open(args) as q:
-        ids = q.add_many(specs)
-    sys.stdout.write("".join(f"{i}\n" for i in ids))
-    if insecure:
+        ids = q.add_many(itertools.chain((first,), specs))
+    for start in range(0, len(ids), _IDS_BLOCK):
+        sys.stdout.write("".join(f"{i}\n" for i in ids[start : start + _IDS_BLOCK]))
+    if first.get("info"):
         shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
         warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")
     return EXIT_OK

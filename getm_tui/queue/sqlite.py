@@ -14,6 +14,7 @@ statement fails; opened with `recover`, it is backed up and rebuilt from every j
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -26,9 +27,20 @@ from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
-from getm_tui.queue.records import Event, Extent, Fingerprint, Finished, Job, JobSpec, RunningRow
+from getm_tui.queue.migrations import migrate
+from getm_tui.queue.records import (
+    Event,
+    Extent,
+    Fingerprint,
+    Finished,
+    Job,
+    JobSpec,
+    RunningRow,
+    display_name_of,
+)
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
+from getm_tui.queue.sqlite_views import WindowSQL, count_sql
 from getm_tui.queue.states import (
     COMMAND_EVENT,
     STATES,
@@ -37,6 +49,7 @@ from getm_tui.queue.states import (
     Transition,
     clamp_concurrency,
 )
+from getm_tui.queue.views import View
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -123,6 +136,52 @@ def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         _loads(info, {}) if info and info != "{}" else {},
         created, updated, started, finished,
     )  # fmt: skip
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
+_NAMED_BY = frozenset(("url", "name", "path"))  # the columns a job's shown name comes from
+_ADD_BLOCK = 10_000  # specs read, inserted and named at a time
+_CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
+_ADD_CACHE_KIB = -65536
+
+
+def _insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The jobs rows of a block of specs, and the names they are sorted and filtered by. Specs of one add
+    mostly share their settings: what they share is encoded once."""
+    rows: list[tuple[Any, ...]] = []
+    names: list[str] = []
+    encoded: dict[int, tuple[Any, str]] = {}  # by identity: the object is kept, so its id stays its own
+
+    def once(value: Any) -> str | None:
+        if not value:
+            return None
+        seen = encoded.get(id(value))
+        if seen is None:
+            seen = encoded[id(value)] = (value, json.dumps(value))
+        return seen[1]
+
+    for s in block:
+        url, name, checks = s["url"], s.get("name"), s.get("checksums")
+        rows.append(
+            (
+                url,
+                s["directory"],
+                name,
+                int(s.get("priority") or 0),
+                s.get("concurrency"),
+                json.dumps(list(checks)) if checks else "[]",
+                once(s.get("info")),
+                now,
+                now,
+            )
+        )
+        # A spec without a URL is refused by the insert (NOT NULL), with the queue's error.
+        names.append(display_name_of(url, name, None).lower() if isinstance(url, str) else "")
+    return rows, names
 
 
 def db_path(data_dir: str) -> str:
@@ -232,6 +291,7 @@ class Queue:
             # of a damaged file would find them and bring them back.
             db.execute("PRAGMA secure_delete = ON")
             db.executescript(SCHEMA)
+            migrate(db)
         except (sqlite3.DatabaseError, QueueError) as e:
             if db is not None:
                 db.close()
@@ -355,28 +415,33 @@ class Queue:
                 self._writer.release()
 
     def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
-        """Insert jobs in one transaction: all of them or none."""
+        """Insert jobs in one transaction: all of them or none. `specs` is read as it goes (an `add -i` of a
+        million URLs holds one block of them at a time); the write lock is held throughout, so the ids of
+        one block follow each other from the last one inserted."""
         now = time.time()
         ids: list[int] = []
-        with self.batch():
-            for s in specs:
-                cur = self._x(
-                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
-                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        s["url"],
-                        s["directory"],
-                        s.get("name"),
-                        int(s.get("priority") or 0),
-                        s.get("concurrency"),
-                        json.dumps(list(s.get("checksums") or [])),
-                        json.dumps(s["info"]) if s.get("info") else None,
-                        now,
-                        now,
-                    ),
-                )
-                ids.append(int(cur.lastrowid or 0))
+        it = iter(specs)
+        with self.batch(immediate=True):
+            # A big add touches every page of the name index: a cache that holds it saves re-reading them.
+            self.db.execute(f"PRAGMA cache_size = {_ADD_CACHE_KIB}")
+            try:
+                while block := list(itertools.islice(it, _ADD_BLOCK)):
+                    rows, names = _insert_rows(block, now)
+                    self._x_many(_INSERT_JOB, rows)
+                    last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    block_ids = range(last - len(block) + 1, last + 1)
+                    self._x_many(_INSERT_NAME, zip(block_ids, names, strict=True))
+                    ids.extend(block_ids)
+            finally:
+                self.db.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
         return ids
+
+    def _x_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many rows, inside the batch's transaction."""
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
 
     def get(self, job_id: int) -> Job:
         row = self._x(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -435,6 +500,25 @@ class Queue:
         ).fetchall()
         return [j for j in map(_job, rows) if j.id not in exclude][:limit]
 
+    def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
+        sql = WindowSQL(view, _COLUMNS)
+        limit, offset = max(0, limit), max(0, offset)
+        if after is None:
+            return [_job(r) for r in self._x(sql.first, (*sql.args, limit, offset))]
+        found = self._x(sql.anchor, (after,)).fetchone()
+        if found is None:
+            raise UnknownJob(f"no job with id {after}")
+        if sql.key is None:
+            return [_job(r) for r in self._x(sql.ties, (*sql.args, after, limit, offset))]
+        rows = self._x(sql.ties, (*sql.args, found[0], after, limit + offset, 0)).fetchall()
+        if len(rows) < limit + offset:
+            rows += self._x(sql.after, (*sql.args, found[0], limit + offset - len(rows), 0)).fetchall()
+        return [_job(r) for r in rows[offset : offset + limit]]
+
+    def count(self, view: View) -> int:
+        sql, args = count_sql(view)
+        return int(self._x(sql, args).fetchone()[0])
+
     def check_ids(self, ids: Sequence[int]) -> list[Job]:
         """The jobs, or UnknownJob naming every id that does not exist."""
         found = {j.id: j for j in (self._maybe(i) for i in ids) if j is not None}
@@ -468,6 +552,14 @@ class Queue:
                 values[key] = json.dumps(values[key])
         sets = ", ".join(f"{k} = ?" for k in values)
         self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
+        if values.keys() & _NAMED_BY:
+            self._rename(job_id)
+
+    def _rename(self, job_id: int) -> None:
+        """The job's name as views sort and filter by it, after its path, name or URL changed."""
+        row = self._x("SELECT url, name, path FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None:
+            self._x(_INSERT_NAME, (job_id, display_name_of(*row).lower()))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
@@ -491,8 +583,10 @@ class Queue:
         )
 
     def delete(self, job_id: int) -> None:
-        self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
-        self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
+        with self.batch():
+            self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._x("DELETE FROM names WHERE id = ?", (job_id,))
+            self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
 
     # -- what users do ----------------------------------------------------------------------------
 
