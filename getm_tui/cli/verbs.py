@@ -271,6 +271,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 # -- ls and show --------------------------------------------------------------------------------------
 
 _WIDTH_SAMPLE = 1000  # column widths come from the first rows, so a huge queue streams
+_WRITE_EVERY = 2000  # jobs per write: a reader sees the first lines at once, and a file fills quickly
 _NAME_MAX, _ERROR_MAX = 48, 60
 # Widest a cell gets when rows beyond the sample may be wider: state, size ("1023.9 KiB"), done, verdict.
 _STREAM_WIDTHS = {1: 8, 3: _NAME_MAX, 4: 10, 5: 10, 6: 10}
@@ -299,7 +300,7 @@ def _cells(job: Job) -> tuple[str, ...]:
             error = _clip(_clean(error), _ERROR_MAX)
     return (
         str(job.id),
-        job.state,
+        str.__str__(job.state),  # the stored text, without the enum's own (slower) formatting
         str(job.priority),
         name,
         humanize.size(job.size) if job.size is not None else "?",
@@ -340,7 +341,7 @@ def _table(q: JobQueue, states: Sequence[str] | None) -> None:
     batch: list[str] = []
     for job in jobs:
         batch.append(line(_cells(job)))
-        if len(batch) >= 2000:
+        if len(batch) >= _WRITE_EVERY:
             write("".join(batch))
             batch.clear()
     write("".join(batch))
@@ -354,10 +355,23 @@ def _json(jobs: Iterator[Job]) -> None:
     for job in jobs:
         batch.append(sep + "\n" + dumps(job.public()))
         sep = ","
-        if len(batch) >= 2000:
+        if len(batch) >= _WRITE_EVERY:
             write("".join(batch))
             batch.clear()
     write("".join(batch) + ("[]\n" if sep == "[" else "\n]\n"))
+
+
+def _json_lines(jobs: Iterator[Job]) -> None:
+    """One JSON object a line, each a job as `--json` shows it: what a program reads as it comes."""
+    write = sys.stdout.write
+    dumps = json.JSONEncoder().encode
+    batch: list[str] = []
+    for job in jobs:
+        batch.append(dumps(job.public()) + "\n")
+        if len(batch) >= _WRITE_EVERY:
+            write("".join(batch))
+            batch.clear()
+    write("".join(batch))
 
 
 def _text_out() -> None:
@@ -372,7 +386,9 @@ def _text_out() -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     _text_out()
     with _open(args) as q:
-        if args.json:
+        if args.jsonl:
+            _json_lines(q.iter_jobs(args.state))
+        elif args.json:
             _json(q.iter_jobs(args.state))
         else:
             _table(q, args.state)
