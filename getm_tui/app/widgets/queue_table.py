@@ -348,7 +348,7 @@ class QueueTable(ScrollView, can_focus=True):
             return Strip.blank(width, self._style())
         job_id = self._id_at(index)
         cells = self._cells.get(job_id) if job_id is not None else None
-        if cells is None:  # not held yet: blank until the rows come
+        if job_id is None or cells is None:  # not held yet: blank until the rows come
             self._want_rows()
             return Strip.blank(width, self._style(*(("queue-table--even-row",) if index % 2 else ())))
         cursor = index == self._cursor
