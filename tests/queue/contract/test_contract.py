@@ -88,6 +88,22 @@ def test_add_many_is_all_or_nothing(q):
     assert q.jobs() == []
 
 
+@pytest.mark.slow
+def test_add_many_reads_a_stream_and_a_failure_midway_adds_nothing(q):
+    def stream(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError("a bad line")
+            yield spec(f"s{i}")
+
+    with pytest.raises(ValueError):
+        q.add_many(stream(25_000, fail_at=24_000))  # past the first blocks a backend may write
+    assert q.count(View()) == 0 and q.jobs() == []
+    ids = q.add_many(stream(25_000))
+    assert ids == sorted(ids) and len(set(ids)) == 25_000
+    assert q.counts()["queued"] == 25_000
+
+
 def test_get_and_check_ids_name_what_is_missing(q):
     [a] = q.add_many([spec(1)])
     assert q.get(a).id == a
