@@ -480,7 +480,11 @@ class Queue:
         return Fingerprint(int(row[0]), int(row[1]), float(row[2]))
 
     def extent(self) -> Extent:
-        top_id, low, high = self._x("SELECT max(id), min(priority), max(priority) FROM jobs").fetchone()
+        # Each a lookup at one end of an index (the priority order's key is -priority), not a scan.
+        top_id, low, high = self._x(
+            "SELECT (SELECT max(id) FROM jobs), (SELECT -max(-priority) FROM jobs),"
+            " (SELECT -min(-priority) FROM jobs)"
+        ).fetchone()
         return Extent(top_id, low, high)
 
     def ids(self) -> set[int]:
