@@ -102,9 +102,10 @@ def _read_lines(source: str) -> tuple[str, Iterator[str]]:
 
 
 def _decoded(f: Iterable[str], name: str) -> Iterator[str]:
+    """The file's lines, split where str.splitlines splits them (form feeds and such too), as it is read."""
     try:
         for line in f:
-            yield line.rstrip("\r\n")
+            yield from line.splitlines() or ("",)
     except UnicodeDecodeError:
         raise Usage(f"{name} is not UTF-8 text") from None
     except OSError as e:
@@ -193,9 +194,11 @@ class _URLCheck:
     _MAX_HOSTS = 10_000
 
     def __init__(self) -> None:
+        from getm_tui.engine.errors import UsageError
         from getm_tui.engine.urls import validate
 
         self.validate = validate
+        self.refused = UsageError
         self.hosts: set[str] = set()
 
     def __call__(self, url: str) -> str:
@@ -207,8 +210,8 @@ class _URLCheck:
                     return url
                 try:
                     self.validate(prefix)
-                except Exception:  # noqa: BLE001 - the URL itself is checked below, and its error told
-                    pass
+                except self.refused:
+                    pass  # the URL itself is checked below, and its error told
                 else:
                     if len(self.hosts) >= self._MAX_HOSTS:
                         self.hosts.clear()
