@@ -4,6 +4,11 @@ It starts a supervisor (or attaches to the one a headless runner already runs) a
 through protocol messages. Nothing here waits on the network or the disk: the queue is read by a worker
 thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
 both post messages to the event loop.
+
+The app holds only a window of the queue: the rows around the table's view, in the order and filter
+chosen, read by the queue itself (JobQueue.window, with indexes), so its memory and its work per change
+do not grow with the queue's length. A new order or filter is applied at once to the rows held (exact
+when they are the whole queue), and the window read from the queue follows.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
-from getm_tui.app.rows import SORTS, JobRow
+from getm_tui.app.rows import SORTS, JobRow, sort_key
 from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
@@ -25,25 +30,37 @@ from getm_tui.app.screens.main import MainScreen
 from getm_tui.config import Settings
 from getm_tui.queue.errors import QueueCorrupt, QueueError
 from getm_tui.queue.interface import JobQueue, open_queue
-from getm_tui.queue.records import Fingerprint, Job, JobSpec
+from getm_tui.queue.records import Job, JobSpec
 from getm_tui.queue.states import PAUSE, RESUME, RETRY, clamp_concurrency
+from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
 
 POLL_SECONDS = 0.2
+# Counting a million jobs by state takes tens of milliseconds: while the queue changes, the counts are
+# read again at most once a second, and never more than a twentieth of the time (the window itself, a few
+# hundred rows, is read at every change).
+COUNT_EVERY = 1.0
+COUNT_SHARE = 20
+WINDOW_VIEWS = 4  # a window holds this many views' worth of rows: one and a half above, the rest below
+MIN_VIEW_ROWS = 50  # the view's rows assumed before the table has a size
 REDRAW_EVERY = 0.5
 TLS_OFF = "TLS certificate verification is off for every job (--insecure)"
 
 
-class QueueRows(Message):
-    """Rows read from SQLite by the poller: the changed ones, every id that exists, and counts."""
+class QueueWindow(Message):
+    """A window of the queue read by the poller: its jobs, in the view's order from the `offset`th on, the
+    jobs the view holds in all (`total`), and the jobs per state (None: not read yet)."""
 
-    def __init__(self, jobs: list[Job], ids: set[int], counts: dict[str, int], full: bool) -> None:
+    def __init__(
+        self, jobs: list[Job], offset: int, total: int, counts: dict[str, int] | None, view: View
+    ) -> None:
         super().__init__()
         self.jobs = jobs
-        self.ids = ids
+        self.offset = offset
+        self.total = total
         self.counts = counts
-        self.full = full
+        self.view = view
 
 
 class FromSupervisor(Message):
@@ -62,7 +79,10 @@ class GetmApp(App[int]):
         self.settings = settings
         # The queue it reads and writes: a fleet's database when one is set, else the data dir's file.
         self.location = settings.queue or data_dir
-        self.rows: dict[int, JobRow] = {}
+        self.rows: dict[int, JobRow] = {}  # the window's rows
+        self.order: list[int] = []  # their ids, as shown
+        self.offset = 0  # the index of the window's first row in the view
+        self.total = 0  # the jobs the view holds
         self.live: dict[int, P.LiveJob] = {}
         self.counts: dict[str, int] = {}
         self.total_rate = 0.0
@@ -72,6 +92,11 @@ class GetmApp(App[int]):
         self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
         self._poll = poll
         self._stop = threading.Event()
+        # What the poller reads: the view, and the window's first row and length (set here, read there).
+        self._want: tuple[View, int, int] = (View(), 0, WINDOW_VIEWS * MIN_VIEW_ROWS)
+        self._wake = threading.Event()
+        self._frozen = False
+        self._asked: dict[int, dict[str, int]] = {}  # job id -> settings asked for, not yet in the queue
         # Live snapshots come ten times a second; with a supervisor, redraw for them at most this often.
         self._throttle = REDRAW_EVERY if connect else 0.0
         self._pending: set[int] = set()
@@ -128,41 +153,67 @@ class GetmApp(App[int]):
                 return None
         return None
 
+    def _first_look(self) -> None:
+        """The first window, read before the queue is checked: the check reads the whole file (about a
+        second for a million jobs), and the rows should be on screen before that. The connection is
+        closed at once, so a recovery of a damaged file is not kept waiting; a file too damaged to read
+        shows nothing here, and the checked open below says what is wrong."""
+        view, offset, limit = self._want
+        try:
+            with open_queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000)) as q:
+                jobs = q.window(view, limit, offset)
+                total = offset + len(jobs) if len(jobs) < limit else q.count(view)
+        except QueueError:
+            return
+        self.post_message(QueueWindow(jobs, offset, total, None, view))
+
     def _poll_queue(self) -> None:
+        self._first_look()
         q = self._open_checked()
         if q is None:
             return
-        version = None
-        since = 0.0
-        last_ids: set[int] = set()
-        last_mark: Fingerprint | None = None
-        last_counts: dict[str, int] = {}
+        shown: tuple[View, int, int] | None = None  # the window last posted
+        shown_version: int | None = None  # the queue's version it was read at
+        counts: dict[str, int] = {}
+        counts_version: int | None = None
+        count_again = 0.0  # when the counts may be read again
+        matching: tuple[View, int] | None = None  # the filter's count, when there is one
         try:
             while not self._stop.is_set():
+                self._wake.clear()
                 now = q.data_version()
-                if now != version:
-                    full = version is None
-                    version = now
-                    mark = q.fingerprint()
-                    if mark == last_mark and not full:
-                        self._stop.wait(POLL_SECONDS)
-                        continue  # only progress was saved: snapshots bring that
-                    last_mark = mark
-                    started = time.time()
-                    jobs = q.changed_since(since)
-                    since = max([since] + [j.updated for j in jobs]) if jobs else since
-                    if not jobs and not full:
-                        since = min(since, started)
-                    # Resume saves commit several times a second without changing what is shown.
-                    ids, counts = q.ids(), q.counts()
-                    if full or jobs or ids != last_ids or counts != last_counts:
-                        last_ids, last_counts = ids, counts
-                        self.post_message(QueueRows(jobs, ids, counts, full))
-                self._stop.wait(POLL_SECONDS)
+                want = self._want
+                view, offset, limit = want
+                recount = counts_version != now and time.monotonic() >= count_again
+                if now == shown_version and want == shown and not recount:
+                    self._wake.wait(POLL_SECONDS)
+                    continue
+                started = time.monotonic()
+                if recount:
+                    counts, counts_version = q.counts(), now
+                if view.text and (recount or matching is None or matching[0] != view):
+                    matching = (view, q.count(view))
+                if recount:
+                    took = time.monotonic() - started
+                    count_again = started + max(COUNT_EVERY, COUNT_SHARE * took)
+                jobs = q.window(view, limit, offset)
+                total = matching[1] if view.text and matching else sum(counts.values())
+                if len(jobs) < limit and (jobs or not offset):  # the window reaches the end: the exact length
+                    total = offset + len(jobs)
+                shown, shown_version = want, now
+                self.post_message(QueueWindow(jobs, offset, total, counts, view))
+                self._wake.wait(POLL_SECONDS)
         except QueueError as e:
             self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
         finally:
             q.close()
+
+    def _ask(self, first: int, rows: int) -> None:
+        """Have the poller read the window around the view's first row `first` (`rows` in view)."""
+        rows = max(rows, 1)
+        offset = max(0, first - rows * 3 // 2)
+        self._want = (View(self.sort, self.filter_text), offset, WINDOW_VIEWS * max(rows, MIN_VIEW_ROWS // 2))
+        self._wake.set()
 
     def _connect(self) -> None:
         assert self.link is not None
@@ -179,24 +230,36 @@ class GetmApp(App[int]):
 
     # -- incoming ---------------------------------------------------------------------------------
 
-    def on_queue_rows(self, message: QueueRows) -> None:
+    def on_queue_window(self, message: QueueWindow) -> None:
+        if message.view != View(self.sort, self.filter_text):
+            return  # read for an order or a filter since left: the poller reads the one now shown
+        if not message.jobs and message.offset > 0:  # the queue got shorter than where the view is
+            self._ask(max(0, message.total - 1), self._want[2] // WINDOW_VIEWS)
+        rows: dict[int, JobRow] = {}
         changed = set()
         for job in message.jobs:
+            self._keep_asked(job)
             row = self.rows.get(job.id)
             if row is None:
-                self.rows[job.id] = JobRow(job, self.live.get(job.id))
-            else:
+                row = JobRow(job, self.live.get(job.id))
+                changed.add(job.id)
+            elif row.job.updated != job.updated:
                 row.job = job
-            changed.add(job.id)
-        for gone in set(self.rows) - message.ids:
-            del self.rows[gone]
-        self.counts = message.counts
-        self._redraw(changed, reorder=True)
-        if message.full:
-            # What is loaded now (the widgets, the whole queue's rows) lives as long as the app: out of
-            # the collector's sight, a full collection no longer walks it. With 2,000 jobs one took
-            # 40-70 ms, a key press's whole budget, every few seconds while downloads run. Frozen
-            # objects are still freed when nothing refers to them (a removed job's row).
+                changed.add(job.id)
+            rows[job.id] = row
+        self.rows = rows
+        for gone in self._asked.keys() - rows.keys():
+            del self._asked[gone]
+        self.order = [job.id for job in message.jobs]
+        self.offset, self.total = message.offset, message.total
+        if message.counts is not None:
+            self.counts = message.counts
+        self._redraw(changed)
+        if not self._frozen:
+            # What is loaded now (the widgets) lives as long as the app: out of the collector's sight, a
+            # full collection no longer walks it. Frozen objects are still freed when nothing refers
+            # to them.
+            self._frozen = True
             gc.freeze()
 
     def on_from_supervisor(self, message: FromSupervisor) -> None:
@@ -276,13 +339,14 @@ class GetmApp(App[int]):
         self._redraw_timer = None
         self._last_live_redraw = time.monotonic()
         changed, self._pending = self._pending, set()
-        self._redraw(changed, reorder=False)
+        self._redraw(changed)
 
-    def _redraw(self, changed: set[int] | None, reorder: bool = True) -> None:
+    def _redraw(self, changed: set[int] | None) -> None:
         if not self._drawable():
             return
         main = self.main
-        main.refresh_rows(self.rows, changed, self.sort, self.filter_text, reorder)
+        main.refresh_rows(self.rows, (self.offset, self.order, self.total), changed)
+        main.empty_text(self.filter_text)
         main.show_summary(self.counts, self.total_rate, self.mode, self.sort, self.filter_text)
         self.selection_changed()
         if isinstance(self.screen, DetailsScreen):
@@ -296,7 +360,27 @@ class GetmApp(App[int]):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
+        self._new_view()
+
+    def _new_view(self) -> None:
+        """Show the rows held in the new order and filter now (exact when they are the whole queue), and
+        have the window of the new view read from its start."""
+        whole = self.offset == 0 and len(self.rows) == self.total
+        needle = self.filter_text.lower()
+        order = [i for i, r in self.rows.items() if not needle or needle in r.job.display_name.lower()]
+        order.sort(key=lambda i: sort_key(self.rows[i], self.sort))
+        self.order, self.offset = order, 0
+        if whole or len(order) < len(self.rows):
+            self.total = len(order)
+        if not whole and self._drawable():
+            self.main.forget_cursor()
         self._redraw(None)
+        table_rows = self.main.view_rows() if self._drawable() else MIN_VIEW_ROWS
+        self._ask(0, table_rows)
+
+    def want_rows(self, first: int, rows: int) -> None:
+        """The table's view reached rows it does not hold."""
+        self._ask(first, rows)
 
     def _selected(self) -> JobRow | None:
         job_id = self.main.selected_id()
@@ -372,11 +456,30 @@ class GetmApp(App[int]):
     def _set_concurrency(self, row: JobRow, n: int) -> None:
         n = clamp_concurrency(n)
         if self._send(P.SetConcurrency(row.job.id, n)):
-            row.job.concurrency = n
+            self._asked_for(row, "concurrency", n)
 
     def _set_priority(self, row: JobRow, priority: int) -> None:
         if self._send(P.SetPriority(row.job.id, priority)):
-            row.job.priority = priority
+            self._asked_for(row, "priority", priority)
+
+    def _asked_for(self, row: JobRow, field: str, value: int) -> None:
+        """Show what was asked at once, and keep showing it over rows read from the queue until the queue
+        has it too: quick presses add up, whenever the supervisor's writes and the poller's reads land."""
+        setattr(row.job, field, value)
+        self._asked.setdefault(row.job.id, {})[field] = value
+
+    def _keep_asked(self, job: Job) -> None:
+        """A row as the queue has it, with what was asked and is not in the queue yet."""
+        asked = self._asked.get(job.id)
+        if not asked:
+            return
+        for field, value in list(asked.items()):
+            if getattr(job, field) == value:
+                del asked[field]
+            else:
+                setattr(job, field, value)
+        if not asked:
+            del self._asked[job.id]
 
     def action_more_connections(self) -> None:
         row = self._selected()
@@ -422,7 +525,7 @@ class GetmApp(App[int]):
 
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self._redraw(None)
+        self._new_view()
 
     async def action_quit(self) -> None:
         self._stop.set()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from getm_tui import humanize
-from getm_tui.queue.sqlite import Job
+from getm_tui.queue.records import Job
+from getm_tui.queue.views import SORTS, STATE_ORDER
 from getm_tui.runner.protocol import LiveJob
 
 COLUMNS = ("name", "state", "progress", "size", "speed", "eta", "conns", "integrity")
@@ -20,7 +21,7 @@ COMPACT_BAR = 3
 WIDTHS = {"state": 8, "progress": 15, "size": 10, "speed": 11, "eta": 7, "conns": 5, "integrity": 14}
 COMPACT_WIDTHS = {"state": 6, "progress": 8, "size": 9, "speed": 10, "eta": 6, "conns": 5, "integrity": 10}
 RIGHT = ("size", "speed", "eta")  # numbers line up on the right
-SORTS = ("added", "name", "state", "size", "progress", "priority")
+__all__ = ["SORTS", "JobRow", "sort_key"]  # SORTS: the queue's orders (queue/views.py), which the app cycles
 
 
 @dataclass
@@ -90,12 +91,12 @@ def verdict_of(job: Job) -> str:
 
 
 def sort_key(row: JobRow, how: str) -> tuple[object, ...]:
+    """The order of views.SORTS for the rows the app holds (the queue sorts the whole queue the same way)."""
     job = row.job
     if how == "name":
         return (job.display_name.lower(), job.id)
     if how == "state":
-        order = ("active", "queued", "paused", "failed", "done", "canceled")
-        return (order.index(job.state) if job.state in order else 9, job.id)
+        return (STATE_ORDER.index(job.state) if job.state in STATE_ORDER else 9, job.id)
     if how == "size":
         return (-(row.size or 0), job.id)
     if how == "progress":

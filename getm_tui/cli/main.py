@@ -191,7 +191,11 @@ def _add_queue_verbs(
     add.set_defaults(func=verbs.cmd_add)
 
     ls = sub.add_parser("ls", parents=[common], help="list the jobs")
-    ls.add_argument("--json", action="store_true", help="a JSON array of jobs")
+    form = ls.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array of jobs")
+    form.add_argument(
+        "--jsonl", action="store_true", help="JSON lines: one job a line, as --json shows it (streams)"
+    )
     ls.add_argument("--state", action="append", choices=STATES, help="only jobs in this state (repeatable)")
     ls.set_defaults(func=verbs.cmd_ls)
 

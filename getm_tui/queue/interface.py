@@ -23,6 +23,7 @@ from getm_tui.queue.records import (
 )
 from getm_tui.queue.removal import Removal
 from getm_tui.queue.states import Outcome, Transition
+from getm_tui.queue.views import View
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -57,7 +58,8 @@ class JobQueue(Protocol):
     # -- adding and reading -----------------------------------------------------------------------
 
     def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
-        """Add jobs, all or none, in order; their ids."""
+        """Add jobs, all or none, in order; their ids. `specs` may be a stream (a million URLs): it is
+        read as it is inserted, and an error midway adds nothing."""
         ...
 
     def get(self, job_id: int) -> Job: ...
@@ -70,6 +72,16 @@ class JobQueue(Protocol):
 
     def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
         """Jobs by id, streamed (a queue may hold a hundred thousand)."""
+        ...
+
+    def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
+        """Up to `limit` jobs of the view (its filter, in its order: views.View), skipping the first
+        `offset`; with `after`, the jobs that come after that job in the view's order (keyset paging: pass
+        the last job of a page for the next). Costs what the window holds, however long the queue."""
+        ...
+
+    def count(self, view: View) -> int:
+        """How many jobs the view's filter lets through (all of them when it has no text)."""
         ...
 
     def changed_since(self, since: float) -> list[Job]:

@@ -84,7 +84,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER getm_jobs_added AFTER INSERT ON getm_jobs
         FOR EACH STATEMENT EXECUTE FUNCTION getm_added();
     """,
+    # 2: what lets a front end show a window of a long queue: each job's shown name, lowercased (kept by
+    # the queue's writes; filled for older rows by postgres.py right after this step), and one index per
+    # order of views.SORTS, written as pgsql_views.KEYS writes them.
+    """
+    ALTER TABLE getm_jobs ADD COLUMN shown text NOT NULL DEFAULT '';
+    CREATE INDEX getm_jobs_shown_order ON getm_jobs (shown, id);
+    CREATE INDEX getm_jobs_state_order ON getm_jobs ((CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1
+        WHEN 'paused' THEN 2 WHEN 'failed' THEN 3 WHEN 'done' THEN 4 WHEN 'canceled' THEN 5 ELSE 9 END), id);
+    CREATE INDEX getm_jobs_size_order ON getm_jobs ((-coalesce(size, 0)), id);
+    CREATE INDEX getm_jobs_progress_order ON getm_jobs ((-(CASE WHEN state = 'done' THEN 1.0
+        WHEN size > 0 THEN least(1.0, bytes_done::float8 / size) ELSE 0.0 END)), id);
+    CREATE INDEX getm_jobs_priority_order ON getm_jobs ((-priority), id);
+    """,
 )
+SHOWN_VERSION = 2  # the migration that adds `shown`: rows older than it are named by postgres.py
 
 META = "CREATE TABLE IF NOT EXISTS getm_meta (version integer NOT NULL)"
 VERSION = "SELECT max(version) FROM getm_meta"
@@ -96,9 +110,12 @@ LOCK_COMMANDS = f"SELECT pg_advisory_xact_lock({COMMAND_LOCK})"
 
 DATA_VERSION = "SELECT last_value + (CASE WHEN is_called THEN 1 ELSE 0 END) FROM getm_version"
 INSERT_JOB = (
-    "INSERT INTO getm_jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    "INSERT INTO getm_jobs (url, directory, name, priority, concurrency, checksums, info, created, updated,"
+    " shown) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
+NAME_SOURCES = "SELECT id, url, name, path FROM getm_jobs WHERE id = ANY(%s)"
+UNNAMED = "SELECT id, url, name, path FROM getm_jobs"
+SET_SHOWN = "UPDATE getm_jobs SET shown = %s WHERE id = %s"
 # A job's row, and the runner holding it while it runs (host, pid): what every read of jobs hands out.
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 JOBS = (

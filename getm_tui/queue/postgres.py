@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from getm_tui.queue import pgsql as S
 from getm_tui.queue.errors import QueueError, UnknownJob
 from getm_tui.queue.location import redact
+from getm_tui.queue.pgsql_views import count_sql, window_sql
+from getm_tui.queue.postgres_fleet import FleetLeases
 from getm_tui.queue.records import (
     Event,
     Extent,
@@ -31,13 +32,17 @@ from getm_tui.queue.records import (
     Holder,
     Job,
     JobSpec,
-    RunnerInfo,
     RunningRow,
+    display_name_of,
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
 from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
 from getm_tui.queue.steering import apply_transition
+from getm_tui.queue.views import View
+
+# The columns a job's shown name comes from (records.display_name_of).
+NAMED_BY = frozenset(("url", "name", "path"))
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -61,6 +66,12 @@ def display_name(location: str) -> str:
     return redact(location.strip(), location)
 
 
+def _shown(s: JobSpec) -> str:
+    """A new job's name as views sort and filter by it; a spec without a URL is refused by the insert."""
+    url = s.get("url")
+    return display_name_of(url, s.get("name"), None).lower() if isinstance(url, str) else ""
+
+
 def _job(row: Sequence[Any]) -> Job:
     """A job and the runner holding it (the last two columns of pgsql.JOBS)."""
     job = job_from_row(row[:-2])
@@ -69,11 +80,7 @@ def _job(row: Sequence[Any]) -> Job:
     return job
 
 
-# Runners that stopped more than this long ago are forgotten when another joins.
-FORGET_RUNNERS_AFTER = 24 * 3600
-
-
-class PostgresQueue:
+class PostgresQueue(FleetLeases):
     """One connection to a PostgreSQL queue; cheap to open, one per process or thread.
 
     `data_dir` holds the queue's shown name (no password): the interface's name for where a queue is.
@@ -88,11 +95,7 @@ class PostgresQueue:
         self.timeout_ms = timeout_ms
         self._psycopg = psycopg
         self._batching = False
-        self._runner: int | None = None  # this connection's runner id, once it joined the fleet
-        self._lease_timeout = 30.0
-        self._held: dict[int, int] = {}  # job id -> lease epoch, of the jobs this runner holds
-        self._lost: set[int] = set()  # lost since the last heartbeat: for the runner to hear of
-        self._fenced_out: set[int] = set()  # lost for good: every write about them changes nothing
+        self._init_leases()
         self.conn = self._connect()
         try:
             self._migrate()
@@ -150,6 +153,8 @@ class PostgresQueue:
                 have = int(row[0]) if row and row[0] is not None else 0
                 for version in range(have + 1, len(S.MIGRATIONS) + 1):
                     self.conn.execute(S.MIGRATIONS[version - 1])
+                    if version == S.SHOWN_VERSION:
+                        self._name_rows(self.conn.execute(S.UNNAMED).fetchall())
                     self.conn.execute(S.SET_VERSION, (version,))
         except self._psycopg.Error as e:
             raise self._error(e) from None
@@ -198,7 +203,7 @@ class PostgresQueue:
             for s in specs:
                 row = self._x(
                     S.INSERT_JOB,
-                    spec_values(s, now),
+                    (*spec_values(s, now), _shown(s)),
                 ).fetchone()
                 assert row is not None
                 ids.append(int(row[0]))
@@ -264,6 +269,23 @@ class PostgresQueue:
     def events(self, job_id: int) -> list[Event]:
         return [Event(*r) for r in self._x(S.EVENTS, (job_id,))]
 
+    def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
+        limit, offset = max(0, limit), max(0, offset)
+        follows: tuple[Any, int] | None = None
+        if after is not None:
+            sql, args = window_sql(view, anchor_of=after)
+            anchor = self._x(sql, args).fetchone()
+            if anchor is None:
+                raise UnknownJob(f"no job with id {after}")
+            follows = (anchor[0], after)
+        sql, args = window_sql(view, after=follows)
+        return list(map(_job, self._x(sql, [*args, limit, offset])))
+
+    def count(self, view: View) -> int:
+        sql, args = count_sql(view)
+        row = self._x(sql, args).fetchone()
+        return int(row[0]) if row else 0
+
     # -- changing ---------------------------------------------------------------------------------
 
     def _set(self, job_id: int, values: dict[str, Any], from_states: Collection[str] | None = None) -> bool:
@@ -282,33 +304,14 @@ class PostgresQueue:
         changed = self._x(sql, args).rowcount == 1
         if not changed:
             self._check_held(job_id)
+        elif values.keys() & NAMED_BY:
+            self._name_rows(self._x(S.NAME_SOURCES, ([job_id],)).fetchall())
         return changed
 
-    def _fenced(self, job_id: int, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
-        if job_id in self._fenced_out:
-            return sql + S.NOTHING, args
-        epoch = self._held.get(job_id)
-        if epoch is None:
-            return sql, args
-        return sql + S.FENCE, [*args, self._runner, epoch]
-
-    def _lose(self, job_id: int) -> None:
-        """Another runner holds the job now: this one writes nothing more about it."""
-        self._held.pop(job_id, None)
-        self._lost.add(job_id)
-        self._fenced_out.add(job_id)
-
-    def _check_held(self, job_id: int) -> None:
-        """A write about a job this runner holds changed nothing: find out whether it is still its own."""
-        if job_id not in self._held:
-            return
-        row = self._x(S.HOLDER, (job_id,)).fetchone()
-        if row is None or (row[0], row[1]) != (self._runner, self._held[job_id]):
-            self._lose(job_id)
-
-    def _release(self, job_id: int) -> None:
-        """The job is no longer this runner's (it ended, or went back to the queue)."""
-        self._held.pop(job_id, None)
+    def _name_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Keep the name views sort and filter by, after rows' URL, name or path changed (or were new)."""
+        for job_id, url, name, path in rows:
+            self.conn.execute(S.SET_SHOWN, (display_name_of(url, name, path).lower(), job_id))
 
     def update(self, job_id: int, **values: Any) -> None:
         if values:
@@ -368,38 +371,6 @@ class PostgresQueue:
         return n
 
     # -- what the supervisor does -----------------------------------------------------------------
-
-    def claim(self, job_id: int) -> bool:
-        row = self._x(
-            S.CLAIM_ONE,
-            {"now": time.time(), "runner": self._runner, "ttl": self._lease_timeout, "id": job_id},
-        ).fetchone()
-        if row is None:
-            return False
-        if self._runner is not None:
-            self._held[job_id] = int(row[0])
-        return True
-
-    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        """Claim up to `limit` queued jobs by priority, then age, skipping rows another runner is claiming
-        at the same moment (SKIP LOCKED): two runners never take the same job."""
-        if limit <= 0:
-            return []
-        args = {
-            "now": time.time(),
-            "runner": self._runner,
-            "ttl": self._lease_timeout,
-            "exclude": list(exclude),
-            "limit": limit,
-        }
-        jobs = []
-        for row in self._x(S.CLAIM_RUNNABLE, args).fetchall():
-            job = job_from_row(row[:-1])
-            if self._runner is not None:
-                self._held[job.id] = int(row[-1])
-            jobs.append(job)
-        jobs.sort(key=lambda j: (-j.priority, j.id))
-        return jobs
 
     def unclaim(self, job_id: int) -> bool:
         moved = self._set(job_id, {"state": JobState.QUEUED}, (JobState.ACTIVE,))
@@ -472,39 +443,3 @@ class PostgresQueue:
         sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, job_id])
         if self._x(sql, args).rowcount == 0:
             self._check_held(job_id)
-
-    # -- a fleet ----------------------------------------------------------------------------------
-
-    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
-        self._x(S.PRUNE_RUNNERS, (time.time() - FORGET_RUNNERS_AFTER,))
-        row = self._x(
-            S.REGISTER_RUNNER, (socket.gethostname(), os.getpid(), data_dir, time.time(), lease_timeout)
-        ).fetchone()
-        assert row is not None
-        self._runner = int(row[0])
-        self._lease_timeout = lease_timeout
-        return True
-
-    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
-        if self._runner is None:
-            return set()
-        with self.batch():
-            self._x(S.HEARTBEAT, {"bytes": bytes_done, "jobs": jobs_done, "id": self._runner})
-            mine = list(self._held)
-            renewed = dict(self._x(S.RENEW_LEASES, (self._lease_timeout, self._runner, mine)).fetchall())
-        for job_id in mine:
-            if renewed.get(job_id) != self._held[job_id]:
-                self._lose(job_id)
-        lost, self._lost = self._lost, set()
-        return lost
-
-    def holds(self, job_id: int) -> bool:
-        return job_id not in self._fenced_out
-
-    def leave_fleet(self) -> None:
-        if self._runner is not None:
-            with contextlib.suppress(QueueError):
-                self._x(S.STOP_RUNNER, (time.time(), self._runner))
-
-    def runners(self) -> list[RunnerInfo]:
-        return [RunnerInfo(*row) for row in self._x(S.RUNNERS)]

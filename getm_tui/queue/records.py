@@ -122,11 +122,7 @@ class Job:
 
     @property
     def display_name(self) -> str:
-        if self.path:
-            return os.path.basename(self.path)
-        if self.name:
-            return self.name
-        return _url_name(self.url) or redact(self.url)
+        return display_name_of(self.url, self.name, self.path)
 
     def public(self) -> dict[str, Any]:
         """The job as `ls --json` shows it: no secrets (the URL is redacted), no resume record."""
@@ -151,6 +147,15 @@ class Job:
             "finished": self.finished,
             "runner": self.runner._asdict() if self.runner else None,
         }
+
+
+def display_name_of(url: str, name: str | None, path: str | None) -> str:
+    """The name a job is shown by: its file's, once known; else the one asked for; else the URL's."""
+    if path:
+        return os.path.basename(path)
+    if name:
+        return name
+    return _url_name(url) or redact(url)
 
 
 _FAST_SCHEMES = ("http", "https", "file")

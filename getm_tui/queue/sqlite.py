@@ -14,6 +14,7 @@ statement fails; opened with `recover`, it is backed up and rebuilt from every j
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
+from getm_tui.queue.migrations import migrate
 from getm_tui.queue.records import (
     Event,
     Extent,
@@ -35,14 +37,12 @@ from getm_tui.queue.records import (
     JobSpec,
     RunnerInfo,
     RunningRow,
+    display_name_of,
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
-from getm_tui.queue.rows import JOB_COLUMNS as _COLUMNS
-from getm_tui.queue.rows import STATE_OF as _STATE_OF
-from getm_tui.queue.rows import job_from_row as _job
-from getm_tui.queue.rows import loads_json as _loads
-from getm_tui.queue.rows import spec_values
+from getm_tui.queue.rows import JOB_COLUMNS, STATE_OF, job_from_row, loads_json
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
+from getm_tui.queue.sqlite_views import WindowSQL, count_sql
 from getm_tui.queue.states import (
     STATES,
     JobState,
@@ -51,6 +51,7 @@ from getm_tui.queue.states import (
     clamp_concurrency,
 )
 from getm_tui.queue.steering import apply_transition
+from getm_tui.queue.views import View
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -102,6 +103,52 @@ def default_timeout_ms() -> int:
 
 def _seconds(ms: int) -> str:
     return f"{ms / 1000:g} s"
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
+_NAMED_BY = frozenset(("url", "name", "path"))  # the columns a job's shown name comes from
+_ADD_BLOCK = 10_000  # specs read, inserted and named at a time
+_CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
+_ADD_CACHE_KIB = -65536
+
+
+def _insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The jobs rows of a block of specs, and the names they are sorted and filtered by. Specs of one add
+    mostly share their settings: what they share is encoded once."""
+    rows: list[tuple[Any, ...]] = []
+    names: list[str] = []
+    encoded: dict[int, tuple[Any, str]] = {}  # by identity: the object is kept, so its id stays its own
+
+    def once(value: Any) -> str | None:
+        if not value:
+            return None
+        seen = encoded.get(id(value))
+        if seen is None:
+            seen = encoded[id(value)] = (value, json.dumps(value))
+        return seen[1]
+
+    for s in block:
+        url, name, checks = s["url"], s.get("name"), s.get("checksums")
+        rows.append(
+            (
+                url,
+                s["directory"],
+                name,
+                int(s.get("priority") or 0),
+                s.get("concurrency"),
+                json.dumps(list(checks)) if checks else "[]",
+                once(s.get("info")),
+                now,
+                now,
+            )
+        )
+        # A spec without a URL is refused by the insert (NOT NULL), with the queue's error.
+        names.append(display_name_of(url, name, None).lower() if isinstance(url, str) else "")
+    return rows, names
 
 
 def db_path(data_dir: str) -> str:
@@ -211,6 +258,7 @@ class Queue:
             # of a damaged file would find them and bring them back.
             db.execute("PRAGMA secure_delete = ON")
             db.executescript(SCHEMA)
+            migrate(db)
         except (sqlite3.DatabaseError, QueueError) as e:
             if db is not None:
                 db.close()
@@ -334,24 +382,39 @@ class Queue:
                 self._writer.release()
 
     def add_many(self, specs: Iterable[JobSpec]) -> list[int]:
-        """Insert jobs in one transaction: all of them or none."""
+        """Insert jobs in one transaction: all of them or none. `specs` is read as it goes (an `add -i` of a
+        million URLs holds one block of them at a time); the write lock is held throughout, so the ids of
+        one block follow each other from the last one inserted."""
         now = time.time()
         ids: list[int] = []
-        with self.batch():
-            for s in specs:
-                cur = self._x(
-                    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info,"
-                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    spec_values(s, now),
-                )
-                ids.append(int(cur.lastrowid or 0))
+        it = iter(specs)
+        with self.batch(immediate=True):
+            # A big add touches every page of the name index: a cache that holds it saves re-reading them.
+            self.db.execute(f"PRAGMA cache_size = {_ADD_CACHE_KIB}")
+            try:
+                while block := list(itertools.islice(it, _ADD_BLOCK)):
+                    rows, names = _insert_rows(block, now)
+                    self._x_many(_INSERT_JOB, rows)
+                    last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    block_ids = range(last - len(block) + 1, last + 1)
+                    self._x_many(_INSERT_NAME, zip(block_ids, names, strict=True))
+                    ids.extend(block_ids)
+            finally:
+                self.db.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
         return ids
 
+    def _x_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many rows, inside the batch's transaction."""
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+
     def get(self, job_id: int) -> Job:
-        row = self._x(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._x(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJob(f"no job with id {job_id}")
-        return _job(row)
+        return job_from_row(row)
 
     def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
         return list(self.iter_jobs(states))
@@ -359,9 +422,11 @@ class Queue:
     def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
         if states:
             marks = ",".join("?" * len(states))
-            cur = self._x(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
+            cur = self._x(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states)
+            )
         else:
-            cur = self._x(f"SELECT {_COLUMNS} FROM jobs ORDER BY id")
+            cur = self._x(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")
         while True:
             try:
                 rows = cur.fetchmany(500)
@@ -370,12 +435,13 @@ class Queue:
             if not rows:
                 return
             for row in rows:
-                yield _job(row)
+                yield job_from_row(row)
 
     def changed_since(self, since: float) -> list[Job]:
         """Jobs whose row changed at or after `since` (progress saves don't count: they come live)."""
         return [
-            _job(r) for r in self._x(f"SELECT {_COLUMNS} FROM jobs WHERE updated >= ? ORDER BY id", (since,))
+            job_from_row(r)
+            for r in self._x(f"SELECT {JOB_COLUMNS} FROM jobs WHERE updated >= ? ORDER BY id", (since,))
         ]
 
     def fingerprint(self) -> Fingerprint:
@@ -384,7 +450,11 @@ class Queue:
         return Fingerprint(int(row[0]), int(row[1]), float(row[2]))
 
     def extent(self) -> Extent:
-        top_id, low, high = self._x("SELECT max(id), min(priority), max(priority) FROM jobs").fetchone()
+        # Each a lookup at one end of an index (the priority order's key is -priority), not a scan.
+        top_id, low, high = self._x(
+            "SELECT (SELECT max(id) FROM jobs), (SELECT -max(-priority) FROM jobs),"
+            " (SELECT -min(-priority) FROM jobs)"
+        ).fetchone()
         return Extent(top_id, low, high)
 
     def ids(self) -> set[int]:
@@ -399,10 +469,29 @@ class Queue:
     def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Queued jobs by priority (higher first), then age."""
         rows = self._x(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
             (limit + len(exclude),),
         ).fetchall()
-        return [j for j in map(_job, rows) if j.id not in exclude][:limit]
+        return [j for j in map(job_from_row, rows) if j.id not in exclude][:limit]
+
+    def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
+        sql = WindowSQL(view, JOB_COLUMNS)
+        limit, offset = max(0, limit), max(0, offset)
+        if after is None:
+            return [job_from_row(r) for r in self._x(sql.first, (*sql.args, limit, offset))]
+        found = self._x(sql.anchor, (after,)).fetchone()
+        if found is None:
+            raise UnknownJob(f"no job with id {after}")
+        if sql.key is None:
+            return [job_from_row(r) for r in self._x(sql.ties, (*sql.args, after, limit, offset))]
+        rows = self._x(sql.ties, (*sql.args, found[0], after, limit + offset, 0)).fetchall()
+        if len(rows) < limit + offset:
+            rows += self._x(sql.after, (*sql.args, found[0], limit + offset - len(rows), 0)).fetchall()
+        return [job_from_row(r) for r in rows[offset : offset + limit]]
+
+    def count(self, view: View) -> int:
+        sql, args = count_sql(view)
+        return int(self._x(sql, args).fetchone()[0])
 
     def check_ids(self, ids: Sequence[int]) -> list[Job]:
         """The jobs, or UnknownJob naming every id that does not exist."""
@@ -437,6 +526,14 @@ class Queue:
                 values[key] = json.dumps(values[key])
         sets = ", ".join(f"{k} = ?" for k in values)
         self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
+        if values.keys() & _NAMED_BY:
+            self._rename(job_id)
+
+    def _rename(self, job_id: int) -> None:
+        """The job's name as views sort and filter by it, after its path, name or URL changed."""
+        row = self._x("SELECT url, name, path FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None:
+            self._x(_INSERT_NAME, (job_id, display_name_of(*row).lower()))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
@@ -460,8 +557,10 @@ class Queue:
         )
 
     def delete(self, job_id: int) -> None:
-        self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
-        self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
+        with self.batch():
+            self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._x("DELETE FROM names WHERE id = ?", (job_id,))
+            self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
 
     # -- what users do ----------------------------------------------------------------------------
 
@@ -532,7 +631,7 @@ class Queue:
         ids = tuple(job_ids)
         marks = ",".join("?" * len(ids))
         rows = self._x(f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids).fetchall()
-        return {r[0]: RunningRow(_STATE_OF.get(r[1], r[1]), r[2]) for r in rows}
+        return {r[0]: RunningRow(STATE_OF.get(r[1], r[1]), r[2]) for r in rows}
 
     def record_probe(self, job_id: int, path: str, size: int | None, info: dict[str, Any]) -> None:
         self.update(job_id, path=path, size=size, info=info)
@@ -575,7 +674,8 @@ class Queue:
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None:
         row = self._x("SELECT resume FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return (_loads(row[0], {}) or None) if row else None  # garbled: start over (the engine re-verifies)
+        # garbled: start over (the engine re-verifies)
+        return (loads_json(row[0], {}) or None) if row else None
 
     def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from getm_tui.app.app import FromSupervisor, GetmApp, QueueRows
+from getm_tui.app.app import FromSupervisor, GetmApp, QueueWindow
 from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.widgets.queue_table import QueueTable
 from getm_tui.config import Settings
 from getm_tui.queue.sqlite import Job, Queue
+from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
 
 MiB = 1024 * 1024
@@ -149,7 +150,7 @@ async def feed(pilot: Any, select: int | None = None) -> None:
     app = pilot.app
     app.mode = "started"
     jobs = _jobs()
-    app.post_message(QueueRows(jobs, {j.id for j in jobs}, _counts(jobs), full=True))
+    app.post_message(QueueWindow(jobs, 0, len(jobs), _counts(jobs), View()))
     await pilot.pause()
     app.post_message(FromSupervisor(_snapshot()))
     await pilot.pause()

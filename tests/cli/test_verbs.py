@@ -210,6 +210,45 @@ def test_ls_table_and_json_redact_secrets(env):
     assert json.loads(run(env, "ls", "--json", "--state", "failed").stdout)[0]["id"] == b
 
 
+def test_ls_json_lines_are_the_json_listing_one_job_a_line(env):
+    a, b = add(env, SECRET_URL, "https://example.org/plain.bin")
+    with Queue(env["data"]) as q:
+        q.update(b, state="failed", error="HTTP 404", verdict="unverified")
+    lines = run(env, "ls", "--jsonl")
+    assert lines.returncode == 0, lines.stderr
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert rows == json.loads(run(env, "ls", "--json").stdout)
+    assert [r["id"] for r in rows] == [a, b] and "secret" not in lines.stdout
+    only = run(env, "ls", "--jsonl", "--state", "failed").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in only] == [b]
+    assert run(env, "ls", "--jsonl", "--state", "done").stdout == ""
+    both = run(env, "ls", "--json", "--jsonl")
+    assert both.returncode == 2 and "not allowed with" in one_line(both)
+
+
+def test_add_input_checks_every_url_whatever_its_host(env):
+    """Hosts are checked once each; a URL that only its host makes bad is still refused, by its line."""
+    listing = env["tmp"] / "urls.txt"
+    good = [
+        "https://a.example/1",
+        "https://a.example/2?X-Amz-Signature=s",
+        "https://a.example:8443/3",
+        "HTTP://B.example/4",
+        "http://[::1]:8080/5",
+        "file:///tmp/6",
+        "https://user:pw@a.example/7#part",
+        "https://a.example?x=/8",
+    ]
+    listing.write_text("\n".join(good) + "\n")
+    assert len(add(env, "-i", str(listing))) == len(good)
+    assert [j.url for j in jobs(env)] == good
+    for bad in ("https://a.example:99999/9", "https://a.example:x/10", "ftp://a.example/11", "http:///12"):
+        listing.write_text(f"https://a.example/ok\n{bad}\n")
+        out = run(env, "add", "-i", str(listing))
+        assert out.returncode == 2 and "(line 2 of" in one_line(out), (bad, out.stderr)
+    assert len(jobs(env)) == len(good)
+
+
 def test_ls_of_an_empty_queue(env):
     assert run(env, "ls").stdout.split() == ["ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR"]
     assert json.loads(run(env, "ls", "--json").stdout) == []

@@ -266,3 +266,54 @@ def test_a_probe_does_not_pass_for_a_supervisor(tmp_path):
         assert lock.running_supervisor(d) == os.getpid()
     finally:
         started.release()
+
+
+# -- the file's versions ------------------------------------------------------------------------------
+
+
+def test_a_queue_file_from_before_windows_is_brought_up_to_date(tmp_path):
+    """A file written before the view indexes (user_version 0, no names) opens, and its jobs sort and
+    filter by the names they are shown by."""
+    from getm_tui.queue.migrations import VERSION
+    from getm_tui.queue.schema import SCHEMA
+    from getm_tui.queue.views import View
+
+    data = tmp_path / "data"
+    data.mkdir()
+    old = sqlite3.connect(data / DB_NAME)
+    old.executescript(SCHEMA)
+    old.executemany(
+        "INSERT INTO jobs (url, directory, name, path, created, updated) VALUES (?, '/tmp', ?, ?, 1, 1)",
+        [
+            ("https://example.org/b.bin", None, None),
+            ("https://example.org/x", "A-name.bin", None),
+            ("https://example.org/y", None, "/tmp/c-file.bin"),
+        ],
+    )
+    old.commit()
+    old.close()
+    with Queue(str(data)) as q:
+        assert q.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert [j.display_name for j in q.window(View("name"), 10)] == ["A-name.bin", "b.bin", "c-file.bin"]
+        assert q.count(View(text="FILE")) == 1
+    with Queue(str(data)) as q:  # opened again: nothing left to do
+        assert q.count(View()) == 3
+
+
+@pytest.mark.slow
+def test_a_long_queue_streams_in_and_is_read_by_windows(q):
+    """A million-job queue, smaller: added from a stream in one transaction, read a window at a time."""
+    from getm_tui.queue.views import View
+
+    n = 25_000
+    ids = q.add_many({"url": f"https://example.org/q/{n - i:06d}.bin", "directory": "/tmp"} for i in range(n))
+    assert ids == list(range(1, n + 1))
+    assert q.count(View()) == n and q.counts()["queued"] == n
+    by_name = q.window(View("name"), 3)
+    assert [j.id for j in by_name] == [n, n - 1, n - 2]
+    page, seen = q.window(View("name"), 1000), 0
+    while page:  # keyset paging walks the whole order once
+        seen += len(page)
+        page = q.window(View("name"), 1000, after=page[-1].id)
+    assert seen == n
+    assert [j.id for j in q.window(View("added", "012345"), 5)] == [n - 12345 + 1]

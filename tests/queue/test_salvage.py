@@ -67,21 +67,26 @@ def job_pages(path: str) -> dict[int, int]:
     return pages
 
 
-def damage(path: str, how: str) -> set[int]:
-    """Damage the file; the numbers of the pages that were hit. The bytes are the same every run: with
-    these, SQLite's own range reads silently skip 52 rows on intact pages after the damage (no error, no
-    rows, even with cell_size_check), so only reading the raw pages keeps them."""
+def damage(path: str, how: str, pages: dict[int, int] | None = None) -> set[int]:
+    """Damage the file; the numbers of the pages that were hit. "middle" and "truncate" aim at the pages
+    that hold jobs (the indexes and tables that come before them are not what the salvage is about). The
+    bytes are the same every run: with these, SQLite's own range reads silently skip rows on intact pages
+    after the damage (no error, no rows, even with cell_size_check), so only reading the raw pages keeps
+    them. `pages`: job_pages of the file, when it cannot be read alone (its WAL holds more jobs)."""
     garbage = random.Random(1).randbytes
     size = os.path.getsize(path)
     assert size % PAGE == 0 and size // PAGE >= 10
+    if pages is None and how in ("middle", "truncate"):
+        pages = job_pages(path)
+    jobs = sorted(set(pages.values())) if pages else []
     with open(path, "r+b") as f:
-        if how == "middle":  # 3 KiB across a page boundary in the middle: two pages hit
-            start = (size // PAGE // 2) * PAGE - 1024
+        if how == "middle":  # 3 KiB across a page boundary in the middle of the jobs: two pages hit
+            start = jobs[len(jobs) // 2 - 1] * PAGE - 1024
             f.seek(start)
             f.write(garbage(3072))
             return {start // PAGE + 1, (start + 3071) // PAGE + 1}
-        if how == "truncate":  # the last third of the pages gone
-            keep = (size // PAGE) * 2 // 3
+        if how == "truncate":  # the last third of the jobs' pages gone, and all that follows them
+            keep = jobs[0] - 1 + len(jobs) * 2 // 3
             f.truncate(keep * PAGE)
             return set(range(keep + 1, size // PAGE + 1))
         if how == "header":  # "file is not a database"
@@ -207,7 +212,7 @@ def test_the_wal_is_backed_up_and_read(env, tmp_path):
     env = {**env, "data": str(crashed), "db": str(crashed / DB_NAME)}
     wal = Path(env["db"] + "-wal").read_bytes()
     assert len(wal) > 32
-    hit = damage(env["db"], "middle")
+    hit = damage(env["db"], "middle", pages)
     out = run(env, "ls", "--json")
     assert out.returncode == 0, out.stderr
     assert "was damaged" in out.stderr

@@ -1,6 +1,7 @@
 """The main screen: the queue, its throughput and the selected job's integrity.
 
-Only rows whose text changed are redrawn, and only when they are in view (see widgets/queue_table.py).
+Only rows whose text changed are redrawn, and only when they are in view (see widgets/queue_table.py); the
+table holds the window of the queue the app has read, not the queue.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Sparkline, Static
 
 from getm_tui import humanize
-from getm_tui.app.rows import COLUMNS, COMPACT_WIDTHS, HEADINGS, RIGHT, WIDTHS, JobRow, sort_key, verdict_of
+from getm_tui.app.rows import COLUMNS, COMPACT_WIDTHS, HEADINGS, RIGHT, WIDTHS, JobRow, verdict_of
 from getm_tui.app.widgets.queue_table import QueueTable
 from getm_tui.engine.urls import redact
 
@@ -102,32 +103,44 @@ class MainScreen(Screen[None]):
     def selected_id(self) -> int | None:
         return self._table().selected_id
 
-    def refresh_rows(
-        self, rows: dict[int, JobRow], changed: set[int] | None, sort: str, text: str, reorder: bool = True
-    ) -> None:
-        """Bring the table in line with `rows`; `changed` limits the work to those ids (None: all).
+    def view_rows(self) -> int:
+        """How many rows the table shows at once."""
+        return max(1, self._table().scrollable_content_region.height - 1)
 
-        Without `reorder` (live progress) rows keep their places: re-sorting 2,000 rows ten times a second
-        costs more than the frame, and a table that jumps under the cursor is no help either. Rows are
-        re-sorted when the queue itself changes, and when the sort or the filter does.
+    def refresh_rows(
+        self,
+        rows: dict[int, JobRow],
+        window: tuple[int, list[int], int],
+        changed: set[int] | None,
+    ) -> None:
+        """Bring the table in line with `rows`, held in `window`'s order (the index of its first row, the
+        ids, the length of the whole list); `changed` limits the work to those ids (None: the rows in view).
+
+        The order changes only when the app reads the queue or the sort or filter changes: live progress
+        leaves rows in their places, as a table that jumps under the cursor is no help.
         """
         table = self._table()
-        shown = table.ids
-        if reorder or not shown or changed is None:
-            wanted = [i for i, r in rows.items() if not text or text.lower() in r.job.display_name.lower()]
-            wanted.sort(key=lambda i: sort_key(rows[i], sort))
-            if wanted != shown:
-                for job_id in wanted:
-                    if table.cells_of(job_id) is None:
-                        table.put(job_id, rows[job_id].cells(self.compact))
-                table.empty_text = "no job matches the filter" if text else "no jobs: press a to add one"
-                table.set_order(wanted)
+        if window != table.window:
+            offset, order, total = window
+            for job_id in order:
+                if table.cells_of(job_id) is None:
+                    table.put(job_id, rows[job_id].cells(self.compact))
+            table.set_window(offset, list(order), total)
         # Without a list of changes nothing but the order is known to have changed (a sort, a filter, a
         # resize): rows out of view keep their text until they change or come into view.
         for job_id in table.visible_ids() if changed is None else changed:
             row = rows.get(job_id)
             if row is not None and table.cells_of(job_id) is not None:
                 table.put(job_id, row.cells(self.compact))
+
+    def forget_cursor(self) -> None:
+        self._table().forget_cursor()
+
+    def empty_text(self, text: str) -> None:
+        self._table().empty_text = "no job matches the filter" if text else "no jobs: press a to add one"
+
+    def on_queue_table_want_rows(self, event: QueueTable.WantRows) -> None:
+        self.app.want_rows(event.first, event.rows)  # type: ignore[attr-defined]
 
     # -- header and panels ------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""The queue table: thousands of rows, of which only the visible lines are ever drawn.
+"""The queue table: a million rows, of which only a window around the view is held and only the visible
+lines are ever drawn.
+
+The table knows how many rows the whole list has (its scroll range) but holds the cells of one window of
+them, given by the screen; a line outside the window is drawn blank and asks for the rows around it
+(WantRows), which the app reads from the queue in the background.
 
 Textual's DataTable renders each cell through Rich and keys its line cache on a counter that every
 `update_cell` bumps and on the cursor position, so a live progress tick or a cursor move re-renders every
@@ -90,6 +95,15 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Open", show=False),
     ]
 
+    class WantRows(Message):
+        """The view reached rows the table does not hold: the app should give it a window from `first`
+        (the index of the first row in view) on."""
+
+        def __init__(self, first: int, rows: int) -> None:
+            super().__init__()
+            self.first = first
+            self.rows = rows
+
     class Selected(Message):
         """Enter, or a click on the job under the cursor: open it."""
 
@@ -111,8 +125,11 @@ class QueueTable(ScrollView, can_focus=True):
         self.gap = 1
         self.empty_text = ""
         self._cells: dict[int, Cells] = {}
-        self._order: list[int] = []
-        self._index: dict[int, int] = {}
+        self._order: list[int] = []  # the window's job ids, in order
+        self._offset = 0  # the index of the window's first row in the whole list
+        self._total = 0  # rows in the whole list
+        self._index: dict[int, int] = {}  # job id -> its index in the whole list
+        self._asked: int | None = None  # the first row of the last WantRows not yet answered
         self._cursor = 0
         self._laid_out: tuple[int, ...] = ()
         self._lines: dict[int, tuple[tuple[object, ...], Strip]] = {}
@@ -131,12 +148,17 @@ class QueueTable(ScrollView, can_focus=True):
 
     @property
     def ids(self) -> list[int]:
-        """The job ids in the order shown."""
+        """The job ids the table holds, in the order shown (all of them when the window is the list)."""
         return list(self._order)
 
+    @property
+    def window(self) -> tuple[int, list[int], int]:
+        """(the index of the first row held, the job ids held, rows in the whole list)."""
+        return self._offset, self._order, self._total
+
     def visible_ids(self) -> list[int]:
-        top = round(self.scroll_y)
-        return self._order[top : top + max(0, self._rows_in_view())]
+        top = round(self.scroll_y) - self._offset
+        return self._order[max(0, top) : max(0, top + max(0, self._rows_in_view()))]
 
     def cells_of(self, job_id: int) -> Cells | None:
         return self._cells.get(job_id)
@@ -151,9 +173,17 @@ class QueueTable(ScrollView, can_focus=True):
             self.refresh_line(index + 1)
 
     def set_order(self, ids: list[int]) -> None:
-        """Show these rows (each `put` before) in this order; the cursor stays on its job if still shown."""
+        """Show these rows (each `put` before) in this order, and no others."""
+        self.set_window(0, ids, len(ids))
+
+    def set_window(self, offset: int, ids: list[int], total: int) -> None:
+        """Hold these rows (each `put` before), the `offset`th of `total` on; the cursor stays on its job if
+        it is still held, else at its place."""
         self._order = ids
-        self._index = {job_id: n for n, job_id in enumerate(ids)}
+        self._offset = offset
+        self._total = max(total, offset + len(ids))
+        self._index = {job_id: n for n, job_id in enumerate(ids, offset)}
+        self._asked = None
         for gone in self._cells.keys() - self._index.keys():
             del self._cells[gone]
             self._lines.pop(gone, None)
@@ -162,9 +192,21 @@ class QueueTable(ScrollView, can_focus=True):
         self._move(self._cursor if index is None else index, force=True)
         self.refresh()
 
+    def forget_cursor(self) -> None:
+        """Put the cursor on the first row at the next `set_window`, rather than on its job: where the job
+        is in a new order of a long list is not known until the window around it is read."""
+        self._cursor = 0
+        self.cursor_id = None
+        self.scroll_to(y=0, animate=False, immediate=True)
+
     @property
     def selected_id(self) -> int | None:
-        return self._order[self._cursor] if 0 <= self._cursor < len(self._order) else None
+        return self._id_at(self._cursor)
+
+    def _id_at(self, index: int) -> int | None:
+        """The job at this index of the whole list, if the window holds it."""
+        at = index - self._offset
+        return self._order[at] if 0 <= at < len(self._order) and index < self._total else None
 
     def select_id(self, job_id: int) -> None:
         self._move(self._index[job_id])
@@ -175,7 +217,7 @@ class QueueTable(ScrollView, can_focus=True):
         self._move(self._cursor + delta)
 
     def action_cursor_to(self, index: int) -> None:
-        self._move(index if index >= 0 else len(self._order) - 1)
+        self._move(index if index >= 0 else self._total - 1)
 
     def action_select(self) -> None:
         if self.selected_id is not None:
@@ -185,17 +227,36 @@ class QueueTable(ScrollView, can_focus=True):
         self._move(self._cursor + direction * max(1, self._rows_in_view()))
 
     def _move(self, index: int, force: bool = False) -> None:
-        index = max(0, min(index, len(self._order) - 1))
+        index = max(0, min(index, self._total - 1))
         before = self._cursor
         self._cursor = index
         if before != index and not force:
             self.refresh_line(before + 1)
             self.refresh_line(index + 1)
         self._scroll_into_view(index)
+        self._ask_ahead()
         self.cursor_id = self.selected_id  # watchers run now
+
+    def _ask_ahead(self) -> None:
+        """Ask for rows before the view reaches the window's edge, so that moving through a long list
+        rarely shows a blank line."""
+        rows = max(1, self._rows_in_view())
+        top = round(self.scroll_y)
+        start, end = self._offset, self._offset + len(self._order)
+        if self._total and self.selected_id is None and not top <= self._cursor < top + rows:
+            self._want_rows(max(0, self._cursor - rows + 1))  # not in view (not laid out yet): its rows
+        elif (start > 0 and top - rows < start) or (end < self._total and top + 2 * rows > end):
+            self._want_rows()
 
     def _rows_in_view(self) -> int:
         return self.scrollable_content_region.height - 1
+
+    def _want_rows(self, first: int | None = None) -> None:
+        """Ask for the rows around the view (from `first`, else its top), once until a window comes."""
+        top = round(self.scroll_y) if first is None else first
+        if self._asked != top:
+            self._asked = top
+            self.post_message(self.WantRows(top, max(1, self._rows_in_view())))
 
     def _visible(self, index: int) -> bool:
         top = round(self.scroll_y)
@@ -216,10 +277,11 @@ class QueueTable(ScrollView, can_focus=True):
         if offset is None or offset.y < 1:
             return
         index = round(self.scroll_y) + offset.y - 1
-        if not 0 <= index < len(self._order):
+        job_id = self._id_at(index)
+        if job_id is None:
             return
         if index == self._cursor:
-            self.post_message(self.Selected(self._order[index]))
+            self.post_message(self.Selected(job_id))
         else:
             self._move(index)
 
@@ -227,7 +289,7 @@ class QueueTable(ScrollView, can_focus=True):
 
     def _size_to_rows(self) -> None:
         """A line a row and one for the header; no wider than the view (nothing scrolls sideways)."""
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) + 1)
+        self.virtual_size = Size(self.scrollable_content_region.width, self._total + 1)
 
     def _layout(self) -> None:
         width = self.scrollable_content_region.width
@@ -279,13 +341,16 @@ class QueueTable(ScrollView, can_focus=True):
             style = self._style("queue-table--header")
             return Strip([Segment(fit(self._text(self.headings), width), style)], width)
         index = round(self.scroll_y) + y - 1
-        if index >= len(self._order):
+        if index >= self._total:
             if index == 0 and self.empty_text:
                 style = self._style("queue-table--empty")
                 return Strip([Segment(fit(" " + self.empty_text, width), style)], width)
             return Strip.blank(width, self._style())
-        job_id = self._order[index]
-        cells = self._cells[job_id]
+        job_id = self._id_at(index)
+        cells = self._cells.get(job_id) if job_id is not None else None
+        if job_id is None or cells is None:  # not held yet: blank until the rows come
+            self._want_rows()
+            return Strip.blank(width, self._style(*(("queue-table--even-row",) if index % 2 else ())))
         cursor = index == self._cursor
         key = (cells, index % 2, cursor, self.has_focus, width)
         cached = self._lines.get(job_id)

@@ -24,6 +24,7 @@ from getm_tui.queue.states import (
     Outcome,
     Transition,
 )
+from getm_tui.queue.views import SORTS, View
 
 RECORD = {"url": "x", "parts": [[0, 100, 60], [100, 100, 40]]}
 
@@ -87,6 +88,22 @@ def test_add_many_is_all_or_nothing(q):
     assert q.jobs() == []
 
 
+@pytest.mark.slow
+def test_add_many_reads_a_stream_and_a_failure_midway_adds_nothing(q):
+    def stream(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError("a bad line")
+            yield spec(f"s{i}")
+
+    with pytest.raises(ValueError):
+        q.add_many(stream(25_000, fail_at=24_000))  # past the first blocks a backend may write
+    assert q.count(View()) == 0 and q.jobs() == []
+    ids = q.add_many(stream(25_000))
+    assert ids == sorted(ids) and len(set(ids)) == 25_000
+    assert q.counts()["queued"] == 25_000
+
+
 def test_get_and_check_ids_name_what_is_missing(q):
     [a] = q.add_many([spec(1)])
     assert q.get(a).id == a
@@ -128,6 +145,81 @@ def test_changed_since_and_fingerprint_follow_rows_not_progress(q):
     assert q.fingerprint() != mark
     assert [j.id for j in q.changed_since(since + 1e-6)] == [b]
     assert {j.id for j in q.changed_since(0)} == {a, b}
+
+
+# -- windows of a queue too long to load ----------------------------------------------------------
+
+
+def _a_mixed_queue(q: JobQueue) -> dict[str, int]:
+    """Jobs whose every sort order differs from the order they were added in; name -> id."""
+    ids = {}
+    for name, state, priority, size, done in [
+        ("done.bin", JobState.DONE, 0, 10, 10),  # the size and file put_in finishes it with
+        ("Alpha.bin", JobState.QUEUED, 2, None, 0),
+        ("charlie.iso", JobState.ACTIVE, 0, 1000, 250),
+        ("bravo.bin", JobState.PAUSED, -1, 20, 10),
+        ("echo.tar", JobState.FAILED, 5, None, 0),
+        ("foxtrot.bin", JobState.QUEUED, 0, None, 0),
+    ]:
+        job_id = put_in(q, state, name=name, priority=priority)
+        if size is not None and state is not JobState.DONE:
+            q.record_probe(job_id, f"/tmp/{name}", size, {})
+            q.save_resume(job_id, {"parts": [[0, size, done]]})
+        ids[name] = job_id
+    return ids
+
+
+# Ties (no size, no progress, the same priority) go by id, oldest first.
+ORDERS = {
+    "added": ["done.bin", "Alpha.bin", "charlie.iso", "bravo.bin", "echo.tar", "foxtrot.bin"],
+    "name": ["Alpha.bin", "bravo.bin", "charlie.iso", "done.bin", "echo.tar", "foxtrot.bin"],
+    "state": ["charlie.iso", "Alpha.bin", "foxtrot.bin", "bravo.bin", "echo.tar", "done.bin"],
+    "size": ["charlie.iso", "bravo.bin", "done.bin", "Alpha.bin", "echo.tar", "foxtrot.bin"],
+    "progress": ["done.bin", "bravo.bin", "charlie.iso", "Alpha.bin", "echo.tar", "foxtrot.bin"],
+    "priority": ["echo.tar", "Alpha.bin", "done.bin", "charlie.iso", "foxtrot.bin", "bravo.bin"],
+}
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_windows_sort_the_whole_queue_and_page_by_key(q, sort: str):
+    ids = _a_mixed_queue(q)
+    names = {v: k for k, v in ids.items()}
+    order = [names[j.id] for j in q.window(View(sort), 100)]
+    assert order == ORDERS[sort]
+    assert [names[j.id] for j in q.window(View(sort), 2, offset=3)] == order[3:5]
+    for n in range(len(order)):  # the page after each row, by its key
+        after = ids[order[n]]
+        assert [names[j.id] for j in q.window(View(sort), 3, after=after)] == order[n + 1 : n + 4]
+        assert [names[j.id] for j in q.window(View(sort), 2, offset=1, after=after)] == order[n + 2 : n + 4]
+    assert q.window(View(sort), 0) == []
+
+
+def test_a_window_filters_by_name_over_the_whole_queue(q):
+    ids = _a_mixed_queue(q)
+    assert [j.id for j in q.window(View("name", ".BIN"), 10)] == [
+        ids[n] for n in ("Alpha.bin", "bravo.bin", "done.bin", "foxtrot.bin")
+    ]
+    assert [j.id for j in q.window(View("added", "alpha"), 10)] == [ids["Alpha.bin"]]
+    assert q.count(View("size", "bin")) == 4 and q.count(View()) == 6
+    assert q.count(View("added", "nothing like it")) == 0 and q.window(View("added", "zz"), 5) == []
+    # A job is found by the name it is shown by: a probed file's, not its URL's.
+    assert [j.id for j in q.window(View("added", "charlie.iso"), 5)] == [ids["charlie.iso"]]
+    [renamed] = q.add_many([spec("from-the-url")])
+    assert [j.id for j in q.window(View(text="from-the-url"), 5)] == [renamed]
+    q.record_probe(renamed, "/tmp/served-name.bin", 1, {})
+    assert q.window(View(text="from-the-url"), 5) == []
+    assert [j.id for j in q.window(View(text="served-name"), 5)] == [renamed]
+    q.remove([renamed], delete_file=False)
+    assert q.count(View(text="served")) == 0
+
+
+def test_a_window_after_a_job_that_is_gone(q):
+    [job_id] = q.add_many([spec(1)])
+    q.remove([job_id], delete_file=False)
+    with pytest.raises(UnknownJob):
+        q.window(View(), 5, after=job_id)
+    with pytest.raises(QueueError):
+        q.window(View("no such order"), 5)
 
 
 def test_events_are_kept_oldest_first_and_go_with_the_job(q):
