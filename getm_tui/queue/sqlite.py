@@ -31,11 +31,13 @@ from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, super
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.states import (
     COMMAND_EVENT,
+    NEW_URL,
     STATES,
     JobState,
     Outcome,
     Transition,
     clamp_concurrency,
+    new_url_event,
 )
 
 if TYPE_CHECKING:
@@ -506,6 +508,14 @@ class Queue:
                 else:
                     out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
         return out
+
+    def set_url(self, job_id: int, url: str) -> Outcome:
+        with self.batch(immediate=True):
+            (job,) = self.check_ids([job_id])
+            if not self.transition(job.id, NEW_URL.target, NEW_URL.sources, url=url, **NEW_URL.resets):
+                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
+            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
+            return Outcome(job.id, job.state, True)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

@@ -21,13 +21,14 @@ from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from getm_tui.engine import checksum, checksum_headers, retry
+from getm_tui.engine import checksum, checksum_headers, expiry, retry
 from getm_tui.engine.errors import (
     DownloadError,
     HTTPStatusError,
     RemoteChanged,
     Retryable,
     RetryableStatus,
+    SignatureExpired,
     UsageError,
 )
 from getm_tui.engine.files import sanitize_name
@@ -134,13 +135,28 @@ def get(
             resp.close()
             raise RetryableStatus(resp.status_code, reason, redact(url), after)
         if resp.status_code >= 400:
-            reason = resp.reason or ""
-            resp.close()
-            raise HTTPStatusError(resp.status_code, reason, redact(url))
+            raise refusal(resp, url)
         resp.url = url
         return resp
     # Named by the URL asked for: the one the user knows (the last hop may be anywhere).
     raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
+
+
+def refusal(resp: Reply, url: str) -> HTTPStatusError:
+    """The error for a 4xx answer (the response is closed): SignatureExpired when it says a signed URL's
+    time is up, which the start of its body tells (the body is read only for statuses that can mean it)."""
+    status, reason = resp.status_code, resp.reason or ""
+    body = b""
+    if status in (400, 401, 403):
+        try:
+            body = resp.raw.read(expiry.BODY_PEEK) or b""
+        except http_session.connection_errors(ValueError):
+            body = b""
+    resp.close()
+    if expiry.refusal_is_expiry(status, body, url):
+        message = expiry.expired_message(redact(url), expiry.expires_at(url))
+        return SignatureExpired(status, reason, redact(url), message)
+    return HTTPStatusError(status, reason, redact(url))
 
 
 def probe(
