@@ -90,3 +90,33 @@ def will_outlast(
     if deadline is None or remaining is None or rate <= 0:
         return False
     return (time.time() if now is None else now) + remaining / rate > deadline
+
+
+def deadline_note(
+    url: str, remaining: int | None, rate: float | None, now: float | None = None
+) -> tuple[str, bool] | None:
+    """What `show` and the app's details say of a URL's deadline: the time (UTC) and how far off it is,
+    and whether to warn (past, or the download at `rate` would not finish before it); None when the URL
+    states no deadline."""
+    deadline = expires_at(url)
+    if deadline is None:
+        return None
+    now = time.time() if now is None else now
+    when = format_deadline(deadline)
+    if now >= deadline:
+        return f"{when} (expired: give the job a new URL)", True
+    left = _span(deadline - now)
+    if will_outlast(deadline, remaining, rate or 0.0, now):
+        return f"{when} (in {left}; will not finish before it at the current speed)", True
+    return f"{when} (in {left})", False
+
+
+def _span(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
