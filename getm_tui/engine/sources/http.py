@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterator
@@ -116,6 +117,11 @@ def get(
         except http_session.CONNECTION_ERRORS as e:
             if _tls_failure(e):
                 raise DownloadError(tls_message(e, url)) from None
+            unresolved = _find(e, socket.gaierror)
+            if isinstance(unresolved, socket.gaierror) and unresolved.errno != socket.EAI_AGAIN:
+                # The name has no address: asking again in a minute will not give it one (a resolver's
+                # "try again later" is retried like any dropped connection).
+                raise DownloadError(f"cannot resolve host {urlsplit(url).hostname}") from None
             raise Retryable(f"{describe_error(e)} ({redact(url)})") from None
         if resp.is_redirect:
             location = resp.headers.get("Location", "")
