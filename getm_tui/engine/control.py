@@ -184,15 +184,15 @@ def restore(
         return None
     if rec.get("size") != size:
         log.warning(
-            "remote file changed since the last attempt (another size): starting over, %d bytes kept "
-            "from it dropped",
+            "remote file changed since the last attempt (another size): starting over, dropping the %d "
+            "bytes fetched before",
             _kept(rec),
         )
         return None
     if validator != rec.get("validator"):
         log.warning(
             "remote file changed since the last attempt (another ETag or Last-Modified): starting over, "
-            "%d bytes kept from it dropped",
+            "dropping the %d bytes fetched before",
             _kept(rec),
         )
         return None

@@ -73,13 +73,15 @@ def format_deadline(deadline: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(deadline))
 
 
+EXPIRED = "signed URL expired"
+
+
 def expired_message(url_shown: str, deadline: float | None) -> str:
-    """The one line a job that met an expired signature stops with (`url_shown` is already redacted)."""
+    """The one line a download that met an expired signature stops with (`url_shown` is redacted). It
+    starts with EXPIRED, which is what a caller that knows how to give it a new URL looks for (the line
+    crosses process boundaries as text)."""
     when = f" (at {format_deadline(deadline)})" if deadline is not None else ""
-    return (
-        f"signed URL expired{when}: HTTP 403 from {url_shown}; the parts fetched are kept: "
-        "give the job a new URL to resume (getm-tui retry ID --url NEW_URL)"
-    )
+    return f"{EXPIRED}{when}: HTTP 403 from {url_shown}; the parts fetched are kept for a new URL of it"
 
 
 def will_outlast(

@@ -26,7 +26,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from getm_tui.config import Settings
-from getm_tui.engine import Cancelled, EngineError, IntegrityError, Options, Progress, control, download
+from getm_tui.engine import (
+    Cancelled,
+    EngineError,
+    IntegrityError,
+    Options,
+    Progress,
+    control,
+    download,
+    expiry,
+)
 from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
@@ -349,7 +358,10 @@ class _Host:
         except IntegrityError as e:
             end = H.End(job.id, "mismatch", str(e))
         except EngineError as e:
-            end = H.End(job.id, "failed", str(e))
+            message = str(e)
+            if message.startswith(expiry.EXPIRED):
+                message += f" (getm-tui retry {job.id} --url NEW_URL)"
+            end = H.End(job.id, "failed", message)
         except OSError as e:
             end = H.End(job.id, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
         except Exception as e:  # a bug must fail the job, not kill the host

@@ -35,6 +35,7 @@ def test_an_expired_job_resumes_under_a_new_url_of_the_same_object(fault_server:
     shown = cli(data_dir, "show", str(job_id))
     assert shown.returncode == 0, shown.stderr
     assert "error:       signed URL expired (at " in shown.stdout
+    assert f"kept for a new URL of it (getm-tui retry {job_id} --url NEW_URL)" in shown.stdout
     assert "url expires: " in shown.stdout and " UTC (in " in shown.stdout
     with Queue(data_dir) as q:
         failed = q.get(job_id)

@@ -76,7 +76,7 @@ def test_an_expired_url_keeps_its_parts_and_a_new_one_resumes(
         download(url + SIGNED, str(tmp_path), concurrency=concurrency, options=OPTS)
     message = str(failed.value)
     assert message.startswith("signed URL expired (at 2026-01-01 01:00:00 UTC): HTTP 403 from ")
-    assert "retry ID --url NEW_URL" in message
+    assert message.endswith("; the parts fetched are kept for a new URL of it")
     assert "SECRET" not in message and "X-Amz" not in message
     # Refused for good, not retried: the request after the third was the last.
     assert [r.faults for r in res.requests].count(["denied"]) <= (concurrency or 1)

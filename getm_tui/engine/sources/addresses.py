@@ -53,6 +53,8 @@ def create_connection(
 
     Raises socket.gaierror when the name does not resolve, else the last address's OSError."""
     host, port = address
+    if not isinstance(timeout, (int, float)):
+        timeout = socket.getdefaulttimeout()  # http.client's "not given" stands for the default
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]  # a literal IPv6 address as a URL writes it
     infos = interleave(resolver(host, port, 0, socket.SOCK_STREAM))
