@@ -4,6 +4,7 @@ which refuses a URL's later requests the way S3 refuses a presigned URL past its
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -96,3 +97,12 @@ def test_retry_url_takes_one_job_and_an_unknown_one_is_refused(tmp_path):
     assert queued.returncode == 0
     shown = cli(data_dir, "show", str(a))
     assert "url expires" not in shown.stdout and "http://127.0.0.1:9/c" in shown.stdout
+    assert (
+        cli(
+            data_dir, "retry", str(b), "--url", "http://127.0.0.1:9/d?Expires=2000000000&Signature=S"
+        ).returncode
+        == 0
+    )
+    as_json = cli(data_dir, "show", "--json", str(b))
+    assert json.loads(as_json.stdout)["url_expires"] == 2000000000.0
+    assert "Signature" not in as_json.stdout

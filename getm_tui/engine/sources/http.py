@@ -141,19 +141,22 @@ def get(
             resp.close()
             raise RetryableStatus(resp.status_code, reason, redact(url), after)
         if resp.status_code >= 400:
-            raise refusal(resp, url)
+            raise refusal(resp, url, query_signed=signer is None)
         resp.url = url
         return resp
     # Named by the URL asked for: the one the user knows (the last hop may be anywhere).
     raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
 
 
-def refusal(resp: Reply, url: str) -> HTTPStatusError:
+def refusal(resp: Reply, url: str, query_signed: bool = True) -> HTTPStatusError:
     """The error for a 4xx answer (the response is closed): SignatureExpired when it says a signed URL's
-    time is up, which the start of its body tells (the body is read only for statuses that can mean it)."""
+    time is up, which the start of its body tells (the body is read only for statuses that can mean it).
+
+    `query_signed`: the URL carries its own signature. A request we signed ourselves (s3://, gs://) is
+    signed afresh each time: its refusal is about the credentials, not the URL."""
     status, reason = resp.status_code, resp.reason or ""
     body = b""
-    if status in (400, 401, 403):
+    if query_signed and status in (400, 401, 403):
         try:
             body = resp.raw.read(expiry.BODY_PEEK) or b""
         except http_session.connection_errors(ValueError):
