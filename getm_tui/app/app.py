@@ -27,11 +27,12 @@ from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.screens.main import MainScreen
+from getm_tui.app.screens.new_url import NewUrlDialog
 from getm_tui.config import Settings
 from getm_tui.queue.errors import QueueCorrupt, QueueError
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.records import Job, JobSpec
-from getm_tui.queue.states import PAUSE, RESUME, RETRY, clamp_concurrency
+from getm_tui.queue.states import NEW_URL, PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
@@ -432,6 +433,24 @@ class GetmApp(App[int]):
         else:
             self.notify(f"{row.job.display_name} is {row.job.state}: only failed jobs are retried", timeout=3)
 
+    def action_new_url(self) -> None:
+        """Give the selected job a new URL (its signed URL expired): the dialog validates it, the
+        supervisor applies it (states.NEW_URL), and the job resumes from its parts if the object is the
+        same."""
+        row = self._selected()
+        if row is None:
+            return
+        if not NEW_URL.applies_to(row.job.state):
+            self.notify(f"{row.job.display_name} is {row.job.state}: pause it first", timeout=3)
+            return
+        job_id = row.job.id
+
+        def answer(url: str | None) -> None:
+            if url:
+                self._send(P.SetURL(job_id, url))
+
+        self.push_screen(NewUrlDialog(row.job.display_name, row.job.url), answer)
+
     def action_remove(self) -> None:
         row = self._selected()
         if row is None:
@@ -547,6 +566,11 @@ class GetmApp(App[int]):
             ("Add downloads", "Open the add dialog (a)", self.action_add),
             ("Pause or resume", "The selected job (space)", self.action_toggle_pause),
             ("Retry", "The selected failed job (r)", self.action_retry),
+            (
+                "New URL",
+                "Replace the selected job's URL, as when a signed one expired (u)",
+                self.action_new_url,
+            ),
             ("Remove", "The selected job, optionally with its file (delete)", self.action_remove),
             ("More connections", "For the selected job, while it runs (+)", self.action_more_connections),
             ("Fewer connections", "For the selected job, while it runs (-)", self.action_fewer_connections),

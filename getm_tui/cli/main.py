@@ -212,6 +212,13 @@ def _add_queue_verbs(
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("ids", nargs="+", type=_job_id, metavar="ID")
         p.set_defaults(func=func)
+        if name == "retry":
+            p.add_argument(
+                "--url",
+                metavar="NEW_URL",
+                help="give the job a new URL (a signed URL that expired): it resumes from its parts when "
+                "the object is the same, else starts over and says so",
+            )
 
     rm = sub.add_parser("rm", parents=[common], help="remove jobs (and their partial files)")
     rm.add_argument("ids", nargs="+", type=_job_id, metavar="ID")

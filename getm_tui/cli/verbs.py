@@ -506,6 +506,24 @@ def _value(v: Any) -> str:
     return _clean(v)
 
 
+def _expiry_field(job: Job) -> list[tuple[str, str]]:
+    """`url expires:` for a signed URL that says when (never the query itself), with a warning when the
+    job will not finish before it at its average speed since it started."""
+    from getm_tui.engine.expiry import deadline_note
+
+    rate = None
+    if job.state == "active" and job.started:
+        rate = job.bytes_done / max(1e-3, time.time() - job.started)
+    remaining = None if job.size is None else max(0, job.size - job.bytes_done)
+    note = deadline_note(job.url, remaining, rate)
+    if note is None:
+        return []
+    text, urgent = note
+    if urgent:
+        warn(f"job {job.id}: signed URL expires {text}")
+    return [("url expires", text)]
+
+
 @verb
 def cmd_show(args: argparse.Namespace) -> int:
     _text_out()
@@ -514,6 +532,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         events = q.events(job.id)
     pub = job.public()
     if args.json:
+        from getm_tui.engine.expiry import expires_at
+
+        pub["url_expires"] = expires_at(job.url)
         pub["info"] = job.info
         pub["updated"] = job.updated
         pub["events"] = [{"at": at, "kind": kind, "message": message} for at, kind, message in events]
@@ -525,6 +546,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("state", job.state),
         ("name", pub["name"]),
         ("url", pub["url"]),
+        *_expiry_field(job),
         ("directory", job.directory),
         ("path", job.path),
         ("priority", job.priority),
@@ -566,6 +588,8 @@ def cmd_move(args: argparse.Namespace) -> int:
     """pause, resume and retry: the transition named by the verb, for every job given."""
     from getm_tui.queue.states import TRANSITIONS
 
+    if getattr(args, "url", None) is not None:
+        return _new_url(args)
     with _open(args) as q:
         outcomes = q.apply(TRANSITIONS[args.verb], args.ids)
     for outcome in outcomes:
@@ -575,6 +599,25 @@ def cmd_move(args: argparse.Namespace) -> int:
 
 
 cmd_pause = cmd_resume = cmd_retry = cmd_move
+
+
+def _new_url(args: argparse.Namespace) -> int:
+    """`retry ID --url NEW_URL`: the job is queued again under the new URL (states.NEW_URL), and resumes
+    from its parts when the new URL names the same object."""
+    from getm_tui.engine.errors import UsageError
+    from getm_tui.engine.urls import validate
+
+    if len(args.ids) != 1:
+        raise Usage("--url gives one job a new URL: name one ID")
+    try:
+        url = validate(args.url)
+    except UsageError as e:
+        raise Usage(str(e)) from None
+    with _open(args) as q:
+        outcome = q.set_url(args.ids[0], url)
+    if outcome.message:
+        warn(outcome.message)
+    return EXIT_OK
 
 
 # -- rm -----------------------------------------------------------------------------------------------

@@ -139,6 +139,20 @@ def outcome_from(row: list[Any]) -> Outcome:
     return Outcome(Expected(algorithm, value, source), computed, bool(ok), detail)
 
 
+def rekeyed(rec: dict[str, Any] | None, url: str) -> dict[str, Any] | None:
+    """The record as one of `url`: for a store that holds one download's record whatever its URL (a
+    queue's job, whose URL can be replaced when a signed one expires). Whether the bytes still fit is
+    then the remote's size and validator to say, as for any resume."""
+    return {**rec, "url": url_key(url)} if rec and "url" in rec else rec
+
+
+def _kept(rec: dict[str, Any]) -> int:
+    try:
+        return sum(int(p[2]) for p in rec.get("parts") or [])
+    except (TypeError, ValueError, IndexError):
+        return 0
+
+
 def claimed_name(rec: dict[str, Any] | None, url: str) -> str | None:
     """The file name a record of this URL says its partial download went to (None if it does not say)."""
     if not rec or rec.get("version") != VERSION or rec.get("url") != url_key(url):
@@ -166,10 +180,21 @@ def restore(
     """The parts of a matching record, each marked with the bytes kept on disk; None if it does not match."""
     if not rec or rec.get("version") != VERSION or size is None or not rec.get("parts"):
         return None  # no record, another format, an unknown size, or a claim with nothing in it yet
-    if rec.get("url") != url_key(url) or rec.get("size") != size:
+    if rec.get("url") != url_key(url):
+        return None
+    if rec.get("size") != size:
+        log.warning(
+            "remote file changed since the last attempt (another size): starting over, dropping the %d "
+            "bytes fetched before",
+            _kept(rec),
+        )
         return None
     if validator != rec.get("validator"):
-        log.info("remote file changed since the last attempt: starting over")
+        log.warning(
+            "remote file changed since the last attempt (another ETag or Last-Modified): starting over, "
+            "dropping the %d bytes fetched before",
+            _kept(rec),
+        )
         return None
     try:
         parts = []

@@ -27,6 +27,15 @@ class HTTPStatusError(DownloadError):
         self.status = status
 
 
+class SignatureExpired(HTTPStatusError):
+    """A signed URL's time is up (the store said so, or a 403 came after the deadline the URL states): the
+    job keeps its parts and waits for a new URL of the same object."""
+
+    def __init__(self, status: int, reason: str, url: str, message: str) -> None:
+        super().__init__(status, reason, url)
+        self.args = (message,)
+
+
 class Retryable(DownloadError):
     """A transient fault: reset, short read, timeout, 408/429/5xx. Carries the server's Retry-After."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from getm_tui.engine import plan, retry
 from getm_tui.engine.checksum import Verifier
 from getm_tui.engine.crc import crc32c
-from getm_tui.engine.errors import Cancelled, Retryable
+from getm_tui.engine.errors import Cancelled, DownloadError, RemoteChanged, Retryable
 from getm_tui.engine.options import Options
 from getm_tui.engine.progress import INTERVAL, Progress
 from getm_tui.engine.result import Transferred
@@ -140,9 +140,15 @@ def fetch_inline(
             retries += 1
             try:
                 retry.back_off(attempt, e, opts.retries, opts.retry_base, cancel, opts.retry_cap)
-            except Cancelled:
+            except (Cancelled, DownloadError):
                 save(parts)
                 raise
+        except RemoteChanged:
+            raise  # the bytes kept are of another file: nothing of them is worth a record
+        except DownloadError:
+            # Refused for good (an expired signed URL, say): what is on disk is kept for a new URL.
+            save(parts)
+            raise
 
 
 def _crc_of_file(sink: FileSink, n: int) -> int:

@@ -117,6 +117,12 @@ class JobQueue(Protocol):
         jobs the calling supervisor runs; None from anyone else, when the queue tells."""
         ...
 
+    def set_url(self, job_id: int, url: str) -> Outcome:
+        """Give the job another URL (states.NEW_URL: queued again, its resume record kept), recording the
+        event with the URL redacted; or say why not. `url` is validated by the caller. UnknownJob if the
+        job does not exist."""
+        ...
+
     def set_priority(self, job_id: int, priority: int) -> None: ...
 
     def set_concurrency(self, job_id: int, concurrency: int) -> int:

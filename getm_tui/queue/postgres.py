@@ -37,7 +37,16 @@ from getm_tui.queue.records import (
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
-from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
+from getm_tui.queue.states import (
+    COMMAND_EVENT,
+    NEW_URL,
+    STATES,
+    JobState,
+    Outcome,
+    Transition,
+    clamp_concurrency,
+    new_url_event,
+)
 from getm_tui.queue.steering import apply_transition
 from getm_tui.queue.views import View
 
@@ -342,6 +351,15 @@ class PostgresQueue(FleetLeases):
             return self._set(job_id, {"state": transition.target, **transition.resets}, transition.sources)
 
         return apply_transition(self, move, transition, job_ids)
+
+    def set_url(self, job_id: int, url: str) -> Outcome:
+        with self.batch(immediate=True):
+            (job,) = self.check_ids([job_id])
+            values = {"state": NEW_URL.target, "url": url, **NEW_URL.resets}
+            if not self._set(job.id, values, NEW_URL.sources):
+                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
+            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
+            return Outcome(job.id, job.state, True)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

@@ -44,11 +44,14 @@ from getm_tui.queue.rows import JOB_COLUMNS, STATE_OF, job_from_row, loads_json
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.sqlite_views import WindowSQL, count_sql
 from getm_tui.queue.states import (
+    COMMAND_EVENT,
+    NEW_URL,
     STATES,
     JobState,
     Outcome,
     Transition,
     clamp_concurrency,
+    new_url_event,
 )
 from getm_tui.queue.steering import apply_transition
 from getm_tui.queue.views import View
@@ -569,6 +572,14 @@ class Queue:
             return self.transition(job_id, transition.target, transition.sources, **transition.resets)
 
         return apply_transition(self, move, transition, job_ids)
+
+    def set_url(self, job_id: int, url: str) -> Outcome:
+        with self.batch(immediate=True):
+            (job,) = self.check_ids([job_id])
+            if not self.transition(job.id, NEW_URL.target, NEW_URL.sources, url=url, **NEW_URL.resets):
+                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
+            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
+            return Outcome(job.id, job.state, True)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

@@ -8,6 +8,7 @@ queued job, record its end, put back what it was running when it stopped) is in 
 
     queued -> active -> done | failed        paused <-> queued        failed | canceled -> queued (retry)
     active -> queued (supervisor stopped)    active -> canceled -> (row deleted by the supervisor)
+    queued | paused | failed | canceled -> queued, with another URL (new url: a signed URL expired)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+from getm_tui.engine.urls import redact
 
 
 class JobState(str, enum.Enum):
@@ -70,7 +73,7 @@ class Transition:
 
     def refusal(self, job_id: int, state: str) -> str:
         """What the user is told for a job this action does not move."""
-        if state == self.target:
+        if state == self.target and not self.applies_to(state):
             return f"job {job_id} is already {self.target}"
         return f"job {job_id} is {state}; not {self.past}"
 
@@ -87,6 +90,22 @@ RETRY = Transition(
     MappingProxyType({"error": None, "verdict": None}),
 )
 TRANSITIONS: Mapping[str, Transition] = MappingProxyType({t.action: t for t in (PAUSE, RESUME, RETRY)})
+# A job given another URL (its signed URL expired, say) is queued again with the same checks started over,
+# as a retry is; its parts stay, and the next run resumes from them when the new URL names the same object
+# (the engine compares size and validator). Not while it runs: the URL would change under its transfer.
+NEW_URL = Transition(
+    "new url",
+    "given a new URL",
+    frozenset({JobState.QUEUED, JobState.PAUSED, JobState.FAILED, JobState.CANCELED}),
+    JobState.QUEUED,
+    MappingProxyType({"error": None, "verdict": None}),
+)
+
+
+def new_url_event(before: str, url: str) -> str:
+    """The history event of NEW_URL: the move, and the new URL without its secrets (a signed URL's query
+    is its credential; the queue's row is the one place the whole URL is kept)."""
+    return f"{NEW_URL.event(before)}: {redact(url)}"
 
 
 @dataclass(frozen=True)

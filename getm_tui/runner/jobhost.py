@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from getm_tui.config import Settings
-from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, download
+from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, control, download, expiry
 from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusError, NoSpaceError, UsageError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
@@ -184,12 +184,15 @@ class _RemoteStore:
     exists, a finished record before the rename). The engine never drops the record: the supervisor does,
     in the update that records the job's end. Dropped at the commit, a kill before that update would lose
     the fact that the file was finished, and the next run would fetch it again under `NAME (1)`.
+
+    The record is the job's whatever URL it was written for: a job whose signed URL expired and was
+    replaced resumes from its parts when the remote's size and validator still match.
     """
 
-    def __init__(self, host: _Host, job_id: int, record: dict[str, Any] | None) -> None:
+    def __init__(self, host: _Host, job: Job, record: dict[str, Any] | None) -> None:
         self.host = host
-        self.job_id = job_id
-        self._record = record
+        self.job_id = job.id
+        self._record = control.rekeyed(record, job.url)
 
     def load(self) -> dict[str, Any] | None:
         return self._record
@@ -292,7 +295,7 @@ class _Host:
         self._sessions.close_all()
 
     def _run_job(self, hj: _HostJob, job: Job) -> None:
-        store = _RemoteStore(self, job.id, hj.record)
+        store = _RemoteStore(self, job, hj.record)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
         http_settings = self.settings.http()
@@ -344,7 +347,10 @@ class _Host:
         except IntegrityError as e:
             end = H.End(job.id, "mismatch", str(e), failure_reason(e))
         except EngineError as e:
-            end = H.End(job.id, "failed", str(e), failure_reason(e))
+            message = str(e)
+            if message.startswith(expiry.EXPIRED):
+                message += f" (getm-tui retry {job.id} --url NEW_URL)"
+            end = H.End(job.id, "failed", message, failure_reason(e))
         except OSError as e:
             end = H.End(job.id, "failed", f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), "os_error")
         except Exception as e:  # a bug must fail the job, not kill the host

@@ -102,6 +102,14 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class SetURL:
+    """Give a job a new URL (states.NEW_URL): a signed URL that expired, replaced."""
+
+    id: int
+    url: str
+
+
+@dataclass(frozen=True)
 class Remove:
     ids: tuple[int, ...]
     delete_file: bool = False

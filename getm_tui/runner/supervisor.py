@@ -428,6 +428,10 @@ class Supervisor:
                 client.close()
             elif isinstance(msg, (P.Pause, P.Resume, P.Retry)):
                 self._steer(client, _TRANSITION_OF[type(msg)], msg.ids)
+            elif isinstance(msg, P.SetURL):
+                outcome = q.set_url(msg.id, msg.url)
+                if outcome.message:
+                    client.send(P.LogLine(logging.WARNING, outcome.message))
             elif isinstance(msg, P.Remove):
                 self._remove(client, msg)
             elif isinstance(msg, P.SetConcurrency):

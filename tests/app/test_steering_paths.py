@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from getm_tui.app.app import GetmApp
 from getm_tui.config import Settings
@@ -29,6 +30,7 @@ from tests.helpers.runner_util import cli, wait_for
 
 MiB = 1024 * 1024
 UNREACHABLE = "http://127.0.0.1:9/never.bin"  # never fetched: the blocker holds the only slot
+RENEWED = "http://127.0.0.1:9/never.bin?X-Amz-Signature=SECRET"  # the new URL of the job whose URL expired
 
 
 @dataclass
@@ -49,7 +51,7 @@ def seed(tmp_path: Path, path_name: str, blocker_url: str) -> Queue:
     done_file.write_bytes(b"done")
     (out / "done.bin.getm-part").write_bytes(b"")
     with open_queue(data_dir) as q:
-        roles = ["blocker", "queued", "paused", "failed", "done", "done2", "settings", "canceled"]
+        roles = ["blocker", "queued", "paused", "failed", "done", "done2", "settings", "canceled", "expired"]
         specs = [{"url": UNREACHABLE, "directory": str(out), "info": {"insecure": True}} for _ in roles]
         specs[0] = {"url": blocker_url, "directory": str(out), "priority": 100}
         ids = dict(zip(roles, q.add_many(specs), strict=True))
@@ -60,6 +62,8 @@ def seed(tmp_path: Path, path_name: str, blocker_url: str) -> Queue:
         for role in ("done", "done2"):
             q.finish(ids[role], Finished(str(done_file), 4, "verified", "0000abcd", [{"algorithm": "md5"}]))
         q.remove([ids["canceled"]], False, running={ids["canceled"]})  # left by a supervisor that stopped
+        assert q.claim(ids["expired"])
+        q.fail(ids["expired"], "signed URL expired: HTTP 403 from http://127.0.0.1:9/never.bin", False, True)
     return Queue(data_dir, out, ids)
 
 
@@ -72,6 +76,7 @@ COMMANDS = [
     ("pause", "done2"),
     ("retry", "done2"),
     ("rm", "done"),  # with its file
+    ("new url", "expired"),  # retry --url, the supervisor's SetURL, the app's new-URL dialog
 ]
 # Settings have no verb: the supervisor and the app set them.
 PRIORITY, CONCURRENCY = 5, 7
@@ -104,6 +109,8 @@ def by_verb(q: Queue) -> list[str]:
     said = []
     for what, role in COMMANDS:
         extra = ["--delete-file"] if what == "rm" else []
+        if what == "new url":
+            what, extra = "retry", ["--url", RENEWED]
         out = cli(q.data_dir, what, str(q.ids[role]), *extra)
         assert out.returncode == 0, out.stderr
         said += [line.removeprefix("getm-tui: ") for line in out.stderr.splitlines()]
@@ -144,6 +151,9 @@ def by_supervisor(q: Queue) -> list[str]:
         messages: dict[str, Any] = {"pause": P.Pause, "resume": P.Resume, "retry": P.Retry}
         for what, role in COMMANDS:
             ids = (q.ids[role],)
+            if what == "new url":
+                assert link.send(P.SetURL(ids[0], RENEWED))
+                continue
             assert link.send(P.Remove(ids, delete_file=True) if what == "rm" else messages[what](ids))
         assert link.send(P.SetPriority(q.ids["settings"], PRIORITY))
         assert link.send(P.SetConcurrency(q.ids["settings"], CONCURRENCY))
@@ -169,6 +179,12 @@ def by_app(q: Queue) -> None:
                 await pilot.press("delete")
                 await until(pilot, lambda: app.screen.query("#confirm-delete"), "the confirmation")
                 await pilot.click("#confirm-delete")
+            elif what == "new url":
+                await pilot.press("u")
+                await until(pilot, lambda: app.screen.query("#new-url-input"), "the new-URL dialog")
+                app.screen.query_one("#new-url-input", Input).value = RENEWED
+                await pilot.press("enter")
+                await until(pilot, lambda job_id=job_id: app.rows[job_id].job.url == RENEWED, "the new URL")
             else:
                 before = app.rows[job_id].job.state
                 await pilot.press(keys[what])
@@ -238,3 +254,6 @@ def test_each_command_leaves_the_same_rows_history_and_files_whichever_way_it_is
     assert rows["failed"][0]["error"] is None and rows["failed"][0]["attempts"] == 1
     assert rows["canceled"][0]["state"] == "queued" and rows["canceled"][0]["info"]["insecure"]
     assert rows["done2"] == initial["rows"]["done2"]
+    expired = rows["expired"]
+    assert (expired[0]["state"], expired[0]["url"], expired[0]["error"]) == ("queued", RENEWED, None)
+    assert expired[1][-1] == ("command", "new url: failed -> queued: http://127.0.0.1:9/never.bin?***")

@@ -56,12 +56,18 @@ decremented as faults fire, so ``resource.options.drop_times`` shows what is lef
   until the server stops (for read-timeout tests).  Eligible: bodies longer than N.
 - ``rate_limit=BYTES_PER_SECOND``: throttle each response body to that rate (per connection, like nginx
   ``limit_rate``); the last byte arrives at ``body_length / rate`` seconds.
+- ``deny_after_requests=N`` (``deny_status=403``, ``deny_body``): GET number N+1 and every later GET or
+  HEAD is refused with that status and body (by default S3's ``AccessDenied`` / ``Request has expired``
+  XML, as a presigned URL past its deadline is answered); set it to ``None`` with ``configure`` to accept
+  requests again (a new URL).  The query is not looked at: resources are found by path alone.
 - ``redirect_to=URL_OR_PATH`` (``redirect_status=302``, ``redirect_times``): answer GET/HEAD with a
   redirect to that ``Location``; two resources pointing at each other form a loop.
 - Cosmetic: ``content_type`` (default ``application/octet-stream``), ``last_modified`` (epoch seconds),
   ``no_etag=True`` / ``no_last_modified=True`` to omit those validators.
 
 Server-wide options (:class:`FaultServer` arguments):
+
+- ``host="::1"``: listen on the IPv6 loopback (``base_url`` is then ``http://[::1]:PORT``).
 
 - ``tls=ssl.SSLContext``: serve HTTPS with that server context (e.g. a ``trustme`` certificate); the
   handshake happens in the connection's thread, so a client that refuses the certificate blocks nothing.
@@ -75,7 +81,8 @@ Server-wide options (:class:`FaultServer` arguments):
   what did fire, per kind.  Soak tests use it: faults nobody chose, at a known rate.
 
 Only one truncating fault fires per response, by priority ``stall_after`` > ``drop_after`` >
-``short_body``.  Precedence per request: ``redirect_to`` > ``statuses`` > normal/faulty body.
+``short_body``.  Precedence per request: ``redirect_to`` > ``statuses`` > ``deny_after_requests`` >
+normal/faulty body.
 
 Stats (thread-safe snapshots): ``Resource.requests`` (list of :class:`RequestRecord`: the range asked for,
 the body promised and sent so far, and the client's port, which tells which process asked), ``.bytes_sent``
@@ -123,6 +130,13 @@ _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 _STOP_JOIN_TIMEOUT = 5.0
 
 
+#: What S3 answers a presigned URL past its deadline with (403).
+EXPIRED_S3_BODY = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    "<Message>Request has expired</Message><X-Amz-Expires>60</X-Amz-Expires></Error>"
+)
+
+
 @dataclass
 class FaultOptions:
     """Per-resource behaviour; see the module docstring for the semantics of every field."""
@@ -153,6 +167,9 @@ class FaultOptions:
     stall_after: int | None = None
     stall_times: int | None = None
     rate_limit: float | None = None
+    deny_after_requests: int | None = None
+    deny_status: int = 403
+    deny_body: str = EXPIRED_S3_BODY
     redirect_to: str | None = None
     redirect_status: int = 302
     redirect_times: int | None = None
@@ -444,6 +461,12 @@ class Resource:
                 extra = [] if o.retry_after is None else [("Retry-After", str(o.retry_after))]
                 rec.faults.append("status")
                 return self._simple(rec, status, extra, "injected status")
+            if o.deny_after_requests is not None and self._get_count > o.deny_after_requests:
+                rec.faults.append("denied")
+                rec.status = o.deny_status
+                body = o.deny_body.encode()
+                headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+                return _Plan(status=o.deny_status, headers=headers, record=rec, small_body=body)
 
             data = self._data
             total = len(data)
@@ -694,7 +717,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, owner: FaultServer) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
+        self.address_family = socket.AF_INET6 if ":" in owner.host else socket.AF_INET
+        super().__init__((owner.host, 0), _Handler)
         if owner.tls is not None:
             # Handshakes happen lazily, on the first read in the connection's own thread.
             self.socket = owner.tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
@@ -702,7 +726,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls getfqdn(), which can do a slow reverse DNS lookup.
         socketserver.TCPServer.server_bind(self)
-        self.server_name = "127.0.0.1"
+        self.server_name = self.owner.host
         self.server_port = self.server_address[1]
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -738,7 +762,13 @@ class FaultServer:
     See the module docstring for the options accepted by :meth:`add`.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None, random_faults: RandomFaults | None = None) -> None:
+    def __init__(
+        self,
+        tls: ssl.SSLContext | None = None,
+        random_faults: RandomFaults | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
         self.tls = tls
         self.random_faults = random_faults
         self._rng = random.Random(random_faults.seed if random_faults else 0)
@@ -821,8 +851,9 @@ class FaultServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``http://[::1]:PORT`` on IPv6; no trailing slash)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
 
     def url(self, path: str) -> str:
         """Full URL of a path (percent-encoded as needed)."""

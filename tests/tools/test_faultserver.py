@@ -547,6 +547,26 @@ def test_redirect_loop(fault_server: FaultServer) -> None:
     assert fault_server.connections_accepted == 1
 
 
+def test_deny_after_requests_answers_like_an_expired_signed_url(fault_server: FaultServer) -> None:
+    url = fault_server.add("/a.bin", DATA, deny_after_requests=1)
+    res = fault_server.resource(url)
+    assert requests.get(url + "?X-Amz-Signature=old", headers={"Range": "bytes=0-9"}).status_code == 206
+    refused = requests.get(url + "?X-Amz-Signature=old", headers={"Range": "bytes=10-19"})
+    assert refused.status_code == 403
+    assert "<Message>Request has expired</Message>" in refused.text
+    assert res.requests[-1].faults == ["denied"]
+    res.configure(deny_after_requests=None)  # a new URL: accepted again
+    assert requests.get(url + "?X-Amz-Signature=new", headers={"Range": "bytes=10-19"}).content == DATA[10:20]
+
+
+def test_serves_on_the_ipv6_loopback() -> None:
+    with FaultServer(host="::1") as srv:
+        url = srv.add("/six.bin", DATA)
+        assert url.startswith(f"http://[::1]:{srv.port}/")
+        assert requests.get(url, headers={"Range": "bytes=0-9"}).content == DATA[:10]
+        assert srv.errors == []
+
+
 def test_configure_on_the_fly(fault_server: FaultServer) -> None:
     url = fault_server.add("/a.bin", DATA)
     res = fault_server.resource(url)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 from getm_tui import humanize
 from getm_tui.app.rows import JobRow, segment_map
 from getm_tui.app.screens.main import integrity_text
+from getm_tui.engine.expiry import deadline_note
 from getm_tui.engine.urls import redact
 from getm_tui.queue.records import Event
 from getm_tui.runner.protocol import LiveJob
@@ -70,6 +71,12 @@ class DetailsScreen(Screen[None]):
             f"{live.connections if live else 0}/{(live.concurrency if live else job.concurrency) or '-'}",
             escape(f"validator  {job.info.get('validator') or '-'}   ranges {job.info.get('ranges', '-')}"),
         ]
+        expires = deadline_note(
+            job.url, None if row.size is None else row.size - row.done, live.rate if live else None
+        )
+        if expires is not None:
+            text, urgent = expires
+            head.append(f"[red]expires  {escape(text)}[/red]" if urgent else f"expires  {escape(text)}")
         if job.error:
             head.append(f"[red]error  {escape(redact_text(job.error))}[/red]")
         self.query_one("#details-head", Static).update("\n".join(head))

@@ -35,6 +35,7 @@ class MainScreen(Screen[None]):
         Binding("a", "app.add", "Add"),
         Binding("space", "app.toggle_pause", "Pause"),
         Binding("r", "app.retry", "Retry"),
+        Binding("u", "app.new_url", "New URL", show=False),
         Binding("delete", "app.remove", "Remove"),
         Binding("enter", "app.details", "Details"),
         Binding("slash", "filter", "Filter", key_display="/"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterator
@@ -21,13 +22,14 @@ from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from getm_tui.engine import checksum, checksum_headers, retry
+from getm_tui.engine import checksum, checksum_headers, expiry, retry
 from getm_tui.engine.errors import (
     DownloadError,
     HTTPStatusError,
     RemoteChanged,
     Retryable,
     RetryableStatus,
+    SignatureExpired,
     UsageError,
 )
 from getm_tui.engine.files import sanitize_name
@@ -115,6 +117,11 @@ def get(
         except http_session.CONNECTION_ERRORS as e:
             if _tls_failure(e):
                 raise DownloadError(tls_message(e, url)) from None
+            unresolved = _find(e, socket.gaierror)
+            if isinstance(unresolved, socket.gaierror) and unresolved.errno != socket.EAI_AGAIN:
+                # The name has no address: asking again in a minute will not give it one (a resolver's
+                # "try again later" is retried like any dropped connection).
+                raise DownloadError(f"cannot resolve host {urlsplit(url).hostname}") from None
             raise Retryable(f"{describe_error(e)} ({redact(url)})") from None
         if resp.is_redirect:
             location = resp.headers.get("Location", "")
@@ -134,13 +141,31 @@ def get(
             resp.close()
             raise RetryableStatus(resp.status_code, reason, redact(url), after)
         if resp.status_code >= 400:
-            reason = resp.reason or ""
-            resp.close()
-            raise HTTPStatusError(resp.status_code, reason, redact(url))
+            raise refusal(resp, url, query_signed=signer is None)
         resp.url = url
         return resp
     # Named by the URL asked for: the one the user knows (the last hop may be anywhere).
     raise DownloadError(f"too many redirects (more than {settings.max_redirects}) from {redact(first)}")
+
+
+def refusal(resp: Reply, url: str, query_signed: bool = True) -> HTTPStatusError:
+    """The error for a 4xx answer (the response is closed): SignatureExpired when it says a signed URL's
+    time is up, which the start of its body tells (the body is read only for statuses that can mean it).
+
+    `query_signed`: the URL carries its own signature. A request we signed ourselves (s3://, gs://) is
+    signed afresh each time: its refusal is about the credentials, not the URL."""
+    status, reason = resp.status_code, resp.reason or ""
+    body = b""
+    if query_signed and status in (400, 401, 403):
+        try:
+            body = resp.raw.read(expiry.BODY_PEEK) or b""
+        except http_session.connection_errors(ValueError):
+            body = b""
+    resp.close()
+    if expiry.refusal_is_expiry(status, body, url):
+        message = expiry.expired_message(redact(url), expiry.expires_at(url))
+        return SignatureExpired(status, reason, redact(url), message)
+    return HTTPStatusError(status, reason, redact(url))
 
 
 def probe(

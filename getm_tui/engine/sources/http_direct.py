@@ -7,7 +7,8 @@ proxied requests stay on urllib3 (TLS settings, proxy tunnels), where the handsh
 
 What urllib3 did that is kept here: a connection is reused only if its previous response was read to the
 end and the server did not ask to close it, and it is checked for a server's close (readable while idle)
-before reuse; TCP_NODELAY; a connect timeout, then a read timeout for the rest.
+before reuse; TCP_NODELAY; a connect timeout, then a read timeout for the rest; every address of a host
+tried in turn (addresses.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from getm_tui.engine.sources import addresses
 
 
 class Headers(Mapping[str, str]):
@@ -141,7 +144,10 @@ class Direct:
 
     @staticmethod
     def _connect(host: str, port: int, timeout: tuple[float, float]) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout[0])
+        # A literal IPv6 address comes bracketed from the URL: http.client takes it bare (and brackets it
+        # again in the Host field).
+        conn = http.client.HTTPConnection(host.strip("[]"), port, timeout=timeout[0])
+        conn._create_connection = addresses.create_connection  # type: ignore[attr-defined]
         try:
             conn.connect()
             assert conn.sock is not None

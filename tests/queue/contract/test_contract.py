@@ -15,6 +15,7 @@ from getm_tui.queue.removal import PART_SUFFIX
 from getm_tui.queue.states import (
     COMMAND_EVENT,
     MAX_CONCURRENCY,
+    NEW_URL,
     PAUSE,
     RESUME,
     RETRY,
@@ -310,6 +311,42 @@ def test_retry_clears_error_and_verdict_and_keeps_attempts(q):
     assert (failed.error, failed.verdict, failed.attempts) == ("boom", "mismatch", 1)
     q.apply(RETRY, [job_id])
     assert (q.get(job_id).error, q.get(job_id).verdict, q.get(job_id).attempts) == (None, None, 1)
+
+
+NEW_SIGNED = "https://bucket.example.org/data/x.bin?X-Amz-Date=20260101T000000Z&X-Amz-Expires=60&X-Amz-Signature=SECRET"
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_set_url_from_each_state(q, state: JobState):
+    job_id = put_in(q, state)
+    q.save_resume(job_id, RECORD)
+    before = q.get(job_id)
+    events = q.events(job_id)
+    outcome = q.set_url(job_id, NEW_SIGNED)
+    after = q.get(job_id)
+    moves = state in NEW_URL.sources
+    assert outcome == Outcome(job_id, state, moves, None if moves else NEW_URL.refusal(job_id, state))
+    if moves:
+        # Queued again with the checks started over, the parts (resume record) and attempts kept.
+        expected = {**comparable(before), "state": "queued", "url": NEW_SIGNED, **NEW_URL.resets}
+        assert comparable(after) == expected
+        assert q.load_resume(job_id) == RECORD
+        [event] = q.events(job_id)[len(events) :]
+        assert event.kind == COMMAND_EVENT
+        assert event.message == f"new url: {state} -> queued: https://bucket.example.org/data/x.bin?***"
+        assert "SECRET" not in event.message
+    else:
+        assert comparable(after) == comparable(before)
+        assert q.events(job_id) == events
+
+
+def test_set_url_refusals_and_unknown_jobs(q):
+    assert NEW_URL.sources == {"queued", "paused", "failed", "canceled"} and NEW_URL.target == "queued"
+    assert NEW_URL.refusal(3, "active") == "job 3 is active; not given a new URL"
+    assert NEW_URL.refusal(3, "done") == "job 3 is done; not given a new URL"
+    [a] = q.add_many([spec(1)])
+    with pytest.raises(UnknownJob, match=f"{a + 1}"):
+        q.set_url(a + 1, NEW_SIGNED)
 
 
 def test_apply_with_an_unknown_id_changes_nothing(q):
