@@ -12,6 +12,9 @@ from getm_tui.config import ConfigError, Settings, load
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DATA_DIR_ENV = "GETM_TUI_DATA_DIR"
 
+# C0/C1 control characters become "?" in anything shown, so text from a server cannot drive the terminal.
+CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
 
 def warn(message: str) -> None:
     sys.stderr.write(f"getm-tui: {message}\n")

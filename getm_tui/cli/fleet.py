@@ -14,17 +14,17 @@ import time
 
 from getm_tui import humanize
 from getm_tui.cli.common import EXIT_OK, fail
-from getm_tui.cli.verbs import _clean, _open, _when, verb
+from getm_tui.cli.verbs import clean, open_queue_of, verb, when
 
 _HEADER = ("ID", "HOST", "PID", "STATUS", "STARTED", "LAST BEAT", "HELD", "RATE", "DONE", "DATA DIR")
 
 
 @verb
 def cmd_runners(args: argparse.Namespace) -> int:
-    from getm_tui.cli.verbs import _is_fleet
+    from getm_tui.cli.verbs import is_fleet
 
-    with _open(args) as q:
-        if not _is_fleet(q):
+    with open_queue_of(args) as q:
+        if not is_fleet(q):
             return fail(
                 "runners: this queue is the data dir's own, run by one supervisor; a fleet's runners share a "
                 "PostgreSQL queue (--queue URL, GETM_TUI_QUEUE or the config's queue)"
@@ -37,15 +37,15 @@ def cmd_runners(args: argparse.Namespace) -> int:
     rows = [
         (
             str(r.id),
-            _clean(r.host),
+            clean(r.host),
             str(r.pid),
             r.status,
-            _when(r.started),
+            when(r.started),
             f"{humanize.duration(max(0.0, now - r.heartbeat))} ago",
             str(r.jobs_held),
             humanize.rate(r.rate) if r.status == "alive" else "-",
             str(r.jobs_done),
-            _clean(r.data_dir),
+            clean(r.data_dir),
         )
         for r in runners
     ]

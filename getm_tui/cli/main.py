@@ -15,6 +15,7 @@ from typing import Any
 
 from getm_tui import __version__
 from getm_tui.cli import verbs
+from getm_tui.cli.add import cmd_add
 from getm_tui.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -27,6 +28,7 @@ from getm_tui.cli.common import (
     setup_logging,
 )
 from getm_tui.cli.get import cmd_get
+from getm_tui.cli.show import cmd_ls, cmd_show
 from getm_tui.config import ConfigError, load, parse_size
 from getm_tui.queue.states import STATES
 from getm_tui.runner.process import flush_std_streams
@@ -188,7 +190,7 @@ def _add_queue_verbs(
     add.add_argument(
         "--exclude", action="append", metavar="GLOB", help="of a prefix, leave out paths matching"
     )
-    add.set_defaults(func=verbs.cmd_add)
+    add.set_defaults(func=cmd_add)
 
     ls = sub.add_parser("ls", parents=[common], help="list the jobs")
     form = ls.add_mutually_exclusive_group()
@@ -197,12 +199,12 @@ def _add_queue_verbs(
         "--jsonl", action="store_true", help="JSON lines: one job a line, as --json shows it (streams)"
     )
     ls.add_argument("--state", action="append", choices=STATES, help="only jobs in this state (repeatable)")
-    ls.set_defaults(func=verbs.cmd_ls)
+    ls.set_defaults(func=cmd_ls)
 
     show = sub.add_parser("show", parents=[common], help="everything about one job, with its history")
     show.add_argument("id", type=_job_id, metavar="ID")
     show.add_argument("--json", action="store_true", help="as JSON")
-    show.set_defaults(func=verbs.cmd_show)
+    show.set_defaults(func=cmd_show)
 
     for name, func, text in (
         ("pause", verbs.cmd_pause, "pause queued or active jobs"),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from getm_tui.cli.common import EXIT_FAILED, EXIT_OK, settings_from, warn
+from getm_tui.cli.common import CONTROLS, EXIT_FAILED, EXIT_OK, settings_from, warn
 from getm_tui.engine.checksum import Verifier, verdict
 from getm_tui.engine.sources.listing import RemoteEntry, UnsafeName, local_path
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 BATCH = 500  # jobs per queue transaction
 # C0/C1 controls become "?" in what is shown: a key is someone else's text.
-_CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _READ = 8 * 1024 * 1024
 
 
@@ -154,7 +153,7 @@ def add_prefixes(
         sys.stdout.write("".join(f"{i}\n" for i in ids))
 
     def refused(e: UnsafeName) -> None:
-        warn(str(e).translate(_CONTROLS))
+        warn(str(e).translate(CONTROLS))
 
     code = EXIT_OK
     for url in prefixes:
