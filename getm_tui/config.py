@@ -76,6 +76,8 @@ class Settings:
     max_redirects: int = 10
     queue_timeout: float = 10.0  # seconds to wait for a queue file another process keeps locked
     allow_insecure_redirect: bool = False
+    # A finished file is on disk (synced) before it counts as done; false is for scratch disks (README).
+    sync: bool = True
 
     def http(self) -> Any:
         from getm_tui.engine import HTTPSettings

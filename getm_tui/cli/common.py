@@ -42,7 +42,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     if getattr(args, "insecure", False):
         overrides["verify_tls"] = False
-    return load(args.config, overrides)
+    return load(args.config, {**overrides, **sync_override(args)})
 
 
 def setup_logging(verbose: int, rich_console: object | None = None) -> None:
@@ -68,6 +68,11 @@ INSECURE_VERBS = (None, "run", "add", "get")
 def insecure_override(args: argparse.Namespace) -> dict[str, bool]:
     """Settings overrides for --insecure (before or after the verb); none when it is not given."""
     return {"verify_tls": False} if getattr(args, "insecure", False) else {}
+
+
+def sync_override(args: argparse.Namespace) -> dict[str, bool]:
+    """Settings overrides for --no-sync; none when it is not given (the config and environment decide)."""
+    return {"sync": False} if getattr(args, "no_sync", False) else {}
 
 
 def tls_off_warning(args: argparse.Namespace, settings: Settings, what: str) -> str | None:

@@ -57,6 +57,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         retries=settings.retries,
         rate_limit=settings.rate_limit or None,
         http=settings.http(),
+        sync="here" if settings.sync else "off",
     )
     display = _GetDisplay(redact(url), quiet=args.quiet)
     setup_logging(args.verbose, display.console if display.live else None)

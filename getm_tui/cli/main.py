@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing file instead of a new name"
     )
     _add_transfer_options(get)
+    get.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="do not wait for the file to reach the disk (a power cut may lose it; for scratch disks)",
+    )
     get.set_defaults(func=cmd_get)
     _add_queue_verbs(sub, common)
     _add_run_parser(sub, common)
@@ -115,6 +120,11 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="skip TLS certificate verification for every job it runs (warns; for one job: add --insecure)",
+    )
+    p.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="record jobs done without syncing their files to disk (a power cut may lose them; sync = false)",
     )
     p.set_defaults(func=_cmd_run)
 
@@ -159,6 +169,11 @@ def _add_queue_verbs(
         action="store_true",
         default=argparse.SUPPRESS,
         help="skip TLS certificate verification for these jobs only (recorded with them; warns)",
+    )
+    add.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="these jobs are recorded done without syncing their files to disk (for scratch disks)",
     )
     add.set_defaults(func=verbs.cmd_add)
 

@@ -215,10 +215,10 @@ def run(
 
 def cmd_run(args: Any) -> int:
     """`getm-tui run`."""
-    from getm_tui.cli.common import data_dir, insecure_override, tls_off_warning
+    from getm_tui.cli.common import data_dir, insecure_override, sync_override, tls_off_warning
     from getm_tui.config import load
 
-    settings = load(getattr(args, "config", None), insecure_override(args))
+    settings = load(getattr(args, "config", None), {**insecure_override(args), **sync_override(args)})
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     warning = tls_off_warning(args, settings, "for every job")

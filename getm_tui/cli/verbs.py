@@ -166,6 +166,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         )
     name = _output_name(args.output) if args.output is not None else None
     insecure = bool(getattr(args, "insecure", False))
+    # Per job, like --insecure: what the runner does with these jobs' files, whatever its own setting.
+    info = {**({"insecure": True} if insecure else {}), **({"no_sync": True} if args.no_sync else {})}
     directory = _directory(args)
     specs: list[JobSpec] = []
     for url, checksums, where in entries:
@@ -189,7 +191,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 "concurrency": args.concurrency,
                 "checksums": [f"{x.algorithm}:{x.value}" for x in expected],
                 # Per job, like curl -k on one command line: the runner verifies every other job.
-                "info": {"insecure": True} if insecure else None,
+                "info": info or None,
             }
         )
     with _open(args) as q:

@@ -9,6 +9,13 @@ from typing import Final, Literal, Protocol
 from getm_tui.engine import plan
 from getm_tui.engine.sources.http_session import HTTPSettings
 
+# Who makes a finished file durable (its bytes, then its name, on disk) before it counts as done:
+# "here": download() does, with an fsync of the file and of its directory, before it returns;
+# "caller": the caller does, one sync for many files (the runner's group commit), and download() only
+#   writes the file back while it downloads so that sync has little left to do;
+# "off": nobody (scratch disks): a power cut may lose files that were reported complete.
+Sync = Literal["here", "caller", "off"]
+
 
 class Live(Protocol):
     """What a front end may change while a download runs, read on every turn of its loop."""
@@ -32,6 +39,7 @@ class Options:
     shm_limit: int | None = None
     rate_limit: float | None = None
     max_restarts: int = 3
+    sync: Sync = "here"
     http: HTTPSettings = field(default_factory=HTTPSettings)
     # Read on every turn of the download loop, so a front end can change them while the download runs.
     live: Live | None = None

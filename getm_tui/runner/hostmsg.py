@@ -80,11 +80,13 @@ EndKind = Literal["done", "failed", "mismatch", "cancelled"]
 
 class End(NamedTuple):
     """How a job ended: done (payload: what was saved), failed or mismatch (payload: the error), or
-    cancelled (no payload)."""
+    cancelled (no payload). `unsynced`: the file of a done job is not known to be on disk yet, and the
+    supervisor syncs it before it records the job done (runner/commit.py)."""
 
     job_id: int
     kind: EndKind
     payload: Finished | str | None
+    unsynced: bool = False
 
 
 FromHost = Save | Probe | Report | Log | End

@@ -35,6 +35,7 @@ from getm_tui.queue.removal import delete_files, files_of_removal
 from getm_tui.queue.states import TRANSITIONS, Transition
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
+from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.process import flush_std_streams, name_process
@@ -65,6 +66,7 @@ class _Running:
     # Per connection: each part in flight's (time, bytes done, smoothed rate), and the rates for screens.
     parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
     conn_rates: tuple[float, ...] = ()
+    committing: bool = False  # its file is done and waits for the group commit's sync (no slot held)
 
     def measure(self, p: Progress) -> None:
         """Record a progress report: the job's history, and a smoothed rate per part in flight."""
@@ -182,6 +184,7 @@ class Supervisor:
         # for front ends (they read the queue when they hear it).
         self._held: list[tuple[JobHost, H.ToHost] | tuple[None, Any]] | None = None
         self._readiness = Readiness()
+        self._commits = GroupCommit()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -237,6 +240,7 @@ class Supervisor:
             # No wait while a look at the queue is due (at the start, after a job ends or a command).
             self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
             self._drain_logs()
+            self._record_synced()
             now = time.monotonic()
             version = self.q.data_version()
             if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
@@ -262,13 +266,15 @@ class Supervisor:
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
                 while self.running and time.monotonic() < deadline:
-                    self._wait_hosts(max(0.0, deadline - time.monotonic()))
+                    self._wait_hosts(max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
+                    self._record_synced()
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)
+        self._commits.close()
         self._take_joining()
         self._broadcast(P.Finished(self.failed, self.done))
         self._flush_clients()
@@ -349,8 +355,10 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
-        for conn in self._wait_hosts(timeout, list(conns)):
-            client = conns[conn]
+        for conn in self._wait_hosts(timeout, [*conns, self._commits.wakeup]):
+            client = conns.get(conn)
+            if client is None:
+                continue  # the group commit's news: the loop records it next
             try:
                 while client.alive and readable(conn):
                     self._command(client, conn.recv())
@@ -427,7 +435,7 @@ class Supervisor:
                     self._tell_control(r)
         if self.stop.is_set():
             return
-        free = self.settings.max_active - len(self.running)
+        free = self.settings.max_active - sum(not r.committing for r in self.running.values())
         if free <= 0:
             return
         for job in self.q.next_runnable(free, exclude=tuple(self.running)):
@@ -558,7 +566,12 @@ class Supervisor:
             if r is not None:
                 r.measure(msg.progress)
         elif isinstance(msg, H.End) and r is not None:
-            self._ended(r, msg.kind, msg.payload)
+            if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
+                r.host, r.committing = None, True  # its host is done with it; its slot is free
+                self._reconciled = 0.0
+                self._commits.add(r.job_id, msg.payload, msg.payload.path)
+            else:
+                self._ended(r, msg.kind, msg.payload)
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -599,6 +612,24 @@ class Supervisor:
             self._broadcast(P.JobChanged(r.job_id, "failed", payload))
         else:
             self._stopped(r)
+
+    def _record_synced(self) -> None:
+        """Record the jobs whose files the group commit has synced, in one transaction begun after the
+        sync returned (runner/commit.py); a job removed meanwhile goes as a removed job goes."""
+        synced = self._commits.take()
+        if not synced:
+            return
+        with self._turn():
+            for job_id, payload, error in synced:
+                r = self.running.get(job_id)
+                if r is None:
+                    continue
+                if error is not None:
+                    self._ended(r, "failed", error)
+                elif r.cancelled and self.q.get(job_id).state == "canceled":
+                    self._ended(r, "cancelled", None)
+                else:
+                    self._ended(r, "done", payload)
 
     def _stopped(self, r: _Running) -> None:
         q = self.q

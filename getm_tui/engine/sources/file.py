@@ -12,16 +12,22 @@ from getm_tui.engine.errors import DownloadError, IntegrityError
 from getm_tui.engine.files import free_name, part_path
 from getm_tui.engine.result import Result
 from getm_tui.engine.sink import FileSink
-from getm_tui.engine.target import commit, preallocate, remove
+from getm_tui.engine.target import commit, preallocate, remove, sync_directory
 from getm_tui.engine.urls import file_path
 
 COPY_CHUNK = 8 * 1024 * 1024
 
 
 def copy(
-    url: str, directory: str, name: str | None, overwrite: bool, expected: list[checksum.Expected]
+    url: str,
+    directory: str,
+    name: str | None,
+    overwrite: bool,
+    expected: list[checksum.Expected],
+    sync: bool = True,
 ) -> Result:
-    """Copy the file `url` names to `name` (default its own) in `directory`, checked against `expected`."""
+    """Copy the file `url` names to `name` (default its own) in `directory`, checked against `expected`;
+    with `sync`, the copy and its name are on disk before it returns (see Options.sync)."""
     src = file_path(url)
     if not os.path.isfile(src):
         raise DownloadError(f"no such file: {src}")
@@ -47,13 +53,16 @@ def copy(
         if checksum.verdict(outcomes) == "mismatch":
             raise IntegrityError(checksum.mismatch_message(os.path.basename(target), outcomes))
         os.ftruncate(fd, pos)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         remove(partfile)
         raise
     os.close(fd)
     final = commit(partfile, target, overwrite)
+    if sync:
+        sync_directory(directory)
     return Result(
         final, pos, checksum.verdict(outcomes), outcomes, f"{crc:08x}", time.monotonic() - started, 0, 1, 0, 0
     )
