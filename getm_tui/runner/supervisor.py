@@ -27,6 +27,7 @@ from typing import Any
 from getm_tui.config import Settings
 from getm_tui.engine import Progress, control
 from getm_tui.engine.files import part_path
+from getm_tui.engine.inline import INLINE_LIMIT
 from getm_tui.queue.errors import QueueCorrupt, QueueError, UnknownJob
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
@@ -35,6 +36,7 @@ from getm_tui.queue.removal import delete_files, files_of_removal
 from getm_tui.queue.states import TRANSITIONS, Transition
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
+from getm_tui.runner.budget import Kind, big_shares, first_share, kind_of
 from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
@@ -67,6 +69,9 @@ class _Running:
     parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
     conn_rates: tuple[float, ...] = ()
     committing: bool = False  # its file is done and waits for the group commit's sync (no slot held)
+    kind: Kind = "unknown"  # what its probe said: how many connections it can use (runner/budget.py)
+    cap: int = 1  # the connections its share of max_connections allows (its control asks for its own)
+    asked: int = 0  # what its control asked for when `cap` was shared out
 
     def measure(self, p: Progress) -> None:
         """Record a progress report: the job's history, and a smoothed rate per part in flight."""
@@ -457,7 +462,9 @@ class Supervisor:
             alive = self._hosts
         host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
-        r.sent = (r.control.concurrency, r.control.rate_limit)
+        in_use = sum(1 if o.kind == "small" else o.cap for o in self.running.values() if o is not r)
+        r.cap = first_share(r.control.concurrency, in_use, self.settings.max_connections)
+        r.sent = (min(r.control.concurrency, r.cap), r.control.rate_limit)
         self._after_commit(host, H.Run(job, self.q.load_resume(job.id), *r.sent))
 
     def _jobs_of(self, host: JobHost) -> list[_Running]:
@@ -472,12 +479,22 @@ class Supervisor:
             r.host.send(H.Cancel(r.job_id))
 
     def _tell_control(self, r: _Running) -> None:
-        now = (r.control.concurrency, r.control.rate_limit)
-        if r.host is not None and now != r.sent:
+        if r.host is None:
+            return  # not started yet, or done and waiting for its sync
+        if r.kind == "big" and r.asked != r.control.concurrency:
+            self._share_rate()  # a front end changed what it asks for: share again (calls this again)
+            return
+        now = (min(r.control.concurrency, r.cap), r.control.rate_limit)
+        if now != r.sent:
             r.sent = now
             r.host.send(H.Control(r.job_id, *now))
 
     def _share_rate(self) -> None:
+        """Share the rate limit among the running jobs, and max_connections among the big ones."""
+        wanted = {r.job_id: r.control.concurrency for r in self.running.values() if not r.committing}
+        kinds = {r.job_id: r.kind for r in self.running.values()}
+        for job_id, connections in big_shares(wanted, kinds, self.settings.max_connections).items():
+            self.running[job_id].cap, self.running[job_id].asked = connections, wanted[job_id]
         share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
         for r in self.running.values():
             r.control.rate_limit = share
@@ -561,6 +578,9 @@ class Supervisor:
         elif isinstance(msg, H.Probe):
             if r is not None:
                 r.name = os.path.basename(msg.path)
+                r.kind = kind_of(msg.size, bool(msg.info.get("ranges")), INLINE_LIMIT)
+                if r.kind == "big":
+                    self._share_rate()
             self.q.record_probe(msg.job_id, msg.path, msg.size, msg.info)
         elif isinstance(msg, H.Report):
             if r is not None:
