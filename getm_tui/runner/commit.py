@@ -14,7 +14,6 @@ record was saved before the sync) and records it after a sync of its own.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -35,12 +34,22 @@ class Synced(NamedTuple):
 
 @functools.cache
 def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs, or None where there is none. ctypes is loaded here, by the first sync, so that
+    nothing that imports the runner pays for it."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn: Callable[[int], int] = libc.syncfs
     except (OSError, AttributeError):
         return None
     return fn
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def sync_paths(paths: Iterable[str]) -> None:
@@ -64,7 +73,7 @@ def sync_paths(paths: Iterable[str]) -> None:
                 continue
             devices.add(device)
             if syncfs(fd) != 0:
-                code = ctypes.get_errno()
+                code = _errno()
                 raise OSError(code, os.strerror(code), directory)
         finally:
             os.close(fd)
