@@ -1,7 +1,7 @@
 """Group commit: many finished files share one sync before the queue records them done.
 
 ARCHITECTURE.md, invariant 2: a job is recorded done only once its file's bytes and its name are on disk.
-An fsync per file costs a journal commit per file, which was most of the time of a queue of small files.
+An fsync per file costs a journal commit per file: a large part of the time of a queue of small files.
 So job hosts run the engine with `sync = "caller"`, and the supervisor hands each finished job to the
 thread here, which syncs in one go everything that finished since its last sync started (one `syncfs`
 per filesystem; where there is no syncfs, an fsync of each file and then of each directory), and only then

@@ -462,7 +462,8 @@ class Supervisor:
             alive = self._hosts
         host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
-        in_use = sum(1 if o.kind == "small" else o.cap for o in self.running.values() if o is not r)
+        others = [o for o in self.running.values() if o is not r and not o.committing]
+        in_use = sum(1 if o.kind == "small" else o.cap for o in others)
         r.cap = first_share(r.control.concurrency, in_use, self.settings.max_connections)
         r.sent = (min(r.control.concurrency, r.cap), r.control.rate_limit)
         self._after_commit(host, H.Run(job, self.q.load_resume(job.id), *r.sent))
