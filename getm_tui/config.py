@@ -65,7 +65,10 @@ class Settings:
     """Every setting, with its default; `config.example.toml` documents the same keys."""
 
     download_dir: str = dataclasses.field(default_factory=default_download_dir)
-    max_active: int = 3
+    # Many jobs at once (a queue of small files waits on replies, not on bandwidth), and a bound on the
+    # connections they use together, which big files share (runner/budget.py).
+    max_active: int = 16
+    max_connections: int = 16
     concurrency: int = 4
     part_size: int = 16 * 1024 * 1024
     retries: int = 6
@@ -103,6 +106,9 @@ class Settings:
         }
         return Options(**{**base, **given})
 
+    # A finished file is on disk (synced) before it counts as done; false is for scratch disks (README).
+    sync: bool = True
+
     def http(self) -> Any:
         from getm_tui.engine import HTTPSettings
 
@@ -130,6 +136,7 @@ def split_address(text: str) -> tuple[str, int]:
 
 _MIN = {
     "max_active": 1,
+    "max_connections": 1,
     "concurrency": 1,
     "part_size": 64 * 1024,
     "retries": 0,

@@ -118,10 +118,14 @@ def _output_name(name: str) -> str:
     return name
 
 
-def _job_info(insecure: bool, anonymous: bool) -> dict[str, Any] | None:
-    """What a job records of how it is fetched. Per job, like curl -k on one command line: the runner
-    verifies every other job, and reads buckets with credentials for every other job."""
-    info = {"insecure": insecure, "anonymous": anonymous}
+def _job_info(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What a job records of how it is fetched and kept. Per job, like curl -k on one command line: the
+    runner verifies every other job, reads buckets with credentials and syncs files for every other job."""
+    info = {
+        "insecure": bool(getattr(args, "insecure", False)),
+        "anonymous": bool(getattr(args, "anonymous", False)),
+        "no_sync": bool(getattr(args, "no_sync", False)),
+    }
     return {k: True for k, v in info.items() if v} or None
 
 
@@ -193,7 +197,7 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
         "name": _output_name(args.output) if args.output is not None else None,
         "priority": args.priority,
         "concurrency": args.concurrency,
-        "info": _job_info(bool(getattr(args, "insecure", False)), bool(getattr(args, "anonymous", False))),
+        "info": _job_info(args),
     }
     for url, checksums, where in entries:
         for text in checksums:
@@ -246,7 +250,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             shared = {
                 "priority": args.priority,
                 "concurrency": args.concurrency,
-                "info": _job_info(insecure, bool(getattr(args, "anonymous", False))),
+                "info": _job_info(args),
             }
             code = tree.add_prefixes(args, q, adding.prefixes, _directory(args), shared)
     if insecure and ids:

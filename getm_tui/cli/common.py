@@ -66,7 +66,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     if getattr(args, "insecure", False):
         overrides["verify_tls"] = False
-    return load(args.config, {**overrides, **queue_override(args)})
+    return load(args.config, {**overrides, **queue_override(args), **sync_override(args)})
 
 
 def setup_logging(verbose: int, rich_console: object | None = None) -> None:
@@ -92,6 +92,11 @@ INSECURE_VERBS = (None, "run", "add", "get")
 def insecure_override(args: argparse.Namespace) -> dict[str, bool]:
     """Settings overrides for --insecure (before or after the verb); none when it is not given."""
     return {"verify_tls": False} if getattr(args, "insecure", False) else {}
+
+
+def sync_override(args: argparse.Namespace) -> dict[str, bool]:
+    """Settings overrides for --no-sync; none when it is not given (the config and environment decide)."""
+    return {"sync": False} if getattr(args, "no_sync", False) else {}
 
 
 def tls_off_warning(args: argparse.Namespace, settings: Settings, what: str) -> str | None:

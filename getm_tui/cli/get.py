@@ -54,6 +54,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     options = settings.engine_options(
         rate_limit=settings.rate_limit or None,
         access=Access(anonymous=bool(getattr(args, "anonymous", False))),
+        sync="here" if settings.sync else "off",
     )
     display = _GetDisplay(redact(url), quiet=args.quiet)
     setup_logging(args.verbose, display.console if display.live else None)

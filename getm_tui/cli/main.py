@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_anonymous(get)
     _add_transfer_options(get)
+    get.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="do not wait for the file to reach the disk (a power cut may lose it; for scratch disks)",
+    )
     get.set_defaults(func=cmd_get)
     _add_queue_verbs(sub, common)
     _add_run_parser(sub, common)
@@ -131,6 +136,11 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="skip TLS certificate verification for every job it runs (warns; for one job: add --insecure)",
+    )
+    p.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="record jobs done without syncing their files to disk (a power cut may lose them; sync = false)",
     )
     p.set_defaults(func=_cmd_run)
 
@@ -189,6 +199,11 @@ def _add_queue_verbs(
     add.add_argument("--include", action="append", metavar="GLOB", help="of a prefix, only paths matching")
     add.add_argument(
         "--exclude", action="append", metavar="GLOB", help="of a prefix, leave out paths matching"
+    )
+    add.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="these jobs are recorded done without syncing their files to disk (for scratch disks)",
     )
     add.set_defaults(func=cmd_add)
 

@@ -215,13 +215,19 @@ def run(
 
 def cmd_run(args: Any) -> int:
     """`getm-tui run`."""
-    from getm_tui.cli.common import data_dir, insecure_override, queue_override, tls_off_warning
+    from getm_tui.cli.common import (
+        data_dir,
+        insecure_override,
+        queue_override,
+        sync_override,
+        tls_off_warning,
+    )
     from getm_tui.cli.verbs import check_reachable
     from getm_tui.config import load
 
     settings = load(
         getattr(args, "config", None),
-        {**insecure_override(args), **queue_override(args), "metrics": args.metrics},
+        {**insecure_override(args), **queue_override(args), **sync_override(args), "metrics": args.metrics},
     )
     directory = data_dir(args)
     os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -42,7 +42,15 @@ from getm_tui.engine.sink import FileSink
 from getm_tui.engine.sources import file, source_for
 from getm_tui.engine.sources.http import Probe
 from getm_tui.engine.sources.http_session import Reply, Session, make_session
-from getm_tui.engine.target import choose_target, commit, finished_before, preallocate, remove, split_target
+from getm_tui.engine.target import (
+    choose_target,
+    commit,
+    finished_before,
+    preallocate,
+    remove,
+    split_target,
+    sync_directory,
+)
 from getm_tui.engine.urls import validate
 from getm_tui.engine.workers import WorkerPool
 
@@ -85,7 +93,15 @@ def download(
     expected_user = expected_from(checksum)
     directory, fixed_name = split_target(path)
     if url.lower().startswith("file:"):
-        return file.copy(url, directory, fixed_name, opts.overwrite, expected_user, opts.check_archives)
+        return file.copy(
+            url,
+            directory,
+            fixed_name,
+            opts.overwrite,
+            expected_user,
+            opts.check_archives,
+            opts.sync == "here",
+        )
     if store is not None:
         finished = finished_before(store.load(), url, directory, fixed_name)
         if finished is not None:
@@ -206,12 +222,16 @@ def _attempt(
             remove(partfile)
             store.clear()
             raise damaged
-        os.fsync(fd)
+        here = opts.sync == "here"
+        if here:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         rec = control.record(url, probe.size, probe.validator, parts, target)
-        store.save(control.finished(rec, size, checked, f"{crc:08x}", outcomes))
+        store.save(control.finished(rec, size, checked, f"{crc:08x}", outcomes, synced=here))
         final = commit(partfile, target, opts.overwrite)
+        if here:
+            sync_directory(os.path.dirname(final))
         store.clear()
         return Result(
             path=final,

@@ -117,15 +117,17 @@ def claim(url: str, target: str) -> dict[str, Any]:
 
 
 def finished(
-    rec: dict[str, Any], size: int, verdict: Verdict, crc32c: str, outcomes: list[Outcome]
+    rec: dict[str, Any], size: int, verdict: Verdict, crc32c: str, outcomes: list[Outcome], synced: bool
 ) -> dict[str, Any]:
     """The record saved once the file is complete and verified, just before it takes its final name.
 
     A download killed between that rename and its caller recording the end finds here that there is
-    nothing left to do (see target.finished_before), instead of fetching the file again.
+    nothing left to do (see target.finished_before), instead of fetching the file again. `synced` says
+    whether the file's bytes were on disk when this was saved (see Options.sync).
     """
     rows = [_outcome_row(o) for o in outcomes]
-    return {**rec, "finished": {"size": size, "verdict": verdict, "crc32c": crc32c, "outcomes": rows}}
+    done = {"size": size, "verdict": verdict, "crc32c": crc32c, "outcomes": rows, "synced": synced}
+    return {**rec, "finished": done}
 
 
 def _outcome_row(o: Outcome) -> list[Any]:

@@ -10,6 +10,13 @@ from getm_tui.engine import plan, retry
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import HTTPSettings
 
+# Who makes a finished file durable (its bytes, then its name, on disk) before it counts as done:
+# "here": download() does, with an fsync of the file and of its directory, before it returns;
+# "caller": the caller does, one sync for many files (the runner's group commit), and download() only
+#   writes the file back while it downloads so that sync has little left to do;
+# "off": nobody (scratch disks): a power cut may lose files that were reported complete.
+Sync = Literal["here", "caller", "off"]
+
 
 class Live(Protocol):
     """What a front end may change while a download runs, read on every turn of its loop."""
@@ -36,6 +43,7 @@ class Options:
     max_restarts: int = 3
     # With no checksum known, test a file named like an archive (.gz, .zip, .tar.*...) by decompressing it.
     check_archives: bool = True
+    sync: Sync = "here"
     http: HTTPSettings = field(default_factory=HTTPSettings)
     # How s3:// and gs:// URLs authenticate (the cloud's credential chain, or anonymously).
     access: Access = field(default_factory=Access)

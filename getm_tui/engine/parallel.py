@@ -45,7 +45,7 @@ def fetch_parallel(
     try:
         transfer.schedule()  # starts the workers with their first parts
         # Started after the workers: a process with no other thread forks them directly (see workers).
-        with Flusher(sink.fd):
+        with Flusher(sink.fd, enabled=opts.sync != "off"):
             drive(transfer, progress, cancel, opts.live)
         if pool.single_use:
             pool.stop()

@@ -16,10 +16,11 @@ import threading
 from typing import Any
 
 from getm_tui.engine import control
+from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import NoSpaceError, UsageError
 from getm_tui.engine.files import control_path, free_name, part_path
 from getm_tui.engine.result import Result
-from getm_tui.engine.sink import NO_SPACE
+from getm_tui.engine.sink import NO_SPACE, READ_BACK
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,12 @@ def finished_before(
     rec: dict[str, Any] | None, url: str, directory: str, fixed_name: str | None
 ) -> Result | None:
     """The result of an earlier attempt that finished (verified, renamed) and was killed before its
-    caller recorded that, as its record tells; None when there is still something to do."""
+    caller recorded that, as its record tells; None when there is still something to do.
+
+    A record saved before the file's bytes were synced (a caller that syncs many files at once, or no
+    sync at all) does not prove they reached the disk: a power cut may have left the right size with
+    other bytes. Such a file counts only if its crc32c, read back, is the one recorded.
+    """
     name = control.claimed_name(rec, url)
     info = rec.get("finished") if rec else None
     if name is None or not isinstance(info, dict) or fixed_name not in (None, name):
@@ -103,6 +109,9 @@ def finished_before(
             if not os.path.samefile(partfile, target):
                 return None
             os.unlink(partfile)  # killed between the two steps of commit: link, then unlink
+        if not info.get("synced", True) and f"{file_crc(target):08x}" != info["crc32c"]:
+            log.warning("%s is not what an earlier attempt finished: fetching it again", name)
+            return None
         log.info("%s was finished by an earlier attempt", name)
         return Result(target, size, info["verdict"], outcomes, info["crc32c"], 0.0, size, 0, 0, 0)
     except (OSError, KeyError, TypeError, ValueError):
@@ -120,8 +129,9 @@ class Flusher:
     # (the README's benchmark notes have the measurements behind this value).
     EVERY = 0.1
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, enabled: bool = True) -> None:
         self.fd = fd
+        self.enabled = enabled  # off when nothing will sync the file (sync = false)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
 
@@ -133,12 +143,14 @@ class Flusher:
                 return  # a full disk or a closed file: the commit's own fsync reports what matters
 
     def __enter__(self) -> Flusher:
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self.enabled:
+            self._thread.join()
 
 
 def preallocate(fd: int, size: int, path: str) -> None:
@@ -179,6 +191,24 @@ def commit(partfile: str, target: str, overwrite: bool) -> str:
             return target
         os.unlink(partfile)
         return target
+
+
+def sync_directory(path: str) -> None:
+    """Make the names in directory `path` durable: a rename is on disk only once its directory is synced."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_crc(path: str) -> int:
+    """The crc32c of the file at `path`, read back."""
+    crc = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(READ_BACK):
+            crc = crc32c(chunk, crc)
+    return crc
 
 
 def remove(path: str) -> None:

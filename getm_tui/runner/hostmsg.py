@@ -81,12 +81,14 @@ EndKind = Literal["done", "failed", "mismatch", "cancelled"]
 class End(NamedTuple):
     """How a job ended: done (payload: what was saved), failed or mismatch (payload: the error), or
     cancelled (no payload). `reason` names the kind of failure for metrics (checksum, archive, http_404,
-    no_space...)."""
+    no_space...). `unsynced`: the file of a done job is not known to be on disk yet, and the supervisor
+    syncs it before it records the job done (runner/commit.py)."""
 
     job_id: int
     kind: EndKind
     payload: Finished | str | None
     reason: str = ""
+    unsynced: bool = False
 
 
 FromHost = Save | Probe | Report | Log | End

@@ -30,6 +30,7 @@ from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, co
 from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusError, NoSpaceError, UsageError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
+from getm_tui.engine.options import Sync
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
@@ -303,11 +304,15 @@ class _Host:
             # `add --insecure`: this job only; the pool's workers get these settings with each task.
             http_settings = replace(http_settings, verify_tls=False)
             log.warning("TLS certificate verification is off for this job (added with --insecure)")
+        # Synced by the supervisor with other finished files (group commit), unless sync is off for the
+        # queue or for this job (`add --no-sync`).
+        sync: Sync = "caller" if self.settings.sync and not job.info.get("no_sync") else "off"
         options = self.settings.engine_options(
             concurrency=hj.control.concurrency,
             rate_limit=hj.control.rate_limit,
             http=http_settings,
             access=Access(anonymous=bool(job.info.get("anonymous"))),
+            sync=sync,
         )
 
         def on_probe(probe: Any, path: str) -> None:
@@ -341,7 +346,7 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
-            end = H.End(job.id, "done", _finished(result))
+            end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller")
         except Cancelled:
             end = H.End(job.id, "cancelled", None)
         except IntegrityError as e:

@@ -27,6 +27,7 @@ from typing import Any
 from getm_tui.config import Settings
 from getm_tui.engine import Progress, control
 from getm_tui.engine.files import part_path
+from getm_tui.engine.inline import INLINE_LIMIT
 from getm_tui.queue.errors import QueueCorrupt, QueueError, UnknownJob
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
@@ -35,6 +36,8 @@ from getm_tui.queue.removal import delete_files, files_of_removal
 from getm_tui.queue.states import TRANSITIONS, Transition
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
+from getm_tui.runner.budget import Kind, big_shares, first_share, kind_of
+from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.operations import Operations, OperationsError
@@ -70,6 +73,10 @@ class _Running:
     parts_seen: dict[int, tuple[float, int, float | None]] = field(default_factory=dict)
     conn_rates: tuple[float, ...] = ()
     lost: bool = False  # another runner of the fleet took the job over: nothing more is written about it
+    committing: bool = False  # its file is done and waits for the group commit's sync (no slot held)
+    kind: Kind = "unknown"  # what its probe said: how many connections it can use (runner/budget.py)
+    cap: int = 1  # the connections its share of max_connections allows (its control asks for its own)
+    asked: int = 0  # what its control asked for when `cap` was shared out
 
     def measure(self, p: Progress) -> int:
         """Record a progress report: the job's history, and a smoothed rate per part in flight; the bytes
@@ -190,6 +197,7 @@ class Supervisor:
         # for front ends (they read the queue when they hear it).
         self._held: list[tuple[JobHost, H.ToHost] | tuple[None, Any]] | None = None
         self._readiness = Readiness()
+        self._commits = GroupCommit()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -256,6 +264,7 @@ class Supervisor:
             self._read_commands(0.0 if self._reconciled == 0.0 else 0.05)
             self.ops.committed()
             self._drain_logs()
+            self._record_synced()
             now = time.monotonic()
             version = self.q.data_version()
             if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
@@ -315,7 +324,8 @@ class Supervisor:
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
                 while self.running and time.monotonic() < deadline:
-                    self._wait_hosts(max(0.0, deadline - time.monotonic()))
+                    self._wait_hosts(max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
+                    self._record_synced()
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
@@ -327,6 +337,7 @@ class Supervisor:
             self._drain_logs()
         for host in self._hosts:
             host.stop(timeout=1.0)
+        self._commits.close()
         self._take_joining()
         self._broadcast(P.Finished(self.failed, self.done))
         self._flush_clients()
@@ -407,8 +418,10 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
-        for conn in self._wait_hosts(timeout, list(conns)):
-            client = conns[conn]
+        for conn in self._wait_hosts(timeout, [*conns, self._commits.wakeup]):
+            client = conns.get(conn)
+            if client is None:
+                continue  # the group commit's news: the loop records it next
             try:
                 while client.alive and readable(conn):
                     self._command(client, conn.recv())
@@ -489,7 +502,7 @@ class Supervisor:
                     self._tell_control(r)
         if self.stop.is_set():
             return
-        free = self.settings.max_active - len(self.running)
+        free = self.settings.max_active - sum(not r.committing for r in self.running.values())
         if free <= 0:
             return
         for job in self.q.claim_runnable(free, exclude=tuple(self.running)):
@@ -509,7 +522,10 @@ class Supervisor:
             alive = self._hosts
         host = min(alive, key=lambda h: len(self._jobs_of(h)))
         r.host = host
-        r.sent = (r.control.concurrency, r.control.rate_limit)
+        others = [o for o in self.running.values() if o is not r and not o.committing]
+        in_use = sum(1 if o.kind == "small" else o.cap for o in others)
+        r.cap = first_share(r.control.concurrency, in_use, self.settings.max_connections)
+        r.sent = (min(r.control.concurrency, r.cap), r.control.rate_limit)
         record = self.q.load_resume(job.id)
         self.ops.job_started(job, resumed=record is not None)
         self._after_commit(host, H.Run(job, record, *r.sent))
@@ -526,12 +542,22 @@ class Supervisor:
             r.host.send(H.Cancel(r.job_id))
 
     def _tell_control(self, r: _Running) -> None:
-        now = (r.control.concurrency, r.control.rate_limit)
-        if r.host is not None and now != r.sent:
+        if r.host is None:
+            return  # not started yet, or done and waiting for its sync
+        if r.kind == "big" and r.asked != r.control.concurrency:
+            self._share_rate()  # a front end changed what it asks for: share again (calls this again)
+            return
+        now = (min(r.control.concurrency, r.cap), r.control.rate_limit)
+        if now != r.sent:
             r.sent = now
             r.host.send(H.Control(r.job_id, *now))
 
     def _share_rate(self) -> None:
+        """Share the rate limit among the running jobs, and max_connections among the big ones."""
+        wanted = {r.job_id: r.control.concurrency for r in self.running.values() if not r.committing}
+        kinds = {r.job_id: r.kind for r in self.running.values()}
+        for job_id, connections in big_shares(wanted, kinds, self.settings.max_connections).items():
+            self.running[job_id].cap, self.running[job_id].asked = connections, wanted[job_id]
         share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
         for r in self.running.values():
             r.control.rate_limit = share
@@ -621,13 +647,21 @@ class Supervisor:
         elif isinstance(msg, H.Probe):
             if r is not None:
                 r.name = os.path.basename(msg.path)
+                r.kind = kind_of(msg.size, bool(msg.info.get("ranges")), INLINE_LIMIT)
+                if r.kind == "big":
+                    self._share_rate()
             self.q.record_probe(msg.job_id, msg.path, msg.size, msg.info)
         elif isinstance(msg, H.Report):
             if r is not None:
                 self._fetched += r.measure(msg.progress)
                 self.ops.progress(msg.job_id, msg.progress)
         elif isinstance(msg, H.End) and r is not None:
-            self._ended(r, msg.kind, msg.payload, msg.reason)
+            if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
+                r.host, r.committing = None, True  # its host is done with it; its slot is free
+                self._reconciled = 0.0
+                self._commits.add(r.job_id, msg.payload, msg.payload.path)
+            else:
+                self._ended(r, msg.kind, msg.payload, msg.reason)
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -673,6 +707,24 @@ class Supervisor:
         else:
             self._stopped(r)
         self.ops.job_ended(r.job_id, kind, payload, reason, lambda: q.get(r.job_id))
+
+    def _record_synced(self) -> None:
+        """Record the jobs whose files the group commit has synced, in one transaction begun after the
+        sync returned (runner/commit.py); a job removed meanwhile goes as a removed job goes."""
+        synced = self._commits.take()
+        if not synced:
+            return
+        with self._turn():
+            for job_id, payload, error in synced:
+                r = self.running.get(job_id)
+                if r is None:
+                    continue
+                if error is not None:
+                    self._ended(r, "failed", error)
+                elif r.cancelled and self.q.get(job_id).state == "canceled":
+                    self._ended(r, "cancelled", None)
+                else:
+                    self._ended(r, "done", payload)
 
     def _stopped(self, r: _Running) -> None:
         q = self.q

@@ -48,6 +48,7 @@ from tests.helpers.kill_util import (
     tcp_ports,
 )
 from tests.helpers.runner_util import add, cli, jobs, start, wait_for
+from tests.helpers.stores import MemoryStore
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -496,22 +497,6 @@ def test_killed_after_the_last_part_was_recorded_commits_without_fetching(
     assert [r for r in gets(resource) if not is_probe(r)] == []
 
 
-class _MemoryStore:
-    """A ResumeStore in memory, as a caller keeps one per download (the queue keeps it in the job's row)."""
-
-    def __init__(self) -> None:
-        self.record: dict[str, Any] | None = None
-
-    def load(self) -> dict[str, Any] | None:
-        return self.record
-
-    def save(self, record: dict[str, Any]) -> None:
-        self.record = json.loads(json.dumps(record))
-
-    def clear(self) -> None:
-        pass  # as the supervisor's store: the caller drops the record when it records the end
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("engine_hygiene")
 @pytest.mark.parametrize("moment", ["after-the-rename", "between-link-and-unlink"])
@@ -522,7 +507,7 @@ def test_killed_after_the_commit_finds_the_file_finished(fault_server: FaultServ
     data = os.urandom(3 * MiB)
     url = fault_server.add("/done.bin", data, content_md5=True)
     resource = fault_server.resource(url)
-    store = _MemoryStore()
+    store = MemoryStore()
     opts = Options(part_size=MiB, retries=2, retry_base=0.05)
     first = download(url, str(tmp_path), concurrency=4, options=opts, store=store)
     assert first.verdict == "verified" and store.record and store.record["finished"]
@@ -552,7 +537,7 @@ def test_runner_killed_after_the_commit_marks_the_job_done(fault_server: FaultSe
     data = os.urandom(3 * MiB)
     url = fault_server.add("/late.bin", data, content_md5=True)
     resource = fault_server.resource(url)
-    store = _MemoryStore()
+    store = MemoryStore()
     # The engine's part of the job, exactly as the supervisor runs it, up to the kill.
     finished = download(url, str(out_dir), concurrency=4, options=Options(part_size=MiB), store=store)
     [job_id] = add(data_dir, url, "-d", str(out_dir))

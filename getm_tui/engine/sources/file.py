@@ -13,7 +13,7 @@ from getm_tui.engine.errors import ArchiveDamaged, DownloadError, IntegrityError
 from getm_tui.engine.files import free_name, part_path
 from getm_tui.engine.result import Result
 from getm_tui.engine.sink import FileSink
-from getm_tui.engine.target import commit, preallocate, remove
+from getm_tui.engine.target import commit, preallocate, remove, sync_directory
 from getm_tui.engine.urls import file_path
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -26,9 +26,11 @@ def copy(
     overwrite: bool,
     expected: list[checksum.Expected],
     check_archives: bool = True,
+    sync: bool = True,
 ) -> Result:
     """Copy the file `url` names to `name` (default its own) in `directory`, checked against `expected`
-    (or, with none and `check_archives`, tested as an archive when named like one)."""
+    (or, with none and `check_archives`, tested as an archive when named like one); with `sync`, the copy
+    and its name are on disk before it returns (see Options.sync)."""
     src = file_path(url)
     if not os.path.isfile(src):
         raise DownloadError(f"no such file: {src}")
@@ -57,13 +59,16 @@ def copy(
         why = verifier.archive.finish(partfile) if verifier.archive is not None else None
         if why is not None:
             raise ArchiveDamaged(f"archive check failed: {os.path.basename(target)}: {why}")
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         remove(partfile)
         raise
     os.close(fd)
     final = commit(partfile, target, overwrite)
+    if sync:
+        sync_directory(directory)
     elapsed = time.monotonic() - started
     tested = verifier.archive.kind if verifier.archive is not None else ""
     return Result(

@@ -1,0 +1,73 @@
+"""Options.sync: who makes a finished file durable, and what a finished record saved before any sync proves.
+
+A record saved before the file's bytes were synced ("caller", "off") does not prove they reached the disk;
+a power cut may leave the right size with other bytes. The next attempt must then look at the bytes
+(their crc32c), not only at the size, before it reports the file finished.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from getm_tui.engine import Options, download
+from getm_tui.engine.target import file_crc
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.stores import MemoryStore
+
+pytestmark = pytest.mark.usefixtures("engine_hygiene")
+
+MiB = 1024 * 1024
+
+
+def _gets(fault_server: FaultServer, url: str) -> int:
+    return len(fault_server.resource(url).requests)
+
+
+@pytest.mark.parametrize("sync", ["here", "caller", "off"])
+def test_every_sync_mode_writes_the_whole_file(fault_server: FaultServer, tmp_path, sync) -> None:
+    data = os.urandom(3 * MiB + 5)
+    url = fault_server.add("/f.bin", data)
+    store = MemoryStore()
+    result = download(
+        url, str(tmp_path), concurrency=4, options=Options(part_size=MiB, sync=sync), store=store
+    )
+    assert Path(result.path).read_bytes() == data
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"]
+    assert store.record is not None and store.record["finished"]["synced"] is (sync == "here")
+
+
+def test_an_unsynced_finished_file_with_its_bytes_intact_is_not_fetched_again(
+    fault_server: FaultServer, tmp_path
+) -> None:
+    """A kill after the rename, before the caller's sync and bookkeeping: the bytes are all there."""
+    data = os.urandom(2 * MiB)
+    url = fault_server.add("/kept.bin", data)
+    store = MemoryStore()
+    opts = Options(part_size=MiB, sync="caller")
+    first = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    asked = _gets(fault_server, url)
+    again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert _gets(fault_server, url) == asked
+    assert (again.path, again.crc32c) == (first.path, first.crc32c)
+    assert f"{file_crc(first.path):08x}" == first.crc32c
+
+
+def test_an_unsynced_finished_file_whose_bytes_were_lost_is_fetched_again(
+    fault_server: FaultServer, tmp_path
+) -> None:
+    """What a power cut can leave of a file renamed before it was synced: its size, with zeros (the
+    preallocated extents) where its bytes were. It must not be reported finished."""
+    data = os.urandom(2 * MiB)
+    url = fault_server.add("/lost.bin", data)
+    store = MemoryStore()
+    opts = Options(part_size=MiB, sync="caller")
+    first = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    with open(first.path, "r+b") as f:
+        f.write(bytes(len(data)))
+    asked = _gets(fault_server, url)
+    again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert _gets(fault_server, url) > asked
+    assert Path(again.path).read_bytes() == data
