@@ -19,41 +19,50 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
-from getm_tui.queue.lock import LockTimeout, queue_file_lock, running_supervisor
+from getm_tui.queue.lock import LockTimeout, queue_file_lock
 from getm_tui.queue.migrations import migrate
 from getm_tui.queue.records import (
     Event,
     Extent,
     Fingerprint,
-    Finished,
     Job,
     JobSpec,
-    RunnerInfo,
-    RunningRow,
     display_name_of,
 )
-from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
-from getm_tui.queue.rows import JOB_COLUMNS, STATE_OF, job_from_row, loads_json
+from getm_tui.queue.rows import JOB_COLUMNS, job_from_row
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
+from getm_tui.queue.sqlite_add import (
+    ADD_BLOCK,
+    ADD_CACHE_KIB,
+    CACHE_KIB,
+    INSERT_JOB,
+    INSERT_NAME,
+    NAMED_BY,
+    insert_rows,
+)
+from getm_tui.queue.sqlite_file import (
+    db_path,
+    default_timeout_ms,
+    ensure_data_dir,
+    first_line,
+    is_busy,
+    is_corruption,
+    reads_only,
+    seconds,
+    writer_lock,
+)
+from getm_tui.queue.sqlite_runs import SupervisorWrites
+from getm_tui.queue.sqlite_steer import UserActions
 from getm_tui.queue.sqlite_views import WindowSQL, count_sql
 from getm_tui.queue.states import (
-    COMMAND_EVENT,
-    NEW_URL,
     STATES,
-    JobState,
-    Outcome,
-    Transition,
-    clamp_concurrency,
-    new_url_event,
 )
-from getm_tui.queue.steering import apply_transition
 from getm_tui.queue.views import View
 
 if TYPE_CHECKING:
@@ -65,130 +74,8 @@ __all__ = ["DB_NAME", "STATES", "Job", "Queue", "QueueCorrupt", "QueueError", "Q
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10_000
 
-
-# SQLite's primary result codes (the low byte of an extended code).
-_BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
-_CORRUPT_WORDS = ("malformed", "not a database", "corrupt", "encrypted")
-
-
-def is_corruption(e: sqlite3.Error) -> bool:
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in (_CORRUPT, _NOTADB):
-        return True
-    text = str(e)
-    return any(w in text for w in _CORRUPT_WORDS)
-
-
-def _is_busy(e: sqlite3.Error) -> bool:
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in (_BUSY, _LOCKED):
-        return True
-    text = str(e)
-    return "locked" in text or "busy" in text
-
-
-def default_timeout_ms() -> int:
-    """How long to wait for a locked queue: $GETM_TUI_QUEUE_TIMEOUT seconds (the config key queue_timeout
-    reaches here through Settings), else 10 s. A bad value is one line for the user, not a traceback."""
-    raw = os.environ.get("GETM_TUI_QUEUE_TIMEOUT", "")
-    if not raw:
-        return BUSY_TIMEOUT_MS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise QueueError(f"environment GETM_TUI_QUEUE_TIMEOUT: expected a number of seconds > 0, got {raw!r}")
-    return int(seconds * 1000)
-
-
-def _seconds(ms: int) -> str:
-    return f"{ms / 1000:g} s"
-
-
-_INSERT_JOB = (
-    "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
-_NAMED_BY = frozenset(("url", "name", "path"))  # the columns a job's shown name comes from
-_ADD_BLOCK = 10_000  # specs read, inserted and named at a time
-_CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
-_ADD_CACHE_KIB = -65536
-
-
-def _insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """The jobs rows of a block of specs, and the names they are sorted and filtered by. Specs of one add
-    mostly share their settings: what they share is encoded once."""
-    rows: list[tuple[Any, ...]] = []
-    names: list[str] = []
-    encoded: dict[int, tuple[Any, str]] = {}  # by identity: the object is kept, so its id stays its own
-
-    def once(value: Any) -> str | None:
-        if not value:
-            return None
-        seen = encoded.get(id(value))
-        if seen is None:
-            seen = encoded[id(value)] = (value, json.dumps(value))
-        return seen[1]
-
-    for s in block:
-        url, name, checks = s["url"], s.get("name"), s.get("checksums")
-        rows.append(
-            (
-                url,
-                s["directory"],
-                name,
-                int(s.get("priority") or 0),
-                s.get("concurrency"),
-                json.dumps(list(checks)) if checks else "[]",
-                once(s.get("info")),
-                now,
-                now,
-            )
-        )
-        # A spec without a URL is refused by the insert (NOT NULL), with the queue's error.
-        names.append(display_name_of(url, name, None).lower() if isinstance(url, str) else "")
-    return rows, names
-
-
-def db_path(data_dir: str) -> str:
-    return os.path.join(data_dir, DB_NAME)
-
-
-def ensure_data_dir(data_dir: str) -> None:
-    """Create the data dir readable by its owner only (the queue holds signed URLs)."""
-    try:
-        os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    except OSError as e:
-        raise QueueError(f"cannot create the data directory {data_dir}: {e.strerror or e}") from None
-    try:
-        os.chmod(data_dir, 0o700)
-    except OSError:
-        pass
-
-
-# One lock per queue file for this process's writers (the supervisor's job threads each have a
-# connection). SQLite makes a writer that finds the file locked sleep 1, 2, 5, 10... ms before it tries
-# again; 16 small jobs a second or more, each writing several times, spent more time in those sleeps than
-# in their downloads. Writers of one process now queue here and wake the moment the lock is free; other
-# processes still meet SQLite's own lock and busy timeout.
-_WRITERS: dict[str, threading.Lock] = {}
-_WRITERS_LOCK = threading.Lock()
-
-
-def _writer_lock(path: str) -> threading.Lock:
-    with _WRITERS_LOCK:
-        return _WRITERS.setdefault(path, threading.Lock())
-
-
-def _reads_only(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA")
-
-
-class Queue:
+class Queue(UserActions, SupervisorWrites):
     """One connection to the queue database; cheap to open, one per process or thread."""
 
     def __init__(
@@ -206,7 +93,7 @@ class Queue:
         ensure_data_dir(data_dir)
         self.data_dir = data_dir
         self.path = db_path(data_dir)
-        self._writer = _writer_lock(self.path)
+        self._writer = writer_lock(self.path)
         # SQLite takes the busy timeout as a C int.
         self.timeout_ms = min(default_timeout_ms() if timeout_ms is None else max(0, timeout_ms), 2**31 - 1)
         self.recovered: Recovery | None = None  # what this open's recovery did, if it did one
@@ -236,7 +123,7 @@ class Queue:
         except LockTimeout:
             raise QueueLocked(
                 f"the queue {self.path} is being recovered by another process "
-                f"(gave up waiting after {_seconds(self.timeout_ms)})"
+                f"(gave up waiting after {seconds(self.timeout_ms)})"
             ) from None
 
     def _connect(self, any_thread: bool, check: bool) -> sqlite3.Connection:
@@ -293,14 +180,14 @@ class Queue:
         finally:
             probe.close()
         if verdict != "ok":
-            raise QueueCorrupt(self.path, _first_line(verdict), self._ino)
+            raise QueueCorrupt(self.path, first_line(verdict), self._ino)
 
     def _error(self, e: sqlite3.Error) -> QueueError:
         """The one line a user sees for a database error, as the exception that tells callers what it is."""
-        if _is_busy(e):
+        if is_busy(e):
             return QueueLocked(
                 f"the queue {self.path} is locked by another process "
-                f"(gave up waiting after {_seconds(self.timeout_ms)})"
+                f"(gave up waiting after {seconds(self.timeout_ms)})"
             )
         if is_corruption(e):
             return QueueCorrupt(self.path, str(e), self._ino)
@@ -319,7 +206,7 @@ class Queue:
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
-            if _reads_only(sql) or self.db.in_transaction:
+            if reads_only(sql) or self.db.in_transaction:
                 return self.db.execute(sql, args)
             if self._batching:  # the batch's first write: its transaction starts here (see batch)
                 self._begin()
@@ -393,17 +280,17 @@ class Queue:
         it = iter(specs)
         with self.batch(immediate=True):
             # A big add touches every page of the name index: a cache that holds it saves re-reading them.
-            self.db.execute(f"PRAGMA cache_size = {_ADD_CACHE_KIB}")
+            self.db.execute(f"PRAGMA cache_size = {ADD_CACHE_KIB}")
             try:
-                while block := list(itertools.islice(it, _ADD_BLOCK)):
-                    rows, names = _insert_rows(block, now)
-                    self._x_many(_INSERT_JOB, rows)
+                while block := list(itertools.islice(it, ADD_BLOCK)):
+                    rows, names = insert_rows(block, now)
+                    self._x_many(INSERT_JOB, rows)
                     last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     block_ids = range(last - len(block) + 1, last + 1)
-                    self._x_many(_INSERT_NAME, zip(block_ids, names, strict=True))
+                    self._x_many(INSERT_NAME, zip(block_ids, names, strict=True))
                     ids.extend(block_ids)
             finally:
-                self.db.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
+                self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         return ids
 
     def _x_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -529,14 +416,14 @@ class Queue:
                 values[key] = json.dumps(values[key])
         sets = ", ".join(f"{k} = ?" for k in values)
         self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
-        if values.keys() & _NAMED_BY:
+        if values.keys() & NAMED_BY:
             self._rename(job_id)
 
     def _rename(self, job_id: int) -> None:
         """The job's name as views sort and filter by it, after its path, name or URL changed."""
         row = self._x("SELECT url, name, path FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is not None:
-            self._x(_INSERT_NAME, (job_id, display_name_of(*row).lower()))
+            self._x(INSERT_NAME, (job_id, display_name_of(*row).lower()))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
@@ -564,137 +451,3 @@ class Queue:
             self._x("DELETE FROM jobs WHERE id = ?", (job_id,))
             self._x("DELETE FROM names WHERE id = ?", (job_id,))
             self._x("DELETE FROM events WHERE job_id = ?", (job_id,))
-
-    # -- what users do ----------------------------------------------------------------------------
-
-    def apply(self, transition: Transition, job_ids: Sequence[int]) -> list[Outcome]:
-        def move(job_id: int) -> bool:
-            return self.transition(job_id, transition.target, transition.sources, **transition.resets)
-
-        return apply_transition(self, move, transition, job_ids)
-
-    def set_url(self, job_id: int, url: str) -> Outcome:
-        with self.batch(immediate=True):
-            (job,) = self.check_ids([job_id])
-            if not self.transition(job.id, NEW_URL.target, NEW_URL.sources, url=url, **NEW_URL.resets):
-                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
-            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
-            return Outcome(job.id, job.state, True)
-
-    def remove(
-        self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
-    ) -> list[Removal]:
-        out: list[Removal] = []
-        with self.batch(immediate=True):
-            # Asked inside the write transaction: a supervisor that starts later cannot make a job active
-            # before this commits, so an active job seen here without one is what a dead one left.
-            supervised = running is None and running_supervisor(self.data_dir) is not None
-            for job in self.check_ids(list(dict.fromkeys(job_ids))):
-                if supervisor_runs(job, running, supervised):
-                    # The supervisor owns the transfer: it stops it, removes its files and deletes the row.
-                    info = {**job.info, "delete_file": bool(delete_file)}
-                    self.update(job.id, state=HANDED_OVER, info=info)
-                    out.append(Removal(job.id, True))
-                else:
-                    self.delete(job.id)
-                    out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
-        return out
-
-    def set_priority(self, job_id: int, priority: int) -> None:
-        self.update(job_id, priority=int(priority))
-
-    def set_concurrency(self, job_id: int, concurrency: int) -> int:
-        n = clamp_concurrency(int(concurrency))
-        self.update(job_id, concurrency=n)
-        return n
-
-    # -- what the supervisor does -----------------------------------------------------------------
-
-    def claim(self, job_id: int) -> bool:
-        return self.transition(job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None)
-
-    def unclaim(self, job_id: int) -> bool:
-        return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
-
-    def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        """One supervisor runs a SQLite queue: what it asks for is what it gets (no one else claims)."""
-        with self.batch():
-            return [job for job in self.next_runnable(limit, exclude) if self.claim(job.id)]
-
-    def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
-        return False  # one supervisor per file (SupervisorLock): no leases to hold
-
-    def heartbeat(self, bytes_done: int = 0, jobs_done: int = 0) -> set[int]:
-        return set()
-
-    def holds(self, job_id: int) -> bool:
-        return True
-
-    def runners(self) -> list[RunnerInfo]:
-        return []
-
-    def leave_fleet(self) -> None:
-        pass
-
-    def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
-        if not job_ids:
-            return {}
-        ids = tuple(job_ids)
-        marks = ",".join("?" * len(ids))
-        rows = self._x(f"SELECT id, state, concurrency FROM jobs WHERE id IN ({marks})", ids).fetchall()
-        return {r[0]: RunningRow(STATE_OF.get(r[1], r[1]), r[2]) for r in rows}
-
-    def record_probe(self, job_id: int, path: str, size: int | None, info: dict[str, Any]) -> None:
-        self.update(job_id, path=path, size=size, info=info)
-
-    def finish(self, job_id: int, result: Finished) -> None:
-        with self.batch():
-            self.update(
-                job_id,
-                state=JobState.DONE,
-                path=result.path,
-                size=result.size,
-                bytes_done=result.size,
-                verdict=result.verdict,
-                integrity=result.integrity,
-                finished=time.time(),
-                error=None,
-                resume=None,
-            )
-            self.log_event(job_id, "done", f"saved {result.path} ({result.verdict}, crc32c {result.crc32c})")
-
-    def fail(self, job_id: int, error: str, mismatch: bool, kept: bool) -> None:
-        now = time.time()
-        with self.batch():
-            self._x(
-                "UPDATE jobs SET state = ?, error = ?, attempts = attempts + 1, finished = ?, updated = ?,"
-                " verdict = CASE WHEN ? THEN 'mismatch' ELSE verdict END,"
-                " bytes_done = CASE WHEN ? THEN bytes_done ELSE 0 END WHERE id = ?",
-                (JobState.FAILED.value, error, now, now, mismatch, kept, job_id),
-            )
-            self.log_event(job_id, "error", error)
-
-    def requeue_active(self) -> list[int]:
-        """Jobs a dead supervisor left active go back to the queue (the caller holds the supervisor lock)."""
-        ids = [r[0] for r in self._x("SELECT id FROM jobs WHERE state = 'active'")]
-        if ids:
-            self._x("UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'active'", (time.time(),))
-        return ids
-
-    # -- resume records ---------------------------------------------------------------------------
-
-    def load_resume(self, job_id: int) -> dict[str, Any] | None:
-        row = self._x("SELECT resume FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        # garbled: start over (the engine re-verifies)
-        return (loads_json(row[0], {}) or None) if row else None
-
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
-        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
-        done = sum(int(p[2]) for p in record.get("parts", []))
-        text = json.dumps(record, separators=(",", ":"))
-        self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, done, job_id))
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).splitlines() if line.strip() and not line.startswith("***")]
-    return (lines[0] if lines else str(text)).strip()[:200]
