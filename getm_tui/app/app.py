@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
+from getm_tui.app.queue_reader import QueueReader, QueueWindow
 from getm_tui.app.rows import SORTS, JobRow, sort_key
 from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
@@ -29,39 +30,18 @@ from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.screens.main import MainScreen
 from getm_tui.app.screens.new_url import NewUrlDialog
 from getm_tui.config import Settings
-from getm_tui.queue.errors import QueueCorrupt, QueueError
-from getm_tui.queue.interface import JobQueue, open_queue
+from getm_tui.queue.errors import QueueError
+from getm_tui.queue.interface import open_queue
 from getm_tui.queue.records import Job, JobSpec
 from getm_tui.queue.states import NEW_URL, PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
 
-POLL_SECONDS = 0.2
-# Counting a million jobs by state takes tens of milliseconds: while the queue changes, the counts are
-# read again at most once a second, and never more than a twentieth of the time (the window itself, a few
-# hundred rows, is read at every change).
-COUNT_EVERY = 1.0
-COUNT_SHARE = 20
 WINDOW_VIEWS = 4  # a window holds this many views' worth of rows: one and a half above, the rest below
 MIN_VIEW_ROWS = 50  # the view's rows assumed before the table has a size
 REDRAW_EVERY = 0.5
 TLS_OFF = "TLS certificate verification is off for every job (--insecure)"
-
-
-class QueueWindow(Message):
-    """A window of the queue read by the poller: its jobs, in the view's order from the `offset`th on, the
-    jobs the view holds in all (`total`), and the jobs per state (None: not read yet)."""
-
-    def __init__(
-        self, jobs: list[Job], offset: int, total: int, counts: dict[str, int] | None, view: View
-    ) -> None:
-        super().__init__()
-        self.jobs = jobs
-        self.offset = offset
-        self.total = total
-        self.counts = counts
-        self.view = view
 
 
 class FromSupervisor(Message):
@@ -94,8 +74,12 @@ class GetmApp(App[int]):
         self._poll = poll
         self._stop = threading.Event()
         # What the poller reads: the view, and the window's first row and length (set here, read there).
-        self._want: tuple[View, int, int] = (View(), 0, WINDOW_VIEWS * MIN_VIEW_ROWS)
-        self._wake = threading.Event()
+        self.reader = QueueReader(
+            self,
+            self.location,
+            int(settings.queue_timeout * 1000),
+            (View(), 0, WINDOW_VIEWS * MIN_VIEW_ROWS),
+        )
         self._frozen = False
         self._asked: dict[int, dict[str, int]] = {}  # job id -> settings asked for, not yet in the queue
         # Live snapshots come ten times a second; with a supervisor, redraw for them at most this often.
@@ -121,13 +105,14 @@ class GetmApp(App[int]):
 
     def on_mount(self) -> None:
         if self._poll:
-            self.run_worker(self._poll_queue, thread=True, group="poll", exit_on_error=False)
+            self.run_worker(self.reader.run, thread=True, group="poll", exit_on_error=False)
         if self.link is not None:
             self.run_worker(self._connect, thread=True, group="link", exit_on_error=False)
         self.set_interval(1.0, self._sample_rate)
 
     def on_unmount(self) -> None:
-        self._stop.set()  # the poller thread ends with the app
+        self._stop.set()
+        self.reader.stop.set()  # the reader's thread ends with the app
         # However the app ends (q, an exception, a test's end), a supervisor it started must stop and the
         # thread blocked reading the link must end: asyncio.run waits for every worker thread.
         if self.link is not None and self.link.mode != "disconnected":
@@ -135,86 +120,13 @@ class GetmApp(App[int]):
 
     # -- background threads -----------------------------------------------------------------------
 
-    def _open_checked(self) -> JobQueue | None:
-        """The queue, once it is whole. A damaged file is not read here, nor kept open (an open connection
-        would stop the recovery): the supervisor backs it up and rebuilds it, and then this opens it."""
-        told = False
-        while not self._stop.is_set():
-            try:
-                return open_queue(
-                    self.location, timeout_ms=int(self.settings.queue_timeout * 1000), check=True
-                )
-            except QueueCorrupt as e:
-                if not told:
-                    told = True
-                    self.call_from_thread(self.notify, str(e), severity="error", timeout=10)
-                self._stop.wait(0.5)
-            except QueueError as e:
-                self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
-                return None
-        return None
-
-    def _first_look(self) -> None:
-        """The first window, read before the queue is checked: the check reads the whole file (about a
-        second for a million jobs), and the rows should be on screen before that. The connection is
-        closed at once, so a recovery of a damaged file is not kept waiting; a file too damaged to read
-        shows nothing here, and the checked open below says what is wrong."""
-        view, offset, limit = self._want
-        try:
-            with open_queue(self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000)) as q:
-                jobs = q.window(view, limit, offset)
-                total = offset + len(jobs) if len(jobs) < limit else q.count(view)
-        except QueueError:
-            return
-        self.post_message(QueueWindow(jobs, offset, total, None, view))
-
-    def _poll_queue(self) -> None:
-        self._first_look()
-        q = self._open_checked()
-        if q is None:
-            return
-        shown: tuple[View, int, int] | None = None  # the window last posted
-        shown_version: int | None = None  # the queue's version it was read at
-        counts: dict[str, int] = {}
-        counts_version: int | None = None
-        count_again = 0.0  # when the counts may be read again
-        matching: tuple[View, int] | None = None  # the filter's count, when there is one
-        try:
-            while not self._stop.is_set():
-                self._wake.clear()
-                now = q.data_version()
-                want = self._want
-                view, offset, limit = want
-                recount = counts_version != now and time.monotonic() >= count_again
-                if now == shown_version and want == shown and not recount:
-                    self._wake.wait(POLL_SECONDS)
-                    continue
-                started = time.monotonic()
-                if recount:
-                    counts, counts_version = q.counts(), now
-                if view.text and (recount or matching is None or matching[0] != view):
-                    matching = (view, q.count(view))
-                if recount:
-                    took = time.monotonic() - started
-                    count_again = started + max(COUNT_EVERY, COUNT_SHARE * took)
-                jobs = q.window(view, limit, offset)
-                total = matching[1] if view.text and matching else sum(counts.values())
-                if len(jobs) < limit and (jobs or not offset):  # the window reaches the end: the exact length
-                    total = offset + len(jobs)
-                shown, shown_version = want, now
-                self.post_message(QueueWindow(jobs, offset, total, counts, view))
-                self._wake.wait(POLL_SECONDS)
-        except QueueError as e:
-            self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
-        finally:
-            q.close()
-
     def _ask(self, first: int, rows: int) -> None:
         """Have the poller read the window around the view's first row `first` (`rows` in view)."""
         rows = max(rows, 1)
         offset = max(0, first - rows * 3 // 2)
-        self._want = (View(self.sort, self.filter_text), offset, WINDOW_VIEWS * max(rows, MIN_VIEW_ROWS // 2))
-        self._wake.set()
+        self.reader.ask(
+            (View(self.sort, self.filter_text), offset, WINDOW_VIEWS * max(rows, MIN_VIEW_ROWS // 2))
+        )
 
     def _connect(self) -> None:
         assert self.link is not None
@@ -235,7 +147,7 @@ class GetmApp(App[int]):
         if message.view != View(self.sort, self.filter_text):
             return  # read for an order or a filter since left: the poller reads the one now shown
         if not message.jobs and message.offset > 0:  # the queue got shorter than where the view is
-            self._ask(max(0, message.total - 1), self._want[2] // WINDOW_VIEWS)
+            self._ask(max(0, message.total - 1), self.reader.want[2] // WINDOW_VIEWS)
         rows: dict[int, JobRow] = {}
         changed = set()
         for job in message.jobs:

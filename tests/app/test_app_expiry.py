@@ -34,7 +34,8 @@ def test_an_expired_job_gets_a_new_url_in_the_app_and_completes(env: Env):
         await select(pilot, job_id)
         await pilot.press("enter")
         screen = await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen, "details")
-        head = text_of(screen.query_one("#details-head", Static))
+        # The head is filled once the screen has the job: wait for it rather than read it empty.
+        head = await until(pilot, lambda: text_of(screen.query_one("#details-head", Static)), "the head")
         assert "UTC (expired: give the job a new URL)" in head and "signed URL expired (at " in head
         assert "SECRET" not in head and "X-Amz" not in head
         await pilot.press("escape")

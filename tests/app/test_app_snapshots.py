@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from getm_tui.app.app import FromSupervisor, GetmApp, QueueWindow
+from getm_tui.app.app import FromSupervisor, GetmApp
+from getm_tui.app.queue_reader import QueueWindow
 from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
