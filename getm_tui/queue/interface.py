@@ -188,6 +188,11 @@ class JobQueue(Protocol):
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
         ...
 
+    def reconnect(self) -> None:
+        """Connect again after QueueUnreachable (a database that went away); raises it while the
+        database is still away. Nothing to do for a queue file."""
+        ...
+
 
 def open_queue(
     location: str, timeout_ms: int | None = None, check: bool = False, recover: bool = False

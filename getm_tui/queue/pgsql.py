@@ -142,11 +142,13 @@ FAIL = (
 )
 SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s WHERE id = %s"
 # A job a runner did not take by lease (claimed by a plain connection), or whose lease ran out: what a
-# stopped runner left.
+# stopped runner left. A lease that ran out while the server was down does not count until its runner had
+# a lease's time to connect again and renew it.
 REQUEUE_ACTIVE = (
     "WITH stale AS (SELECT j.id, r.host, r.pid FROM getm_jobs j"
     " LEFT JOIN getm_runners r ON r.id = j.runner_id WHERE j.state = 'active'"
     " AND (j.runner_id IS NULL OR j.lease_expires IS NULL OR j.lease_expires <= now())"
+    " AND (r.id IS NULL OR pg_postmaster_start_time() < now() - make_interval(secs => r.lease_timeout))"
     " FOR UPDATE OF j SKIP LOCKED)"
     " UPDATE getm_jobs SET state = 'queued', updated = %s, runner_id = NULL, lease_expires = NULL FROM stale"
     " WHERE getm_jobs.id = stale.id RETURNING getm_jobs.id, stale.host, stale.pid"

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue import pgsql as S
-from getm_tui.queue.errors import QueueError, UnknownJob
+from getm_tui.queue.errors import QueueError, QueueUnreachable, UnknownJob
 from getm_tui.queue.location import redact
 from getm_tui.queue.records import (
     Event,
@@ -39,16 +39,14 @@ from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
 from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
 from getm_tui.queue.steering import apply_transition
 
+__all__ = ["PostgresQueue", "QueueUnreachable", "display_name"]
+
 if TYPE_CHECKING:
     from types import TracebackType
 
     import psycopg
 
 DEFAULT_CONNECT_TIMEOUT = 10
-
-
-class QueueUnreachable(QueueError):
-    """The database cannot be reached (refused, timed out, authentication failed)."""
 
 
 def _first_line(e: BaseException) -> str:
@@ -159,6 +157,13 @@ class PostgresQueue:
     def close(self) -> None:
         with contextlib.suppress(self._psycopg.Error):
             self.conn.close()
+
+    def reconnect(self) -> None:
+        """Connect again after the connection was lost: what this runner holds stays its own (the
+        epochs are kept) until a heartbeat or a fenced write finds that another runner took it over."""
+        self.close()
+        self.conn = self._connect()
+        self._batching = False
 
     def __enter__(self) -> PostgresQueue:
         return self
@@ -292,6 +297,12 @@ class PostgresQueue:
             return sql, args
         return sql + S.FENCE, [*args, self._runner, epoch]
 
+    def _hold(self, job_id: int, epoch: int) -> None:
+        """A claim: the job is this runner's at this epoch (even if it lost it once before)."""
+        self._held[job_id] = epoch
+        self._fenced_out.discard(job_id)
+        self._lost.discard(job_id)
+
     def _lose(self, job_id: int) -> None:
         """Another runner holds the job now: this one writes nothing more about it."""
         self._held.pop(job_id, None)
@@ -377,7 +388,7 @@ class PostgresQueue:
         if row is None:
             return False
         if self._runner is not None:
-            self._held[job_id] = int(row[0])
+            self._hold(job_id, int(row[0]))
         return True
 
     def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
@@ -396,7 +407,7 @@ class PostgresQueue:
         for row in self._x(S.CLAIM_RUNNABLE, args).fetchall():
             job = job_from_row(row[:-1])
             if self._runner is not None:
-                self._held[job.id] = int(row[-1])
+                self._hold(job.id, int(row[-1]))
             jobs.append(job)
         jobs.sort(key=lambda j: (-j.priority, j.id))
         return jobs

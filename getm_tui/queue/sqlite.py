@@ -526,6 +526,9 @@ class Queue:
     def leave_fleet(self) -> None:
         pass
 
+    def reconnect(self) -> None:
+        pass  # a file does not go away as a server does
+
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
             return {}
