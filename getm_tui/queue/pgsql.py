@@ -16,8 +16,11 @@ MIGRATION_LOCK = 0x6765746D
 # commands that check, then act, run one after the other.
 COMMAND_LOCK = 0x6765746E
 
-# Notification channels: a job was added (idle runners wake), a job's row changed (its runner looks).
+# Notification channels: a job was added (idle runners wake), a job was steered or came back to the
+# queue (its runner, and idle runners, look).
 CHANNEL_ADDED = "getm_added"
+CHANNEL_STEERED = "getm_steered"
+NOTIFY_STEERED = f"SELECT pg_notify('{CHANNEL_STEERED}', '')"
 
 # Migration N brings a store at version N-1 to N. Only ever append.
 MIGRATIONS: tuple[str, ...] = (

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from getm_tui.queue import pgsql as S
 from getm_tui.queue.errors import QueueError, QueueUnreachable, UnknownJob
 from getm_tui.queue.location import redact
+from getm_tui.queue.notices import Notices
 from getm_tui.queue.records import (
     Event,
     Extent,
@@ -349,7 +350,24 @@ class PostgresQueue:
         def move(job_id: int) -> bool:
             return self._set(job_id, {"state": transition.target, **transition.resets}, transition.sources)
 
-        return apply_transition(self, move, transition, job_ids)
+        with self.batch(immediate=True):
+            outcomes = apply_transition(self, move, transition, job_ids)
+            self._steered()
+        return outcomes
+
+    def _steered(self) -> None:
+        """Tell the fleet's runners that jobs were steered (sent when the transaction commits)."""
+        self._x(S.NOTIFY_STEERED)
+
+    def listen(self) -> Notices:
+        conn = self._connect()
+        try:
+            return Notices(conn)
+        except self._psycopg.Error as e:
+            conn.close()
+            raise QueueUnreachable(
+                f"cannot listen on the queue database {self.name}: {self._say(e)}"
+            ) from None
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
@@ -368,14 +386,19 @@ class PostgresQueue:
                 else:
                     self.delete(job.id)
                     out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
+            self._steered()
         return out
 
     def set_priority(self, job_id: int, priority: int) -> None:
-        self._set(job_id, {"priority": int(priority)}, STATES)
+        with self.batch():
+            self._set(job_id, {"priority": int(priority)}, STATES)
+            self._steered()
 
     def set_concurrency(self, job_id: int, concurrency: int) -> int:
         n = clamp_concurrency(int(concurrency))
-        self._set(job_id, {"concurrency": n}, STATES)
+        with self.batch():
+            self._set(job_id, {"concurrency": n}, STATES)
+            self._steered()
         return n
 
     # -- what the supervisor does -----------------------------------------------------------------
@@ -471,6 +494,8 @@ class PostgresQueue:
                     self.log_event(
                         job_id, "warning", f"taken over: its runner ({host} pid {pid}) stopped renewing"
                     )
+            if ids:
+                self._steered()
         return ids
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None:

@@ -526,6 +526,9 @@ class Queue:
     def leave_fleet(self) -> None:
         pass
 
+    def listen(self) -> None:
+        return None  # commands on a queue file reach its supervisor through its socket
+
     def reconnect(self) -> None:
         pass  # a file does not go away as a server does
 

@@ -204,6 +204,8 @@ class Supervisor:
         self._outage: Outage | None = None
         self._taken: list[Kept] = []
         self._takeover_after = 0.0
+        # A fleet's news from the database (a job added or steered elsewhere): the loop waits on it too.
+        self._notices: Any = None
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -230,6 +232,7 @@ class Supervisor:
                 recover=True,
             )
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
+            self._notices = self.q.listen()
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             if self.listen:
@@ -246,6 +249,7 @@ class Supervisor:
             return 2
         finally:
             self._shutdown()
+            self._stop_listening()
             logging.getLogger("getm_tui").removeHandler(handler)
             if hasattr(self, "q"):
                 with contextlib.suppress(sqlite3.Error):
@@ -277,8 +281,11 @@ class Supervisor:
         self._drain_logs()
 
     def _look(self, now: float) -> None:
-        """Look at the queue when it changed (or a while passed), and beat when a beat is due."""
-        version = self.q.data_version()
+        """Look at the queue when it changed (or a while passed), and beat when a beat is due. A runner
+        that listens hears of other processes' changes: it asks the queue's version only when told, or
+        when its last look is a while ago (in case a notice was missed)."""
+        due = self._reconciled == 0.0 or self._data_version == -1 or now - self._reconciled >= RECONCILE_EVERY
+        version = self.q.data_version() if due or self._notices is None else self._data_version
         if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
             self._data_version = version
             self._reconciled = now
@@ -321,6 +328,7 @@ class Supervisor:
             self._outage.close()
             kept = [*self._outage.kept, *kept]
         log.warning("%s: the jobs held go on; connecting again", e)
+        self._stop_listening()
         self._outage = Outage(self.q.reconnect, kept)
         for k in kept:
             if isinstance(k.msg, H.Save) and not k.answered and not acted_upon(k.msg.record):
@@ -337,6 +345,7 @@ class Supervisor:
             self._takeover_after = time.monotonic() + self.settings.lease_timeout
             self._beat_at = time.monotonic()
             self._beat()
+            self._notices = self.q.listen()
             with self._turn():
                 for k in outage.kept:
                     self._write_kept(k)
@@ -389,6 +398,18 @@ class Supervisor:
             )
             self._outage.close()
             raise QueueUnreachable("the queue database is away")
+
+    def _heard(self) -> None:
+        """Another process added or steered jobs: look at the queue now."""
+        if self._notices is not None and self._notices.heard():
+            self._data_version = -1
+        if self._notices is not None and self._notices.closed:
+            self._notices = None  # lost with the database: the runner's own connection finds out
+
+    def _stop_listening(self) -> None:
+        if self._notices is not None:
+            self._notices.close()
+            self._notices = None
 
     def _lost(self, r: _Running) -> None:
         """Another runner holds the job now: stop it here, and write nothing more about it (its partial
@@ -499,7 +520,11 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
-        for conn in self._wait_hosts(timeout, list(conns)):
+        notices = [self._notices] if self._notices is not None else []
+        for conn in self._wait_hosts(timeout, [*conns, *notices]):
+            if conn is self._notices:
+                self._heard()
+                continue
             client = conns[conn]
             try:
                 while client.alive and readable(conn):
