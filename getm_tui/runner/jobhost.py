@@ -37,6 +37,7 @@ from getm_tui.engine.workers import WorkerPool
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process
+from getm_tui.runner.takeover import resumable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -292,7 +293,10 @@ class _Host:
         self._sessions.close_all()
 
     def _run_job(self, hj: _HostJob, job: Job) -> None:
-        store = _RemoteStore(self, job.id, hj.record)
+        record, why = resumable(hj.record, job.url, job.directory)
+        if why:
+            log.warning("%s", why)  # kept in the job's history
+        store = _RemoteStore(self, job.id, record)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
         http_settings = self.settings.http()
