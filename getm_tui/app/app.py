@@ -1,7 +1,8 @@
 """The Textual app: watch and steer the queue.
 
 It starts a supervisor (or attaches to the one a headless runner already runs) and talks to it only
-through protocol messages. Nothing here waits on the network or the disk: the queue is read by a worker
+through protocol messages; on a fleet's queue (PostgreSQL) it starts none, and steers through the
+database (fleet.py). Nothing here waits on the network or the disk: the queue is read by a worker
 thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
 both post messages to the event loop.
 """
@@ -17,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
+from getm_tui.app.fleet import RUNNERS_EVERY, RunnersSeen, fleet_rate, runners_text, steer
 from getm_tui.app.rows import SORTS, JobRow
 from getm_tui.app.screens.add import AddDialog
 from getm_tui.app.screens.confirm import ConfirmRemove
@@ -25,7 +27,8 @@ from getm_tui.app.screens.main import MainScreen
 from getm_tui.config import Settings
 from getm_tui.queue.errors import QueueCorrupt, QueueError
 from getm_tui.queue.interface import JobQueue, open_queue
-from getm_tui.queue.records import Fingerprint, Job, JobSpec
+from getm_tui.queue.location import is_database
+from getm_tui.queue.records import Fingerprint, Job, JobSpec, RunnerInfo
 from getm_tui.queue.states import PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
@@ -62,13 +65,17 @@ class GetmApp(App[int]):
         self.settings = settings
         # The queue it reads and writes: a fleet's database when one is set, else the data dir's file.
         self.location = settings.queue or data_dir
+        # A fleet's queue: the runners run it; this app watches and steers through the database.
+        self.fleet = is_database(self.location)
+        connect = connect and not self.fleet
+        self.runners: list[RunnerInfo] = []
         self.rows: dict[int, JobRow] = {}
         self.live: dict[int, P.LiveJob] = {}
         self.counts: dict[str, int] = {}
         self.total_rate = 0.0
         self.sort = SORTS[0]
         self.filter_text = ""
-        self.mode = "connecting" if connect else "offline"
+        self.mode = "connecting" if connect else "fleet" if self.fleet else "offline"
         self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
         self._poll = poll
         self._stop = threading.Event()
@@ -137,8 +144,12 @@ class GetmApp(App[int]):
         last_ids: set[int] = set()
         last_mark: Fingerprint | None = None
         last_counts: dict[str, int] = {}
+        runners_at = 0.0
         try:
             while not self._stop.is_set():
+                if self.fleet and time.monotonic() - runners_at >= RUNNERS_EVERY:
+                    runners_at = time.monotonic()
+                    self._watch_fleet(q, last_ids, last_counts)
                 now = q.data_version()
                 if now != version:
                     full = version is None
@@ -163,6 +174,13 @@ class GetmApp(App[int]):
             self.call_from_thread(self.notify, str(e), severity="error", timeout=30)
         finally:
             q.close()
+
+    def _watch_fleet(self, q: JobQueue, ids: set[int], counts: dict[str, int]) -> None:
+        """What no snapshot brings on a fleet's queue: the running jobs' recorded bytes, and the runners."""
+        running = q.jobs(["active"])
+        if running and ids:
+            self.post_message(QueueRows(running, ids, counts, False))
+        self.post_message(RunnersSeen(q.runners(), time.time()))
 
     def _connect(self) -> None:
         assert self.link is not None
@@ -198,6 +216,13 @@ class GetmApp(App[int]):
             # 40-70 ms, a key press's whole budget, every few seconds while downloads run. Frozen
             # objects are still freed when nothing refers to them (a removed job's row).
             gc.freeze()
+
+    def on_runners_seen(self, message: RunnersSeen) -> None:
+        self.runners = message.runners
+        self.total_rate = fleet_rate(message.runners)
+        if self._drawable():
+            self.main.show_runners(runners_text(message.runners, message.now))
+        self._redraw(set())
 
     def on_from_supervisor(self, message: FromSupervisor) -> None:
         msg = message.payload
@@ -305,10 +330,23 @@ class GetmApp(App[int]):
     # -- commands ---------------------------------------------------------------------------------
 
     def _send(self, msg: Any) -> bool:
+        if self.fleet:
+            self.run_worker(lambda: self._steer(msg), thread=True, group="steer", exit_on_error=False)
+            return True
         if self.link is None or not self.link.send(msg):
             self.notify("not connected to the supervisor", severity="error")
             return False
         return True
+
+    def _steer(self, msg: Any) -> None:
+        """A command on a fleet's queue: written to the database, where the job's runner hears it."""
+        try:
+            with open_queue(self.location) as q:
+                problems = steer(q, msg)
+        except QueueError as e:
+            problems = [str(e)]
+        for text in problems:
+            self.call_from_thread(self.notify, text, severity="warning", timeout=6)
 
     def action_add(self) -> None:
         def added(specs: list[JobSpec] | None) -> None:
