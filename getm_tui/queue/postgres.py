@@ -88,7 +88,6 @@ class PostgresQueue:
         self._psycopg = psycopg
         self._batching = False
         self._runner: int | None = None  # this connection's runner id, once it joined the fleet
-        self._host = socket.gethostname()
         self._lease_timeout = 30.0
         self._held: dict[int, int] = {}  # job id -> lease epoch, of the jobs this runner holds
         self._lost: set[int] = set()  # lost since the last heartbeat: for the runner to hear of
@@ -504,11 +503,7 @@ class PostgresQueue:
         return (loads_json(row[0], {}) or None) if row else None
 
     def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
-        """The record says which host wrote it: a runner taking the job over on another host checks the
-        partial file before it resumes from it (runner/takeover.py)."""
         done = sum(int(p[2]) for p in record.get("parts", []))
-        if self._runner is not None:
-            record = {**record, "host": self._host}
         text = json.dumps(record, separators=(",", ":"))
         sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, job_id])
         if self._x(sql, args).rowcount == 0:
@@ -519,7 +514,7 @@ class PostgresQueue:
     def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
         self._x(S.PRUNE_RUNNERS, (time.time() - FORGET_RUNNERS_AFTER,))
         row = self._x(
-            S.REGISTER_RUNNER, (self._host, os.getpid(), data_dir, time.time(), lease_timeout)
+            S.REGISTER_RUNNER, (socket.gethostname(), os.getpid(), data_dir, time.time(), lease_timeout)
         ).fetchone()
         assert row is not None
         self._runner = int(row[0])

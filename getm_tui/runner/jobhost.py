@@ -37,7 +37,7 @@ from getm_tui.engine.workers import WorkerPool
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process
-from getm_tui.runner.takeover import resumable
+from getm_tui.runner.takeover import resumable, signed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -196,7 +196,7 @@ class _RemoteStore:
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
-        self.host.call(self.job_id, H.Save(self.job_id, record))
+        self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
         self._record = record
 
     def clear(self) -> None:

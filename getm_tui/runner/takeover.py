@@ -8,8 +8,8 @@ bytes the file does not hold. So before such a resume the runner reads the recor
 compares each part's crc32c with the record's (reading a file costs less than fetching it); when the
 file is missing or differs, the job starts over in the same file, and its history says why.
 
-Which host wrote the record is in the record (the fleet's queue adds it); a record written on this host
-is resumed as any other, with no reading back.
+Which host wrote the record is in the record (`signed`, as a job host sends it to be saved); a record
+written on this host is resumed as any other, with no reading back.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from getm_tui.engine.crc import crc32c
 from getm_tui.engine.files import part_path
 
 CHUNK = 1 << 20
+
+
+def signed(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it is saved: with the name of the host whose disk it describes."""
+    return {**record, "host": socket.gethostname()}
 
 
 def resumable(record: dict[str, Any] | None, url: str, directory: str) -> tuple[dict[str, Any] | None, str]:

@@ -96,41 +96,33 @@ def _finish_elsewhere(tmp_path, postgres_url: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_job_taken_over_where_its_partial_file_is_missing_starts_over_and_says_so(
-    fault_server: FaultServer, postgres_url, tmp_path
+@pytest.mark.parametrize(
+    ("spoiled", "said"),
+    [("missing", "is not on this host"), ("differs", "does not hold the bytes its record says")],
+)
+def test_a_job_taken_over_where_its_partial_file_is_not_usable_starts_over_and_says_so(
+    fault_server: FaultServer, postgres_url, tmp_path, spoiled: str, said: str
 ):
     data = random.Random(3).randbytes(8 * MiB + 5)
     job, url, out_dir = _partly_downloaded(fault_server, postgres_url, tmp_path, data)
-    assert _as_if_written_elsewhere(postgres_url, job)
-    os.unlink(part_path(str(out_dir / "f.bin")))  # the other host's disk is not this one's
+    kept = _as_if_written_elsewhere(postgres_url, job)
+    assert kept  # the first runner recorded parts: a resume is what is at stake
+    partial = part_path(str(out_dir / "f.bin"))
+    if spoiled == "missing":
+        os.unlink(partial)  # the other host's disk is not this one's
+    else:
+        with open(partial, "r+b") as f:  # another file at that path on this host
+            start, end = kept[0]
+            f.seek(start)
+            f.write(bytes(end - start))
     resource = fault_server.resource(url)
     resource.configure(rate_limit=None)
     before = len(resource.requests)
     _finish_elsewhere(tmp_path, postgres_url)
-    assert _file_sha(str(out_dir / "f.bin")) == _sha(data)
+    assert _file_sha(str(out_dir / "f.bin")) == _sha(data)  # not the zeros the record would have kept
     fetched = sum(b - a for a, b in (served(r) for r in gets(resource, before) if not is_probe(r)))
-    assert fetched == len(data)  # all of it again
+    assert fetched == len(data)  # all of it again: nothing the record says was trusted
     with open_queue(postgres_url) as q:
         history = [e.message for e in q.events(job)]
         assert q.get(job).state == "done"
-    assert any("starting over: the partial file" in m and "is not on this host" in m for m in history)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_a_job_taken_over_where_its_partial_file_differs_starts_over_and_says_so(
-    fault_server: FaultServer, postgres_url, tmp_path
-):
-    data = random.Random(4).randbytes(8 * MiB + 5)
-    job, url, out_dir = _partly_downloaded(fault_server, postgres_url, tmp_path, data)
-    kept = _as_if_written_elsewhere(postgres_url, job)
-    with open(part_path(str(out_dir / "f.bin")), "r+b") as f:  # another file at that path on this host
-        start, end = kept[0]
-        f.seek(start)
-        f.write(bytes(end - start))
-    fault_server.resource(url).configure(rate_limit=None)
-    _finish_elsewhere(tmp_path, postgres_url)
-    assert _file_sha(str(out_dir / "f.bin")) == _sha(data)  # not the zeros the record would have kept
-    with open_queue(postgres_url) as q:
-        history = [e.message for e in q.events(job)]
-    assert any("does not hold the bytes its record says" in m for m in history), history
+    assert any(m.startswith("starting over: the partial file") and said in m for m in history), history
