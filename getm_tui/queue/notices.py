@@ -12,6 +12,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue import pgsql as S
+from getm_tui.queue.errors import QueueUnreachable
+from getm_tui.queue.pgconnect import connect, display_name, say
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,3 +48,15 @@ class Notices:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._conn.close()
+
+
+def listen(location: str, timeout_ms: int | None) -> Notices:
+    """A connection of its own that listens; QueueUnreachable as connecting is."""
+    import psycopg
+
+    conn = connect(location, timeout_ms)
+    try:
+        return Notices(conn)
+    except psycopg.Error as e:
+        conn.close()
+        raise QueueUnreachable(f"cannot listen on {display_name(location)}: {say(e, location)}") from None

@@ -5,9 +5,7 @@ what several runners need on top: a runner claims queued jobs with `FOR UPDATE S
 a lease it renews with its heartbeat, and every write it makes about a job it holds is fenced by the
 lease's epoch, so a runner that lost a job (stopped, partitioned, too slow) cannot overwrite the record of
 the runner that took it over. The SQL is in pgsql.py.
-
-The connection string goes to libpq untouched (URLs, keyword strings, PG* variables, ~/.pgpass, TLS
-options); every message that names it or quotes the driver passes through location.redact.
+Connecting, and messages without the password: pgconnect.py. Hearing other runners: notices.py.
 """
 
 from __future__ import annotations
@@ -22,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue import pgsql as S
 from getm_tui.queue.errors import QueueError, QueueUnreachable, UnknownJob
-from getm_tui.queue.location import redact
-from getm_tui.queue.notices import Notices
+from getm_tui.queue.notices import Notices, listen
+from getm_tui.queue.pgconnect import connect, display_name, say
 from getm_tui.queue.records import (
     Event,
     Extent,
@@ -40,24 +38,10 @@ from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
 from getm_tui.queue.states import STATES, JobState, Outcome, Transition, clamp_concurrency
 from getm_tui.queue.steering import apply_transition
 
-__all__ = ["PostgresQueue", "QueueUnreachable", "display_name"]
-
 if TYPE_CHECKING:
     from types import TracebackType
 
     import psycopg
-
-DEFAULT_CONNECT_TIMEOUT = 10
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0].strip()
-
-
-def display_name(location: str) -> str:
-    """The queue as it is shown: the connection string without its password."""
-    return redact(location.strip(), location)
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -92,7 +76,7 @@ class PostgresQueue:
         self._held: dict[int, int] = {}  # job id -> lease epoch, of the jobs this runner holds
         self._lost: set[int] = set()  # lost since the last heartbeat: for the runner to hear of
         self._fenced_out: set[int] = set()  # lost for good: every write about them changes nothing
-        self.conn = self._connect()
+        self.conn = connect(self.location, self.timeout_ms)
         try:
             self._migrate()
         except BaseException:
@@ -101,32 +85,10 @@ class PostgresQueue:
 
     # -- connection -------------------------------------------------------------------------------
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        kwargs: dict[str, Any] = {"autocommit": True}
-        try:
-            given = psycopg.conninfo.conninfo_to_dict(self.location)
-        except psycopg.ProgrammingError as e:
-            raise QueueError(f"not a PostgreSQL connection string: {self.name} ({self._say(e)})") from None
-        if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
-            seconds = DEFAULT_CONNECT_TIMEOUT if self.timeout_ms is None else self.timeout_ms / 1000
-            kwargs["connect_timeout"] = max(2, round(seconds))
-        if "application_name" not in given and not os.environ.get("PGAPPNAME"):
-            kwargs["application_name"] = "getm-tui"
-        try:
-            conn: psycopg.Connection[Any] = psycopg.connect(self.location, **kwargs)
-        except psycopg.Error as e:
-            raise QueueUnreachable(f"cannot reach the queue database {self.name}: {self._say(e)}") from None
-        return conn
-
-    def _say(self, e: BaseException) -> str:
-        return redact(_first_line(e), self.location)
-
     def _error(self, e: BaseException) -> QueueError:
         if isinstance(e, self._psycopg.OperationalError) and self.conn.closed:
-            return QueueUnreachable(f"lost the queue database {self.name}: {self._say(e)}")
-        return QueueError(f"queue {self.name}: {self._say(e)}")
+            return QueueUnreachable(f"lost the queue database {self.name}: {say(e, self.location)}")
+        return QueueError(f"queue {self.name}: {say(e, self.location)}")
 
     def _x(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
         try:
@@ -160,10 +122,9 @@ class PostgresQueue:
             self.conn.close()
 
     def reconnect(self) -> None:
-        """Connect again after the connection was lost: what this runner holds stays its own (the
-        epochs are kept) until a heartbeat or a fenced write finds that another runner took it over."""
+        """After a lost connection; the jobs held stay this runner's until a beat or a write says not."""
         self.close()
-        self.conn = self._connect()
+        self.conn = connect(self.location, self.timeout_ms)
         self._batching = False
 
     def __enter__(self) -> PostgresQueue:
@@ -352,22 +313,11 @@ class PostgresQueue:
 
         with self.batch(immediate=True):
             outcomes = apply_transition(self, move, transition, job_ids)
-            self._steered()
+            self._x(S.NOTIFY_STEERED)
         return outcomes
 
-    def _steered(self) -> None:
-        """Tell the fleet's runners that jobs were steered (sent when the transaction commits)."""
-        self._x(S.NOTIFY_STEERED)
-
     def listen(self) -> Notices:
-        conn = self._connect()
-        try:
-            return Notices(conn)
-        except self._psycopg.Error as e:
-            conn.close()
-            raise QueueUnreachable(
-                f"cannot listen on the queue database {self.name}: {self._say(e)}"
-            ) from None
+        return listen(self.location, self.timeout_ms)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None
@@ -386,20 +336,22 @@ class PostgresQueue:
                 else:
                     self.delete(job.id)
                     out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
-            self._steered()
+            self._x(S.NOTIFY_STEERED)
         return out
 
     def set_priority(self, job_id: int, priority: int) -> None:
-        with self.batch():
-            self._set(job_id, {"priority": int(priority)}, STATES)
-            self._steered()
+        self._steer(job_id, {"priority": int(priority)})
 
     def set_concurrency(self, job_id: int, concurrency: int) -> int:
         n = clamp_concurrency(int(concurrency))
-        with self.batch():
-            self._set(job_id, {"concurrency": n}, STATES)
-            self._steered()
+        self._steer(job_id, {"concurrency": n})
         return n
+
+    def _steer(self, job_id: int, values: dict[str, Any]) -> None:
+        """A user's change to a job, and the notice that tells the fleet's runners (sent at the commit)."""
+        with self.batch():
+            self._set(job_id, values, STATES)
+            self._x(S.NOTIFY_STEERED)
 
     # -- what the supervisor does -----------------------------------------------------------------
 
@@ -495,7 +447,7 @@ class PostgresQueue:
                         job_id, "warning", f"taken over: its runner ({host} pid {pid}) stopped renewing"
                     )
             if ids:
-                self._steered()
+                self._x(S.NOTIFY_STEERED)
         return ids
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None:
