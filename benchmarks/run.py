@@ -1,6 +1,6 @@
 """Benchmark getm-tui against curl, wget2, aria2c, axel, getm 0.0.5 and hf_transfer on a private nginx.
 
-    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h] [--repeat N] [--plot out.png] [--quick]
+    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h,i] [--repeat N] [--plot out.png] [--quick]
                              [--target-dir DIR] [--baseline OTHER/getm-tui]
 
 Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
@@ -8,8 +8,9 @@ machine's noise falls on all of them alike; every run writes into a fresh direct
 filesystem, is checked (exit code, sizes; md5 on the last repetition) and deleted, and the page cache's
 dirty pages are synced before the next run starts. Case (f), the app's responsiveness under load, is
 app_responsiveness.py, run last against the same server; case (h), a queue of a million, is
-benchlib/queue_scale.py. With --baseline, every getm-tui contender is also run with another checkout's
-getm-tui, alternated with this one in the same run. See benchmarks/README.md for what each case measures.
+benchlib/queue_scale.py; case (i), a fleet on PostgreSQL, is benchlib/fleet.py. With --baseline, every
+getm-tui contender is also run with another checkout's getm-tui, alternated with this one in the same
+run. See benchmarks/README.md for what each case measures.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import app_responsiveness
-from benchlib import install, queue_scale, report
+from benchlib import fleet, install, queue_scale, report
 from benchlib.cases import (
     BASELINE,
     OURS,
@@ -47,8 +48,9 @@ from benchlib.server import Nginx
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-ALL_CASES = "a,b,c,d,e,f,g,h"
-UNTIMED = ("f", "h")  # not round-robin cases of commands: (f) the app, (h) the million-job queue
+ALL_CASES = "a,b,c,d,e,f,g,h,i"
+# Not round-robin cases of commands: (f) the app, (h) the million-job queue, (i) a fleet on PostgreSQL.
+UNTIMED = ("f", "h", "i")
 
 
 def log(message: str) -> None:
@@ -70,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="another checkout's getm-tui (e.g. /work/base/.venv/bin/getm-tui): every getm-tui contender is "
         "run with it too, alternated, and the report gives new/baseline",
     )
-    p.add_argument("--many-files", type=int, help="(g): small files (default 10,000; --quick 500)")
+    p.add_argument("--many-files", type=int, help="(g), (i): small files (default 10,000; --quick 500)")
     p.add_argument("--queue-jobs", type=int, help="(h): jobs queued (default 1,000,000; --quick 20,000)")
     p.add_argument("--app-jobs", type=int, default=app_responsiveness.JOBS, help="(f): jobs queued")
     p.add_argument("--report", type=Path, metavar="JSON", help="print (and --plot) an earlier results file")
@@ -348,7 +350,12 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     results["versions"] = tool_versions(tools) if tools else ours
     if args.baseline:
         results["versions"][BASELINE] = install.version_of([args.baseline, "--version"])
-    data = prepare_data(work, sizes_of(args), with_many="g" in timed) if timed or scale else None
+    drain = "i" in args.cases
+    data = (
+        prepare_data(work, sizes_of(args), with_many="g" in timed or drain)
+        if timed or scale or drain
+        else None
+    )
     root = data.root if data else work / "www"
     load = app_responsiveness.load_file(root, data.big if data else None, log) if app_case else None
     with Nginx(nginx_bin, work / "nginx", root) as server:
@@ -367,6 +374,18 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
                 run_case(case, runner, args.repeat, record)
         if scale and data is not None:
             scale_case(args, work, target, server.url, data, tmux, results)
+        if drain and data is not None:
+            many = [(server.url(f.rel), f.name, f.size) for f in data.many]
+            fleet.measure(
+                install.getm_tui_binary(),
+                base_env(work),
+                many,
+                target,
+                args.quick,
+                args.timeout,
+                log,
+                results,
+            )
         if load is not None:
             results["responsiveness"] = app_responsiveness.measure(
                 server.url(load.rel),

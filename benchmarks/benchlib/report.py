@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import scale_report
+from benchlib import fleet, scale_report
 from benchlib.cases import BASELINE, DURABLE, OURS, SLOW_CONNECTIONS, SLOW_RATE_MIB
 from benchlib.data import GiB, MiB
 
@@ -477,6 +477,8 @@ def render(results: Results) -> str:
         parts.append(resources(results))
     if results.get("queue_scale"):
         parts.append(scale_report.table(results["queue_scale"]))
+    if results.get("fleet"):
+        parts.append(fleet.table(results["fleet"]))
     parts.append(responsiveness(results))
     if results["cases"] or results.get("queue_scale"):
         ratios = baseline_ratios(results)

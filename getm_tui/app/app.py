@@ -1,7 +1,8 @@
 """The Textual app: watch and steer the queue.
 
 It starts a supervisor (or attaches to the one a headless runner already runs) and talks to it only
-through protocol messages. Nothing here waits on the network or the disk: the queue is read by a worker
+through protocol messages; on a fleet's queue (PostgreSQL) it starts none, and steers through the
+database (fleet.py). Nothing here waits on the network or the disk: the queue is read by a worker
 thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
 both post messages to the event loop.
 
@@ -22,6 +23,7 @@ from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
+from getm_tui.app.fleet import RunnersSeen, fleet_rate, runners_text, steer
 from getm_tui.app.queue_reader import QueueReader, QueueWindow
 from getm_tui.app.rows import SORTS, JobRow, sort_key
 from getm_tui.app.screens.add import AddDialog
@@ -32,7 +34,8 @@ from getm_tui.app.screens.new_url import NewUrlDialog
 from getm_tui.config import Settings
 from getm_tui.queue.errors import QueueError
 from getm_tui.queue.interface import open_queue
-from getm_tui.queue.records import Job, JobSpec
+from getm_tui.queue.location import is_database
+from getm_tui.queue.records import Job, JobSpec, RunnerInfo
 from getm_tui.queue.states import NEW_URL, PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
@@ -60,6 +63,10 @@ class GetmApp(App[int]):
         self.settings = settings
         # The queue it reads and writes: a fleet's database when one is set, else the data dir's file.
         self.location = settings.queue or data_dir
+        # A fleet's queue: the runners run it; this app watches and steers through the database.
+        self.fleet = is_database(self.location)
+        connect = connect and not self.fleet
+        self.runners: list[RunnerInfo] = []
         self.rows: dict[int, JobRow] = {}  # the window's rows
         self.order: list[int] = []  # their ids, as shown
         self.offset = 0  # the index of the window's first row in the view
@@ -69,7 +76,7 @@ class GetmApp(App[int]):
         self.total_rate = 0.0
         self.sort = SORTS[0]
         self.filter_text = ""
-        self.mode = "connecting" if connect else "offline"
+        self.mode = "connecting" if connect else "fleet" if self.fleet else "offline"
         self.link: SupervisorLink | None = SupervisorLink(data_dir, settings) if connect else None
         self._poll = poll
         self._stop = threading.Event()
@@ -79,6 +86,7 @@ class GetmApp(App[int]):
             self.location,
             int(settings.queue_timeout * 1000),
             (View(), 0, WINDOW_VIEWS * MIN_VIEW_ROWS),
+            fleet=self.fleet,
         )
         self._frozen = False
         self._asked: dict[int, dict[str, int]] = {}  # job id -> settings asked for, not yet in the queue
@@ -174,6 +182,13 @@ class GetmApp(App[int]):
             # to them.
             self._frozen = True
             gc.freeze()
+
+    def on_runners_seen(self, message: RunnersSeen) -> None:
+        self.runners = message.runners
+        self.total_rate = fleet_rate(message.runners)
+        if self._drawable():
+            self.main.show_runners(runners_text(message.runners, message.now))
+        self._redraw(set())
 
     def on_from_supervisor(self, message: FromSupervisor) -> None:
         msg = message.payload
@@ -302,10 +317,23 @@ class GetmApp(App[int]):
     # -- commands ---------------------------------------------------------------------------------
 
     def _send(self, msg: Any) -> bool:
+        if self.fleet:
+            self.run_worker(lambda: self._steer(msg), thread=True, group="steer", exit_on_error=False)
+            return True
         if self.link is None or not self.link.send(msg):
             self.notify("not connected to the supervisor", severity="error")
             return False
         return True
+
+    def _steer(self, msg: Any) -> None:
+        """A command on a fleet's queue: written to the database, where the job's runner hears it."""
+        try:
+            with open_queue(self.location) as q:
+                problems = steer(q, msg)
+        except QueueError as e:
+            problems = [str(e)]
+        for text in problems:
+            self.call_from_thread(self.notify, text, severity="warning", timeout=6)
 
     def action_add(self) -> None:
         def added(specs: list[JobSpec] | None) -> None:

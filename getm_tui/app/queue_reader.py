@@ -14,6 +14,7 @@ from typing import Any
 from textual.app import App
 from textual.message import Message
 
+from getm_tui.app.fleet import RUNNERS_EVERY, RunnersSeen
 from getm_tui.queue.errors import QueueCorrupt, QueueError
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.records import Job
@@ -46,8 +47,11 @@ class QueueReader:
     """Reads `want` (a view, the offset of its first row, how many rows) for `app` from the queue at
     `location`; `ask` changes what it reads, `stop` ends it."""
 
-    def __init__(self, app: App[Any], location: str, timeout_ms: int, want: tuple[View, int, int]) -> None:
+    def __init__(
+        self, app: App[Any], location: str, timeout_ms: int, want: tuple[View, int, int], fleet: bool = False
+    ) -> None:
         self.app = app
+        self.fleet = fleet  # a fleet's queue: the runners are read too (fleet.RUNNERS_EVERY)
         self.location = location
         self.timeout_ms = timeout_ms
         self.want = want
@@ -103,7 +107,11 @@ class QueueReader:
         count_again = 0.0  # when the counts may be read again
         matching: tuple[View, int] | None = None  # the filter's count, when there is one
         try:
+            runners_at = 0.0
             while not self.stop.is_set():
+                if self.fleet and time.monotonic() - runners_at >= RUNNERS_EVERY:
+                    runners_at = time.monotonic()
+                    self.app.post_message(RunnersSeen(q.runners(), time.time()))
                 self.wake.clear()
                 now = q.data_version()
                 want = self.want

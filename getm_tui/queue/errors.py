@@ -15,6 +15,11 @@ class QueueLocked(QueueError):
     """Another process kept the queue locked for longer than the busy timeout."""
 
 
+class QueueUnreachable(QueueError):
+    """The queue's database cannot be reached (refused, timed out, authentication failed, or the
+    connection was lost); a runner of a fleet keeps its jobs going and connects again."""
+
+
 class QueueCorrupt(QueueError):
     """The queue file is damaged; `ino` is the file it was seen in, so a recovery can tell whether another
     process has replaced it since."""

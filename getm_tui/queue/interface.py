@@ -28,6 +28,8 @@ from getm_tui.queue.views import View
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from getm_tui.queue.notices import Notices
+
 
 class JobQueue(Protocol):
     """One connection to a queue of download jobs. Cheap to open: one per process or thread.
@@ -204,6 +206,17 @@ class JobQueue(Protocol):
 
     def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
+        ...
+
+    def listen(self) -> Notices | None:
+        """A connection that becomes readable when another process adds or steers a job (wait on it with
+        the rest, then take what it heard); None for a queue file, whose supervisor hears every command
+        itself. Raises QueueUnreachable as connecting does."""
+        ...
+
+    def reconnect(self) -> None:
+        """Connect again after QueueUnreachable (a database that went away); raises it while the
+        database is still away. Nothing to do for a queue file."""
         ...
 
 

@@ -16,8 +16,11 @@ MIGRATION_LOCK = 0x6765746D
 # commands that check, then act, run one after the other.
 COMMAND_LOCK = 0x6765746E
 
-# Notification channels: a job was added (idle runners wake), a job's row changed (its runner looks).
+# Notification channels: a job was added (idle runners wake), a job was steered or came back to the
+# queue (its runner, and idle runners, look).
 CHANNEL_ADDED = "getm_added"
+CHANNEL_STEERED = "getm_steered"
+NOTIFY_STEERED = f"SELECT pg_notify('{CHANNEL_STEERED}', '')"
 
 # Migration N brings a store at version N-1 to N. Only ever append.
 MIGRATIONS: tuple[str, ...] = (
@@ -159,11 +162,13 @@ FAIL = (
 )
 SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s WHERE id = %s"
 # A job a runner did not take by lease (claimed by a plain connection), or whose lease ran out: what a
-# stopped runner left.
+# stopped runner left. A lease that ran out while the server was down does not count until its runner had
+# a lease's time to connect again and renew it.
 REQUEUE_ACTIVE = (
     "WITH stale AS (SELECT j.id, r.host, r.pid FROM getm_jobs j"
     " LEFT JOIN getm_runners r ON r.id = j.runner_id WHERE j.state = 'active'"
     " AND (j.runner_id IS NULL OR j.lease_expires IS NULL OR j.lease_expires <= now())"
+    " AND (r.id IS NULL OR pg_postmaster_start_time() < now() - make_interval(secs => r.lease_timeout))"
     " FOR UPDATE OF j SKIP LOCKED)"
     " UPDATE getm_jobs SET state = 'queued', updated = %s, runner_id = NULL, lease_expires = NULL FROM stale"
     " WHERE getm_jobs.id = stale.id RETURNING getm_jobs.id, stale.host, stale.pid"

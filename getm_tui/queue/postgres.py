@@ -5,23 +5,21 @@ what several runners need on top: a runner claims queued jobs with `FOR UPDATE S
 a lease it renews with its heartbeat, and every write it makes about a job it holds is fenced by the
 lease's epoch, so a runner that lost a job (stopped, partitioned, too slow) cannot overwrite the record of
 the runner that took it over. The SQL is in pgsql.py.
-
-The connection string goes to libpq untouched (URLs, keyword strings, PG* variables, ~/.pgpass, TLS
-options); every message that names it or quotes the driver passes through location.redact.
+Connecting, and messages without the password: pgconnect.py. Hearing other runners: notices.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue import pgsql as S
-from getm_tui.queue.errors import QueueError, UnknownJob
-from getm_tui.queue.location import redact
+from getm_tui.queue.errors import QueueError, QueueUnreachable, UnknownJob
+from getm_tui.queue.notices import Notices, listen
+from getm_tui.queue.pgconnect import connect, display_name, say
 from getm_tui.queue.pgsql_views import count_sql, window_sql
 from getm_tui.queue.postgres_fleet import FleetLeases
 from getm_tui.queue.records import (
@@ -58,22 +56,6 @@ if TYPE_CHECKING:
 
     import psycopg
 
-DEFAULT_CONNECT_TIMEOUT = 10
-
-
-class QueueUnreachable(QueueError):
-    """The database cannot be reached (refused, timed out, authentication failed)."""
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0].strip()
-
-
-def display_name(location: str) -> str:
-    """The queue as it is shown: the connection string without its password."""
-    return redact(location.strip(), location)
-
 
 def _shown(s: JobSpec) -> str:
     """A new job's name as views sort and filter by it; a spec without a URL is refused by the insert."""
@@ -105,7 +87,7 @@ class PostgresQueue(FleetLeases):
         self._psycopg = psycopg
         self._batching = False
         self._init_leases()
-        self.conn = self._connect()
+        self.conn = connect(self.location, self.timeout_ms)
         try:
             self._migrate()
         except BaseException:
@@ -114,32 +96,10 @@ class PostgresQueue(FleetLeases):
 
     # -- connection -------------------------------------------------------------------------------
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        kwargs: dict[str, Any] = {"autocommit": True}
-        try:
-            given = psycopg.conninfo.conninfo_to_dict(self.location)
-        except psycopg.ProgrammingError as e:
-            raise QueueError(f"not a PostgreSQL connection string: {self.name} ({self._say(e)})") from None
-        if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
-            seconds = DEFAULT_CONNECT_TIMEOUT if self.timeout_ms is None else self.timeout_ms / 1000
-            kwargs["connect_timeout"] = max(2, round(seconds))
-        if "application_name" not in given and not os.environ.get("PGAPPNAME"):
-            kwargs["application_name"] = "getm-tui"
-        try:
-            conn: psycopg.Connection[Any] = psycopg.connect(self.location, **kwargs)
-        except psycopg.Error as e:
-            raise QueueUnreachable(f"cannot reach the queue database {self.name}: {self._say(e)}") from None
-        return conn
-
-    def _say(self, e: BaseException) -> str:
-        return redact(_first_line(e), self.location)
-
     def _error(self, e: BaseException) -> QueueError:
         if isinstance(e, self._psycopg.OperationalError) and self.conn.closed:
-            return QueueUnreachable(f"lost the queue database {self.name}: {self._say(e)}")
-        return QueueError(f"queue {self.name}: {self._say(e)}")
+            return QueueUnreachable(f"lost the queue database {self.name}: {say(e, self.location)}")
+        return QueueError(f"queue {self.name}: {say(e, self.location)}")
 
     def _x(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
         try:
@@ -173,6 +133,12 @@ class PostgresQueue(FleetLeases):
     def close(self) -> None:
         with contextlib.suppress(self._psycopg.Error):
             self.conn.close()
+
+    def reconnect(self) -> None:
+        """After a lost connection; the jobs held stay this runner's until a beat or a write says not."""
+        self.close()
+        self.conn = connect(self.location, self.timeout_ms)
+        self._batching = False
 
     def __enter__(self) -> PostgresQueue:
         return self
@@ -350,7 +316,13 @@ class PostgresQueue(FleetLeases):
         def move(job_id: int) -> bool:
             return self._set(job_id, {"state": transition.target, **transition.resets}, transition.sources)
 
-        return apply_transition(self, move, transition, job_ids)
+        with self.batch(immediate=True):
+            outcomes = apply_transition(self, move, transition, job_ids)
+            self._x(S.NOTIFY_STEERED)
+        return outcomes
+
+    def listen(self) -> Notices:
+        return listen(self.location, self.timeout_ms)
 
     def set_url(self, job_id: int, url: str) -> Outcome:
         with self.batch(immediate=True):
@@ -378,15 +350,22 @@ class PostgresQueue(FleetLeases):
                 else:
                     self.delete(job.id)
                     out.append(Removal(job.id, False, files_of_removal(job, delete_file)))
+            self._x(S.NOTIFY_STEERED)
         return out
 
     def set_priority(self, job_id: int, priority: int) -> None:
-        self._set(job_id, {"priority": int(priority)}, STATES)
+        self._steer(job_id, {"priority": int(priority)})
 
     def set_concurrency(self, job_id: int, concurrency: int) -> int:
         n = clamp_concurrency(int(concurrency))
-        self._set(job_id, {"concurrency": n}, STATES)
+        self._steer(job_id, {"concurrency": n})
         return n
+
+    def _steer(self, job_id: int, values: dict[str, Any]) -> None:
+        """A user's change to a job, and the notice that tells the fleet's runners (sent at the commit)."""
+        with self.batch():
+            self._set(job_id, values, STATES)
+            self._x(S.NOTIFY_STEERED)
 
     # -- what the supervisor does -----------------------------------------------------------------
 
@@ -449,6 +428,8 @@ class PostgresQueue(FleetLeases):
                     self.log_event(
                         job_id, "warning", f"taken over: its runner ({host} pid {pid}) stopped renewing"
                     )
+            if ids:
+                self._x(S.NOTIFY_STEERED)
         return ids
 
     def load_resume(self, job_id: int) -> dict[str, Any] | None:

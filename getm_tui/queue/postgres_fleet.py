@@ -58,6 +58,12 @@ class FleetLeases:
             return sql, args
         return sql + S.FENCE, [*args, self._runner, epoch]
 
+    def _hold(self, job_id: int, epoch: int) -> None:
+        """A claim: the job is this runner's at this epoch (even if it lost it once before)."""
+        self._held[job_id] = epoch
+        self._fenced_out.discard(job_id)
+        self._lost.discard(job_id)
+
     def _lose(self, job_id: int) -> None:
         """Another runner holds the job now: this one writes nothing more about it."""
         self._held.pop(job_id, None)
@@ -84,7 +90,7 @@ class FleetLeases:
         if row is None:
             return False
         if self._runner is not None:
-            self._held[job_id] = int(row[0])
+            self._hold(job_id, int(row[0]))
         return True
 
     def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
@@ -103,7 +109,7 @@ class FleetLeases:
         for row in self._x(S.CLAIM_RUNNABLE, args).fetchall():
             job = job_from_row(row[:-1])
             if self._runner is not None:
-                self._held[job.id] = int(row[-1])
+                self._hold(job.id, int(row[-1]))
             jobs.append(job)
         jobs.sort(key=lambda j: (-j.priority, j.id))
         return jobs

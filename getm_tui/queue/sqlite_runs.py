@@ -63,6 +63,12 @@ class SupervisorWrites:
     def leave_fleet(self) -> None:
         pass
 
+    def listen(self) -> None:
+        return None  # commands on a queue file reach its supervisor through its socket
+
+    def reconnect(self) -> None:
+        pass  # a file does not go away as a server does
+
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
             return {}

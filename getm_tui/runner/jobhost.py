@@ -38,6 +38,7 @@ from getm_tui.engine.workers import WorkerPool
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process
+from getm_tui.runner.takeover import resumable, signed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,7 +200,7 @@ class _RemoteStore:
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
-        self.host.call(self.job_id, H.Save(self.job_id, record))
+        self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
         self._record = record
 
     def clear(self) -> None:
@@ -296,7 +297,10 @@ class _Host:
         self._sessions.close_all()
 
     def _run_job(self, hj: _HostJob, job: Job) -> None:
-        store = _RemoteStore(self, job, hj.record)
+        record, why = resumable(hj.record, job.url, job.directory)
+        if why:
+            log.warning("%s", why)  # kept in the job's history
+        store = _RemoteStore(self, job, record)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
         http_settings = self.settings.http()

@@ -28,7 +28,7 @@ from getm_tui.config import Settings
 from getm_tui.engine import Progress, control
 from getm_tui.engine.files import part_path
 from getm_tui.engine.inline import INLINE_LIMIT
-from getm_tui.queue.errors import QueueCorrupt, QueueError, UnknownJob
+from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueUnreachable, UnknownJob
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
 from getm_tui.queue.records import Finished, Job
@@ -41,6 +41,7 @@ from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import authkey, hang_up, socket_path
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.operations import Operations, OperationsError
+from getm_tui.runner.outage import Kept, Outage, acted_upon
 from getm_tui.runner.process import flush_std_streams, name_process
 from getm_tui.runner.readiness import Readiness, readable
 
@@ -208,6 +209,13 @@ class Supervisor:
         self._fetched = 0
         self._finished = 0
         self.ops = Operations(settings, data_dir, self._log_nowait)
+        # The fleet's database went away: what is kept for it, and the messages of the turn under way
+        # (written again when it is back, if the turn's transaction was lost with the connection).
+        self._outage: Outage | None = None
+        self._taken: list[Kept] = []
+        self._takeover_after = 0.0
+        # A fleet's news from the database (a job added or steered elsewhere): the loop waits on it too.
+        self._notices: Any = None
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -234,6 +242,7 @@ class Supervisor:
                 recover=True,
             )
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
+            self._notices = self.q.listen()
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             self.ops.start()
@@ -251,6 +260,7 @@ class Supervisor:
             return 2
         finally:
             self._shutdown()
+            self._stop_listening()
             logging.getLogger("getm_tui").removeHandler(handler)
             if hasattr(self, "q"):
                 with contextlib.suppress(sqlite3.Error):
@@ -266,23 +276,36 @@ class Supervisor:
             self._drain_logs()
             self._record_synced()
             now = time.monotonic()
-            version = self.q.data_version()
-            if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
-                self._data_version = version
-                self._reconciled = now
-                self._reconcile()
-            if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
-                self._beat_at = now
-                self._beat()
+            try:
+                if self._outage is not None and self._outage.back.is_set():
+                    self._come_back()
+                if self._outage is None:
+                    self._look(now)
+                if self.once and self._outage is None and not self.running and self._nothing_left():
+                    break
+            except QueueUnreachable as e:
+                self._go_offline(e, [])
             if now - self._snapshot_at >= SNAPSHOT_EVERY:
                 self._snapshot_at = now
                 self._broadcast(self._snapshot())
-            if self.once and not self.running and self._nothing_left():
-                break
             if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
                 log.info("the front end that started the supervisor is gone: stopping")
                 break
         self._drain_logs()
+
+    def _look(self, now: float) -> None:
+        """Look at the queue when it changed (or a while passed), and beat when a beat is due. A runner
+        that listens hears of other processes' changes: it asks the queue's version only when told, or
+        when its last look is a while ago (in case a notice was missed)."""
+        due = self._reconciled == 0.0 or self._data_version == -1 or now - self._reconciled >= RECONCILE_EVERY
+        version = self.q.data_version() if due or self._notices is None else self._data_version
+        if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
+            self._data_version = version
+            self._reconciled = now
+            self._reconcile()
+        if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
+            self._beat_at = now
+            self._beat()
 
     def _nothing_left(self) -> bool:
         """For `run --once`: nothing queued; in a fleet, nothing active anywhere either (a job another
@@ -300,11 +323,106 @@ class Supervisor:
             r = self.running.get(job_id)
             if r is not None:
                 self._lost(r)
-        taken = self.q.requeue_active()
+        # Just back from an outage, the other runners have a lease's time to renew theirs first.
+        taken = self.q.requeue_active() if time.monotonic() >= self._takeover_after else []
         for job_id in taken:
             log.info("job %d: its runner stopped renewing its lease: queued again", job_id)
         if taken:
             self._reconciled = 0.0
+
+    # -- when the database goes away ---------------------------------------------------------------
+
+    def _go_offline(self, e: QueueUnreachable, kept: list[Kept]) -> None:
+        """Keep downloading what this runner holds, keep what cannot be written, and connect again; a
+        queue one supervisor runs alone (a file) has nothing to wait for."""
+        if not self.fleet:
+            raise e
+        if self._outage is not None:
+            self._outage.close()
+            kept = [*self._outage.kept, *kept]
+        log.warning("%s: the jobs held go on; connecting again", e)
+        self._stop_listening()
+        self._outage = Outage(self.q.reconnect, kept)
+        for k in kept:
+            if isinstance(k.msg, H.Save) and not k.answered and not acted_upon(k.msg.record):
+                k.answered = True
+                k.host.send(H.Saved(k.msg.job_id, None))
+
+    def _come_back(self) -> None:
+        """The database answers again: renew the leases (learning which jobs another runner took over
+        meanwhile), then write what was kept, in one transaction, as it would have been written."""
+        assert self._outage is not None
+        outage, self._outage = self._outage, None
+        outage.close()
+        try:
+            self._takeover_after = time.monotonic() + self.settings.lease_timeout
+            self._beat_at = time.monotonic()
+            self._beat()
+            self._notices = self.q.listen()
+            with self._turn():
+                for k in outage.kept:
+                    self._write_kept(k)
+        except QueueUnreachable as e:
+            self._go_offline(e, outage.kept)
+            return
+        log.info("the queue database is back: wrote what was kept (%d)", len(outage.kept))
+        self._reconciled = 0.0
+
+    def _write_kept(self, k: Kept) -> None:
+        if isinstance(k.msg, H.Log):
+            if k.msg.job_id is not None:
+                self._log_event(k.msg.job_id, k.msg.level, k.msg.text)
+        elif isinstance(k.msg, H.Save):
+            self._save(k.host, k.msg, answer=not k.answered)
+        else:
+            self._from_host(k.host, k.msg)
+
+    def _keep(self, host: JobHost, msg: H.Save | H.Probe | H.End) -> None:
+        """While the database is away: a progress record is answered now, the rest when it is written."""
+        assert self._outage is not None
+        answered = isinstance(msg, H.Save) and not acted_upon(msg.record)
+        if answered:
+            host.send(H.Saved(msg.job_id, None))
+        self._outage.keep(host, msg, answered)
+
+    def _ending(self) -> set[int]:
+        """Jobs still in `running` whose host told of their end: in the turn under way (they leave at its
+        commit), or kept while the database is away."""
+        told = self._outage.kept if self._outage is not None else self._taken
+        return {k.msg.job_id for k in told if isinstance(k.msg, H.End)}
+
+    def _unended(self) -> bool:
+        """Whether a job this runner holds has not ended yet."""
+        return bool(self.running.keys() - self._ending())
+
+    def _last_chance(self) -> None:
+        """Stopping while the database is away: one more try to write what was kept; else say what is
+        lost (the records written before the outage stay, and the next holder resumes from them)."""
+        if self._outage is None:
+            return
+        self._outage.close()
+        with contextlib.suppress(QueueError):
+            self.q.reconnect()
+            self._outage.back.set()
+            self._come_back()
+        if self._outage is not None:
+            log.warning(
+                "stopping with the queue database away: %d writes not recorded", len(self._outage.kept)
+            )
+            self._outage.close()
+            raise QueueUnreachable("the queue database is away")
+
+    def _heard(self) -> None:
+        """Another process added or steered jobs: look at the queue now."""
+        if self._notices is not None and self._notices.heard():
+            self._data_version = -1
+        if self._notices is not None and self._notices.closed:
+            self._notices = None  # lost with the database: the runner's own connection finds out
+
+    def _stop_listening(self) -> None:
+        if self._notices is not None:
+            self._notices.close()
+            self._notices = None
 
     def _lost(self, r: _Running) -> None:
         """Another runner holds the job now: stop it here, and write nothing more about it (its partial
@@ -323,9 +441,10 @@ class Supervisor:
         if hasattr(self, "q"):
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
-                while self.running and time.monotonic() < deadline:
+                while self._unended() and time.monotonic() < deadline:
                     self._wait_hosts(max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
                     self._record_synced()
+                self._last_chance()
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
@@ -418,7 +537,11 @@ class Supervisor:
     def _read_commands(self, timeout: float) -> None:
         self._take_joining()
         conns = {c.conn: c for c in self.clients if c.alive}
-        for conn in self._wait_hosts(timeout, [*conns, self._commits.wakeup]):
+        notices = [self._notices] if self._notices is not None else []
+        for conn in self._wait_hosts(timeout, [*conns, *notices, self._commits.wakeup]):
+            if conn is self._notices:
+                self._heard()
+                continue
             client = conns.get(conn)
             if client is None:
                 continue  # the group commit's news: the loop records it next
@@ -434,6 +557,9 @@ class Supervisor:
         for the verbs; what only the supervisor can do (stop a running job, tell its host of a change) is
         done here or by the next look at the queue. What the queue refuses is told to that front end."""
         q = self.q
+        if self._outage is not None and not isinstance(msg, (P.Shutdown, P.Detach)):
+            client.send(P.LogLine(logging.WARNING, "the queue database is away: not done, try again"))
+            return
         try:
             if isinstance(msg, P.Shutdown):
                 self.stop.set()
@@ -580,6 +706,8 @@ class Supervisor:
         except QueueError as e:
             held, self._held = self._held, None
             for host, msg in held:
+                if isinstance(e, QueueUnreachable) and self.fleet and isinstance(msg, H.Saved):
+                    continue  # kept, and answered by _go_offline
                 if host is not None and isinstance(msg, H.Saved):
                     host.send(H.Saved(msg.job_id, str(e)))
                 elif host is not None and isinstance(msg, H.Run):
@@ -588,7 +716,9 @@ class Supervisor:
         held, self._held = self._held, None
         to_hosts: dict[JobHost, list[H.ToHost]] = {}
         for host, msg in held:
-            if host is None:
+            if host is None and callable(msg):
+                msg()
+            elif host is None:
                 self._broadcast(msg)
             else:
                 to_hosts.setdefault(host, []).append(msg)
@@ -619,9 +749,17 @@ class Supervisor:
     def _read_hosts(self, hosts: list[JobHost]) -> None:
         if not hosts:
             return
-        with self._turn():
+        if self._outage is not None:
             for host in hosts:
                 self._read_host(host)
+            return
+        self._taken = []
+        try:
+            with self._turn():
+                for host in hosts:
+                    self._read_host(host)
+        except QueueUnreachable as e:
+            self._go_offline(e, self._taken)
 
     def _read_host(self, host: JobHost) -> None:
         try:
@@ -635,15 +773,19 @@ class Supervisor:
             self._log_nowait((msg.job_id, msg.level, msg.text))
             return
         r = self.running.get(msg.job_id)
+        if isinstance(msg, H.Report):
+            if r is not None:
+                self._fetched += r.measure(msg.progress)
+                self.ops.progress(msg.job_id, msg.progress)
+            return
+        if self._outage is not None:
+            if isinstance(msg, H.Probe) and r is not None:
+                r.name = os.path.basename(msg.path)
+            self._keep(host, msg)
+            return
+        self._taken.append(Kept(host, msg))
         if isinstance(msg, H.Save):
-            self.q.save_resume(msg.job_id, msg.record)
-            if self.fleet and not self.q.holds(msg.job_id):
-                # Not saved: the engine must not go on (create or rename files) on the strength of it.
-                self._after_commit(host, H.Saved(msg.job_id, LOST))
-                if r is not None:
-                    self._lost(r)
-            else:
-                self._after_commit(host, H.Saved(msg.job_id, None))
+            self._save(host, msg)
         elif isinstance(msg, H.Probe):
             if r is not None:
                 r.name = os.path.basename(msg.path)
@@ -651,10 +793,6 @@ class Supervisor:
                 if r.kind == "big":
                     self._share_rate()
             self.q.record_probe(msg.job_id, msg.path, msg.size, msg.info)
-        elif isinstance(msg, H.Report):
-            if r is not None:
-                self._fetched += r.measure(msg.progress)
-                self.ops.progress(msg.job_id, msg.progress)
         elif isinstance(msg, H.End) and r is not None:
             if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
                 r.host, r.committing = None, True  # its host is done with it; its slot is free
@@ -663,6 +801,19 @@ class Supervisor:
             else:
                 self._ended(r, msg.kind, msg.payload, msg.reason)
 
+    def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
+        """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
+        r = self.running.get(msg.job_id)
+        self.q.save_resume(msg.job_id, msg.record)
+        if self.fleet and not self.q.holds(msg.job_id):
+            # Not saved: the engine must not go on (create or rename files) on the strength of it.
+            if answer:
+                self._after_commit(host, H.Saved(msg.job_id, LOST))
+            if r is not None:
+                self._lost(r)
+        elif answer:
+            self._after_commit(host, H.Saved(msg.job_id, None))
+
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
         new host if no other is left."""
@@ -670,31 +821,28 @@ class Supervisor:
         host.process.join(1.0)
         code = host.process.exitcode
         log.warning("a job host stopped unexpectedly (exit code %s)", code)
+        ended = self._ending()
         for r in self._jobs_of(host):
+            if r.job_id in ended:
+                continue
             if r.cancelled:
-                self._ended(r, "cancelled", None)
+                self._from_host(host, H.End(r.job_id, "cancelled", None))
             else:
-                self._ended(
-                    r, "failed", f"internal error: the process running this job stopped (exit code {code})"
-                )
+                error = f"internal error: the process running this job stopped (exit code {code})"
+                self._from_host(host, H.End(r.job_id, "failed", error))
 
     def _log_nowait(self, item: tuple[int | None, int, str]) -> None:
         with contextlib.suppress(_queue.Full):
             self.logs.put_nowait(item)
 
     def _ended(self, r: _Running, kind: H.EndKind, payload: Finished | str | None, reason: str = "") -> None:
-        """Record how a job ended (see hostmsg.End)."""
-        self.running.pop(r.job_id, None)
-        self._reconciled = 0.0  # a slot is free: look for the next job now
-        self._share_rate()
+        """Record how a job ended (see hostmsg.End); it leaves `running` once that is committed (a
+        transaction lost with the database is written again, and must find the job still there)."""
         q = self.q
         if r.lost:  # its record is another runner's now: this one's end changes nothing there
             self._broadcast(P.JobChanged(r.job_id, "lost", LOST))
-            return
-        if isinstance(payload, Finished):
+        elif isinstance(payload, Finished):
             q.finish(r.job_id, payload)
-            self.done += 1
-            self._finished += 1
             self._broadcast(P.JobChanged(r.job_id, "done", payload.verdict))
         elif isinstance(payload, str):
             job = q.get(r.job_id)
@@ -702,11 +850,27 @@ class Supervisor:
             # or a mismatch removes it): otherwise say that nothing is kept.
             kept = _partial_exists(q.load_resume(r.job_id), job)
             q.fail(r.job_id, payload, mismatch=kind == "mismatch", kept=kept)
-            self.failed += 1
             self._broadcast(P.JobChanged(r.job_id, "failed", payload))
         else:
             self._stopped(r)
         self.ops.job_ended(r.job_id, kind, payload, reason, lambda: q.get(r.job_id))
+        if self._held is None:
+            self._forget(r, payload)
+        else:
+            self._held.append((None, lambda: self._forget(r, payload)))
+
+    def _forget(self, r: _Running, payload: Finished | str | None) -> None:
+        """The job's end is recorded: count it, and free its slot."""
+        self.running.pop(r.job_id, None)
+        self._reconciled = 0.0  # a slot is free: look for the next job now
+        self._share_rate()
+        if r.lost:
+            return
+        if isinstance(payload, Finished):
+            self.done += 1
+            self._finished += 1
+        elif isinstance(payload, str):
+            self.failed += 1
 
     def _record_synced(self) -> None:
         """Record the jobs whose files the group commit has synced, in one transaction begun after the
@@ -730,6 +894,8 @@ class Supervisor:
         q = self.q
         try:
             job = q.get(r.job_id)
+        except QueueUnreachable:
+            raise
         except QueueError:
             return
         if job.state == "canceled":
@@ -750,11 +916,25 @@ class Supervisor:
             except _queue.Empty:
                 return
             if job_id is not None and level >= logging.INFO:
-                with contextlib.suppress(QueueError):
-                    self.q.log_event(job_id, "warning" if level >= logging.WARNING else "info", message)
+                if self._outage is not None:
+                    self._outage.keep(None, H.Log(job_id, level, message))
+                else:
+                    try:
+                        self._log_event(job_id, level, message)
+                    except QueueUnreachable as e:
+                        self._go_offline(e, [Kept(None, H.Log(job_id, level, message))])
             if level >= logging.INFO:
                 prefix = f"job {job_id}: " if job_id is not None else ""
                 self._broadcast(P.LogLine(level, prefix + message))
+
+    def _log_event(self, job_id: int, level: int, message: str) -> None:
+        """A line of the job's history (one the queue refuses is left out, unless the database is away)."""
+        try:
+            self.q.log_event(job_id, "warning" if level >= logging.WARNING else "info", message)
+        except QueueUnreachable:
+            raise
+        except QueueError:
+            pass
 
     def _snapshot(self) -> P.Snapshot:
         jobs = []

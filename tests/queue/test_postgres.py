@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import socket
 import threading
 
@@ -17,6 +18,7 @@ from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.location import is_database, password_of, redact
 from getm_tui.queue.postgres import QueueUnreachable
 from getm_tui.queue.records import Finished, JobSpec
+from getm_tui.queue.states import TRANSITIONS
 from tests.helpers.postgres import PASSWORD, PostgresServer
 from tests.helpers.runner_util import wait_for
 
@@ -156,6 +158,49 @@ def test_a_beat_keeps_the_lease(postgres_url):
         r.claim_runnable(1)
         assert r.heartbeat(1000, 1) == set()
         assert q.requeue_active() == [] and q.get(job).state == "active"
+
+
+def _hears(notices) -> bool:
+    """Whether the listener hears something (waiting until its connection has something to read)."""
+    ready, _, _ = select.select([notices], [], [], 10)
+    return bool(ready) and notices.heard()
+
+
+def test_a_listener_hears_jobs_added_and_steered_elsewhere(postgres_url):
+    with open_queue(postgres_url) as q, runner(postgres_url) as r:
+        notices = r.listen()
+        assert notices is not None
+        try:
+            assert not notices.heard()  # nothing yet
+            [job] = q.add_many([spec(1)])
+            assert _hears(notices)
+            assert not notices.heard()  # taken: heard once
+            for steer in (
+                lambda: q.apply(TRANSITIONS["pause"], [job]),
+                lambda: q.set_priority(job, 5),
+                lambda: q.set_concurrency(job, 3),
+                lambda: q.apply(TRANSITIONS["resume"], [job]),
+                lambda: q.remove([job], delete_file=False),
+            ):
+                steer()
+                assert _hears(notices)
+        finally:
+            notices.close()
+
+
+def test_a_job_taken_back_into_the_queue_is_heard(postgres_url):
+    with open_queue(postgres_url) as q:
+        [job] = q.add_many([spec(1)])
+    with runner(postgres_url, lease_timeout=0.2) as stale, runner(postgres_url) as idle:
+        [claimed] = stale.claim_runnable(1)
+        assert claimed.id == job
+        notices = idle.listen()
+        assert notices is not None
+        try:
+            wait_for(lambda: idle.requeue_active() == [job])
+            assert _hears(notices)  # every idle runner looks now, not at its next poll
+        finally:
+            notices.close()
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(postgres_server: PostgresServer):

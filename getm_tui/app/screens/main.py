@@ -63,6 +63,9 @@ class MainScreen(Screen[None]):
                 yield Static("", id="rate-text")
             with Vertical(id="integrity"):
                 yield Static("", id="integrity-text")
+            if getattr(self.app, "fleet", False):  # a fleet's queue: who runs what
+                with Vertical(id="runners"):
+                    yield Static("no runner seen yet", id="runners-text")
         yield Footer(compact=True, show_command_palette=self.app.size.width >= WIDE_FOOTER)
 
     def on_mount(self) -> None:
@@ -70,6 +73,8 @@ class MainScreen(Screen[None]):
         self.query_one("#throughput").border_title = "Throughput"
         self.query_one("#throughput").border_subtitle = f"last {HISTORY_SECONDS}s"
         self.query_one("#integrity").border_title = "Integrity"
+        for panel in self.query("#runners"):
+            panel.border_title = "Runners"
         self.query_one("#filter", Input).display = False
         self._table().focus()
         self.watch(self._table(), "cursor_id", self.app.selection_changed, init=False)  # type: ignore[attr-defined]
@@ -144,6 +149,10 @@ class MainScreen(Screen[None]):
         self.app.want_rows(event.first, event.rows)  # type: ignore[attr-defined]
 
     # -- header and panels ------------------------------------------------------------------------
+
+    def show_runners(self, text: str) -> None:
+        for panel in self.query("#runners-text").results(Static):
+            panel.update(escape(text))
 
     def show_summary(
         self, counts: dict[str, int], total_rate: float, mode: str, sort: str, text: str

@@ -1,0 +1,80 @@
+"""The app pointed at a fleet's queue (PostgreSQL): it starts no supervisor and opens no socket, shows the
+runners in a panel of their own, and steers jobs through the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from getm_tui.app.app import GetmApp, QueueRows
+from getm_tui.app.fleet import RunnersSeen
+from getm_tui.config import Settings
+from getm_tui.queue.interface import open_queue
+from getm_tui.queue.records import RunnerInfo
+from getm_tui.runner.endpoint import socket_path
+from tests.app.test_app import select, until
+from tests.app.test_app_snapshots import DOWNLOADS, T0, MiB, _counts, _jobs
+
+FLEET = "postgresql://getm@db.example.org/getm"
+
+
+def _runners() -> list[RunnerInfo]:
+    return [
+        RunnerInfo(1, "dl-01", 4242, "/srv/getm", T0 - 3600, T0 + 198, 2, 37.5 * MiB, 9 * 2**30, 41, "alive"),
+        RunnerInfo(2, "dl-02", 977, "/var/lib/getm", T0 - 3500, T0 + 120, 1, 0.0, 2**30, 7, "lost"),
+        RunnerInfo(3, "dl-03", 31, "/var/lib/getm", T0 - 9000, T0 - 8000, 0, 0.0, 0, 3, "stopped"),
+    ]  # fmt: skip
+
+
+def test_main_screen_on_a_fleet(snap_compare, tmp_path: Path):
+    """The runners panel beside throughput and integrity; the fleet's rate in the summary."""
+    app = GetmApp(str(tmp_path / "data"), Settings(download_dir=DOWNLOADS, queue=FLEET), poll=False)
+    app._sample_rate = lambda: None  # type: ignore[method-assign]
+    assert app.link is None and app.mode == "fleet"
+
+    async def run_before(pilot: Pilot) -> None:
+        jobs = _jobs()
+        app.post_message(QueueRows(jobs, {j.id for j in jobs}, _counts(jobs), full=True))
+        await pilot.pause()
+        app.post_message(RunnersSeen(_runners(), T0 + 200))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)
+
+
+def test_the_app_on_a_fleet_runs_nothing_and_steers_through_the_database(postgres_url, tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with open_queue(postgres_url) as q:
+        [job] = q.add_many([{"url": "http://127.0.0.1:9/never.bin", "directory": str(out)}])
+    data_dir = str(tmp_path / "data")
+    os.makedirs(data_dir)
+    app = GetmApp(data_dir, Settings(download_dir=str(out), queue=postgres_url))
+    with open_queue(postgres_url) as runner:  # a runner elsewhere, seen through the database
+        assert runner.join_fleet("/elsewhere", 30.0)
+        runner.heartbeat()
+
+        async def scenario(pilot: Pilot) -> None:
+            panel = app.main.query_one("#runners-text")
+            host = os.uname().nodename
+            await until(
+                pilot, lambda: f"{host}:{os.getpid()} alive 0 jobs" in str(panel.render()), "the runner"
+            )
+            await select(pilot, job)
+            await pilot.press("space")
+            await until(pilot, lambda: app.rows[job].job.state == "paused", "the pause, read back")
+
+        async def main() -> None:
+            async with app.run_test(size=(120, 30)) as pilot:
+                await scenario(pilot)
+
+        asyncio.run(main())
+    assert app.link is None
+    assert not os.path.exists(socket_path(data_dir))  # no supervisor was started here
+    with open_queue(postgres_url) as q:
+        assert q.get(job).state == "paused"
+        assert q.runners()[0].data_dir == "/elsewhere"  # the app did not join the fleet
+        assert len(q.runners()) == 1
