@@ -265,18 +265,30 @@ class Transfer:
                 if self.probe.size is None:
                     self.probe.size = p.end
             if p.complete:
-                p.state = "done"
-                self._maybe_release(p)
+                self._part_done(p)
             else:
                 p.state = "pending"
         elif isinstance(msg, Failed):
             self._finish_task(worker, tid)
-            self._failed_part(p, msg.fault, msg.message, msg.retry_after)
+            if p.complete and msg.fault == "retry":
+                self._part_done(p)  # the connection failed after the last byte: nothing is left to ask for
+            else:
+                self._failed_part(p, msg.fault, msg.message, msg.retry_after)
         elif isinstance(msg, Stopped):
             self._finish_task(worker, tid)
-            p.state = "pending"
+            # Stopped (fewer connections now, or a cancel) after its last byte: the part is whole. Asked
+            # for again it would be an empty range, bytes=N-(N-1), which a server answers with the whole
+            # file (200), and the download would start over as if the file had changed.
+            if p.complete:
+                self._part_done(p)
+            else:
+                p.state = "pending"
         self._advance()
         self._maybe_save()
+
+    def _part_done(self, p: Part) -> None:
+        p.state = "done"
+        self._maybe_release(p)
 
     def _finish_task(self, worker: WorkerHandle, tid: int) -> None:
         self.tasks.pop(tid, None)

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from getm_tui.app.app import GetmApp, QueueRows
+from getm_tui.app.app import GetmApp
 from getm_tui.app.fleet import RunnersSeen
+from getm_tui.app.queue_reader import QueueWindow
 from getm_tui.config import Settings
 from getm_tui.queue.interface import open_queue
 from getm_tui.queue.records import RunnerInfo
+from getm_tui.queue.views import View
 from getm_tui.runner.endpoint import socket_path
 from tests.app.test_app import select, until
 from tests.app.test_app_snapshots import DOWNLOADS, T0, MiB, _counts, _jobs
@@ -37,7 +39,7 @@ def test_main_screen_on_a_fleet(snap_compare, tmp_path: Path):
 
     async def run_before(pilot: Pilot) -> None:
         jobs = _jobs()
-        app.post_message(QueueRows(jobs, {j.id for j in jobs}, _counts(jobs), full=True))
+        app.post_message(QueueWindow(jobs, 0, len(jobs), _counts(jobs), View()))
         await pilot.pause()
         app.post_message(RunnersSeen(_runners(), T0 + 200))
         await pilot.pause()
