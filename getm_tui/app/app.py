@@ -1,10 +1,9 @@
 """The Textual app: watch and steer the queue.
 
-It starts a supervisor (or attaches to the one a headless runner already runs) and talks to it only
-through protocol messages; on a fleet's queue (PostgreSQL) it starts none, and steers through the
-database (fleet.py). Nothing here waits on the network or the disk: the queue is read by a worker
-thread that notices commits through `PRAGMA data_version`, supervisor messages arrive through another, and
-both post messages to the event loop.
+It starts a supervisor (or attaches to one a headless runner runs) and talks to it only through protocol
+messages; on a fleet's queue (PostgreSQL) it starts none, and steers through the database (fleet.py).
+Nothing here waits on the network or the disk: the queue is read by a thread (queue_reader.py),
+supervisor messages arrive through another, and both post messages to the event loop.
 
 The app holds only a window of the queue: the rows around the table's view, in the order and filter
 chosen, read by the queue itself (JobQueue.window, with indexes), so its memory and its work per change
@@ -19,11 +18,12 @@ import threading
 import time
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.message import Message
 from textual.screen import Screen
 
-from getm_tui.app.fleet import RunnersSeen, fleet_rate, runners_text, steer
+from getm_tui.app.commands import palette
+from getm_tui.app.fleet import RunnersSeen, fleet_rate, runners_text, steer_through_database
 from getm_tui.app.queue_reader import QueueReader, QueueWindow
 from getm_tui.app.rows import SORTS, JobRow, sort_key
 from getm_tui.app.screens.add import AddDialog
@@ -318,22 +318,17 @@ class GetmApp(App[int]):
 
     def _send(self, msg: Any) -> bool:
         if self.fleet:
-            self.run_worker(lambda: self._steer(msg), thread=True, group="steer", exit_on_error=False)
+            self.run_worker(
+                lambda: steer_through_database(self, self.location, msg),
+                thread=True,
+                group="steer",
+                exit_on_error=False,
+            )
             return True
         if self.link is None or not self.link.send(msg):
             self.notify("not connected to the supervisor", severity="error")
             return False
         return True
-
-    def _steer(self, msg: Any) -> None:
-        """A command on a fleet's queue: written to the database, where the job's runner hears it."""
-        try:
-            with open_queue(self.location) as q:
-                problems = steer(q, msg)
-        except QueueError as e:
-            problems = [str(e)]
-        for text in problems:
-            self.call_from_thread(self.notify, text, severity="warning", timeout=6)
 
     def action_add(self) -> None:
         def added(specs: list[JobSpec] | None) -> None:
@@ -502,22 +497,4 @@ class GetmApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         yield from super().get_system_commands(screen)
-        for title, help_text, action in (
-            ("Add downloads", "Open the add dialog (a)", self.action_add),
-            ("Pause or resume", "The selected job (space)", self.action_toggle_pause),
-            ("Retry", "The selected failed job (r)", self.action_retry),
-            (
-                "New URL",
-                "Replace the selected job's URL, as when a signed one expired (u)",
-                self.action_new_url,
-            ),
-            ("Remove", "The selected job, optionally with its file (delete)", self.action_remove),
-            ("More connections", "For the selected job, while it runs (+)", self.action_more_connections),
-            ("Fewer connections", "For the selected job, while it runs (-)", self.action_fewer_connections),
-            ("Raise priority", "The selected job runs sooner (])", self.action_raise_priority),
-            ("Lower priority", "The selected job runs later ([)", self.action_lower_priority),
-            ("Details", "Segments, connections, headers, history (enter)", self.action_details),
-            ("Filter", "Show only jobs whose name matches (/)", self.main.action_filter),
-            ("Sort", "Cycle the sort order (s)", self.action_cycle_sort),
-        ):
-            yield SystemCommand(title, help_text, action)
+        yield from palette(self)

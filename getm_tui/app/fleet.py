@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.app import App
 from textual.message import Message
 
 from getm_tui import humanize
-from getm_tui.queue.interface import JobQueue
+from getm_tui.queue.errors import QueueError
+from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.records import RunnerInfo
 from getm_tui.queue.removal import delete_files
 from getm_tui.queue.states import TRANSITIONS
@@ -67,3 +69,15 @@ def runners_text(runners: list[RunnerInfo], now: float) -> str:
         else:  # its jobs go to other runners once their leases run out
             lines.append(f"{r.host}:{r.pid} lost {humanize.duration(max(0.0, now - r.heartbeat))} ago")
     return "\n".join(lines)
+
+
+def steer_through_database(app: App[Any], location: str, msg: Any) -> None:
+    """A command on a fleet's queue, in a worker thread: written to the database, where the job's runner
+    hears it; what the queue refuses is told in the app."""
+    try:
+        with open_queue(location) as q:
+            problems = steer(q, msg)
+    except QueueError as e:
+        problems = [str(e)]
+    for text in problems:
+        app.call_from_thread(app.notify, text, severity="warning", timeout=6)

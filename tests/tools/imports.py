@@ -1,6 +1,8 @@
 """The package's import graph, read from the source with `ast`: every import, at the top of a module or
 inside a function, as an edge between two modules of getm_tui (a name imported from a package is an edge
-to its submodule when one of that name exists, else to the package)."""
+to its submodule when one of that name exists, else to the package). Imports under `if TYPE_CHECKING:`
+are not edges: they never run, and exist only so the type checker knows a name (a module of functions
+that take the supervisor names its class that way)."""
 
 from __future__ import annotations
 
@@ -30,13 +32,35 @@ def _absolute(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of the tree but those under `if TYPE_CHECKING:`."""
+    found: list[ast.AST] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if _type_checking(node):
+            assert isinstance(node, ast.If)
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def graph() -> dict[str, set[str]]:
     """importer -> the modules of getm_tui it imports."""
     known = modules()
     edges: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
         tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]

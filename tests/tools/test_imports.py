@@ -51,3 +51,6 @@ def test_the_graph_sees_imports_inside_functions():
     edges = graph()
     assert "getm_tui.cli.run" in edges["getm_tui.cli.main"]  # imported inside _cmd_run
     assert "getm_tui.queue.salvage" in edges["getm_tui.queue.sqlite"]  # imported inside Queue.__init__
+    # ...and an import only the type checker reads is not one: frontends names the Supervisor it is given.
+    assert "getm_tui.runner.frontends" in edges["getm_tui.runner.supervisor"]
+    assert "getm_tui.runner.supervisor" not in edges["getm_tui.runner.frontends"]
