@@ -1,8 +1,8 @@
 """crc32c: the C function of the crc32c package, and the crc32c of a whole file from those of its parts.
 
 The function is loaded without running that package's `__init__`, which asks importlib.metadata for its
-own version: importing importlib.metadata (email, zipfile, csv, pathlib) took 20-25 ms of every
-`getm-tui get` before its first request, and the engine's start is on the critical path of every download.
+own version: importing importlib.metadata (email, zipfile, csv, pathlib) delayed every `getm-tui get`'s
+first request, and the engine's start is on the critical path of every download.
 The extension module is all the engine uses. Anything unexpected in the package's layout falls back to the
 ordinary import.
 """
@@ -78,8 +78,8 @@ def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
     """crc32c(A + B) from crc32c(A), crc32c(B) and len(B), as zlib's crc32_combine does for crc32.
 
     Lets each part's crc32c be computed independently (out of order, by several workers) and joined at
-    the end: crc1 is multiplied by x^(8 * len2) modulo the polynomial, from cached powers x^(2^k). (The
-    32x32 matrix squaring this replaced cost 10 ms of a download's end to build its operators.)
+    the end: crc1 is multiplied by x^(8 * len2) modulo the polynomial, from cached powers x^(2^k), which is
+    much cheaper than building zlib's 32x32 matrix operators.
     """
     if len2 < 0:
         raise ValueError("len2 must be >= 0")

@@ -88,7 +88,7 @@ class Queue(UserActions, SupervisorWrites):
     ) -> None:
         """`timeout_ms`: how long to wait for a lock (default: default_timeout_ms()). `any_thread`: the
         connection may be handed between threads (one user at a time). `check`: fail with QueueCorrupt if
-        `PRAGMA quick_check` finds damage (about 40 ms per 100,000 jobs). `recover`: check, and if the file
+        `PRAGMA quick_check` finds damage (it reads the whole file). `recover`: check, and if the file
         is damaged back it up and rebuild it from what can be read (salvage.recover), with one warning."""
         ensure_data_dir(data_dir)
         self.data_dir = data_dir

@@ -483,7 +483,7 @@ def supervisor_main(
     signal.signal(signal.SIGTERM, stop)
     code = sup.serve(owner)
     # Everything is recorded and every process of ours has been joined: the interpreter's teardown
-    # (module by module, with nothing left to flush) would only keep the front end waiting, for about
-    # 30 ms at the end of every `run --once`.
+    # (module by module, with nothing left to flush) would only keep the front end waiting at the end of
+    # every `run --once`.
     flush_std_streams()
     os._exit(code)

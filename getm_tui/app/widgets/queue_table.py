@@ -7,7 +7,7 @@ them, given by the screen; a line outside the window is drawn blank and asks for
 
 Textual's DataTable renders each cell through Rich and keys its line cache on a counter that every
 `update_cell` bumps and on the cursor position, so a live progress tick or a cursor move re-renders every
-visible cell (about 0.1 ms each: 30-100 ms a frame at 120x40). Here a line is one string cut to the column
+visible cell, which costs a large part of a frame's budget. Here a line is one string cut to the column
 widths, cached per job with what it was drawn from; a changed row or a cursor move repaints only its own
 line, and nothing is drawn for rows out of view.
 """

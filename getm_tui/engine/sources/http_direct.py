@@ -1,8 +1,8 @@
 """Plain-HTTP GETs on http.client connections kept per origin, for requests that need no proxy and no TLS.
 
-urllib3's `urlopen` (retry object, timeouts, pool bookkeeping, its own response wrapper) costs about
-0.2 ms of CPU per request over the http.client exchange it wraps. A queue of small files makes one
-request per file on two cores shared with the server, so that was an eighth of its time. HTTPS and
+urllib3's `urlopen` (retry object, timeouts, pool bookkeeping, its own response wrapper) costs CPU per
+request over the http.client exchange it wraps, and a queue of small files makes one request per file on
+cores shared with the server. HTTPS and
 proxied requests stay on urllib3 (TLS settings, proxy tunnels), where the handshake dominates anyway.
 
 What urllib3 did that is kept here: a connection is reused only if its previous response was read to the
