@@ -36,16 +36,14 @@ from getm_tui.queue.records import (
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
 from getm_tui.queue.states import (
-    COMMAND_EVENT,
     NEW_URL,
     STATES,
     JobState,
     Outcome,
     Transition,
     clamp_concurrency,
-    new_url_event,
 )
-from getm_tui.queue.steering import apply_transition
+from getm_tui.queue.steering import apply_transition, give_new_url
 from getm_tui.queue.views import View
 
 # The columns a job's shown name comes from (records.display_name_of).
@@ -325,13 +323,10 @@ class PostgresQueue(FleetLeases):
         return listen(self.location, self.timeout_ms)
 
     def set_url(self, job_id: int, url: str) -> Outcome:
-        with self.batch(immediate=True):
-            (job,) = self.check_ids([job_id])
-            values = {"state": NEW_URL.target, "url": url, **NEW_URL.resets}
-            if not self._set(job.id, values, NEW_URL.sources):
-                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
-            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
-            return Outcome(job.id, job.state, True)
+        def move(jid: int) -> bool:
+            return self._set(jid, {"state": NEW_URL.target, "url": url, **NEW_URL.resets}, NEW_URL.sources)
+
+        return give_new_url(self, move, job_id, url)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

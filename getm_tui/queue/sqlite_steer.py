@@ -10,14 +10,12 @@ from getm_tui.queue.lock import running_supervisor
 from getm_tui.queue.records import Job
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.states import (
-    COMMAND_EVENT,
     NEW_URL,
     Outcome,
     Transition,
     clamp_concurrency,
-    new_url_event,
 )
-from getm_tui.queue.steering import apply_transition
+from getm_tui.queue.steering import apply_transition, give_new_url
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -51,12 +49,10 @@ class UserActions:
         return apply_transition(self, move, transition, job_ids)
 
     def set_url(self, job_id: int, url: str) -> Outcome:
-        with self.batch(immediate=True):
-            (job,) = self.check_ids([job_id])
-            if not self.transition(job.id, NEW_URL.target, NEW_URL.sources, url=url, **NEW_URL.resets):
-                return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
-            self.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
-            return Outcome(job.id, job.state, True)
+        def move(jid: int) -> bool:
+            return self.transition(jid, NEW_URL.target, NEW_URL.sources, url=url, **NEW_URL.resets)
+
+        return give_new_url(self, move, job_id, url)
 
     def remove(
         self, job_ids: Sequence[int], delete_file: bool, running: Collection[int] | None = None

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from getm_tui.queue.records import Job
-from getm_tui.queue.states import COMMAND_EVENT, Outcome, Transition
+from getm_tui.queue.states import COMMAND_EVENT, NEW_URL, Outcome, Transition, new_url_event
 
 
 class _Steered(Protocol):
@@ -35,3 +35,14 @@ def apply_transition(
             else:
                 out.append(Outcome(job.id, job.state, False, transition.refusal(job.id, job.state)))
     return out
+
+
+def give_new_url(q: _Steered, move: Callable[[int], bool], job_id: int, url: str) -> Outcome:
+    """A new URL for one job (the NEW_URL transition): `move(job_id)` is the backend's write of it with the
+    URL, True if the job was in one of its sources; the history says so without the URL's query."""
+    with q.batch(immediate=True):
+        (job,) = q.check_ids([job_id])
+        if not move(job.id):
+            return Outcome(job.id, job.state, False, NEW_URL.refusal(job.id, job.state))
+        q.log_event(job.id, COMMAND_EVENT, new_url_event(job.state, url))
+        return Outcome(job.id, job.state, True)

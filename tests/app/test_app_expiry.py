@@ -13,8 +13,7 @@ from textual.widgets import Input, Static
 from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.screens.main import MainScreen
 from getm_tui.app.screens.new_url import NewUrlDialog
-from tests.app.test_app import Env, active_with_progress, drive, select, state_in_app, text_of, until
-from tests.app.test_app import env as env  # the fixture
+from tests.helpers.app_util import Env, active_with_progress, drive, select, state_in_app, text_of, until
 
 
 def amz(signed: float, lifetime: int, signature: str) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from getm_tui.app.app import GetmApp
@@ -17,8 +18,8 @@ from getm_tui.queue.interface import open_queue
 from getm_tui.queue.records import RunnerInfo
 from getm_tui.queue.views import View
 from getm_tui.runner.endpoint import socket_path
-from tests.app.test_app import select, until
 from tests.app.test_app_snapshots import DOWNLOADS, T0, MiB, _counts, _jobs
+from tests.helpers.app_util import select, until
 
 FLEET = "postgresql://getm@db.example.org/getm"
 
@@ -31,6 +32,7 @@ def _runners() -> list[RunnerInfo]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_main_screen_on_a_fleet(snap_compare, tmp_path: Path):
     """The runners panel beside throughput and integrity; the fleet's rate in the summary."""
     app = GetmApp(str(tmp_path / "data"), Settings(download_dir=DOWNLOADS, queue=FLEET), poll=False)
@@ -47,6 +49,7 @@ def test_main_screen_on_a_fleet(snap_compare, tmp_path: Path):
     assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_the_app_on_a_fleet_runs_nothing_and_steers_through_the_database(postgres_url, tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()

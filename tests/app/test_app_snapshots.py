@@ -176,6 +176,7 @@ async def wait_for_screen(pilot: Any, kind: type) -> Any:
 # -- the main screen ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
 def test_main_screen(snap_compare, tmp_path, size, theme):
@@ -185,6 +186,7 @@ def test_main_screen(snap_compare, tmp_path, size, theme):
     assert snap_compare(make_app(tmp_path, theme), terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_main_screen_mismatch_selected(snap_compare, tmp_path):
     """The integrity panel of a job whose checksum did not match, with the error below."""
 
@@ -194,6 +196,7 @@ def test_main_screen_mismatch_selected(snap_compare, tmp_path):
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_main_screen_verified_selected_wide(snap_compare, tmp_path):
     """The integrity panel of a verified job: every checksum with its source, expected and computed."""
 
@@ -235,6 +238,7 @@ def test_add_dialog_with_error(snap_compare, tmp_path, theme):
 # -- the remove confirmation ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_remove_confirmation(snap_compare, tmp_path):
     async def run_before(pilot):
         await feed(pilot, select=1)

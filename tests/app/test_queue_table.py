@@ -65,6 +65,7 @@ def test_fit(text: str, width: int, right: bool, expected: str) -> None:
     assert fit(text, width, right) == expected
 
 
+@pytest.mark.slow
 def test_cursor_keys_scroll_and_follow_the_job() -> None:
     asyncio.run(_test_cursor_keys_scroll_and_follow_the_job())
 
@@ -105,6 +106,7 @@ async def _test_cursor_keys_scroll_and_follow_the_job() -> None:
         assert app.selected == [1]
 
 
+@pytest.mark.slow
 def test_click_selects_then_opens() -> None:
     asyncio.run(_test_click_selects_then_opens())
 

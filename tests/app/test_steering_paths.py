@@ -25,7 +25,7 @@ from getm_tui.queue.records import Finished
 from getm_tui.queue.states import TRANSITIONS
 from getm_tui.runner import protocol as P
 from getm_tui.runner.link import SupervisorLink
-from tests.app.test_app import select, until
+from tests.helpers.app_util import select, until
 from tests.helpers.runner_util import cli, wait_for
 
 MiB = 1024 * 1024
@@ -225,6 +225,7 @@ def blocker(fault_server: Any) -> str:
     return fault_server.add("/slow.bin", bytes(64 * MiB), rate_limit=MiB // 4)
 
 
+@pytest.mark.slow
 def test_each_command_leaves_the_same_rows_history_and_files_whichever_way_it_is_given(tmp_path, blocker):
     verb_q = seed(tmp_path, "verb", blocker)
     supervisor_q = seed(tmp_path, "supervisor", blocker)

@@ -46,6 +46,7 @@ def test_get_mismatch_exits_1_and_leaves_nothing(fault_server, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_get_never_clobbers_without_overwrite(fault_server, tmp_path):
     url = fault_server.add("/data.bin", DATA)
     (tmp_path / "data.bin").write_bytes(b"precious")
@@ -56,6 +57,7 @@ def test_get_never_clobbers_without_overwrite(fault_server, tmp_path):
     assert (tmp_path / "data.bin").read_bytes() == DATA
 
 
+@pytest.mark.slow
 def test_secrets_in_urls_never_printed(fault_server, tmp_path):
     fault_server.add("/data.bin", DATA)
     url = fault_server.base_url.replace("http://", "http://user:hunter2@") + "/missing?X-Amz-Signature=s3cr3t"
@@ -94,6 +96,7 @@ def test_broken_config_is_one_line_exit_2(tmp_path):
     assert out.stderr.strip() == "getm-tui: concurrency: expected a whole number, got 'lots'"
 
 
+@pytest.mark.slow
 def test_unreachable_server_fails_with_exit_1(tmp_path):
     out = run("get", "http://127.0.0.1:9/x", "-o", str(tmp_path), "--retries", "1")
     assert out.returncode == 1

@@ -49,6 +49,7 @@ def test_bad_values_are_one_line(key, value, message):
         load(environ={"GETM_TUI_CONFIG": os.devnull, f"GETM_TUI_{key.upper()}": value})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 2])
 def test_the_backoff_cap_is_honoured(concurrency, fault_server, tmp_path, caplog, engine_hygiene):
     """A base far above the cap: every wait is cut to the cap (the log line says how long it waits)."""

@@ -66,6 +66,7 @@ def test_every_way_of_naming_the_queue_reaches_it(dirs, postgres_url, tmp_path):
     assert json.loads(_ok(cli(dirs["data"], "ls", "--json", "--queue", "", env=env))) == []
 
 
+@pytest.mark.slow
 def test_libpq_keyword_strings_and_pg_variables_pass_through(dirs, postgres_url):
     url = urlsplit(postgres_url)
     keywords = f"host={url.hostname} port={url.port} dbname={url.path[1:]}"
@@ -89,6 +90,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize(
     "verb", [["ls"], ["add", "https://example.org/x.bin"], ["run", "--once"], ["show", "1"]]
 )
+@pytest.mark.slow
 def test_an_unreachable_database_is_one_line_and_exit_2(dirs, verb):
     url = f"postgresql://getm:{PASSWORD}@127.0.0.1:{_closed_port()}/jobs"
     out = cli(dirs["data"], *verb, "--queue", url, env=_env(dirs, PGCONNECT_TIMEOUT="2"))
@@ -97,6 +99,7 @@ def test_an_unreachable_database_is_one_line_and_exit_2(dirs, verb):
     assert PASSWORD not in out.stderr + out.stdout
 
 
+@pytest.mark.slow
 def test_a_wrong_password_is_one_line_and_never_shown(dirs, postgres_server: PostgresServer):
     url = postgres_server.url("postgres").replace(PASSWORD, "wrong-pw-771")
     for verb in (["ls"], ["run", "--once"]):

@@ -220,6 +220,7 @@ def stop_runner(runner: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing", [False, True])
 def test_data_dir_queue_and_socket_are_owner_only(tmp_path, existing):
     """Even with umask 0, and over a data dir someone made world-readable."""
@@ -405,6 +406,7 @@ def test_https_to_http_redirect_refused_unless_allowed(tls_server, fault_server,
     assert (out_dir / "plain.bin").read_bytes() == SMALL
 
 
+@pytest.mark.slow
 def test_max_redirects_from_the_config(fault_server, tmp_path):
     data_dir, out_dir = str(tmp_path / "q"), tmp_path / "out"
     out_dir.mkdir()
@@ -451,7 +453,7 @@ def test_app_insecure_flag_reaches_the_supervisor(monkeypatch, tmp_path):
 def test_app_insecure_fetches_and_warns(tls_server, tmp_path):
     from getm_tui.app.app import TLS_OFF, GetmApp
     from getm_tui.queue.sqlite import Queue
-    from tests.app.test_app import drive, notified, until
+    from tests.helpers.app_util import drive, notified, until
 
     out = tmp_path / "out"
     out.mkdir()
@@ -475,9 +477,10 @@ def test_app_insecure_fetches_and_warns(tls_server, tmp_path):
     assert (out / "app.bin").read_bytes() == DATA
 
 
+@pytest.mark.slow
 def test_app_insecure_attached_to_a_verifying_runner_says_it_has_no_effect(tmp_path):
     from getm_tui.app.app import GetmApp
-    from tests.app.test_app import drive, notified, until
+    from tests.helpers.app_util import drive, notified, until
 
     data_dir = str(tmp_path / "q")
     runner = start_runner(data_dir)

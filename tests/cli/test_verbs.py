@@ -63,6 +63,7 @@ def add(env: dict, *urls: str) -> list[int]:
 # -- add ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_add_prints_the_new_ids_and_stores_the_options(env):
     out = run(
         env, "add", "https://example.org/a.bin", "-d", env["dl"], "-o", "renamed.bin", "-c", "3",
@@ -78,6 +79,7 @@ def test_add_prints_the_new_ids_and_stores_the_options(env):
     assert add(env, "https://example.org/b", "http://example.org/c", "file:///tmp/d") == [2, 3, 4]
 
 
+@pytest.mark.slow
 def test_add_defaults_to_the_download_dir_and_stores_it_absolute(env):
     add(env, "https://example.org/a")
     assert jobs(env)[0].directory == env["dl"]
@@ -125,6 +127,7 @@ def test_checksum_option_goes_with_a_single_url_from_a_file(env):
     assert jobs(env)[0].checksums == ["sha256:" + SHA256]
 
 
+@pytest.mark.slow
 def test_input_file_error_names_the_line(env):
     listing = env["tmp"] / "urls.txt"
     listing.write_text("https://example.org/1\n# fine\nhttps://example.org/2 md5:xyz\n")
@@ -139,6 +142,7 @@ def test_input_file_error_names_the_line(env):
     assert jobs(env) == []
 
 
+@pytest.mark.slow
 def test_input_from_stdin(env):
     out = run(env, "add", "-i", "-", stdin="https://example.org/1\n\n# c\nhttps://example.org/2\n")
     assert out.returncode == 0, out.stderr
@@ -169,6 +173,7 @@ def test_add_usage_errors(env, args, words):
     assert not os.path.exists(os.path.join(env["data"], DB_NAME)) or jobs(env) == []
 
 
+@pytest.mark.slow
 def test_data_dir_option_before_or_after_the_verb(env):
     other = str(env["tmp"] / "other")
     assert run(env, "--data-dir", other, "add", "https://example.org/1").stdout == "1\n"
@@ -183,6 +188,7 @@ def test_data_dir_option_before_or_after_the_verb(env):
 SECRET_URL = "https://user:pw@example.org/bucket/signed.bin?X-Amz-Signature=secret&X-Amz-Credential=cred"
 
 
+@pytest.mark.slow
 def test_ls_table_and_json_redact_secrets(env):
     a, b = add(env, SECRET_URL, "https://example.org/plain.bin")
     with Queue(env["data"]) as q:
@@ -210,6 +216,7 @@ def test_ls_table_and_json_redact_secrets(env):
     assert json.loads(run(env, "ls", "--json", "--state", "failed").stdout)[0]["id"] == b
 
 
+@pytest.mark.slow
 def test_ls_json_lines_are_the_json_listing_one_job_a_line(env):
     a, b = add(env, SECRET_URL, "https://example.org/plain.bin")
     with Queue(env["data"]) as q:
@@ -226,6 +233,7 @@ def test_ls_json_lines_are_the_json_listing_one_job_a_line(env):
     assert both.returncode == 2 and "not allowed with" in one_line(both)
 
 
+@pytest.mark.slow
 def test_add_input_checks_every_url_whatever_its_host(env):
     """Hosts are checked once each; a URL that only its host makes bad is still refused, by its line."""
     listing = env["tmp"] / "urls.txt"
@@ -249,11 +257,13 @@ def test_add_input_checks_every_url_whatever_its_host(env):
     assert len(jobs(env)) == len(good)
 
 
+@pytest.mark.slow
 def test_ls_of_an_empty_queue(env):
     assert run(env, "ls").stdout.split() == ["ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR"]
     assert json.loads(run(env, "ls", "--json").stdout) == []
 
 
+@pytest.mark.slow
 def test_show_fields_integrity_and_events(env):
     (jid,) = add(env, "https://example.org/f.bin", "--checksum", "sha256:" + SHA256)
     with Queue(env["data"]) as q:
@@ -319,6 +329,7 @@ def test_pause_resume_retry(env):
     assert out.returncode == 0 and "job 2 is done; not retried" in one_line(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", ["pause", "resume", "retry", "rm", "show"])
 def test_unknown_id_changes_nothing(env, verb):
     a, b = add(env, "https://example.org/1", "https://example.org/2")
@@ -339,6 +350,7 @@ def test_bad_id_is_a_usage_error(env):
 # -- rm -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rm_deletes_rows_and_partial_files(env):
     a, b, c = add(env, "https://example.org/1", "https://example.org/2", "https://example.org/3")
     dl = env["dl"]
@@ -357,6 +369,7 @@ def test_rm_deletes_rows_and_partial_files(env):
     assert jobs(env) == [] and sorted(os.listdir(dl)) == ["one.bin", "two.bin"]
 
 
+@pytest.mark.slow
 def test_rm_of_an_active_job_under_a_supervisor_cancels_it(env):
     a, b = add(env, "https://example.org/1", "https://example.org/2")
     with Queue(env["data"]) as q:
@@ -386,6 +399,7 @@ def test_rm_of_an_active_job_under_a_supervisor_cancels_it(env):
         (["show", "1"], 2, ""),
     ],
 )
+@pytest.mark.slow
 def test_unreadable_queue_is_backed_up_with_one_line_and_the_command_goes_on(env, args, code, stdout):
     """Nothing in it can be read: it is kept aside as it was, and the verb runs on a new, empty queue."""
     os.makedirs(env["data"])

@@ -26,6 +26,7 @@ def part_connections(res: Resource) -> set[int]:
     return {r.connection_id for r in res.requests if r.method == "GET" and r.range != "bytes=0-"}
 
 
+@pytest.mark.slow
 def test_the_concurrency_of_options_is_not_overridden_by_a_keyword_not_given(
     fault_server: FaultServer, tmp_path
 ) -> None:
@@ -56,6 +57,7 @@ def test_overwrite_from_options_is_kept_and_a_keyword_replaces_it(
     assert read(replaced.path) == read(kept.path) == DATA[:1000]
 
 
+@pytest.mark.slow
 def test_urlopen_takes_its_concurrency_from_options(fault_server: FaultServer) -> None:
     url = fault_server.add("/stream.bin", DATA)
     with urlopen(url, options=Options(concurrency=8, part_size=MiB)) as reader:

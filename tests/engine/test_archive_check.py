@@ -68,6 +68,7 @@ def test_the_check_is_chosen_by_the_name(name, kind):
     assert (check.kind if check else None) == kind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "how"), cases())
 def test_each_kind_intact_passes_and_damaged_fails(kind, how, tmp_path):
     problem = checked(f"x.{kind}", data_of(kind, how), tmp_path)

@@ -349,6 +349,7 @@ def test_crc32c_combine_large_len2() -> None:
     )
 
 
+@pytest.mark.slow
 def test_crc32c_combine_fast() -> None:
     rng = random.Random(1)
     args = [(rng.getrandbits(32), rng.getrandbits(32), rng.randrange(1 << 34)) for _ in range(5000)]

@@ -138,6 +138,7 @@ def test_unknown_size_inline(fault_server: FaultServer, tmp_path, fault) -> None
     assert fault_server.resource("/f.bin").get_count == 1
 
 
+@pytest.mark.slow
 def test_stream_larger_than_its_ring(fault_server: FaultServer, tmp_path) -> None:
     """concurrency=1 streams through a ring of shared memory smaller than the file, and wraps."""
     big = random.Random(3).randbytes(21 * MiB + 7)
@@ -158,6 +159,7 @@ def _user_checksum(algo: str, data: bytes) -> str:
     return f"{algo}:{hashlib.new(algo, data).hexdigest()}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 @pytest.mark.parametrize("algo", ["md5", "sha1", "sha256", "sha512", "crc32c"])
 def test_user_checksum_verified(fault_server: FaultServer, tmp_path, algo, concurrency) -> None:
@@ -173,6 +175,7 @@ def test_user_checksum_verified(fault_server: FaultServer, tmp_path, algo, concu
     assert read(result.path) == DATA
 
 
+@pytest.mark.slow
 def test_several_user_checksums(fault_server: FaultServer, tmp_path) -> None:
     url = fault_server.add("/f.bin", DATA)
     specs = [_user_checksum(a, DATA) for a in ("sha256", "crc32c", "md5")]
@@ -205,6 +208,7 @@ def test_content_md5_verified(fault_server: FaultServer, tmp_path) -> None:
     assert read(result.path) == DATA
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_corrupt_byte_caught_by_content_md5(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, content_md5=True, corrupt_offset=3 * MiB + 17)
@@ -371,6 +375,7 @@ def test_content_disposition_name_is_used(fault_server: FaultServer, tmp_path) -
 # ------------------------------------------------------------------------------------------ readers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 1, 4])
 def test_urlopen_reads_memoryviews(fault_server: FaultServer, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, content_md5=True)
@@ -444,6 +449,7 @@ def test_not_found_url(fault_server: FaultServer, tmp_path) -> None:
 # ------------------------------------------------------------------------------------------ progress
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 1, 4])
 def test_progress_reaches_the_size(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, rate_limit=16 * MiB)  # slow enough for several reports

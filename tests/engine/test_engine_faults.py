@@ -53,6 +53,7 @@ def ranges_after_probe(res: Resource) -> list[tuple[int, int | None]]:
 # ------------------------------------------------------------------------------------------ transient
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_drop_mid_body_is_resumed(fault_server: FaultServer, tmp_path, concurrency) -> None:
     # Three drops: with parts the probe's abandoned body may take one, the parts get the others.
@@ -87,6 +88,7 @@ def test_drop_every_time_gives_up(fault_server: FaultServer, tmp_path) -> None:
     assert fault_server.resource("/f.bin").get_count == 3  # the first attempt and two retries
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_drop_every_few_kib_gives_up(fault_server: FaultServer, tmp_path, concurrency) -> None:
     """Each response dies after 20 KB: a little progress each time must not earn the retries back for ever."""
@@ -110,6 +112,7 @@ def test_urlopen_drop_every_few_kib_gives_up(fault_server: FaultServer) -> None:
     assert fault_server.resource("/f.bin").get_count == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_retryable_statuses_on_probe(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, statuses=[503, 429], retry_after="0")
@@ -119,6 +122,7 @@ def test_retryable_statuses_on_probe(fault_server: FaultServer, tmp_path, concur
     assert statuses[:3] == [503, 429, 206]
 
 
+@pytest.mark.slow
 def test_retryable_statuses_on_parts(fault_server: FaultServer, tmp_path) -> None:
     url = fault_server.add("/f.bin", DATA)
     res = fault_server.resource("/f.bin")
@@ -177,6 +181,7 @@ def test_short_body(fault_server: FaultServer, tmp_path, concurrency) -> None:
     assert fired(res, "short_body") == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_extra_bytes_after_bodies(fault_server: FaultServer, tmp_path, concurrency) -> None:
     """Garbage after every body: the next response on that keep-alive connection is unparsable."""
@@ -185,6 +190,7 @@ def test_extra_bytes_after_bodies(fault_server: FaultServer, tmp_path, concurren
     assert read(result.path) == DATA
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 1, 4])
 def test_wrong_content_range(fault_server: FaultServer, tmp_path, concurrency) -> None:
     # The first two 206 answers claim the wrong range: the probe's (retried) and then a part's.
@@ -194,6 +200,7 @@ def test_wrong_content_range(fault_server: FaultServer, tmp_path, concurrency) -
     assert fired(fault_server.resource("/f.bin"), "wrong_content_range") == 2
 
 
+@pytest.mark.slow
 def test_wrong_content_range_on_a_part(fault_server: FaultServer, tmp_path) -> None:
     url = fault_server.add("/f.bin", DATA)
     res = fault_server.resource("/f.bin")
@@ -221,6 +228,7 @@ def test_more_bytes_than_content_length_are_never_written(
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+@pytest.mark.slow
 def test_range_answered_with_200_mid_download(fault_server: FaultServer, tmp_path) -> None:
     """Ranges worked for the probe, then the parts get the whole file (200): start over as one stream."""
     url = fault_server.add("/f.bin", DATA)
@@ -274,6 +282,7 @@ def test_remote_file_changes_mid_download(fault_server: FaultServer, tmp_path, c
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+@pytest.mark.slow
 def test_remote_file_changes_verified_against_new_checksum(fault_server: FaultServer, tmp_path) -> None:
     """Hashers restart with the download: Content-MD5 of the new file verifies the new bytes."""
     url = fault_server.add("/f.bin", DATA, change_after_requests=3, changed_data=NEW, content_md5=True)
@@ -306,6 +315,7 @@ def test_remote_file_keeps_changing(fault_server: FaultServer, tmp_path) -> None
     assert not (tmp_path / "f.bin").exists()
 
 
+@pytest.mark.slow
 def test_change_with_user_checksum_of_old_data(fault_server: FaultServer, tmp_path) -> None:
     """A user checksum of the old file and a file that changed: a mismatch, and no mixed file anywhere."""
     url = fault_server.add("/f.bin", DATA, change_after_requests=3, changed_data=NEW)
@@ -355,6 +365,7 @@ def test_stall_is_retried_after_read_timeout(fault_server: FaultServer, tmp_path
     assert time.monotonic() - started < 10.0
 
 
+@pytest.mark.slow
 def test_rate_limited_connections(fault_server: FaultServer, tmp_path) -> None:
     url = fault_server.add("/f.bin", DATA, rate_limit=4 * MiB)
     result = download(url, str(tmp_path), concurrency=4, options=OPTS)
@@ -365,6 +376,7 @@ def test_rate_limited_connections(fault_server: FaultServer, tmp_path) -> None:
     assert len(conns) >= 2
 
 
+@pytest.mark.slow
 def test_engine_rate_limit(fault_server: FaultServer, tmp_path) -> None:
     """Options.rate_limit caps the whole download (split over its connections)."""
     import time
@@ -512,6 +524,7 @@ def test_urlopen_chunked_drop_fails_clearly(fault_server: FaultServer, concurren
     assert DATA.startswith(got)  # what was handed out is the file's start, never repeated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", MODES)
 def test_urlopen_survives_drops(fault_server: FaultServer, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA, drop_after=700_000, drop_times=2)

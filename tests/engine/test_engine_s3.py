@@ -34,6 +34,7 @@ def urls(s3_server: S3Server) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_multipart_etag_verified(urls, tmp_path, concurrency) -> None:
     result = download(urls["multipart"], str(tmp_path), concurrency=concurrency, options=OPTS)
@@ -56,6 +57,7 @@ def test_single_part_etag_verified(urls, tmp_path) -> None:
         assert f.read() == SINGLE
 
 
+@pytest.mark.slow
 def test_user_checksum_and_etag_both_checked(urls, tmp_path) -> None:
     import hashlib
 
@@ -66,6 +68,7 @@ def test_user_checksum_and_etag_both_checked(urls, tmp_path) -> None:
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_urlopen_multipart(urls) -> None:
     with urlopen(urls["multipart"], concurrency=4, options=OPTS) as reader:
         got = b"".join(bytes(v) for v in reader)

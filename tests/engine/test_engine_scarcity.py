@@ -88,6 +88,7 @@ def run_in_namespace(tmp_path: Path, mount: str, cases: list[dict]) -> tuple[lis
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shm_size", ["16m", "64m"])
 def test_little_shared_memory(fault_server: FaultServer, tmp_path, shm_size) -> None:
     """A checksum to verify in order keeps parts in shared memory until they are hashed: with little of it
@@ -117,6 +118,7 @@ def test_little_shared_memory(fault_server: FaultServer, tmp_path, shm_size) -> 
     assert fault_server.errors == []
 
 
+@pytest.mark.slow
 def test_unordered_download_needs_no_shared_memory(fault_server: FaultServer, tmp_path) -> None:
     """Without a checksum to feed in order, workers write through buffers of their own: a /dev/shm too
     small for a single slot still gets every connection, and no warning."""
@@ -132,6 +134,7 @@ def test_unordered_download_needs_no_shared_memory(fault_server: FaultServer, tm
     assert fault_server.errors == []
 
 
+@pytest.mark.slow
 def test_full_disk(fault_server: FaultServer, tmp_path) -> None:
     sized = fault_server.add("/sized/f.bin", EIGHT)
     chunked = fault_server.add("/chunked/f.bin", EIGHT, chunked=True)

@@ -62,6 +62,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_single_threaded_process_forks_workers_that_hold_none_of_its_sockets() -> None:
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -160,6 +161,7 @@ def _get_in_parts(url: str, target: Path) -> bytes:
     return target.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_forked_download_reads_each_request_sent_ahead_once(fault_server: FaultServer, tmp_path) -> None:
     """`getm-tui get -c 4` (one thread: it forks its workers): each part is asked for once, on the
     connection the coordinator opened, and the file is whole."""

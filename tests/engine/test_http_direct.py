@@ -86,6 +86,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
     assert len(accepted) == 2
 
 
+@pytest.mark.slow
 def test_a_stalled_response_times_out_after_read_timeout_not_connect_timeout(fault_server: FaultServer):
     url = fault_server.add("/s.bin", b"s" * 100_000, first_byte_delay=5.0)
     session = http_session.make_session(SETTINGS)

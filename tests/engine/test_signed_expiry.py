@@ -67,6 +67,7 @@ def test_whether_a_download_outlasts_its_url():
     ],
     ids=["one-stream", "parallel"],
 )
+@pytest.mark.slow
 def test_an_expired_url_keeps_its_parts_and_a_new_one_resumes(
     fault_server: FaultServer, tmp_path, concurrency, faults
 ):

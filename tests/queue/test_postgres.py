@@ -188,6 +188,7 @@ def test_a_listener_hears_jobs_added_and_steered_elsewhere(postgres_url):
             notices.close()
 
 
+@pytest.mark.slow
 def test_a_job_taken_back_into_the_queue_is_heard(postgres_url):
     with open_queue(postgres_url) as q:
         [job] = q.add_many([spec(1)])

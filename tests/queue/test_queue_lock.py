@@ -139,6 +139,7 @@ def test_a_lock_released_in_time_lets_the_command_through(data_dir, tmp_path, ve
         assert [j["url"] for j in json.loads(out)] == ["https://example.org/first.bin"]
 
 
+@pytest.mark.slow
 def test_the_timeout_comes_from_the_config_file_too(data_dir, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("queue_timeout = 0.5\n")

@@ -126,6 +126,7 @@ WARNING = re.compile(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["middle", "truncate", "header"])
 def test_damaged_file_is_backed_up_and_every_readable_job_kept(env, how):
     states = make_queue(env["data"])
@@ -180,6 +181,7 @@ def test_damaged_file_is_backed_up_and_every_readable_job_kept(env, how):
     assert backups(env) == [backup]
 
 
+@pytest.mark.slow
 def test_nothing_readable_starts_an_empty_queue_and_keeps_the_backup(env):
     make_queue(env["data"])
     damage(env["db"], "garbage")
@@ -223,6 +225,7 @@ def test_the_wal_is_backed_up_and_read(env, tmp_path):
     assert Path(env["data"], backup + "-wal").read_bytes() == wal
 
 
+@pytest.mark.slow
 def test_no_recovery_while_a_supervisor_runs_it(env):
     make_queue(env["data"])
     damage(env["db"], "header")
@@ -275,6 +278,7 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_racing_processes_recover_once_and_lose_no_added_job(env):
     """Six commands start at once on a damaged file: one recovers, all succeed, every added job is there."""
     make_queue(env["data"])
@@ -305,6 +309,7 @@ def test_racing_processes_recover_once_and_lose_no_added_job(env):
     assert {i for i, page in pages.items() if page not in hit} <= set(jobs)
 
 
+@pytest.mark.slow
 def test_the_supervisor_recovers_before_it_runs_anything(fault_server, env):
     """`run --once` on a damaged queue: the warning, then the jobs that were kept are downloaded."""
     blobs = {i: os.urandom(20_000 + i) for i in range(3)}

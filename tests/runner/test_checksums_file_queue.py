@@ -47,6 +47,7 @@ def test_listed_urls_are_verified_and_unlisted_ones_still_run(fault_server, tmp_
     assert sorted(os.listdir(out)) == ["big.bin", "free.bin", "good.bin"]
 
 
+@pytest.mark.slow
 def test_a_sums_file_that_cannot_be_used_adds_nothing(tmp_path):
     data_dir = str(tmp_path / "q")
     bad = tmp_path / "MD5SUMS"

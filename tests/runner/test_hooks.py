@@ -86,6 +86,7 @@ def test_a_failing_or_hanging_hook_is_logged_and_never_fatal(fault_server, tmp_p
         assert not alive(int((tmp_path / f"hook-{job_id}.pid").read_text()))
 
 
+@pytest.mark.slow
 def test_a_hook_that_cannot_start_is_logged(fault_server, tmp_path):
     data_dir, out = str(tmp_path / "q"), tmp_path / "out"
     out.mkdir()

@@ -443,6 +443,7 @@ def test_worker_killed_mid_part_in_the_runner(fault_server: FaultServer, tmp_pat
     assert _leftovers(str(out_dir)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("engine_hygiene")
 @pytest.mark.parametrize("seed", [31, 32], ids=["seed31", "seed32"])
 def test_a_dead_idle_worker_does_not_fail_the_next_download(

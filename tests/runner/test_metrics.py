@@ -96,6 +96,7 @@ def test_metrics_while_a_runner_works(fault_server, tmp_path):
     assert scrape(port) is None  # the endpoint closed with the runner
 
 
+@pytest.mark.slow
 def test_a_metrics_address_that_cannot_be_served_is_one_line(tmp_path):
     data_dir = str(tmp_path / "q")
     with socket.socket() as taken:

@@ -33,6 +33,7 @@ def test_stream_timing_counts_every_line_and_notes_the_first():
     assert s.first_s is not None and s.first_s <= s.total_s
 
 
+@pytest.mark.slow
 def test_stream_timing_ends_an_overrunning_command():
     s = queue_scale.stream_timing(["sh", "-c", "echo one; exec sleep 60"], dict(os.environ), timeout=1)
     assert s.returncode == -9 and s.lines == 1

@@ -484,6 +484,7 @@ def test_change_after_requests_with_explicit_data(fault_server: FaultServer) -> 
     assert requests.get(url).content == b"new"
 
 
+@pytest.mark.slow
 def test_first_byte_delay_wakes_on_stop(fault_server: FaultServer, raw: RawConn) -> None:
     fault_server.add("/a.bin", DATA, first_byte_delay=120)
     raw.send("GET", "/a.bin")
@@ -505,6 +506,7 @@ def test_first_byte_delay_times(fault_server: FaultServer) -> None:
     assert [rec.faults for rec in fault_server.resource(url).requests] == [["delay"], []]
 
 
+@pytest.mark.slow
 def test_stall_after_triggers_client_read_timeout(fault_server: FaultServer) -> None:
     url = fault_server.add("/a.bin", DATA, stall_after=1000)
     r = requests.get(url, stream=True, timeout=(5, 0.5))
@@ -518,6 +520,7 @@ def test_stall_after_triggers_client_read_timeout(fault_server: FaultServer) -> 
     assert fault_server.open_connections == 0
 
 
+@pytest.mark.slow
 def test_rate_limit(fault_server: FaultServer) -> None:
     data = os.urandom(2 * 1024 * 1024)
     url = fault_server.add("/slow.bin", data, rate_limit=4 * 1024 * 1024)

@@ -29,10 +29,12 @@ def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
+@pytest.mark.slow
 def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_dependencies_point_one_way(layer):
     wrong = [
@@ -46,6 +48,7 @@ def test_dependencies_point_one_way(layer):
     assert wrong == []
 
 
+@pytest.mark.slow
 def test_the_graph_sees_imports_inside_functions():
     """The check above is only as good as the graph: a lazy import must be an edge too."""
     edges = graph()

@@ -9,6 +9,7 @@ import pytest
 from tests.helpers.postgres import PostgresServer
 
 
+@pytest.mark.slow
 def test_a_server_runs_unprivileged_and_keeps_its_data_across_a_restart(postgres_server: PostgresServer):
     url = postgres_server.create_database("restart_check")
     with psycopg.connect(url) as conn:
