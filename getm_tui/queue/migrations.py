@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from getm_tui.queue.records import display_name_of
+from getm_tui.queue.records import view_name_of
 
 # Step 1: what lets the app show a window of a million-job queue without loading it. Every sort order
 # (views.SORTS) has an index, ascending in every part (descending keys are negated) so that a page can
@@ -35,7 +35,7 @@ def _windows(db: sqlite3.Connection) -> None:
     rows = db.execute("SELECT id, url, name, path FROM jobs WHERE id NOT IN (SELECT id FROM names)")
     db.executemany(
         "INSERT INTO names (id, name) VALUES (?, ?)",
-        ((i, display_name_of(url, name, path).lower()) for i, url, name, path in rows),
+        ((i, view_name_of(url, name, path)) for i, url, name, path in rows),
     )
 
 

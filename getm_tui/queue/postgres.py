@@ -23,6 +23,7 @@ from getm_tui.queue.pgconnect import connect, display_name, say
 from getm_tui.queue.pgsql_views import count_sql, window_sql
 from getm_tui.queue.postgres_fleet import FleetLeases
 from getm_tui.queue.records import (
+    NAMED_BY,
     Event,
     Extent,
     Fingerprint,
@@ -31,7 +32,7 @@ from getm_tui.queue.records import (
     Job,
     JobSpec,
     RunningRow,
-    display_name_of,
+    view_name_of,
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
 from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
@@ -46,19 +47,10 @@ from getm_tui.queue.states import (
 from getm_tui.queue.steering import apply_transition, give_new_url
 from getm_tui.queue.views import View
 
-# The columns a job's shown name comes from (records.display_name_of).
-NAMED_BY = frozenset(("url", "name", "path"))
-
 if TYPE_CHECKING:
     from types import TracebackType
 
     import psycopg
-
-
-def _shown(s: JobSpec) -> str:
-    """A new job's name as views sort and filter by it; a spec without a URL is refused by the insert."""
-    url = s.get("url")
-    return display_name_of(url, s.get("name"), None).lower() if isinstance(url, str) else ""
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -176,7 +168,7 @@ class PostgresQueue(FleetLeases):
             for s in specs:
                 row = self._x(
                     S.INSERT_JOB,
-                    (*spec_values(s, now), _shown(s)),
+                    (*spec_values(s, now), view_name_of(s.get("url"), s.get("name"), None)),
                 ).fetchone()
                 assert row is not None
                 ids.append(int(row[0]))
@@ -284,7 +276,7 @@ class PostgresQueue(FleetLeases):
     def _name_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Keep the name views sort and filter by, after rows' URL, name or path changed (or were new)."""
         for job_id, url, name, path in rows:
-            self.conn.execute(S.SET_SHOWN, (display_name_of(url, name, path).lower(), job_id))
+            self.conn.execute(S.SET_SHOWN, (view_name_of(url, name, path), job_id))
 
     def update(self, job_id: int, **values: Any) -> None:
         if values:

@@ -149,6 +149,16 @@ class Job:
         }
 
 
+# The columns a job's shown name comes from: a write to one of them renames the job where views look.
+NAMED_BY = frozenset(("url", "name", "path"))
+
+
+def view_name_of(url: object, name: str | None, path: str | None) -> str:
+    """The name views sort and filter by (views.View): the shown name, lowercased; "" for a row without a
+    URL (a spec the insert will refuse with the queue's own error)."""
+    return display_name_of(url, name, path).lower() if isinstance(url, str) else ""
+
+
 def display_name_of(url: str, name: str | None, path: str | None) -> str:
     """The name a job is shown by: its file's, once known; else the one asked for; else the URL's."""
     if path:

@@ -28,12 +28,13 @@ from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, Unknown
 from getm_tui.queue.lock import LockTimeout, queue_file_lock
 from getm_tui.queue.migrations import migrate
 from getm_tui.queue.records import (
+    NAMED_BY,
     Event,
     Extent,
     Fingerprint,
     Job,
     JobSpec,
-    display_name_of,
+    view_name_of,
 )
 from getm_tui.queue.rows import JOB_COLUMNS, job_from_row
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
@@ -43,7 +44,6 @@ from getm_tui.queue.sqlite_add import (
     CACHE_KIB,
     INSERT_JOB,
     INSERT_NAME,
-    NAMED_BY,
     insert_rows,
 )
 from getm_tui.queue.sqlite_file import (
@@ -423,7 +423,7 @@ class Queue(UserActions, SupervisorWrites):
         """The job's name as views sort and filter by it, after its path, name or URL changed."""
         row = self._x("SELECT url, name, path FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is not None:
-            self._x(INSERT_NAME, (job_id, display_name_of(*row).lower()))
+            self._x(INSERT_NAME, (job_id, view_name_of(*row)))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""

@@ -8,14 +8,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from getm_tui.queue.records import JobSpec, display_name_of
+from getm_tui.queue.records import JobSpec, view_name_of
 
 INSERT_JOB = (
     "INSERT INTO jobs (url, directory, name, priority, concurrency, checksums, info, created, updated)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
-NAMED_BY = frozenset(("url", "name", "path"))  # the columns a job's shown name comes from
 ADD_BLOCK = 10_000  # specs read, inserted and named at a time
 CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
 ADD_CACHE_KIB = -65536
@@ -52,5 +51,5 @@ def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, .
             )
         )
         # A spec without a URL is refused by the insert (NOT NULL), with the queue's error.
-        names.append(display_name_of(url, name, None).lower() if isinstance(url, str) else "")
+        names.append(view_name_of(url, name, None))
     return rows, names
