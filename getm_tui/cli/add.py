@@ -168,9 +168,11 @@ class _URLCheck:
 
 @dataclass
 class _Adding:
-    """What one `add` learns while its input streams past: the prefixes to list once the plain URLs are
-    queued, and how many URLs a sums file gave checksums to."""
+    """What one `add` learns while its input streams past: what every job shares (the directory, checked
+    once), the prefixes to list once the plain URLs are queued, and how many URLs a sums file gave
+    checksums to."""
 
+    shared: dict[str, Any] = field(default_factory=dict)
     prefixes: list[str] = field(default_factory=list)
     listed: int = 0
     urls: int = 0
@@ -192,7 +194,7 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
     except UsageError as e:
         raise Usage(str(e)) from None
     recursive = bool(getattr(args, "recursive", False))
-    shared: dict[str, Any] = {
+    shared = adding.shared = {
         "directory": _directory(args),
         "name": _output_name(args.output) if args.output is not None else None,
         "priority": args.priority,
@@ -247,12 +249,8 @@ def cmd_add(args: argparse.Namespace) -> int:
             sys.stdout.write("".join(f"{i}\n" for i in ids[start : start + _IDS_BLOCK]))
         code = EXIT_OK
         if adding.prefixes:
-            shared = {
-                "priority": args.priority,
-                "concurrency": args.concurrency,
-                "info": _job_info(args),
-            }
-            code = tree.add_prefixes(args, q, adding.prefixes, _directory(args), shared)
+            shared = {k: adding.shared[k] for k in ("priority", "concurrency", "info")}
+            code = tree.add_prefixes(args, q, adding.prefixes, adding.shared["directory"], shared)
     if insecure and ids:
         shown = ", ".join(map(str, ids)) if len(ids) <= 10 else f"{ids[0]}-{ids[-1]}"
         warn(f"warning: TLS certificate verification will be off for job(s) {shown} (--insecure)")
