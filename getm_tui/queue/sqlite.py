@@ -116,9 +116,13 @@ class Queue(UserActions, SupervisorWrites):
                 raise QueueError(f"{again}, even after recovery; move it aside to start a new one") from None
 
     def _open(self, any_thread: bool, check: bool) -> sqlite3.Connection:
-        """Connect and set up, holding queue.lock shared so that no recovery replaces the file meanwhile."""
+        """Connect and set up, holding queue.lock shared so that no recovery replaces the file meanwhile,
+        and this process's writer lock: the first connection to a file rebuilds its WAL index and the set-up
+        may write, and a thread opening beside a writer would otherwise meet SQLite's lock (and, with no
+        busy timeout, fail at once)."""
         try:
-            with queue_file_lock(self.data_dir, exclusive=False, timeout=self.timeout_ms / 1000):
+            shared = queue_file_lock(self.data_dir, exclusive=False, timeout=self.timeout_ms / 1000)
+            with shared, self._writer:
                 return self._connect(any_thread, check)
         except LockTimeout:
             raise QueueLocked(
@@ -194,7 +198,13 @@ class Queue(UserActions, SupervisorWrites):
         return QueueError(f"queue {self.path}: {e}")
 
     def close(self) -> None:
-        self.db.close()
+        """Close under this process's writer lock: the last connection to close checkpoints the WAL into
+        the file and deletes it, holding SQLite's lock against any thread opening meanwhile."""
+        if self._begun:  # closed inside its own batch: this thread already holds the lock
+            self.db.close()
+            return
+        with self._writer:
+            self.db.close()
 
     def __enter__(self) -> Queue:
         return self

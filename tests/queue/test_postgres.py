@@ -64,18 +64,19 @@ def test_runners_claiming_at_once_never_take_the_same_job(postgres_url):
         ids = q.add_many([spec(i, priority=i % 3) for i in range(60)])
     runners = [runner(postgres_url) for _ in range(4)]
     taken: list[list[int]] = [[] for _ in runners]
-    start = threading.Barrier(len(runners))
+    start = threading.Barrier(len(runners), timeout=60)
 
     def claim(i: int) -> None:
         start.wait()
         while batch := runners[i].claim_runnable(3):
             taken[i] += [j.id for j in batch]
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(runners))]
+    threads = [threading.Thread(target=claim, args=(i,), daemon=True) for i in range(len(runners))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=90)
+    assert not any(t.is_alive() for t in threads)
     everything = [job_id for got in taken for job_id in got]
     assert sorted(everything) == sorted(ids)  # each job once, none left
     with open_queue(postgres_url) as q:

@@ -163,23 +163,27 @@ def test_writers_in_one_process_take_turns_without_sqlite_busy_waits(data_dir):
     with Queue(data_dir) as q:
         ids = q.add_many([{"url": f"http://127.0.0.1:9/{i}", "directory": "/tmp"} for i in range(8)])
     errors: list[BaseException] = []
-    start = threading.Barrier(len(ids))
+    start = threading.Barrier(len(ids), timeout=60)
 
     def write(job_id: int) -> None:
-        with Queue(data_dir, timeout_ms=0, any_thread=True) as mine:
-            start.wait()
-            try:
+        try:
+            with Queue(data_dir, timeout_ms=0, any_thread=True) as mine:
+                start.wait()
                 for n in range(200):
                     mine.save_resume(job_id, {"parts": [[0, 0, n, 0]]})
                     mine.log_event(job_id, "info", f"write {n}")
-            except BaseException as e:  # noqa: BLE001 - any failure is the finding
-                errors.append(e)
+        except BaseException as e:  # noqa: BLE001 - any failure (opening included) is the finding
+            errors.append(e)
+            start.abort()  # the others must not wait for a thread that will never arrive
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in ids]
+    # Daemon threads: a thread stuck here must fail this test, not keep the interpreter from exiting.
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in ids]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=90)
+    assert not any(t.is_alive() for t in threads)
+    assert [e for e in errors if not isinstance(e, threading.BrokenBarrierError)] == []
     assert errors == []
     with Queue(data_dir) as q:
         assert [q.get(i).bytes_done for i in ids] == [199] * len(ids)

@@ -264,11 +264,12 @@ def test_concurrent_ranged_downloads(fault_server: FaultServer) -> None:
         except BaseException as exc:  # surfaced in the main thread below
             failures.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=90)
+    assert not any(t.is_alive() for t in threads)
     assert failures == []
     assert out == data
     res = fault_server.resource(url)
