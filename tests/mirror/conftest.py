@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +43,9 @@ def tree_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def nginx_tree(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """(the served directory, its URL) from nginx's autoindex: pages with sizes and minute dates."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    root = tmp_path / "www"
-    root.mkdir()
-    with Nginx(binary, tmp_path / "nginx", root, autoindex=True) as server:
-        yield root, server.url("/")
+    # Outside tmp_path, whose parents are private: nginx's workers run as another user when we are root.
+    with tempfile.TemporaryDirectory(prefix="getm-www-") as www:
+        os.chmod(www, 0o755)
+        root = Path(www)
+        with Nginx(binary, tmp_path / "nginx", root, autoindex=True) as server:
+            yield root, server.url("/")
