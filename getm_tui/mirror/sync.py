@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.config import Settings
+from getm_tui.engine.errors import UsageError
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.listing import RemoteEntry, UnsafeName, local_path
 from getm_tui.mirror import compare, prune
@@ -73,7 +74,11 @@ def run_pass(
     found: list[tuple[str, RemoteEntry]] = []
     sums: list[RemoteEntry] = []
     refused: list[str] = []
-    for entry in source_for(spec.source).listing(spec.source, settings.http(), access):
+    try:
+        source = source_for(spec.source)
+    except KeyError:
+        raise UsageError(f"cannot list {spec.source.split(':', 1)[0]}:// URLs") from None
+    for entry in source.listing(spec.source, settings.http(), access):
         is_sums = is_sums_file(entry.path)
         if not selection.admits(entry.path, sums=is_sums):
             result.filtered += 1

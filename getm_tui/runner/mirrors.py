@@ -10,6 +10,7 @@ once, before the runner decides that nothing is left.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -57,17 +58,20 @@ class MirrorSchedule:
         return 0.0 if last is None else last.at + self.saved[name].interval
 
     def _run(self) -> None:
-        while not self.stop.is_set():
-            for name in sorted(self.saved):
-                if self.stop.is_set():
+        try:
+            while not self.stop.is_set():
+                for name in sorted(self.saved):
+                    if self.stop.is_set():
+                        return
+                    if self.due_at(name) <= time.time():
+                        self._pass(self.saved[name])
+                self.first_pass.set()
+                if self.once:
                     return
-                if self.due_at(name) <= time.time():
-                    self._pass(self.saved[name])
-            self.first_pass.set()
-            if self.once:
-                return
-            wait = min(self.due_at(name) for name in self.saved) - time.time()
-            self.stop.wait(max(0.05, wait))
+                wait = min(self.due_at(name) for name in self.saved) - time.time()
+                self.stop.wait(max(0.05, wait))
+        finally:
+            self.first_pass.set()  # `run --once` must never wait on a thread that is gone
 
     def _pass(self, mirror: SavedMirror) -> None:
         shown = redact(mirror.spec.source)
@@ -81,9 +85,18 @@ class MirrorSchedule:
                 q.close()
         except (EngineError, QueueError, OSError) as e:
             text = str(e) if not isinstance(e, OSError) else f"{e.strerror or e}: {e.filename or ''}"
-            log.warning("mirror %s (%s): %s; tried again in %ds", mirror.name, shown, text, mirror.interval)
-            status.record(self.data_dir, mirror.name, False, text)
+            self._failed(mirror, shown, text)
+            return
+        except Exception as e:  # a bug in one pass must not end the schedule of every mirror
+            log.exception("mirror %s: internal error", mirror.name)
+            self._failed(mirror, shown, f"internal error: {type(e).__name__}: {e}")
             return
         line = result.describe()
         log.info("mirror %s (%s): %s", mirror.name, shown, line)
-        status.record(self.data_dir, mirror.name, True, line)
+        with contextlib.suppress(OSError):
+            status.record(self.data_dir, mirror.name, True, line)
+
+    def _failed(self, mirror: SavedMirror, shown: str, text: str) -> None:
+        with contextlib.suppress(OSError):
+            status.record(self.data_dir, mirror.name, False, text)
+        log.warning("mirror %s (%s): %s; tried again in %ds", mirror.name, shown, text, mirror.interval)
