@@ -89,6 +89,8 @@ class Settings:
     on_fail: str = ""  # ... when a job fails
     hook_timeout: float = 60.0  # seconds a hook may run before it is killed
     metrics: str = ""  # HOST:PORT where `run` serves Prometheus metrics; "" serves none
+    # The saved mirrors, by name: the file's [mirror.NAME] tables (mirror/spec.py), not a key of its own.
+    mirrors: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def engine_options(self, **given: Any) -> Any:
         """The engine's Options from these settings; `given` sets the fields that differ per download
@@ -200,7 +202,16 @@ def _queue_location(value: Any) -> str:
 
 
 def _types() -> dict[str, Any]:
-    return {f.name: f.type for f in fields(Settings)}
+    return {f.name: f.type for f in fields(Settings) if f.name != "mirrors"}
+
+
+def _mirrors(value: Any, cfg_path: str) -> dict[str, Any]:
+    from getm_tui.mirror.spec import parse_tables
+
+    try:
+        return parse_tables(value)
+    except ValueError as e:
+        raise ConfigError(f"{cfg_path}: {e}") from None
 
 
 def load(
@@ -221,6 +232,9 @@ def load(
         except OSError as e:
             raise ConfigError(f"{cfg_path}: cannot read: {e.strerror}") from None
         for key, value in data.items():
+            if key == "mirror":
+                values["mirrors"] = _mirrors(value, cfg_path)
+                continue
             if key not in types:
                 raise ConfigError(f"{cfg_path}: unknown key {key!r} (known: {', '.join(types)})")
             values[key] = _coerce(key, value, types[key])

@@ -31,6 +31,7 @@ http {{
     root {docroot};
     location /slow/ {{ alias {docroot}/; limit_rate {slow_rate}; }}
     location /trickle/ {{ alias {docroot}/; limit_rate {trickle_rate}; }}
+    autoindex {autoindex};
   }}
 }}
 """
@@ -55,13 +56,20 @@ class Nginx:
     """nginx in the foreground (`daemon off`) under our Popen, so its pid is ours to stop."""
 
     def __init__(
-        self, binary: str, prefix: Path, docroot: Path, slow_rate: str = "20m", trickle_rate: str = "1m"
+        self,
+        binary: str,
+        prefix: Path,
+        docroot: Path,
+        slow_rate: str = "20m",
+        trickle_rate: str = "1m",
+        autoindex: bool = False,
     ) -> None:
         self.binary = binary
         self.prefix = prefix
         self.docroot = docroot
         self.slow_rate = slow_rate
         self.trickle_rate = trickle_rate
+        self.autoindex = autoindex  # directory listings (the mirror's tests read them)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -87,6 +95,7 @@ class Nginx:
                 docroot=self.docroot,
                 slow_rate=self.slow_rate,
                 trickle_rate=self.trickle_rate,
+                autoindex="on" if self.autoindex else "off",
             )
         )
         argv = [self.binary, "-p", str(self.prefix), "-e", str(self.prefix / "logs" / "error.log")]

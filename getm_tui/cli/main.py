@@ -242,9 +242,40 @@ def _add_queue_verbs(
     rm.add_argument("--delete-file", action="store_true", help="also delete the downloaded file of done jobs")
     rm.set_defaults(func=verbs.cmd_rm)
 
+    _add_mirror_parser(sub, common)
+
     runners = sub.add_parser("runners", parents=[common], help="a fleet's runners (on a PostgreSQL queue)")
     runners.add_argument("--json", action="store_true", help="a JSON array of runners")
     runners.set_defaults(func=_cmd_runners)
+
+
+def _add_mirror_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "mirror",
+        parents=[common],
+        help="queue what is new or changed in a remote tree (SOURCE DEST, or NAME)",
+    )
+    p.add_argument("where", nargs="*", metavar="SOURCE DEST | NAME")
+    p.add_argument("--saved", metavar="NAME", help="the mirror saved as [mirror.NAME] in the config")
+    p.add_argument("--status", action="store_true", help="the saved mirrors and their last listing")
+    p.add_argument("--depth", type=int, metavar="N", help="directory levels below SOURCE (0: its own files)")
+    p.add_argument("--match", action="append", metavar="REGEX", help="only relative paths matching one")
+    p.add_argument("--exclude", action="append", metavar="REGEX", help="leave out relative paths matching")
+    p.add_argument("--delete", action="store_true", help="remove local files gone from the source")
+    p.add_argument("--dry-run", action="store_true", help="say what would be queued and removed, do nothing")
+    p.add_argument("--priority", type=int, default=0, metavar="N", help="of the jobs (default 0)")
+    p.add_argument("-c", "--concurrency", type=_positive_int, metavar="N", help="connections per job")
+    _add_anonymous(p)
+    p.add_argument("--no-sync", action="store_true", help="jobs recorded done without syncing their files")
+    p.set_defaults(func=_cmd_mirror)
+
+
+def _cmd_mirror(args: argparse.Namespace) -> int:
+    from getm_tui.cli.mirror import cmd_mirror
+
+    if args.depth is not None and args.depth < 0:
+        return fail("--depth must be 0 or more", EXIT_USAGE)
+    return cmd_mirror(args)
 
 
 def _cmd_runners(args: argparse.Namespace) -> int:

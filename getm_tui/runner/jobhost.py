@@ -35,6 +35,7 @@ from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
+from getm_tui.mirror.compare import stamp
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.process import die_with_parent, name_process
@@ -317,9 +318,12 @@ class _Host:
             http=http_settings,
             access=Access(anonymous=bool(job.info.get("anonymous"))),
             sync=sync,
+            overwrite=bool(job.info.get("overwrite")),  # a mirror's job replaces the older copy
         )
+        probed: list[str | None] = [None]  # its Last-Modified, for a mirror's file (mirror/compare.py)
 
         def on_probe(probe: Any, path: str) -> None:
+            probed[0] = probe.last_modified
             # Merged: what `add` put there (insecure) must survive the probe, for a retry.
             info = {
                 **job.info,
@@ -350,6 +354,7 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
+            stamp(result.path, job.info, probed[0])
             end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller")
         except Cancelled:
             end = H.End(job.id, "cancelled", None)

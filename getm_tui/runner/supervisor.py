@@ -66,6 +66,7 @@ from getm_tui.runner.hostio import (
     wait_hosts,
 )
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
+from getm_tui.runner.mirrors import MirrorSchedule
 from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.outage import Kept, Outage
 from getm_tui.runner.process import flush_std_streams, name_process
@@ -123,6 +124,7 @@ class Supervisor:
         self._takeover_after = 0.0
         # A fleet's news from the database (a job added or steered elsewhere): the loop waits on it too.
         self._notices: Any = None
+        self.mirrors = MirrorSchedule(settings, data_dir, once)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Supervisor:
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
             self.ops.start()
+            self.mirrors.start()
             if self.listen:
                 start_listener(self)
             broadcast(self, hello(self))
@@ -217,6 +220,8 @@ class Supervisor:
     def _nothing_left(self) -> bool:
         """For `run --once`: nothing queued; in a fleet, nothing active anywhere either (a job another
         runner holds may yet come back to the queue, when its runner stops renewing its lease)."""
+        if not self.mirrors.first_pass.is_set():
+            return False  # the saved mirrors due at the start may yet queue jobs
         if not self.fleet:
             return not self.q.next_runnable(1)
         counts = self.q.counts()
@@ -224,6 +229,7 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         """Stop fetching, record state, and go, within about two seconds."""
+        self.mirrors.stop.set()
         for r in self.running.values():
             self._cancel(r)
         deadline = time.monotonic() + SHUTDOWN_GRACE
@@ -245,6 +251,7 @@ class Supervisor:
             drain_logs(self)
         for host in self._hosts:
             host.stop(timeout=1.0)
+        self.mirrors.close()
         self._commits.close()
         take_joining(self)
         broadcast(self, P.Finished(self.failed, self.done))

@@ -19,6 +19,7 @@ FORBIDDEN = {
     ),
     "getm_tui.queue": ("getm_tui.runner", "getm_tui.cli", "getm_tui.app"),
     "getm_tui.runner": ("getm_tui.cli", "getm_tui.app"),
+    "getm_tui.mirror": ("getm_tui.runner", "getm_tui.cli", "getm_tui.app"),
     "getm_tui.app": ("getm_tui.cli",),
     "getm_tui.config": ("getm_tui.queue", "getm_tui.runner", "getm_tui.cli", "getm_tui.app"),
     "getm_tui.humanize": ("getm_tui.",),

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from getm_tui.engine.sources.source import Source
 
 # The module serving each scheme, imported on first use: `get https://...` never loads botocore or
-# google-auth.
-_MODULES = {"http": "http", "https": "http", "s3": "s3", "gs": "gcs"}
+# google-auth. http(s) is http.py's probe and ranges with index_page.py's listing of directory pages.
+_MODULES = {"http": "index_page", "https": "index_page", "s3": "s3", "gs": "gcs"}
 BUCKET_SCHEMES = ("s3", "gs")
 
 

@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -30,13 +30,11 @@ from getm_tui.engine.errors import (
     Retryable,
     RetryableStatus,
     SignatureExpired,
-    UsageError,
 )
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.sources import http_session
 from getm_tui.engine.sources.base import Access, Signer
 from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
-from getm_tui.engine.sources.listing import RemoteEntry
 from getm_tui.engine.urls import name_from_url, redact
 
 log = logging.getLogger(__name__)
@@ -230,7 +228,8 @@ def open_range(session: Session, probe: Probe, first: int, end: int | None, sett
 
 
 class HTTPSource:
-    """http and https URLs as a Source: a plain URL needs no credentials and has no listing."""
+    """http and https URLs: probing and byte ranges (a plain URL needs no credentials). The Source of the
+    scheme, with the listing of directory pages, is index_page.SOURCE."""
 
     def probe(
         self, session: Session, url: str, settings: HTTPSettings, access: Access
@@ -241,12 +240,6 @@ class HTTPSource:
         self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
     ) -> Reply:
         return open_range(session, probe, first, end, settings)
-
-    def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
-        raise UsageError(f"{redact(url)} names one file: only s3:// and gs:// prefixes can be listed")
-
-
-SOURCE = HTTPSource()
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
