@@ -162,9 +162,9 @@ class S3Source(bucket_urls.OverHTTP):
         return probe, resp
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
-        """ListObjectsV2, a page (up to 1,000 keys) at a time: a prefix of millions of keys is never held
-        in memory. Keys come URL-encoded (`encoding-type=url`) so that any byte a key holds survives
-        the XML, and reach `local_path` unmodified."""
+        """ListObjectsV2, a page (bucket.PAGE_SIZE keys) at a time, following continuation tokens: a prefix
+        of millions of keys is never held in memory. Keys come URL-encoded (`encoding-type=url`) so that
+        any byte a key holds survives the XML, and reach `local_path` unmodified."""
         bucket, prefix = bucket_urls.split_url(url)
         root = bucket_urls.listing_root(prefix)
         found = _bucket(bucket, access)
@@ -172,7 +172,12 @@ class S3Source(bucket_urls.OverHTTP):
         try:
             token: str | None = None
             while True:
-                query = {"list-type": "2", "prefix": root, "encoding-type": "url"}
+                query = {
+                    "list-type": "2",
+                    "prefix": root,
+                    "encoding-type": "url",
+                    "max-keys": str(bucket_urls.PAGE_SIZE),
+                }
                 if token:
                     query["continuation-token"] = token
                 page = _xml(
