@@ -114,28 +114,6 @@ def test_moto_object_with_only_a_crc_ends_verified(
         assert sums[f"x-amz-checksum-{algorithm.lower()}"] is True
 
 
-def _multipart(s3: S3Server, key: str, data: bytes, algorithm: str, kind: str) -> None:
-    upload = s3.client.create_multipart_upload(
-        Bucket=s3.bucket, Key=key, ChecksumAlgorithm=algorithm, ChecksumType=kind
-    )["UploadId"]
-    parts = []
-    for number, start in enumerate(range(0, len(data), PART), start=1):
-        resp = s3.client.upload_part(
-            Bucket=s3.bucket,
-            Key=key,
-            UploadId=upload,
-            PartNumber=number,
-            Body=data[start : start + PART],
-            ChecksumAlgorithm=algorithm,
-        )
-        parts.append(
-            {"ETag": resp["ETag"], "PartNumber": number, f"Checksum{algorithm}": resp[f"Checksum{algorithm}"]}
-        )
-    s3.client.complete_multipart_upload(
-        Bucket=s3.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("algorithm", "kind"), [("CRC32", "COMPOSITE"), ("CRC64NVME", "FULL_OBJECT")])
 def test_moto_multipart_crc_composite_and_full_object(
@@ -143,7 +121,7 @@ def test_moto_multipart_crc_composite_and_full_object(
 ) -> None:
     data = os.urandom(2 * PART + 999)
     key = f"multi-{algorithm}.bin"
-    _multipart(s3_server, key, data, algorithm, kind)
+    s3_server.put_multipart(key, data, PART, algorithm, kind)
     seen: list[list[Expected]] = []
     result = download(
         f"s3://{s3_server.bucket}/{key}",
