@@ -22,11 +22,12 @@ from textual.app import App
 from textual.message import Message
 from textual.screen import Screen
 
+from getm_tui.app.adding import add_request
 from getm_tui.app.commands import palette
 from getm_tui.app.fleet import RunnersSeen, fleet_rate, runners_text, steer_through_database
 from getm_tui.app.queue_reader import QueueReader, QueueWindow
 from getm_tui.app.rows import SORTS, JobRow, sort_key
-from getm_tui.app.screens.add import AddDialog
+from getm_tui.app.screens.add import AddDialog, AddRequest
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
 from getm_tui.app.screens.main import MainScreen
@@ -35,7 +36,7 @@ from getm_tui.config import Settings
 from getm_tui.queue.errors import QueueError
 from getm_tui.queue.interface import open_queue
 from getm_tui.queue.location import is_database
-from getm_tui.queue.records import Job, JobSpec, RunnerInfo
+from getm_tui.queue.records import Job, RunnerInfo
 from getm_tui.queue.states import NEW_URL, PAUSE, RESUME, RETRY, clamp_concurrency
 from getm_tui.queue.views import View
 from getm_tui.runner import protocol as P
@@ -331,22 +332,13 @@ class GetmApp(App[int]):
         return True
 
     def action_add(self) -> None:
-        def added(specs: list[JobSpec] | None) -> None:
-            if specs:
-                self.run_worker(lambda: self._add(specs), thread=True, group="add", exit_on_error=False)
+        def added(request: AddRequest | None) -> None:
+            if request:
+                self.run_worker(
+                    lambda: add_request(self, request), thread=True, group="add", exit_on_error=False
+                )
 
         self.push_screen(AddDialog(self.settings.download_dir, self.settings.concurrency), added)
-
-    def _add(self, specs: list[JobSpec]) -> None:
-        try:
-            with open_queue(self.location) as q:
-                ids = q.add_many(specs)
-        except QueueError as e:
-            self.call_from_thread(self.notify, str(e), severity="error")
-            return
-        if self.link is not None:
-            self.link.send(P.Wake())
-        self.call_from_thread(self.notify, f"added {len(ids)} job(s)", timeout=3)
 
     def action_toggle_pause(self) -> None:
         row = self._selected()

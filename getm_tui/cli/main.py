@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checksum",
         action="append",
         metavar="ALGO:HEX",
-        help="expected md5/sha1/sha256/sha512/crc32c (repeatable)",
+        help="expected md5/sha1/sha256/sha512/crc32c/crc32/crc64nvme (repeatable)",
     )
     get.add_argument(
         "--overwrite", action="store_true", help="replace an existing file instead of a new name"

@@ -33,12 +33,12 @@ if TYPE_CHECKING:  # not imported at run time: `add` checks checksums without lo
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "crc32c")
+ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "crc32c", "crc32", "crc64nvme")
 
 MiB = 1024 * 1024
 
 # Digest length in bytes of each algorithm; the hex form is twice as long.
-DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32c": 4}
+DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32c": 4, "crc32": 4, "crc64nvme": 8}
 
 # Part sizes that S3 uploaders commonly use, most likely first: aws cli / boto3 (8 MiB, doubled by
 # s3transfer while a file would need more than 10,000 parts, hence 16/32/64...), the S3 minimum and rclone
@@ -62,6 +62,8 @@ MAX_LAYOUTS = 6
 HEX = re.compile(r"[0-9a-fA-F]+")
 # An S3 ETag: the md5 of the object, or "md5 of the parts' md5s" and the part count.
 S3_ETAG = re.compile(r"([0-9a-fA-F]{32})(?:-([1-9][0-9]*))?")
+# An S3 composite checksum of a multipart upload: the checksum of the parts' checksums, and the part count.
+COMPOSITE = re.compile(r"([0-9a-f]+)-([1-9][0-9]*)")
 
 # What the checks of a download came to: all passed, one failed, or none was known.
 Verdict = Literal["verified", "mismatch", "unverified"]
@@ -75,14 +77,16 @@ class ChecksumSpecError(ValueError):
 class Expected:
     """A checksum the download must match.
 
-    `algorithm` is one of ALGORITHMS or "s3etag"; `value` is lowercase hex ("hex" or "hex-N" for s3etag);
-    `source` names where it came from ("user" or the response header) so a mismatch can be explained.
+    `algorithm` is one of ALGORITHMS or "s3etag"; `value` is lowercase hex, or "hex-N" for an S3 multipart
+    ETag or composite checksum (the algorithm's checksum over the N parts' checksums); `source` names where
+    it came from ("user" or the response header) so a mismatch can be explained.
     """
 
     algorithm: str
     value: str
     source: str
-    # An S3 multipart ETag's part size when the bucket told it: the one layout to test, not a guess.
+    # A multipart ETag's or composite checksum's part size when the bucket told it: the one layout to
+    # test, not a guess.
     part_size: int | None = None
 
 
@@ -179,17 +183,23 @@ def s3_part_size_candidates(size: int | None, parts: int) -> list[int]:
 
 def _new_hash(name: str) -> Any:
     """Every hash object comes from here (one place to count or swap them in tests)."""
+    if name.startswith("crc"):
+        from getm_tui.engine.crc import CrcHash
+
+        return CrcHash(name)
     return hashlib.new(name)
 
 
 class _Layout:
-    """Hashes the data as S3 parts of `part_size` bytes: md5 per part, md5 over the part digests."""
+    """Hashes the data as S3 parts of `part_size` bytes: `algorithm` per part, then over the part digests
+    (md5 for a multipart ETag, the checksum's own algorithm for a composite checksum)."""
 
-    def __init__(self, part_size: int) -> None:
+    def __init__(self, algorithm: str, part_size: int) -> None:
+        self.algorithm = algorithm
         self.part_size = part_size
-        self._part = _new_hash("md5")
+        self._part = _new_hash(algorithm)
         self._filled = 0
-        self._of_digests = _new_hash("md5")
+        self._of_digests = _new_hash(algorithm)
         self._done = 0  # completed parts
 
     def update(self, mv: memoryview) -> None:
@@ -202,7 +212,7 @@ class _Layout:
             if self._filled == self.part_size:
                 self._of_digests.update(self._part.digest())
                 self._done += 1
-                self._part = _new_hash("md5")
+                self._part = _new_hash(self.algorithm)
                 self._filled = 0
 
     def result(self) -> tuple[str, int]:
@@ -224,8 +234,9 @@ class Verifier:
 
     Feed the file's bytes in order to `update` (needed when `ordered`), then call `finish`. Hash objects
     are shared per algorithm, so a user md5, a Content-MD5 and a single-part S3 ETag cost one md5 pass;
-    each candidate S3 multipart layout costs one more. S3 ETags that no part layout could produce for
-    `size` (more parts than bytes) are dropped here, as they are not checksums we can test.
+    each candidate S3 multipart layout costs one more. S3 ETags and composite checksums that no part
+    layout could produce for `size` (more parts than bytes) are dropped here, as they are not checksums
+    we can test.
 
     `archive` tests the file as an archive, only when no checksum is left to verify: a checksum says more.
     """
@@ -235,47 +246,59 @@ class Verifier:
     ) -> None:
         self._size = size
         kept: list[Expected] = []
-        self._s3: dict[Expected, tuple[int | None, list[int]]] = {}
+        # Checksums of parts: (the parts' algorithm, the part count or None, the part sizes to try).
+        self._layered: dict[Expected, tuple[str, int | None, list[int]]] = {}
         for e in expected:
             if e.algorithm == "s3etag":
                 m = S3_ETAG.fullmatch(e.value)
                 if not m:
                     raise ValueError(f"s3etag value {e.value!r} is not HEX or HEX-N")
-                parts = int(m.group(2)) if m.group(2) else None
-                cands = s3_part_size_candidates(size, parts) if parts and parts > 1 else []
-                if parts and parts > 1 and e.part_size:
-                    cands = [e.part_size]
-                if parts and parts > 1 and not cands:
-                    log.info(
-                        "ignoring ETag %s: no part size gives %s parts for %s bytes", e.value, parts, size
-                    )
+                base, parts = "md5", int(m.group(2)) if m.group(2) else None
+                several = bool(parts and parts > 1)
+            elif e.algorithm in ALGORITHMS:
+                m = COMPOSITE.fullmatch(e.value)
+                if m is None:
+                    kept.append(e)
                     continue
-                self._s3[e] = (parts, cands)
-            elif e.algorithm not in ALGORITHMS:
+                base, parts, several = e.algorithm, int(m.group(2)), True
+            else:
                 raise ValueError(f"unknown checksum algorithm {e.algorithm!r}")
+            cands = s3_part_size_candidates(size, parts) if several and parts else []
+            if several and e.part_size:
+                cands = [e.part_size]
+            if several and not cands:
+                log.info(
+                    "ignoring %s %s: no part size gives %s parts for %s bytes", e.source, e.value, parts, size
+                )
+                continue
+            self._layered[e] = (base, parts, cands)
             kept.append(e)
         self.expected: tuple[Expected, ...] = tuple(kept)
         self.archive = None if kept else archive
-        self.ordered: bool = any(e.algorithm != "crc32c" for e in kept) or bool(
+        self.ordered: bool = any(not self._plain_crc32c(e) for e in kept) or bool(
             self.archive is not None and self.archive.streaming
         )
         self.reset()
 
+    def _plain_crc32c(self, e: Expected) -> bool:
+        """A crc32c of the whole file: the one checksum computed out of order, from the parts' own."""
+        return e.algorithm == "crc32c" and e not in self._layered
+
     def reset(self) -> None:
         """Forget everything fed so far (the remote file changed and the download starts over)."""
         names: set[str] = set()
-        sizes: set[int] = set()
+        layouts: set[tuple[str, int]] = set()
         for e in self.expected:
-            if e.algorithm == "s3etag":
-                parts, cands = self._s3[e]
-                if parts is None or parts == 1:
+            if e in self._layered:
+                base, parts, cands = self._layered[e]
+                if e.algorithm == "s3etag" and (parts is None or parts == 1):
                     names.add("md5")  # plain MD5, or md5(md5(data)) for one part
-                sizes.update(cands)
+                layouts.update((base, p) for p in cands)
             elif e.algorithm != "crc32c":
                 names.add(e.algorithm)
         self._hashers: dict[str, Any] = {name: _new_hash(name) for name in sorted(names)}
-        self._layouts: dict[int, _Layout] = {p: _Layout(p) for p in sorted(sizes)}
-        self._crc: int | None = 0 if any(e.algorithm == "crc32c" for e in self.expected) else None
+        self._layouts: dict[tuple[str, int], _Layout] = {key: _Layout(*key) for key in sorted(layouts)}
+        self._crc: int | None = 0 if any(self._plain_crc32c(e) for e in self.expected) else None
         self._fed = 0
         if self.archive is not None:
             self.archive.reset()
@@ -315,15 +338,15 @@ class Verifier:
         if self._size is not None and self._fed != self._size:
             short = f"hashed {self._fed} of {self._size} bytes"
         crc_hex = ""
-        if any(e.algorithm == "crc32c" for e in self.expected):
+        if any(self._plain_crc32c(e) for e in self.expected):
             crc_hex = f"{self._final_crc(crc32c):08x}"
         out: list[Outcome] = []
         for e in self.expected:
             want = e.value.lower()
-            if e.algorithm == "crc32c":
+            if e in self._layered:
+                out.append(self._layered_outcome(e, want, short))
+            elif e.algorithm == "crc32c":
                 out.append(Outcome(e, crc_hex, crc_hex == want))
-            elif e.algorithm == "s3etag":
-                out.append(self._s3_outcome(e, want, short))
             else:
                 computed = self._hashers[e.algorithm].hexdigest()
                 ok = computed == want
@@ -343,9 +366,9 @@ class Verifier:
             return self._crc
         raise ValueError("a crc32c is expected but finish() got no crc32c and no data was fed")
 
-    def _s3_outcome(self, e: Expected, want: str, short: str) -> Outcome:
-        parts, cands = self._s3[e]
-        if parts is None or parts == 1:
+    def _layered_outcome(self, e: Expected, want: str, short: str) -> Outcome:
+        base, parts, cands = self._layered[e]
+        if e.algorithm == "s3etag" and (parts is None or parts == 1):
             md5 = self._hashers["md5"]
             if parts is None:
                 computed, detail = md5.hexdigest(), "S3 single-part ETag (MD5 of the object)"
@@ -353,7 +376,7 @@ class Verifier:
                 computed, detail = hashlib.md5(md5.digest()).hexdigest() + "-1", "S3 multipart layout, 1 part"
             ok = computed == want
             return Outcome(e, computed, ok, detail if ok or not short else f"{detail}; {short}")
-        results = [(p, *self._layouts[p].result()) for p in cands]
+        results = [(p, *self._layouts[base, p].result()) for p in cands]
         for p, hex_, n in results:
             if f"{hex_}-{n}" == want:
                 return Outcome(e, want, True, f"S3 multipart layout {_size_text(p)} x {n} parts")

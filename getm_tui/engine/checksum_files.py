@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from getm_tui.engine.checksum import DIGEST_BYTES, Expected
 from getm_tui.engine.errors import UsageError
 
-_BY_LENGTH = {2 * n: algo for algo, n in DIGEST_BYTES.items() if algo != "crc32c"}
+_BY_LENGTH = {2 * n: algo for algo, n in DIGEST_BYTES.items() if not algo.startswith("crc")}
 _GNU = re.compile(r"^(\\?)([0-9A-Fa-f]+)[ \t]+\*?(.+)$")
 _BSD = re.compile(r"^([A-Za-z0-9-]+) ?\((.+)\) ?= ?([0-9A-Fa-f]+)$")
 _BSD_NAMES = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}

@@ -1,4 +1,5 @@
-"""crc32c: the C function of the crc32c package, and the crc32c of a whole file from those of its parts.
+"""crc32c: the C function of the crc32c package, and the crc32c of a whole file from those of its parts;
+the CRCs S3 hands out (crc32, crc32c, crc64nvme) in the shape of a hashlib object.
 
 The function is loaded without running that package's `__init__`, which asks importlib.metadata for its
 own version: importing importlib.metadata (email, zipfile, csv, pathlib) delayed every `getm-tui get`'s
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -106,3 +108,44 @@ def whole_crc(parts: Iterable[_Piece]) -> int:
     for i, p in enumerate(parts):
         crc = crc32c_combine(crc, p.crc, p.done) if i else p.crc
     return crc
+
+
+def _crc64nvme(data: Any, value: int) -> int:
+    """CRC-64/NVME (S3's CRC64NVME) from awscrt, the library botocore uses for it; imported on first use,
+    as only objects that carry this checksum need it."""
+    from awscrt.checksums import crc64nvme
+
+    result: int = crc64nvme(data, value)
+    return result
+
+
+# The CRCs a bucket may hand out, by name: (function of (bytes, previous value), digest bytes).
+_CRCS: dict[str, tuple[Callable[[Any, int], int], int]] = {
+    "crc32": (zlib.crc32, 4),
+    "crc32c": (crc32c, 4),
+    "crc64nvme": (_crc64nvme, 8),
+}
+CRC_NAMES = frozenset(_CRCS)
+
+
+class CrcHash:
+    """A CRC in hashlib's shape (update, digest, hexdigest, copy), so the checks that feed hashes in file
+    order (checksum.Verifier, an S3 composite's per-part sums) take a CRC like any other hash. The digest
+    is the big-endian value, the bytes S3 encodes in base64."""
+
+    def __init__(self, name: str, value: int = 0) -> None:
+        self.name = name
+        self._func, self.digest_size = _CRCS[name]
+        self._value = value
+
+    def update(self, data: Any) -> None:
+        self._value = self._func(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(self.digest_size, "big")
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
+    def copy(self) -> CrcHash:
+        return CrcHash(self.name, self._value)

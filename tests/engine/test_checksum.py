@@ -8,8 +8,10 @@ import hashlib
 import logging
 import random
 import time
+import zlib
 from collections.abc import Iterator
 
+import awscrt.checksums
 import crc32c
 import pytest
 from requests.structures import CaseInsensitiveDict
@@ -36,6 +38,10 @@ HELLO = b"hello world\n"
 def hexdigest(algo: str, data: bytes) -> str:
     if algo == "crc32c":
         return f"{crc32c.crc32c(data):08x}"
+    if algo == "crc32":
+        return f"{zlib.crc32(data):08x}"
+    if algo == "crc64nvme":
+        return f"{awscrt.checksums.crc64nvme(data):016x}"
     return hashlib.new(algo, data).hexdigest()
 
 

@@ -3,7 +3,7 @@
 It speaks the JSON API that the gs:// source uses (object metadata with crc32c and md5Hash, media
 downloads with ranges, listings by prefix) and needs no credentials; STORAGE_EMULATOR_HOST points the
 source at it. What it does not do: check credentials, or split a listing into pages (it answers every
-prefix in one page), so paging is tested against moto's S3 and the GCS paging loop by its code alone.
+prefix in one page): GCS paging is tested against tests/helpers/gcspages.py, S3's against moto.
 """
 
 from __future__ import annotations

@@ -60,12 +60,19 @@ class S3Server:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         return self.presigned_get(key)
 
-    def put_multipart(self, key: str, data: bytes, part_size: int) -> str:
+    def put_multipart(
+        self, key: str, data: bytes, part_size: int, algorithm: str | None = None, kind: str | None = None
+    ) -> str:
         """Upload as a multipart upload with `part_size` parts (ETag = "md5-of-md5s-N"); returns a GET URL.
+        With `algorithm` (CRC32, CRC64NVME, ...) the object gets that additional checksum, of ChecksumType
+        `kind` (COMPOSITE or FULL_OBJECT).
 
         moto enforces S3's 5 MiB minimum for every part but the last, like the real service.
         """
-        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        create: dict[str, str] = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+        if kind:
+            create["ChecksumType"] = kind
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **create)["UploadId"]
         parts = []
         try:
             for number, start in enumerate(range(0, max(len(data), 1), part_size), start=1):
@@ -75,8 +82,12 @@ class S3Server:
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=data[start : start + part_size],
+                    **({"ChecksumAlgorithm": algorithm} if algorithm else {}),
                 )
-                parts.append({"ETag": resp["ETag"], "PartNumber": number})
+                part = {"ETag": resp["ETag"], "PartNumber": number}
+                if algorithm:
+                    part[f"Checksum{algorithm}"] = resp[f"Checksum{algorithm}"]
+                parts.append(part)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )

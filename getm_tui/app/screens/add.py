@@ -1,19 +1,23 @@
-"""The add dialog: URLs (a paste of several lines adds them all), directory, name, connections, checksum.
+"""The add dialog: URLs (a paste of several lines adds them all), directory, name, connections, checksum,
+and whether buckets are read anonymously.
 
 Everything is validated here, with the problem shown in the dialog; nothing reaches the queue until all
-of it is right.
+of it is right. A bucket prefix (`s3://bucket/dir/`, `gs://bucket/`) is not a job: the dialog hands it
+back to be listed, off the event loop, and its objects queued (app/adding.py).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from typing import Any
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
 from getm_tui.engine.errors import UsageError
 from getm_tui.queue.records import JobSpec
@@ -38,7 +42,18 @@ class UrlArea(TextArea):
         await super()._on_key(event)
 
 
-class AddDialog(ModalScreen[list[JobSpec] | None]):
+@dataclass
+class AddRequest:
+    """What the dialog asks for: the jobs of its plain URLs, and the bucket prefixes whose objects are to
+    be queued under `directory` with what their jobs share (`shared`: concurrency, info)."""
+
+    specs: list[JobSpec]
+    directory: str
+    prefixes: list[str] = field(default_factory=list)
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+class AddDialog(ModalScreen[AddRequest | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Add", show=False)]
 
     def __init__(self, default_dir: str, default_concurrency: int) -> None:
@@ -67,6 +82,9 @@ class AddDialog(ModalScreen[list[JobSpec] | None]):
                     yield Input(placeholder="sha256:... md5:... crc32c:...", id="add-checksum")
             yield Static("", id="add-error")
             with Horizontal(id="add-buttons"):
+                yield Checkbox(
+                    "Anonymous", id="add-anonymous", tooltip="read public buckets without credentials"
+                )
                 yield Button("Add", variant="primary", id="add-ok")
                 yield Button("Cancel", id="add-cancel")
 
@@ -88,16 +106,17 @@ class AddDialog(ModalScreen[list[JobSpec] | None]):
 
     def action_submit(self) -> None:
         try:
-            specs = self.validate()
+            request = self.validate()
         except UsageError as e:
             self.query_one("#add-error", Static).update(f"✗ {e}")
             return
-        self.dismiss(specs)
+        self.dismiss(request)
 
-    def validate(self) -> list[JobSpec]:
-        """The job specs, or UsageError naming the first problem."""
+    def validate(self) -> AddRequest:
+        """What to add, or UsageError naming the first problem."""
         from getm_tui.engine.checksum import expected_from
         from getm_tui.engine.urls import validate
+        from getm_tui.queue.tree import is_prefix
 
         text = self.query_one("#add-urls", TextArea).text
         urls = [
@@ -132,13 +151,22 @@ class AddDialog(ModalScreen[list[JobSpec] | None]):
             if len(checked) > 1:
                 raise UsageError("a checksum can be given for one URL only")
             checksums = [f"{e.algorithm}:{e.value}" for e in expected_from(checksum_text.split())]
-        return [
+        prefixes = [url for url in checked if is_prefix(url, False)]
+        if prefixes and (name or checksums):
+            raise UsageError(f"a prefix takes no name and no checksum: {prefixes[0]}")
+        # Recorded per job, as `add --anonymous` does: the runner reads that job's bucket without credentials.
+        info = {"anonymous": True} if self.query_one("#add-anonymous", Checkbox).value else None
+        directory = os.path.abspath(directory)
+        specs: list[JobSpec] = [
             {
                 "url": url,
-                "directory": os.path.abspath(directory),
+                "directory": directory,
                 "name": name,
                 "concurrency": conns,
                 "checksums": checksums,
+                "info": info,
             }
             for url in checked
+            if url not in prefixes
         ]
+        return AddRequest(specs, directory, prefixes, {"concurrency": conns, "info": info})

@@ -16,6 +16,10 @@ from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
 
 log = logging.getLogger(__name__)
 
+# Keys asked for per page of a listing (S3's max-keys, GCS's maxResults): both stores' most, 1,000, so a
+# prefix of millions costs the fewest requests while a page stays small in memory.
+PAGE_SIZE = 1000
+
 
 def split_url(url: str) -> tuple[str, str]:
     """(bucket, key) of `s3://bucket/key` or `gs://bucket/key`; the key is taken as written (keys are not

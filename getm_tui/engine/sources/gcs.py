@@ -147,7 +147,8 @@ class GCSSource(bucket_urls.OverHTTP):
         return probe, resp
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
-        """objects.list, a page at a time (nextPageToken), so a prefix of millions is never held at once."""
+        """objects.list, a page (bucket.PAGE_SIZE names) at a time, following nextPageToken, so a prefix
+        of millions is never held at once."""
         bucket, prefix = bucket_urls.split_url(url)
         root = bucket_urls.listing_root(prefix)
         found = _bucket(access)
@@ -155,7 +156,7 @@ class GCSSource(bucket_urls.OverHTTP):
         try:
             token: str | None = None
             while True:
-                query = {"prefix": root, "fields": _LIST_FIELDS}
+                query = {"prefix": root, "fields": _LIST_FIELDS, "maxResults": str(bucket_urls.PAGE_SIZE)}
                 if token:
                     query["pageToken"] = token
                 page = _json(

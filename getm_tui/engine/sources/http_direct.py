@@ -7,8 +7,8 @@ proxied requests stay on urllib3 (TLS settings, proxy tunnels), where the handsh
 
 What urllib3 did that is kept here: a connection is reused only if its previous response was read to the
 end and the server did not ask to close it, and it is checked for a server's close (readable while idle)
-before reuse; TCP_NODELAY; a connect timeout, then a read timeout for the rest; every address of a host
-tried in turn (addresses.py).
+before reuse; TCP_NODELAY; a connect timeout, then a read timeout for the rest; a host's addresses
+raced (addresses.py).
 """
 
 from __future__ import annotations

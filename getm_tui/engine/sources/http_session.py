@@ -187,9 +187,9 @@ class Session:
         if self._requests is None:
             requests = _requests()
             session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(
-                pool_connections=4, pool_maxsize=self._pool_size, max_retries=0
-            )
+            from getm_tui.engine.sources.http_pools import adapter as racing_adapter
+
+            adapter = racing_adapter(4, self._pool_size)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.verify = self.verify

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from getm_tui.engine.checksum import S3_ETAG, Expected
+from getm_tui.engine.checksum import COMPOSITE, S3_ETAG, Expected
 from getm_tui.engine.errors import DownloadError, HTTPStatusError
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.sources import bucket as bucket_urls
@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 # botocore's signer logs each canonical request at debug level, session token included: never shown.
 logging.getLogger("botocore.auth").setLevel(logging.INFO)
 
-# S3's additional checksums that a Verifier can test, by header; CRC32 and CRC64NVME have no hasher here.
+# S3's additional checksums, by header.
 _CHECKSUM_HEADERS = {
     "x-amz-checksum-crc32c": "crc32c",
+    "x-amz-checksum-crc32": "crc32",
+    "x-amz-checksum-crc64nvme": "crc64nvme",
     "x-amz-checksum-sha1": "sha1",
     "x-amz-checksum-sha256": "sha256",
 }
@@ -160,9 +162,9 @@ class S3Source(bucket_urls.OverHTTP):
         return probe, resp
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
-        """ListObjectsV2, a page (up to 1,000 keys) at a time: a prefix of millions of keys is never held
-        in memory. Keys come URL-encoded (`encoding-type=url`) so that any byte a key holds survives
-        the XML, and reach `local_path` unmodified."""
+        """ListObjectsV2, a page (bucket.PAGE_SIZE keys) at a time, following continuation tokens: a prefix
+        of millions of keys is never held in memory. Keys come URL-encoded (`encoding-type=url`) so that
+        any byte a key holds survives the XML, and reach `local_path` unmodified."""
         bucket, prefix = bucket_urls.split_url(url)
         root = bucket_urls.listing_root(prefix)
         found = _bucket(bucket, access)
@@ -170,7 +172,12 @@ class S3Source(bucket_urls.OverHTTP):
         try:
             token: str | None = None
             while True:
-                query = {"list-type": "2", "prefix": root, "encoding-type": "url"}
+                query = {
+                    "list-type": "2",
+                    "prefix": root,
+                    "encoding-type": "url",
+                    "max-keys": str(bucket_urls.PAGE_SIZE),
+                }
                 if token:
                     query["continuation-token"] = token
                 page = _xml(
@@ -204,38 +211,48 @@ SOURCE = S3Source()
 def _with_layout(
     session: Session, found: _Bucket, key: str, settings: HTTPSettings, probe: Probe, headers: Any
 ) -> list[Expected]:
-    """The probe's checksums, with the bucket's additional checksums, and a multipart ETag tied to the
-    part size its upload used (from a HEAD of part 1: `partNumber=1` answers with that part's length)."""
+    """The probe's checksums, with the bucket's additional checksums, and a multipart ETag or composite
+    checksum tied to the part size its upload used (from a HEAD of part 1: `partNumber=1` answers with
+    that part's length)."""
     out = [*probe.expected, *additional_checksums(headers)]
-    for i, e in enumerate(out):
-        m = S3_ETAG.fullmatch(e.value) if e.algorithm == "s3etag" else None
-        if m is None or not m.group(2) or int(m.group(2)) < 2:
-            continue
-        resp = http.get(
-            session, http_url(found, key, {"partNumber": "1"}), settings, None, found.signer, "HEAD"
-        )
-        length = resp.headers.get("Content-Length", "")
-        http.done_with(resp)
-        if length.isdigit() and int(length) > 0:
-            out[i] = replace(e, part_size=int(length))
-        else:
-            log.info("no part size for %s: the multipart layout will be guessed", key)
+    multipart = [i for i, e in enumerate(out) if _part_count(e) > 1]
+    if not multipart:
+        return out
+    resp = http.get(session, http_url(found, key, {"partNumber": "1"}), settings, None, found.signer, "HEAD")
+    length = resp.headers.get("Content-Length", "")
+    http.done_with(resp)
+    if not length.isdigit() or int(length) == 0:
+        log.info("no part size for %s: the multipart layout will be guessed", key)
+        return out
+    for i in multipart:
+        out[i] = replace(out[i], part_size=int(length))
     return out
 
 
+def _part_count(e: Expected) -> int:
+    """How many parts a multipart ETag or a composite checksum covers; 0 for a whole-object value."""
+    m = (S3_ETAG if e.algorithm == "s3etag" else COMPOSITE).fullmatch(e.value)
+    return int(m.group(2)) if m is not None and m.group(2) else 0
+
+
 def additional_checksums(headers: Any) -> list[Expected]:
-    """S3's x-amz-checksum-* fields of a full-object answer. A composite value (`...-N`, of a multipart
-    upload) is a checksum of the parts' checksums, not of the bytes: it is left out."""
+    """S3's x-amz-checksum-* fields of a whole object's answer. A composite value (`BASE64-N`, ChecksumType
+    COMPOSITE, of a multipart upload) is the checksum of the N parts' checksums: it is kept as `hex-N`,
+    which the Verifier tests part by part once it knows the part size. A FULL_OBJECT value (the only kind
+    CRC64NVME has) is a checksum of the bytes, multipart or not."""
     out: list[Expected] = []
-    if str(headers.get("x-amz-checksum-type", "")).upper() == "COMPOSITE":
-        return out
+    kind = str(headers.get("x-amz-checksum-type", "")).upper()  # older stores send none: the value tells
     for field, algorithm in _CHECKSUM_HEADERS.items():
         value = headers.get(field)
-        if not value or "-" in value:
+        if not value:
             continue
-        found = bucket_urls.digest(value, algorithm, field)
+        encoded, dash, parts = value.partition("-")
+        if (dash and not parts.isdigit()) or kind == ("FULL_OBJECT" if dash else "COMPOSITE"):
+            log.warning("ignoring %s %r of a checksum of type %s", field, value[:80], kind)
+            continue
+        found = bucket_urls.digest(encoded, algorithm, field)
         if found is not None:
-            out.append(found)
+            out.append(replace(found, value=f"{found.value}-{int(parts)}") if dash else found)
     return out
 
 
