@@ -18,6 +18,7 @@ SCHEMES = ("http", "https", "file", "s3", "gs")
 # A character at a time in Python, this check cost more than the rest of a queued small file's checks: a
 # signed URL is a kilobyte long.
 _BLANK_OR_CONTROL = re.compile(r"[\x00-\x20]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate(url: str) -> str:
@@ -25,6 +26,8 @@ def validate(url: str) -> str:
     url = url.strip()
     if not url:
         raise UsageError("empty URL")
+    if url[:5].lower() in ("s3://", "gs://"):
+        return _bucket_url(url)
     if _BLANK_OR_CONTROL.search(url):
         raise UsageError(f"malformed URL (contains spaces or control characters): {redact(url)!r}")
     try:
@@ -41,11 +44,22 @@ def validate(url: str) -> str:
         raise UsageError(f"unsupported URL scheme {scheme!r} (expected one of {known}): {shown!r}")
     if scheme in ("http", "https") and not parts.hostname:
         raise UsageError(f"malformed URL (no host): {redact(url)!r}")
-    if scheme in ("s3", "gs") and (not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment):
-        raise UsageError(f"malformed URL (expected {scheme}://BUCKET/KEY): {redact(url)!r}")
     if scheme == "file" and not parts.path:
         raise UsageError(f"malformed URL (no path): {redact(url)!r}")
     del port
+    return url
+
+
+def _bucket_url(url: str) -> str:
+    """An s3:// or gs:// URL names its key as written, as the clouds' own tools take it: a key may hold
+    spaces, `?` or `#` (a listing hands out such keys), so only control characters and a missing or
+    user-qualified bucket are refused."""
+    scheme, rest = url[:2].lower(), url[5:]
+    bucket = rest.split("/", 1)[0]
+    if _CONTROL.search(url):
+        raise UsageError(f"malformed URL (contains control characters): {redact(url)!r}")
+    if not bucket or _BLANK_OR_CONTROL.search(bucket) or "@" in bucket or "?" in bucket or "#" in bucket:
+        raise UsageError(f"malformed URL (expected {scheme}://BUCKET/KEY): {redact(url)!r}")
     return url
 
 

@@ -203,9 +203,17 @@ def test_an_http_download_loads_no_cloud_library(fault_server: FaultServer, tmp_
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("url", ["s3://", "gs:///key", "s3://b/k?x=1", "s3://user@b/k"])
+@pytest.mark.parametrize("url", ["s3://", "gs:///key", "s3://b?x/k", "s3://user@b/k", "s3://b/a\x07b"])
 def test_malformed_bucket_urls(url: str) -> None:
     from getm_tui.engine.urls import validate
 
     with pytest.raises(UsageError, match="malformed URL"):
         validate(url)
+
+
+@pytest.mark.parametrize("url", ["s3://b/a b.txt", "gs://b/what? #1", "s3://b/k?x=1"])
+def test_a_bucket_key_is_taken_as_written(url: str) -> None:
+    """Keys may hold blanks, `?` and `#` (listings hand them out); the clouds' tools take them literally."""
+    from getm_tui.engine.urls import validate
+
+    assert validate(url) == url
