@@ -89,6 +89,9 @@ class Settings:
     on_fail: str = ""  # ... when a job fails
     hook_timeout: float = 60.0  # seconds a hook may run before it is killed
     metrics: str = ""  # HOST:PORT where `run` serves Prometheus metrics; "" serves none
+    # Connections open at once to one origin (scheme, host, port) by all jobs of a runner, and of all
+    # runners of a fleet together; 0: no cap of its own (max_connections still bounds a runner's total).
+    max_connections_per_host: int = 0
 
     def engine_options(self, **given: Any) -> Any:
         """The engine's Options from these settings; `given` sets the fields that differ per download
@@ -142,6 +145,7 @@ _MIN = {
     "retries": 0,
     "rate_limit": 0,
     "max_redirects": 0,
+    "max_connections_per_host": 0,
 }
 
 

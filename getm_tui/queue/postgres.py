@@ -22,6 +22,7 @@ from getm_tui.queue.notices import Notices, listen
 from getm_tui.queue.pgconnect import connect, display_name, say
 from getm_tui.queue.pgsql_views import count_sql, window_sql
 from getm_tui.queue.postgres_fleet import FleetLeases
+from getm_tui.queue.postgres_origins import FleetOrigins
 from getm_tui.queue.records import (
     NAMED_BY,
     Event,
@@ -61,7 +62,7 @@ def _job(row: Sequence[Any]) -> Job:
     return job
 
 
-class PostgresQueue(FleetLeases):
+class PostgresQueue(FleetLeases, FleetOrigins):
     """One connection to a PostgreSQL queue; cheap to open, one per process or thread.
 
     `data_dir` holds the queue's shown name (no password): the interface's name for where a queue is.

@@ -69,6 +69,9 @@ class SupervisorWrites:
     def reconnect(self) -> None:
         pass  # a file does not go away as a server does
 
+    def origin_slots(self) -> None:
+        return None  # its one supervisor counts every connection of the queue itself
+
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
             return {}

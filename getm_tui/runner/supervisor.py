@@ -68,6 +68,7 @@ from getm_tui.runner.hostio import (
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.outage import Kept, Outage
+from getm_tui.runner.politeness import Origins, from_host, heard_holds, polite_turn
 from getm_tui.runner.process import flush_std_streams, name_process
 from getm_tui.runner.readiness import Readiness
 from getm_tui.runner.running import LOST, Running, partial_exists
@@ -116,6 +117,7 @@ class Supervisor:
         self._fetched = 0
         self._finished = 0
         self.ops = Operations(settings, data_dir, lambda item: log_nowait(self, item))
+        self.origins = Origins(settings.max_connections_per_host)  # what the hosts may open per origin
         # The fleet's database went away: what is kept for it, and the messages of the turn under way
         # (written again when it is back, if the turn's transaction was lost with the connection).
         self._outage: Outage | None = None
@@ -149,6 +151,7 @@ class Supervisor:
                 recover=True,
             )
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
+            self.origins.slots = self.q.origin_slots()
             self._notices = self.q.listen()
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
@@ -183,6 +186,7 @@ class Supervisor:
             drain_logs(self)
             record_synced(self)
             now = time.monotonic()
+            polite_turn(self, now)
             try:
                 if self._outage is not None and self._outage.back.is_set():
                     come_back(self)
@@ -341,6 +345,9 @@ class Supervisor:
         if isinstance(msg, H.Log):
             log_nowait(self, (msg.job_id, msg.level, msg.text))
             return
+        if isinstance(msg, (H.Ask, H.Give, H.Hold)):
+            from_host(self, host, msg)
+            return
         r = self.running.get(msg.job_id)
         if isinstance(msg, H.Report):
             if r is not None:
@@ -387,6 +394,7 @@ class Supervisor:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
         new host if no other is left."""
         host.alive = False
+        self.origins.host_lost(host)
         host.process.join(1.0)
         code = host.process.exitcode
         log.warning("a job host stopped unexpectedly (exit code %s)", code)
@@ -452,6 +460,7 @@ class Supervisor:
 
     def _heard(self) -> None:
         heard(self)
+        heard_holds(self)
 
     def _broadcast(self, msg: Any) -> None:
         broadcast(self, msg)
