@@ -44,21 +44,38 @@ def _identical(out_dir, files: dict[str, bytes]) -> None:
             assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest(), url
 
 
-def _fleet(tmp_path, queue: str, env: dict[str, str], out_dir, files: dict[str, bytes], runners: int) -> None:
-    """Add the files, run `runners` runners with --once to the end of the queue, and check the files."""
-    env = {**ENV, **env, "GETM_TUI_QUEUE": queue}
-    added = cli(str(tmp_path / "adder"), "add", "-d", str(out_dir), *files, env=env)
+def _add(data_dir: str, env: dict[str, str], out_dir, urls: list[str], *options: str) -> None:
+    added = cli(data_dir, "add", "-d", str(out_dir), *options, *urls, env=env)
     assert added.returncode == 0, added.stderr
+
+
+def _refusing(server: FaultServer, files: dict[str, bytes]) -> str:
+    """A file whose first request is refused with 503 and Retry-After: 2."""
+    url = server.add("/polite/refusing.bin", b"r" * 5000, statuses=[503], retry_after="2")
+    files[url] = b"r" * 5000
+    return url
+
+
+def _fleet(
+    tmp_path, queue: str, env: dict[str, str], out_dir, files: dict[str, bytes], runners: int, first: str = ""
+) -> None:
+    """Add the files (`first` before the others), run `runners` runners with --once to the end of the
+    queue, and check the files."""
+    env = {**ENV, **env, "GETM_TUI_QUEUE": queue}
+    if first:
+        _add(str(tmp_path / "adder"), env, out_dir, [first], "--priority", "9")
+    _add(str(tmp_path / "adder"), env, out_dir, [u for u in files if u != first])
     procs = [start(str(tmp_path / f"host{i}"), "run", "--once", "--json", env=env) for i in range(runners)]
     outputs = [p.communicate(timeout=150) for p in procs]
     assert [p.returncode for p in procs] == [0] * runners, [o[1][-2000:] for o in outputs]
     _identical(out_dir, files)
 
 
-def _sqlite(tmp_path, env: dict[str, str], out_dir, files: dict[str, bytes]) -> None:
+def _sqlite(tmp_path, env: dict[str, str], out_dir, files: dict[str, bytes], first: str = "") -> None:
     data_dir = str(tmp_path / "data")
-    added = cli(data_dir, "add", "-d", str(out_dir), *files, env={**ENV, **env})
-    assert added.returncode == 0, added.stderr
+    if first:
+        _add(data_dir, {**ENV, **env}, out_dir, [first], "--priority", "9")
+    _add(data_dir, {**ENV, **env}, out_dir, [u for u in files if u != first])
     res = cli(data_dir, "run", "--once", "--json", env={**ENV, **env}, timeout=150)
     assert res.returncode == 0, res.stderr[-2000:]
     _identical(out_dir, files)
@@ -84,33 +101,38 @@ def test_a_fleet_opens_at_most_the_cap_to_an_origin(fault_server: FaultServer, p
         assert sum(1 for r in q.runners() if r.jobs_done) >= 2
 
 
-def _quiet_after_the_refusal(server: FaultServer, wait: float) -> None:
-    """No request reached the server from anyone while the origin asked them to wait."""
-    records = server.all_requests
-    [refused] = [r for r in records if r.status == 503]
-    during = [r for r in records if refused.answered < r.received < refused.answered + wait]
+def _quiet_after_the_refusal(
+    server: FaultServer, refusing: str, files: dict[str, bytes], wait: float
+) -> None:
+    """No request reached the server from anyone while the origin asked them to wait, though other
+    files were still to fetch: their requests came after it."""
+    [refused] = [r for r in server.resource(refusing).requests if r.status == 503]
+    during = [r for r in server.all_requests if refused.answered < r.received < refused.answered + wait]
     assert not during, [(r.received - refused.answered, r.status) for r in during]
-    assert any(r.received >= refused.answered + wait for r in records)  # and they went on after it
+    others = [r for url in files if url != refusing for r in server.resource(url).requests]
+    assert any(r.received >= refused.answered + wait for r in others)
+
+
+# Two jobs at a time per runner and the refused file first: more files wait while the origin is held.
+HOLD_ENV = {"GETM_TUI_MAX_CONNECTIONS_PER_HOST": "1", "GETM_TUI_MAX_ACTIVE": "2"}
 
 
 def test_a_retry_after_holds_every_job_of_a_runner_back(fault_server: FaultServer, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    files = _files(fault_server, 10)
-    refusing = fault_server.add("/polite/refusing.bin", b"r" * 5000, statuses=[503], retry_after="2")
-    files[refusing] = b"r" * 5000
-    _sqlite(tmp_path, {"GETM_TUI_MAX_CONNECTIONS_PER_HOST": "1"}, out_dir, files)
-    _quiet_after_the_refusal(fault_server, 2.0)
+    files = _files(fault_server, 16)
+    refusing = _refusing(fault_server, files)
+    _sqlite(tmp_path, HOLD_ENV, out_dir, files, first=refusing)
+    _quiet_after_the_refusal(fault_server, refusing, files, 2.0)
 
 
 def test_a_retry_after_holds_the_whole_fleet_back(fault_server: FaultServer, postgres_url, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    files = _files(fault_server, 12)
-    refusing = fault_server.add("/polite/refusing.bin", b"r" * 5000, statuses=[503], retry_after="2")
-    files[refusing] = b"r" * 5000
-    _fleet(tmp_path, postgres_url, {"GETM_TUI_MAX_CONNECTIONS_PER_HOST": "1"}, out_dir, files, 3)
-    _quiet_after_the_refusal(fault_server, 2.0)
+    files = _files(fault_server, 24)
+    refusing = _refusing(fault_server, files)
+    _fleet(tmp_path, postgres_url, HOLD_ENV, out_dir, files, 3, first=refusing)
+    _quiet_after_the_refusal(fault_server, refusing, files, 2.0)
 
 
 def test_a_killed_runner_gives_its_slots_back_with_its_lease(
@@ -122,8 +144,7 @@ def test_a_killed_runner_gives_its_slots_back_with_its_lease(
     out_dir.mkdir()
     files = _files(fault_server, 4)
     env = {**ENV, "GETM_TUI_QUEUE": postgres_url, "GETM_TUI_MAX_CONNECTIONS_PER_HOST": "1"}
-    added = cli(str(tmp_path / "adder"), "add", "-d", str(out_dir), *files, env=env)
-    assert added.returncode == 0, added.stderr
+    _add(str(tmp_path / "adder"), env, out_dir, list(files))
     first = start(str(tmp_path / "host-a"), "run", "--json", env=env)
     seen: set[int] = set()
     try:
