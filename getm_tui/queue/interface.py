@@ -204,8 +204,9 @@ class JobQueue(Protocol):
         """This runner stops (its jobs are back in the queue): it is shown as stopped, not lost."""
         ...
 
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
-        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
+    def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
+        """Keep a job's resume record (written by its host's engine), and the bytes it says are done; a
+        fleet's runner adds the job's recent speed (bytes per second), for front ends on other hosts."""
         ...
 
     def listen(self) -> Notices | None:

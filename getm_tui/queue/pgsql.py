@@ -137,8 +137,12 @@ UNNAMED = "SELECT id, url, name, path FROM getm_jobs"
 SET_SHOWN = "UPDATE getm_jobs SET shown = %s WHERE id = %s"
 # A job's row, and the runner holding it while it runs (host, pid): what every read of jobs hands out.
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
+# A running job's speed as its runner last wrote it, while that is recent (a stalled or dead runner's
+# last speed is not shown for ever): what a front end on another host shows as the job's speed.
+SPEED_FRESH = 5.0
 JOBS = (
-    f"SELECT {_J}, r.host, r.pid FROM getm_jobs j"
+    f"SELECT {_J}, CASE WHEN j.state = 'active' AND j.rate_at > now() - interval '{SPEED_FRESH} seconds'"
+    " THEN j.rate END, r.host, r.pid FROM getm_jobs j"
     " LEFT JOIN getm_runners r ON r.id = j.runner_id AND j.state IN ('active', 'canceled')"
 )
 GET = f"{JOBS} WHERE j.id = %s"
@@ -176,7 +180,7 @@ FAIL = (
     " verdict = CASE WHEN %s THEN 'mismatch' ELSE verdict END,"
     " bytes_done = CASE WHEN %s THEN bytes_done ELSE 0 END WHERE id = %s"
 )
-SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s WHERE id = %s"
+SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s, rate = %s, rate_at = now() WHERE id = %s"
 # A job a runner did not take by lease (claimed by a plain connection), or whose lease ran out: what a
 # stopped runner left. A lease that ran out while the server was down does not count until its runner had
 # a lease's time to connect again and renew it.

@@ -55,8 +55,9 @@ if TYPE_CHECKING:
 
 
 def _job(row: Sequence[Any]) -> Job:
-    """A job and the runner holding it (the last two columns of pgsql.JOBS)."""
-    job = job_from_row(row[:-2])
+    """A job, its recent speed and the runner holding it (the last three columns of pgsql.JOBS)."""
+    job = job_from_row(row[:-3])
+    job.rate = row[-3]
     if row[-2] is not None:
         job.runner = Holder(row[-2], row[-1])
     return job
@@ -424,9 +425,9 @@ class PostgresQueue(FleetLeases, FleetOrigins):
         row = self._x(S.LOAD_RESUME, (job_id,)).fetchone()
         return (loads_json(row[0], {}) or None) if row else None
 
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
+    def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
         text = json.dumps(record, separators=(",", ":"))
-        sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, job_id])
+        sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, rate, job_id])
         if self._x(sql, args).rowcount == 0:
             self._check_held(job_id)

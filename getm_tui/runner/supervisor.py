@@ -71,7 +71,7 @@ from getm_tui.runner.outage import Kept, Outage
 from getm_tui.runner.politeness import Origins, from_host, heard_holds, polite_turn
 from getm_tui.runner.process import flush_std_streams, name_process
 from getm_tui.runner.readiness import Readiness
-from getm_tui.runner.running import LOST, Running, partial_exists
+from getm_tui.runner.running import LOST, Running, partial_exists, rate_of
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +380,8 @@ class Supervisor:
     def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
         """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
         r = self.running.get(msg.job_id)
-        self.q.save_resume(msg.job_id, msg.record)
+        speed = rate_of(r.history) if r is not None and self.fleet else None  # for other hosts' front ends
+        self.q.save_resume(msg.job_id, msg.record, speed)
         if self.fleet and not self.q.holds(msg.job_id):
             # Not saved: the engine must not go on (create or rename files) on the strength of it.
             if answer:
