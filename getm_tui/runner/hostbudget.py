@@ -39,7 +39,7 @@ class HostBudget:
 
     def take(self, origin: str, key: Hashable) -> float:
         with self._lock:
-            if key in self._holding[origin]:
+            if key in self._holding.get(origin, ()):
                 return 0.0
             left = self._holds.get(origin, 0.0) - time.monotonic()
             if left > 0:
@@ -60,12 +60,11 @@ class HostBudget:
         if not self.cap:
             return
         with self._lock:
-            if key in self._holding[origin]:
+            if key in self._holding.get(origin, ()):
                 self._holding[origin].discard(key)
                 self._send(H.Give(origin, 1))
-            else:
-                self._waiting[origin].discard(key)
-                self._balance(origin)
+            self._waiting[origin].discard(key)
+            self._balance(origin)
 
     def hold(self, origin: str, seconds: float) -> None:
         self.held(origin, seconds)
