@@ -91,6 +91,9 @@ class Settings:
     metrics: str = ""  # HOST:PORT where `run` serves Prometheus metrics; "" serves none
     # The saved mirrors, by name: the file's [mirror.NAME] tables (mirror/spec.py), not a key of its own.
     mirrors: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Connections open at once to one origin (scheme, host, port) by all jobs of a runner, and of all
+    # runners of a fleet together; 0: no cap of its own (max_connections still bounds a runner's total).
+    max_connections_per_host: int = 0
 
     def engine_options(self, **given: Any) -> Any:
         """The engine's Options from these settings; `given` sets the fields that differ per download
@@ -144,6 +147,7 @@ _MIN = {
     "retries": 0,
     "rate_limit": 0,
     "max_redirects": 0,
+    "max_connections_per_host": 0,
 }
 
 

@@ -26,7 +26,7 @@ from getm_tui.app.adding import add_request
 from getm_tui.app.commands import palette
 from getm_tui.app.fleet import RunnersSeen, fleet_rate, runners_text, steer_through_database
 from getm_tui.app.queue_reader import QueueReader, QueueWindow
-from getm_tui.app.rows import SORTS, JobRow, sort_key
+from getm_tui.app.rows import SORTS, JobRow, row_changed, sort_key
 from getm_tui.app.screens.add import AddDialog, AddRequest
 from getm_tui.app.screens.confirm import ConfirmRemove
 from getm_tui.app.screens.details import DetailsScreen
@@ -165,7 +165,7 @@ class GetmApp(App[int]):
             if row is None:
                 row = JobRow(job, self.live.get(job.id))
                 changed.add(job.id)
-            elif row.job.updated != job.updated:
+            elif row_changed(row.job, job):
                 row.job = job
                 changed.add(job.id)
             rows[job.id] = row

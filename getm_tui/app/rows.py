@@ -52,7 +52,7 @@ class JobRow:
         job, live = self.job, self.live
         frac = self.fraction
         running = live is not None and job.state == "active"
-        rate = live.rate if live and running else 0.0
+        rate = live.rate if live and running else (job.rate or 0.0)  # a fleet's: as its runner wrote it
         eta = (self.size - self.done) / rate if rate and self.size else None
         return (
             job.display_name,
@@ -66,6 +66,13 @@ class JobRow:
             else str(job.concurrency or ""),
             integrity_label(job),
         )
+
+
+def row_changed(shown: Job, read: Job) -> bool:
+    """Whether a job read again must be shown again: its row changed, or its progress or speed did (a
+    fleet's runners write those with each progress record; a queue file's come live from its supervisor,
+    and its progress writes leave `updated` alone)."""
+    return (shown.updated, shown.bytes_done, shown.rate) != (read.updated, read.bytes_done, read.rate)
 
 
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:

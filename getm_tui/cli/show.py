@@ -40,6 +40,11 @@ def _done(job: Job) -> str:
     return humanize.size(job.bytes_done) if job.bytes_done else "-"
 
 
+def _speed(job: Job) -> str:
+    """A running job's recent speed, as the runner holding it last wrote it."""
+    return humanize.rate(job.rate) if job.rate is not None else "-"
+
+
 def _holder(job: Job) -> str:
     """The fleet's runner holding a running job, as `host:pid`."""
     return f"{clean(job.runner.host)}:{job.runner.pid}" if job.runner else "-"
@@ -68,9 +73,11 @@ def _cells(job: Job) -> tuple[str, ...]:
 
 _HEADER = ("ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR")
 _RIGHT = (True, False, True, False, True, True, False, False)
-# A fleet's table has one more column, before the last: the runner holding each running job.
-_FLEET_HEADER = (*_HEADER[:-1], "RUNNER", _HEADER[-1])
-_FLEET_RIGHT = (*_RIGHT[:-1], False, _RIGHT[-1])
+# A fleet's table has two more columns, before the last: each running job's recent speed (as its runner
+# wrote it with its progress) and the runner holding it.
+_FLEET_HEADER = (*_HEADER[:-1], "SPEED", "RUNNER", _HEADER[-1])
+_FLEET_RIGHT = (*_RIGHT[:-1], True, False, _RIGHT[-1])
+_SPEED_WIDTH = 10
 _RUNNER_WIDTH = 32
 
 
@@ -81,7 +88,7 @@ def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> No
 
     def cells(job: Job) -> tuple[str, ...]:
         row = _cells(job)
-        return (*row[:-1], _holder(job), row[-1]) if fleet else row
+        return (*row[:-1], _speed(job), _holder(job), row[-1]) if fleet else row
 
     first = []
     for job in jobs:
@@ -96,6 +103,7 @@ def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> No
         for i, w in _STREAM_WIDTHS.items():
             widths[i] = max(widths[i], w)
         if fleet:
+            widths[-3] = max(widths[-3], _SPEED_WIDTH)
             widths[-2] = max(widths[-2], _RUNNER_WIDTH)
     widths[-1] = 0  # the last column is not padded
     fmt = "  ".join(
@@ -223,6 +231,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("attempts", job.attempts),
         ("error", job.error),
         *([("runner", f"{job.runner.host} pid {job.runner.pid}")] if job.runner else []),
+        *([("speed", _speed(job))] if job.rate is not None else []),
         ("created", when(job.created)),
         ("updated", when(job.updated)),
         ("started", when(job.started)),

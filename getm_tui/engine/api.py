@@ -35,6 +35,7 @@ from getm_tui.engine.inline import INLINE_LIMIT, READ_CHUNK, fetch_inline
 from getm_tui.engine.options import UNSET, Live, NotGiven, Options, with_keywords
 from getm_tui.engine.parallel import fetch_parallel
 from getm_tui.engine.plan import Part
+from getm_tui.engine.politeness import Lease
 from getm_tui.engine.progress import Progress
 from getm_tui.engine.reader import Reader
 from getm_tui.engine.result import Result
@@ -115,12 +116,13 @@ def download(
         own_pool = pool = WorkerPool(opts.http)  # grown once we know the plan
         own_pool.single_use = True
     source = source_for(url)
+    lease = Lease(opts.budget, url)  # the probe's connection, read on for a small file
     try:
         restarts = 0
         target: str | None = None
         while True:
             probe, resp = retry.with_retries(
-                lambda: source.probe(session, url, opts.http, opts.access),
+                lambda: lease.call(lambda: source.probe(session, url, opts.http, opts.access), cancel),
                 opts.retries,
                 opts.retry_base,
                 cancel,
@@ -140,7 +142,7 @@ def download(
                 st = store
             try:
                 result = _attempt(
-                    url, target, probe, resp, session, st, expected_user, opts, pool, progress, cancel
+                    url, target, probe, resp, lease, session, st, expected_user, opts, pool, progress, cancel
                 )
             except RemoteChanged as e:
                 restarts += 1
@@ -153,12 +155,14 @@ def download(
                 continue
             finally:
                 resp.close()
+                lease.end()
                 if own_record is not None:
                     own_record.close()
             result.restarts = restarts
             result.elapsed = time.monotonic() - started
             return result
     finally:
+        lease.end()
         if own_pool is not None:
             own_pool.close()
         if own_session:
@@ -170,6 +174,7 @@ def _attempt(
     target: str,
     probe: Probe,
     resp: Reply,
+    lease: Lease,
     session: Session,
     store: control.ResumeStore,
     expected_user: list[Expected],
@@ -201,6 +206,7 @@ def _attempt(
             fetched = fetch_inline(session, probe, resp, sink, verifier, parts, opts, progress, cancel, save)
         else:
             resp.close()
+            lease.end()  # the parts ask the budget for their own connections
             fetched = fetch_parallel(pool, probe, parts, sink, verifier, opts, progress, cancel, save)
         parts = fetched.parts
         crc = whole_crc(parts)

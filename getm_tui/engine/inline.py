@@ -16,6 +16,7 @@ from getm_tui.engine.checksum import Verifier
 from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import Cancelled, DownloadError, RemoteChanged, Retryable
 from getm_tui.engine.options import Options
+from getm_tui.engine.politeness import refused
 from getm_tui.engine.progress import INTERVAL, Progress
 from getm_tui.engine.result import Transferred
 from getm_tui.engine.sink import FileSink
@@ -138,6 +139,7 @@ def fetch_inline(
             attempt += 1
             failed_at = p.done
             retries += 1
+            refused(opts.budget, probe.url, e)
             try:
                 retry.back_off(attempt, e, opts.retries, opts.retry_base, cancel, opts.retry_cap)
             except (Cancelled, DownloadError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
 from getm_tui.engine import plan, retry
+from getm_tui.engine.politeness import ConnectionBudget
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import HTTPSettings
 
@@ -49,6 +50,9 @@ class Options:
     access: Access = field(default_factory=Access)
     # Read on every turn of the download loop, so a front end can change them while the download runs.
     live: Live | None = None
+    # Asked before each request, and told when its response is done with (politeness.py): how many
+    # connections to one origin a caller's downloads keep open at once, and a Retry-After held by all.
+    budget: ConnectionBudget | None = None
 
     def current_rate_limit(self) -> float | None:
         """Bytes per second this download may use now (a front end may change it while it runs)."""

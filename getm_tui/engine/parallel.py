@@ -110,6 +110,7 @@ def start_transfer(
         retry_cap=opts.retry_cap,
         rate=opts.rate_limit,
         http=opts.http if opts.http != pool.settings else None,
+        budget=opts.budget,
     )
 
 

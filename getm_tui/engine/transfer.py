@@ -24,6 +24,7 @@ from getm_tui.engine.crc import crc32c
 from getm_tui.engine.errors import DownloadError, NoSpaceError, RemoteChanged
 from getm_tui.engine.messages import Cancel, Credit, Died, Failed, Fault, Finished, FromWorker, Stopped, Task
 from getm_tui.engine.plan import Part
+from getm_tui.engine.politeness import ConnectionBudget, PartConnections
 from getm_tui.engine.progress import Progress
 from getm_tui.engine.shm import Block, Ring, SlotPlan
 from getm_tui.engine.sink import FileSink
@@ -57,10 +58,12 @@ class Transfer:
         retry_cap: float = retry.MAX_DELAY,
         rate: float | None = None,
         http: HTTPSettings | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         """`http`: this download's settings when they differ from the pool's (sent with each task).
         `save` records the parts' progress (the resume record); the transfer owns `block` from now on."""
         self.pool = pool
+        self.conns = PartConnections(budget, probe.url)
         self.http = http
         self.probe = probe
         self.parts = parts
@@ -150,6 +153,9 @@ class Transfer:
                 if not self.free_slots:
                     break
                 p.slot = self.free_slots.pop()
+            if (later := self.conns.take(p.index)) > 0:
+                wait = min(wait, later)
+                break
             if idle:
                 self._start(idle.pop(0), p)
             else:
@@ -246,11 +252,10 @@ class Transfer:
 
     def handle(self, worker: WorkerHandle, msg: FromWorker) -> None:
         if isinstance(msg, Died):
-            task = worker.task
-            worker.task = None
-            worker.owner = None
-            if task is not None and task.task_id in self.tasks:
-                self._failed(task.task_id, "retry", "fetch worker process died", None)
+            task, worker.task, worker.owner = worker.task, None, None
+            if task is not None and (died := self.tasks.pop(task.task_id, None)) is not None:
+                self.conns.give(died[1].index)
+                self._failed_part(died[1], "retry", "fetch worker process died", None)
             return
         tid = msg.task_id
         entry = self.tasks.get(tid)
@@ -269,6 +274,7 @@ class Transfer:
             else:
                 p.state = "pending"
         elif isinstance(msg, Failed):
+            self.conns.hold(msg.retry_after)  # first: nobody may take the origin between the two
             self._finish_task(worker, tid)
             if p.complete and msg.fault == "retry":
                 self._part_done(p)  # the connection failed after the last byte: nothing is left to ask for
@@ -291,14 +297,11 @@ class Transfer:
         self._maybe_release(p)
 
     def _finish_task(self, worker: WorkerHandle, tid: int) -> None:
-        self.tasks.pop(tid, None)
+        if (entry := self.tasks.pop(tid, None)) is not None:
+            self.conns.give(entry[1].index)
         if worker.task is not None and worker.task.task_id == tid:
             worker.task = None
             worker.owner = None
-
-    def _failed(self, tid: int, what: Fault, message: str, after: float | None) -> None:
-        _w, p, _task = self.tasks.pop(tid)
-        self._failed_part(p, what, message, after)
 
     def _failed_part(self, p: Part, what: Fault, message: str, after: float | None) -> None:
         p.state = "pending"
@@ -488,6 +491,7 @@ class Transfer:
         if self._closed:
             return
         self._closed = True
+        self.conns.close()
         if self.block_id is not None:
             self.pool.detach(self.block_id)
         if self.file_id is not None:

@@ -204,8 +204,9 @@ class JobQueue(Protocol):
         """This runner stops (its jobs are back in the queue): it is shown as stopped, not lost."""
         ...
 
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
-        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
+    def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
+        """Keep a job's resume record (written by its host's engine), and the bytes it says are done; a
+        fleet's runner adds the job's recent speed (bytes per second), for front ends on other hosts."""
         ...
 
     def listen(self) -> Notices | None:
@@ -214,9 +215,35 @@ class JobQueue(Protocol):
         itself. Raises QueueUnreachable as connecting does."""
         ...
 
+    def origin_slots(self) -> OriginSlots | None:
+        """What a fleet's runners share to be polite to an origin as one (max_connections_per_host,
+        Retry-After); None for a queue one supervisor runs alone (it counts for itself), and before
+        `join_fleet`."""
+        ...
+
     def reconnect(self) -> None:
         """Connect again after QueueUnreachable (a database that went away); raises it while the
         database is still away. Nothing to do for a queue file."""
+        ...
+
+
+class OriginSlots(Protocol):
+    """The connection slots of each origin that a fleet's runners share, and the holds of origins that
+    asked everyone to wait (queue/postgres_origins.py says how)."""
+
+    def claim_slots(self, origin: str, cap: int, count: int) -> list[int]:
+        """Up to `count` of the origin's `cap` slots that nobody alive holds (none while it is held),
+        now this runner's (they expire with its heartbeat)."""
+        ...
+
+    def release_slots(self, origin: str, slots: Sequence[int]) -> None: ...
+
+    def hold_origin(self, origin: str, seconds: float) -> None:
+        """Nobody opens a connection to `origin` for `seconds`; every runner is told."""
+        ...
+
+    def origin_holds(self) -> dict[str, float]:
+        """The origins held now, with the seconds left."""
         ...
 
 

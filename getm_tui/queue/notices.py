@@ -24,7 +24,8 @@ class Notices:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        for channel in (S.CHANNEL_ADDED, S.CHANNEL_STEERED):
+        self.held = False  # an origin asked the fleet to wait since the runner last read the holds
+        for channel in (S.CHANNEL_ADDED, S.CHANNEL_STEERED, S.CHANNEL_HELD):
             conn.execute(f"LISTEN {channel}")
 
     def fileno(self) -> int:
@@ -35,15 +36,18 @@ class Notices:
         return self._conn.closed
 
     def heard(self) -> bool:
-        """Take what arrived; whether there was anything. A lost connection closes this (the runner's
-        own connection finds the outage and listens again once the database is back)."""
+        """Take what arrived; whether a job was added or steered (a hold of an origin sets `held`). A lost
+        connection closes this (the runner's own connection finds the outage and listens again once the
+        database is back)."""
         import psycopg
 
         try:
-            return sum(1 for _ in self._conn.notifies(timeout=0)) > 0
+            channels = {n.channel for n in self._conn.notifies(timeout=0)}
         except psycopg.Error:
             self.close()
             return True
+        self.held = self.held or S.CHANNEL_HELD in channels
+        return bool(channels - {S.CHANNEL_HELD})
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -21,6 +21,8 @@ COMMAND_LOCK = 0x6765746E
 CHANNEL_ADDED = "getm_added"
 CHANNEL_STEERED = "getm_steered"
 NOTIFY_STEERED = f"SELECT pg_notify('{CHANNEL_STEERED}', '')"
+# An origin asked the fleet to wait (a Retry-After): every runner reads the holds again.
+CHANNEL_HELD = "getm_held"
 
 # Migration N brings a store at version N-1 to N. Only ever append.
 MIGRATIONS: tuple[str, ...] = (
@@ -100,6 +102,20 @@ MIGRATIONS: tuple[str, ...] = (
         WHEN size > 0 THEN least(1.0, bytes_done::float8 / size) ELSE 0.0 END)), id);
     CREATE INDEX getm_jobs_priority_order ON getm_jobs ((-priority), id);
     """,
+    # 3: max_connections_per_host across a fleet: the slots of an origin each runner holds (they expire
+    # with its heartbeat), and the origins that asked everyone to wait (Retry-After) until a time; and a
+    # running job's recent speed, written with its progress, with when (the server's clock) it was.
+    """
+    CREATE TABLE getm_origin_slots (
+        origin text NOT NULL,
+        slot integer NOT NULL,
+        runner_id bigint NOT NULL,
+        PRIMARY KEY (origin, slot)
+    );
+    CREATE INDEX getm_origin_slots_runner ON getm_origin_slots (runner_id);
+    CREATE TABLE getm_origin_holds (origin text PRIMARY KEY, until timestamptz NOT NULL);
+    ALTER TABLE getm_jobs ADD COLUMN rate double precision, ADD COLUMN rate_at timestamptz;
+    """,
 )
 SHOWN_VERSION = 2  # the migration that adds `shown`: rows older than it are named by postgres.py
 
@@ -121,8 +137,12 @@ UNNAMED = "SELECT id, url, name, path FROM getm_jobs"
 SET_SHOWN = "UPDATE getm_jobs SET shown = %s WHERE id = %s"
 # A job's row, and the runner holding it while it runs (host, pid): what every read of jobs hands out.
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
+# A running job's speed as its runner last wrote it, while that is recent (a stalled or dead runner's
+# last speed is not shown for ever): what a front end on another host shows as the job's speed.
+SPEED_FRESH = 5.0
 JOBS = (
-    f"SELECT {_J}, r.host, r.pid FROM getm_jobs j"
+    f"SELECT {_J}, CASE WHEN j.state = 'active' AND j.rate_at > now() - interval '{SPEED_FRESH} seconds'"
+    " THEN j.rate END, r.host, r.pid FROM getm_jobs j"
     " LEFT JOIN getm_runners r ON r.id = j.runner_id AND j.state IN ('active', 'canceled')"
 )
 GET = f"{JOBS} WHERE j.id = %s"
@@ -160,7 +180,7 @@ FAIL = (
     " verdict = CASE WHEN %s THEN 'mismatch' ELSE verdict END,"
     " bytes_done = CASE WHEN %s THEN bytes_done ELSE 0 END WHERE id = %s"
 )
-SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s WHERE id = %s"
+SAVE_RESUME = "UPDATE getm_jobs SET resume = %s, bytes_done = %s, rate = %s, rate_at = now() WHERE id = %s"
 # A job a runner did not take by lease (claimed by a plain connection), or whose lease ran out: what a
 # stopped runner left. A lease that ran out while the server was down does not count until its runner had
 # a lease's time to connect again and renew it.
@@ -217,3 +237,37 @@ RUNNERS = (
     " WHEN r.heartbeat > now() - make_interval(secs => r.lease_timeout) THEN 'alive' ELSE 'lost' END"
     " FROM getm_runners r ORDER BY r.id"
 )
+
+# -- origins (max_connections_per_host, Retry-After) ----------------------------------------------------
+
+# A runner whose heartbeat is older than its lease_timeout (or that stopped) holds no slots any more.
+_LIVE_RUNNER = (
+    "SELECT 1 FROM getm_runners r WHERE r.id = {slot}.runner_id AND r.stopped IS NULL"
+    " AND r.heartbeat > now() - make_interval(secs => r.lease_timeout)"
+)
+# Up to %(count)s free slots of the origin's %(cap)s, in one statement: a slot is free when nobody holds
+# its row or its holder is no longer alive; two runners after the same row meet at its primary key (the
+# second waits for the first to commit, then finds it held). Nothing while the origin is held.
+CLAIM_SLOTS = (
+    "INSERT INTO getm_origin_slots AS s (origin, slot, runner_id)"
+    " SELECT %(origin)s, g, %(runner)s FROM generate_series(0, %(cap)s - 1) g"
+    " WHERE NOT EXISTS (SELECT 1 FROM getm_origin_holds h WHERE h.origin = %(origin)s AND h.until > now())"
+    " AND NOT EXISTS (SELECT 1 FROM getm_origin_slots o WHERE o.origin = %(origin)s AND o.slot = g"
+    " AND EXISTS (" + _LIVE_RUNNER.format(slot="o") + "))"
+    " ORDER BY g LIMIT %(count)s"
+    " ON CONFLICT (origin, slot) DO UPDATE SET runner_id = excluded.runner_id"
+    " WHERE NOT EXISTS (" + _LIVE_RUNNER.format(slot="s") + ")"
+    " RETURNING slot"
+)
+RELEASE_SLOTS = "DELETE FROM getm_origin_slots WHERE origin = %s AND runner_id = %s AND slot = ANY(%s)"
+RELEASE_ALL_SLOTS = "DELETE FROM getm_origin_slots WHERE runner_id = %s"
+HOLD_ORIGIN = (
+    "INSERT INTO getm_origin_holds (origin, until) VALUES (%s, now() + make_interval(secs => %s))"
+    " ON CONFLICT (origin) DO UPDATE SET until = greatest(getm_origin_holds.until, excluded.until)"
+)
+NOTIFY_HELD = f"SELECT pg_notify('{CHANNEL_HELD}', '')"
+# The holds still running, as seconds left by the server's clock (no two hosts' clocks are compared).
+ORIGIN_HOLDS = (
+    "SELECT origin, extract(epoch FROM until - now())::float8 FROM getm_origin_holds WHERE until > now()"
+)
+PRUNE_HOLDS = "DELETE FROM getm_origin_holds WHERE until < now() - interval '1 hour'"

@@ -22,6 +22,7 @@ from getm_tui.queue.notices import Notices, listen
 from getm_tui.queue.pgconnect import connect, display_name, say
 from getm_tui.queue.pgsql_views import count_sql, window_sql
 from getm_tui.queue.postgres_fleet import FleetLeases
+from getm_tui.queue.postgres_origins import FleetOrigins
 from getm_tui.queue.records import (
     NAMED_BY,
     Event,
@@ -54,14 +55,15 @@ if TYPE_CHECKING:
 
 
 def _job(row: Sequence[Any]) -> Job:
-    """A job and the runner holding it (the last two columns of pgsql.JOBS)."""
-    job = job_from_row(row[:-2])
+    """A job, its recent speed and the runner holding it (the last three columns of pgsql.JOBS)."""
+    job = job_from_row(row[:-3])
+    job.rate = row[-3]
     if row[-2] is not None:
         job.runner = Holder(row[-2], row[-1])
     return job
 
 
-class PostgresQueue(FleetLeases):
+class PostgresQueue(FleetLeases, FleetOrigins):
     """One connection to a PostgreSQL queue; cheap to open, one per process or thread.
 
     `data_dir` holds the queue's shown name (no password): the interface's name for where a queue is.
@@ -423,9 +425,9 @@ class PostgresQueue(FleetLeases):
         row = self._x(S.LOAD_RESUME, (job_id,)).fetchone()
         return (loads_json(row[0], {}) or None) if row else None
 
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
+    def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
         text = json.dumps(record, separators=(",", ":"))
-        sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, job_id])
+        sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, rate, job_id])
         if self._x(sql, args).rowcount == 0:
             self._check_held(job_id)

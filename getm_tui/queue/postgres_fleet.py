@@ -43,6 +43,8 @@ class FleetLeases:
 
         def batch(self, immediate: bool = False) -> contextlib.AbstractContextManager[None]: ...
 
+        def _leave_origins(self) -> None: ...
+
     def _init_leases(self) -> None:
         self._runner = None
         self._lease_timeout = 30.0
@@ -144,8 +146,9 @@ class FleetLeases:
 
     def leave_fleet(self) -> None:
         if self._runner is not None:
-            with contextlib.suppress(QueueError):
+            with contextlib.suppress(QueueError), self.batch():
                 self._x(S.STOP_RUNNER, (time.time(), self._runner))
+                self._leave_origins()
 
     def runners(self) -> list[RunnerInfo]:
         return [RunnerInfo(*row) for row in self._x(S.RUNNERS)]

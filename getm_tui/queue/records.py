@@ -119,6 +119,9 @@ class Job:
     started: float | None = None
     finished: float | None = None
     runner: Holder | None = None  # the fleet's runner that holds it while it runs
+    # Bytes per second over the last seconds while it runs, as its fleet runner wrote it with its progress
+    # (None when not known: a queue file's speeds come live from its supervisor instead).
+    rate: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -146,6 +149,7 @@ class Job:
             "started": self.started,
             "finished": self.finished,
             "runner": self.runner._asdict() if self.runner else None,
+            "rate": self.rate,
         }
 
 

@@ -69,6 +69,9 @@ class SupervisorWrites:
     def reconnect(self) -> None:
         pass  # a file does not go away as a server does
 
+    def origin_slots(self) -> None:
+        return None  # its one supervisor counts every connection of the queue itself
+
     def running_rows(self, job_ids: Collection[int]) -> dict[int, RunningRow]:
         if not job_ids:
             return {}
@@ -121,8 +124,9 @@ class SupervisorWrites:
         # garbled: start over (the engine re-verifies)
         return (loads_json(row[0], {}) or None) if row else None
 
-    def save_resume(self, job_id: int, record: dict[str, Any]) -> None:
-        """Keep a job's resume record (written by its host's engine), and the bytes it says are done."""
+    def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
+        """Keep a job's resume record (written by its host's engine), and the bytes it says are done. The
+        speed is not kept: the one supervisor of a queue file tells its front ends speeds as they change."""
         done = sum(int(p[2]) for p in record.get("parts", []))
         text = json.dumps(record, separators=(",", ":"))
         self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, done, job_id))

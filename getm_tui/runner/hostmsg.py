@@ -47,7 +47,21 @@ class Batch(NamedTuple):
     messages: list[ToHost]
 
 
-ToHost = Run | Control | Cancel | Saved | Stop | Batch
+class Granted(NamedTuple):
+    """Connections to an origin the host asked for (Ask), now its own until it gives them back."""
+
+    origin: str
+    n: int
+
+
+class Held(NamedTuple):
+    """The origin asked us to wait (a Retry-After heard by any job, or any runner of the fleet)."""
+
+    origin: str
+    seconds: float
+
+
+ToHost = Run | Control | Cancel | Saved | Stop | Batch | Granted | Held
 
 # -- host -> supervisor -----------------------------------------------------------------------------
 
@@ -91,4 +105,25 @@ class End(NamedTuple):
     unsynced: bool = False
 
 
-FromHost = Save | Probe | Report | Log | End
+class Ask(NamedTuple):
+    """The host's jobs wait for `n` more connections to the origin (max_connections_per_host)."""
+
+    origin: str
+    n: int
+
+
+class Give(NamedTuple):
+    """The host is done with `n` connections to the origin it was granted."""
+
+    origin: str
+    n: int
+
+
+class Hold(NamedTuple):
+    """A response from the origin said to wait this long (Retry-After)."""
+
+    origin: str
+    seconds: float
+
+
+FromHost = Save | Probe | Report | Log | End | Ask | Give | Hold

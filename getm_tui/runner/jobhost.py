@@ -38,6 +38,7 @@ from getm_tui.engine.workers import WorkerPool
 from getm_tui.mirror.compare import stamp
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
+from getm_tui.runner.hostbudget import HostBudget
 from getm_tui.runner.process import die_with_parent, name_process
 from getm_tui.runner.takeover import resumable, signed
 
@@ -226,6 +227,8 @@ class _Host:
         )
         self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
         self._threads = _JobThreads(self._run_job, keep)
+        # Connections to each origin, granted by the supervisor (max_connections_per_host, Retry-After).
+        self.budget = HostBudget(settings.max_connections_per_host, self.send)
 
     def send(self, msg: H.FromHost) -> None:
         with self._send_lock:
@@ -282,6 +285,10 @@ class _Host:
             running = self.jobs.get(msg.job_id)
             if running is not None:
                 running.cancel.set()
+        elif isinstance(msg, H.Granted):
+            self.budget.granted(msg.origin, msg.n)
+        elif isinstance(msg, H.Held):
+            self.budget.held(msg.origin, msg.seconds)
 
     def _stop(self) -> None:
         """Cancel what runs (each job records its progress), then let the threads and processes go."""
@@ -319,6 +326,7 @@ class _Host:
             access=Access(anonymous=bool(job.info.get("anonymous"))),
             sync=sync,
             overwrite=bool(job.info.get("overwrite")),  # a mirror's job replaces the older copy
+            budget=self.budget,
         )
         probed: list[str | None] = [None]  # its Last-Modified, for a mirror's file (mirror/compare.py)
 

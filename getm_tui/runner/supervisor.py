@@ -28,24 +28,13 @@ from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueUnreachable
 from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
 from getm_tui.queue.records import Finished, Job
+from getm_tui.runner import fleet_side as fleet
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
 from getm_tui.runner.budget import big_shares, first_share, kind_of
 from getm_tui.runner.clients import Client
 from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import socket_path
-from getm_tui.runner.fleet_side import (
-    beat,
-    come_back,
-    ending,
-    go_offline,
-    heard,
-    keep,
-    last_chance,
-    lost,
-    stop_listening,
-    unended,
-)
 from getm_tui.runner.frontends import (
     broadcast,
     flush_clients,
@@ -69,9 +58,10 @@ from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveCo
 from getm_tui.runner.mirrors import MirrorSchedule
 from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.outage import Kept, Outage
+from getm_tui.runner.politeness import Origins, from_host, heard_holds, polite_turn
 from getm_tui.runner.process import flush_std_streams, name_process
 from getm_tui.runner.readiness import Readiness
-from getm_tui.runner.running import LOST, Running, partial_exists
+from getm_tui.runner.running import LOST, Running, partial_exists, rate_of
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +107,7 @@ class Supervisor:
         self._fetched = 0
         self._finished = 0
         self.ops = Operations(settings, data_dir, lambda item: log_nowait(self, item))
+        self.origins = Origins(settings.max_connections_per_host)  # what the hosts may open per origin
         # The fleet's database went away: what is kept for it, and the messages of the turn under way
         # (written again when it is back, if the turn's transaction was lost with the connection).
         self._outage: Outage | None = None
@@ -151,6 +142,7 @@ class Supervisor:
                 recover=True,
             )
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
+            self.origins.slots = self.q.origin_slots()
             self._notices = self.q.listen()
             for job_id in self.q.requeue_active():
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
@@ -170,7 +162,7 @@ class Supervisor:
             return 2
         finally:
             self._shutdown()
-            stop_listening(self)
+            fleet.stop_listening(self)
             logging.getLogger("getm_tui").removeHandler(handler)
             if hasattr(self, "q"):
                 with contextlib.suppress(sqlite3.Error):
@@ -186,15 +178,16 @@ class Supervisor:
             drain_logs(self)
             record_synced(self)
             now = time.monotonic()
+            polite_turn(self, now)
             try:
                 if self._outage is not None and self._outage.back.is_set():
-                    come_back(self)
+                    fleet.come_back(self)
                 if self._outage is None:
                     self._look(now)
                 if self.once and self._outage is None and not self.running and self._nothing_left():
                     break
             except QueueUnreachable as e:
-                go_offline(self, e, [])
+                fleet.go_offline(self, e, [])
             if now - self._snapshot_at >= SNAPSHOT_EVERY:
                 self._snapshot_at = now
                 broadcast(self, snapshot(self))
@@ -215,7 +208,7 @@ class Supervisor:
             self._reconcile()
         if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
             self._beat_at = now
-            beat(self)
+            fleet.beat(self)
 
     def _nothing_left(self) -> bool:
         """For `run --once`: nothing queued; in a fleet, nothing active anywhere either (a job another
@@ -236,10 +229,10 @@ class Supervisor:
         if hasattr(self, "q"):
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
-                while unended(self) and time.monotonic() < deadline:
+                while fleet.unended(self) and time.monotonic() < deadline:
                     wait_hosts(self, max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
                     record_synced(self)
-                last_chance(self)
+                fleet.last_chance(self)
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
@@ -348,6 +341,9 @@ class Supervisor:
         if isinstance(msg, H.Log):
             log_nowait(self, (msg.job_id, msg.level, msg.text))
             return
+        if isinstance(msg, (H.Ask, H.Give, H.Hold)):
+            from_host(self, host, msg)
+            return
         r = self.running.get(msg.job_id)
         if isinstance(msg, H.Report):
             if r is not None:
@@ -357,7 +353,7 @@ class Supervisor:
         if self._outage is not None:
             if isinstance(msg, H.Probe) and r is not None:
                 r.name = os.path.basename(msg.path)
-            keep(self, host, msg)
+            fleet.keep(self, host, msg)
             return
         self._taken.append(Kept(host, msg))
         if isinstance(msg, H.Save):
@@ -380,13 +376,14 @@ class Supervisor:
     def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
         """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
         r = self.running.get(msg.job_id)
-        self.q.save_resume(msg.job_id, msg.record)
+        speed = rate_of(r.history) if r is not None and self.fleet else None  # for other hosts' front ends
+        self.q.save_resume(msg.job_id, msg.record, speed)
         if self.fleet and not self.q.holds(msg.job_id):
             # Not saved: the engine must not go on (create or rename files) on the strength of it.
             if answer:
                 after_commit(self, host, H.Saved(msg.job_id, LOST))
             if r is not None:
-                lost(self, r)
+                fleet.lost(self, r)
         elif answer:
             after_commit(self, host, H.Saved(msg.job_id, None))
 
@@ -394,10 +391,11 @@ class Supervisor:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
         new host if no other is left."""
         host.alive = False
+        self.origins.host_lost(host)
         host.process.join(1.0)
         code = host.process.exitcode
         log.warning("a job host stopped unexpectedly (exit code %s)", code)
-        ended = ending(self)
+        ended = fleet.ending(self)
         for r in self._jobs_of(host):
             if r.job_id in ended:
                 continue
@@ -458,13 +456,14 @@ class Supervisor:
         return wait_hosts(self, timeout, others)
 
     def _heard(self) -> None:
-        heard(self)
+        fleet.heard(self)
+        heard_holds(self)
 
     def _broadcast(self, msg: Any) -> None:
         broadcast(self, msg)
 
     def _go_offline(self, e: QueueUnreachable, kept: list[Kept]) -> None:
-        go_offline(self, e, kept)
+        fleet.go_offline(self, e, kept)
 
 
 def supervisor_main(

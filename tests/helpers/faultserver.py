@@ -89,7 +89,9 @@ the body promised and sent so far, and the client's port, which tells which proc
 (resource bytes written in 200/206 bodies, counted just before each send so they are up to date once a
 client has them; excludes error bodies, chunk framing and ``extra_bytes`` garbage), ``.get_count``,
 ``.head_count``, ``.changed``; ``FaultServer.connections_accepted``, ``.open_connections`` and ``.errors``
-(unexpected server-side exceptions; should stay empty).
+(unexpected server-side exceptions; should stay empty); ``FaultServer.peak_busy`` (the most requests
+answered at once, over all resources) and ``.all_requests`` (every record, each with the server's
+``received`` and ``answered`` times, to tell what a client asked for while it was meant to wait).
 """
 
 from __future__ import annotations
@@ -223,6 +225,9 @@ class RequestRecord:
     body_length: int = 0  # body bytes the response promised (Content-Length; 0 for error statuses)
     faults: list[str] = field(default_factory=list)
     request_headers: dict[str, str] = field(default_factory=dict)
+    # time.monotonic() of the server: the request's line read, and its response sent (or cut off).
+    received: float = 0.0
+    answered: float = 0.0
 
 
 @dataclass
@@ -604,6 +609,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         owner = self.server.owner
+        received = owner._begin_request()
+        record: RequestRecord | None = None
+        try:
+            record = self._answer(method, owner)
+        finally:
+            owner._end_request(record, received)
+
+    def _answer(self, method: str, owner: FaultServer) -> RequestRecord | None:
         path = unquote(urlsplit(self.path).path)
         resource = owner._lookup(path)
         conn_id = owner._connection_id(self.connection)
@@ -615,7 +628,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if method == "GET":
                 self.wfile.write(body)
-            return
+            return None
         forced = owner._draw_fault() if method == "GET" else None
         retry_after = owner.random_faults.retry_after if owner.random_faults else "0"
         plan = resource._plan(
@@ -630,12 +643,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if method == "HEAD":
-            return
+            return plan.record
         if plan.body is None:
             if plan.small_body:
                 self.wfile.write(plan.small_body)
-            return
+            return plan.record
         self._send_body(resource, plan)
+        return plan.record
 
     def _send_body(self, resource: Resource, plan: _Plan) -> None:
         """Write the (possibly faulty) body from memoryview slices, throttled if asked."""
@@ -783,6 +797,8 @@ class FaultServer:
         self._connections_accepted = 0
         self._errors: list[BaseException] = []
         self._stopping = False
+        self._busy = 0  # requests being answered now (read, and their response not sent or cut off yet)
+        self._peak_busy = 0
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> FaultServer:
@@ -893,6 +909,20 @@ class FaultServer:
             return len(self._open)
 
     @property
+    def peak_busy(self) -> int:
+        """The most requests answered at once: connections busy with a request, as nginx's limit_conn
+        counts them (a kept-alive connection waiting for the next request does not count)."""
+        with self._lock:
+            return self._peak_busy
+
+    @property
+    def all_requests(self) -> list[RequestRecord]:
+        """Every resource's request records, in the order they were received."""
+        with self._lock:
+            resources = list(self._resources.values())
+        return sorted((r for res in resources for r in res.requests), key=lambda r: r.received)
+
+    @property
     def errors(self) -> list[BaseException]:
         """Unexpected (non-socket) exceptions raised by handlers: server bugs, should be empty."""
         with self._lock:
@@ -913,6 +943,18 @@ class FaultServer:
             if self._rng.random() >= rf.rate:
                 return None
             return self._rng.choice(rf.kinds)
+
+    def _begin_request(self) -> float:
+        with self._lock:
+            self._busy += 1
+            self._peak_busy = max(self._peak_busy, self._busy)
+        return time.monotonic()
+
+    def _end_request(self, record: RequestRecord | None, received: float) -> None:
+        with self._lock:
+            self._busy -= 1
+            if record is not None:
+                record.received, record.answered = received, time.monotonic()
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:

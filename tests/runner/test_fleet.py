@@ -159,7 +159,8 @@ def _runners(tmp_path, url: str) -> list[dict[str, Any]]:
 
 
 def _shows_its_holder(tmp_path, url: str, job: int, runner: subprocess.Popen[str]) -> dict[str, Any]:
-    """`ls --json`, `ls`, `show` and `runners` all name the runner holding the running job."""
+    """`ls --json`, `ls`, `show` and `runners` all name the runner holding the running job, and the
+    job's recent speed as that runner wrote it with its progress."""
     assert runner.stdout is not None
     start_event = json.loads(runner.stdout.readline())
     assert start_event["event"] == "start"
@@ -167,12 +168,13 @@ def _shows_its_holder(tmp_path, url: str, job: int, runner: subprocess.Popen[str
     [row] = json.loads(cli(viewer, "ls", "--json", "--queue", url).stdout)
     holder = row["runner"]
     assert holder == {"host": socket.gethostname(), "pid": start_event["pid"]}
+    assert row["rate"] > 0
     table = cli(viewer, "ls", "--queue", url).stdout.splitlines()
-    assert table[0].split()[-2:] == ["RUNNER", "ERROR"] and f"{holder['host']}:{holder['pid']}" in table[1]
-    assert (
-        f"runner:      {holder['host']} pid {holder['pid']}"
-        in cli(viewer, "show", str(job), "--queue", url).stdout
-    )
+    assert table[0].split()[-3:] == ["SPEED", "RUNNER", "ERROR"]
+    assert f"{holder['host']}:{holder['pid']}" in table[1] and "/s " in table[1]
+    shown = cli(viewer, "show", str(job), "--queue", url).stdout
+    assert f"runner:      {holder['host']} pid {holder['pid']}" in shown
+    assert [line for line in shown.splitlines() if line.startswith("speed:") and line.endswith("/s")]
     [info] = _runners(tmp_path, url)
     assert (info["host"], info["pid"], info["status"], info["jobs_held"]) == (
         holder["host"],

@@ -72,7 +72,7 @@ class DetailsScreen(Screen[None]):
             escape(f"validator  {job.info.get('validator') or '-'}   ranges {job.info.get('ranges', '-')}"),
         ]
         expires = deadline_note(
-            job.url, None if row.size is None else row.size - row.done, live.rate if live else None
+            job.url, None if row.size is None else row.size - row.done, live.rate if live else job.rate
         )
         if expires is not None:
             text, urgent = expires

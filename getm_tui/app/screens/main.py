@@ -179,7 +179,8 @@ class MainScreen(Screen[None]):
             self._set("#integrity-text", "no job selected")
             return
         live = row.live if row.job.state == "active" else None
-        mine = humanize.rate(live.rate) if live else "-"
+        rate = live.rate if live else row.job.rate if row.job.state == "active" else None
+        mine = humanize.rate(rate) if rate is not None else "-"
         self._set("#rate-text", escape(f"{rate_text}\n{row.job.display_name}: {mine}"))
         self._set("#integrity-text", escape(integrity_text(row)))
 
