@@ -143,10 +143,9 @@ def add_prefixes(
     """List each prefix and queue its objects; one line per prefix on stderr with what came of it."""
     from getm_tui.engine.errors import EngineError
     from getm_tui.engine.sources import source_for
-    from getm_tui.engine.sources.base import Access
 
     settings = settings_from(args)
-    access = Access(anonymous=bool(getattr(args, "anonymous", False)))
+    access = settings.access(anonymous=bool(getattr(args, "anonymous", False)))
     filters = Filters(tuple(args.include or ()), tuple(args.exclude or ()))
 
     def added(ids: list[int]) -> None:

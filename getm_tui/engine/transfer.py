@@ -219,6 +219,7 @@ class Transfer:
             http=self.http,
             crc=p.crc,
             signer=probe.signer,
+            transport=probe.transport,
         )
 
     def _restart_stream(self, p: Part) -> None:

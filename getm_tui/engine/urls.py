@@ -14,7 +14,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from getm_tui.engine.errors import UsageError
 
-SCHEMES = ("http", "https", "file", "s3", "gs")
+SCHEMES = ("http", "https", "file", "s3", "gs", "ftp", "ftps")
+# The schemes with connections of their own: a host is required, and a user:password may come with it.
+REMOTE_SCHEMES = ("ftp", "ftps")
 # A character at a time in Python, this check cost more than the rest of a queued small file's checks: a
 # signed URL is a kilobyte long.
 _BLANK_OR_CONTROL = re.compile(r"[\x00-\x20]")
@@ -39,7 +41,7 @@ def validate(url: str) -> str:
         if not scheme:
             raise UsageError(f"malformed URL (no scheme; expected one of {known}): {shown!r}")
         raise UsageError(f"unsupported URL scheme {scheme!r} (expected one of {known}): {shown!r}")
-    if scheme in ("http", "https") and not parts.hostname:
+    if scheme in ("http", "https", *REMOTE_SCHEMES) and not parts.hostname:
         raise UsageError(f"malformed URL (no host): {redact(url)!r}")
     if scheme in ("s3", "gs") and (not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment):
         raise UsageError(f"malformed URL (expected {scheme}://BUCKET/KEY): {redact(url)!r}")

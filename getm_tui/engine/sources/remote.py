@@ -1,0 +1,83 @@
+"""What the schemes with connections of their own (FTP, SFTP) share: where a URL logs in, and a body.
+
+The engine reads every body the same way, through a Reply (`raw.readinto`, `close`): `StreamBody` makes
+bytes from an FTP data connection or an SFTP file handle one, bounded to the range asked for, so inline
+reads, fetch workers and urlopen's Reader take them as they take an HTTP body. The parties' user names and
+passwords come from the URL, unquoted; they are shown nowhere (`Login`'s repr hides the password, and
+every message names the URL through `redact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from getm_tui.engine.errors import UsageError
+from getm_tui.engine.sources.http_session import Reply
+from getm_tui.engine.urls import redact
+
+
+@dataclass(frozen=True)
+class Login:
+    """Where and as whom to log in: host, port, and the URL's user and password (None when absent)."""
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None = field(default=None, repr=False)
+
+
+def login_of(url: str, default_port: int) -> Login:
+    """The host, port and credentials a ftp://, ftps:// or sftp:// URL names."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise UsageError(f"malformed URL (no host): {redact(url)!r}")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return Login(parts.hostname, parts.port or default_port, user, password)
+
+
+class StreamBody:
+    """The raw body of a Reply read from a connection that is not HTTP, bounded to `length` bytes.
+
+    `read` is one read of at most the buffer's length (0 at the end of the stream); `finish` is called
+    once, when the body is closed, read to its end or not, and drops or hands back the connection.
+    """
+
+    status = 200
+    reason = "OK"
+
+    def __init__(
+        self, read: Callable[[memoryview], int], length: int | None, finish: Callable[[], None]
+    ) -> None:
+        self.headers: dict[str, str] = {}
+        self._read = read
+        self._left = length
+        self._finish: Callable[[], None] | None = finish
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._left is not None:
+            if self._left <= 0:
+                return 0
+            buffer = buffer[: self._left]
+        if self._finish is None:
+            return 0
+        n = self._read(buffer)
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def close(self) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish()
+
+    def release_conn(self) -> None:
+        """Nothing to hand back to a pool: `close` has dealt with the connection."""
+
+
+def stream_reply(url: str, body: StreamBody, ranged: bool) -> Reply:
+    """A Reply over `body` (status 206 for a range from a byte other than 0, as HTTP would answer)."""
+    body.status = 206 if ranged else 200
+    return Reply(body, url)
