@@ -28,6 +28,8 @@ class Record:
     """What the clients did, and the faults still to come (changed by the test between downloads)."""
 
     retrs: list[int] = field(default_factory=list)  # the REST offset of each RETR (0 without REST)
+    retr_clients: set[int] = field(default_factory=set)  # the control connections (client ports) of RETRs
+    users: list[str] = field(default_factory=list)  # each USER's name
     commands: list[str] = field(default_factory=list)  # each command's verb, in order
     open_data: int = 0
     most_data: int = 0  # the most data connections open at one time
@@ -48,10 +50,14 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
             with record.lock:
                 record.open_data += 1
                 record.most_data = max(record.most_data, record.open_data)
-                self._cut_at, record.cut_after = record.cut_after, None
             self._counted = True
+            self._cut_at: int | None = None
+            self._cut_taken = False
 
         def send(self, data: Any) -> int:
+            if not self._cut_taken:  # what the RETR this connection serves took (see Control)
+                self._cut_taken = True
+                self._cut_at, self.cmd_channel.cut_at = self.cmd_channel.cut_at, None
             if self._cut_at is not None and self.tot_bytes_sent >= self._cut_at:
                 with record.lock:
                     record.cuts += 1
@@ -73,6 +79,9 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
     class Control(base_ftp):  # type: ignore[misc, valid-type]
         dtp_handler = Data
         use_sendfile = False  # bytes go through Data.send, where the cuts happen
+        # Taken from the record by a RETR: its data connection may have been accepted before the test
+        # asked for a cut, after an earlier RETR was answered.
+        cut_at: int | None = None
 
         def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
             with record.lock:
@@ -83,9 +92,14 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
             if cmd == "EPSV" and record.refuse_epsv:
                 self.respond("500 Command EPSV not understood.")
                 return
+            if cmd == "USER":
+                with record.lock:
+                    record.users.append(arg)
             if cmd == "RETR":
                 with record.lock:
                     record.retrs.append(self._restart_position)
+                    record.retr_clients.add(self.remote_port)
+                    self.cut_at, record.cut_after = record.cut_after, None
             super().pre_process_command(line, cmd, arg)
 
     return Control, Data
@@ -122,7 +136,9 @@ class FTPTestServer:
         scheme = "ftps" if self.tls == "implicit" else "ftp"
         login = ""
         if user is not None:
-            login = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "") + "@"
+            login = (
+                quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "") + "@"
+            )
         return f"{scheme}://{login}127.0.0.1:{self.port}/{path}"
 
     def put(self, path: str, data: bytes) -> str:

@@ -47,7 +47,7 @@ class Server:
 
 def server_of(url: str, access: Access) -> Server:
     implicit = urlsplit(url).scheme.lower() == "ftps"
-    return Server(login_of(url, 990 if implicit else 21), implicit, access.ftp_tls)
+    return Server(ftp_client.with_netrc(login_of(url, 990 if implicit else 21)), implicit, access.ftp_tls)
 
 
 def path_of(url: str) -> str:

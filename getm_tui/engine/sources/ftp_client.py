@@ -26,6 +26,7 @@ import os
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from getm_tui.engine.errors import DownloadError, Retryable, UsageError
@@ -85,17 +86,19 @@ class _ImplicitFTPS(_FTPS):
         return self.welcome
 
 
-def credentials(login: Login) -> tuple[str, str]:
-    """The user and password: the URL's, else ~/.netrc's (or $NETRC's) entry for the host, else anonymous."""
+def with_netrc(login: Login) -> Login:
+    """The login with ~/.netrc's (or $NETRC's) user and password for the host when the URL names no user.
+
+    Looked up once, where the URL is probed: the login travels to the fetch workers with each task."""
     if login.user is not None:
-        return login.user, login.password or ""
+        return login
     try:
         found = netrc.netrc(os.environ.get("NETRC") or None).authenticators(login.host)
     except (OSError, netrc.NetrcParseError):
         found = None
-    if found is not None and found[0]:
-        return found[0], found[2] or ""
-    return ANONYMOUS
+    if found is None or not found[0]:
+        return login
+    return replace(login, user=found[0], password=found[2] or "")
 
 
 def tls_context(settings: HTTPSettings) -> ssl.SSLContext:
@@ -111,7 +114,7 @@ def connect(login: Login, implicit_tls: bool, tls: str, settings: HTTPSettings, 
     if tls not in FTP_TLS_MODES:
         raise UsageError(f"ftp_tls must be one of {', '.join(FTP_TLS_MODES)}, not {tls!r}")
     ftp: ftplib.FTP
-    user, password = credentials(login)
+    user, password = ANONYMOUS if login.user is None else (login.user, login.password or "")
     if implicit_tls:
         ftp = _ImplicitFTPS(context=tls_context(settings), timeout=settings.connect_timeout)
     elif tls == "off" or (tls == "auto" and (user, password) == ANONYMOUS):
