@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
+from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
 USER, PASSWORD = "alice", "s3cret pass"
@@ -37,12 +37,13 @@ class Record:
     cuts: int = 0
     refuse_rest: bool = False
     refuse_epsv: bool = False
+    rate: int = 0  # bytes per second per data connection (plain FTP only); 0: as fast as it goes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
     base_ftp: type[Any] = TLS_FTPHandler if tls else FTPHandler
-    base_dtp: type[Any] = TLS_DTPHandler if tls else DTPHandler
+    base_dtp: type[Any] = TLS_DTPHandler if tls else ThrottledDTPHandler
 
     class Data(base_dtp):  # type: ignore[misc, valid-type]
         def __init__(self, sock: Any, cmd_channel: Any) -> None:
@@ -51,6 +52,8 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
                 record.open_data += 1
                 record.most_data = max(record.most_data, record.open_data)
             self._counted = True
+            if not tls:
+                self.write_limit = record.rate
             self._cut_at: int | None = None
             self._cut_taken = False
 
