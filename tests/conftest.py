@@ -15,6 +15,7 @@ from tests.helpers.ftpserver import FTPTestServer
 from tests.helpers.gcsserver import GCSServer, running_gcs
 from tests.helpers.postgres import PostgresServer
 from tests.helpers.s3server import S3Server, running_s3
+from tests.helpers.sftpserver import SFTPTestServer
 
 
 @pytest.fixture
@@ -95,6 +96,16 @@ def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def ftps_server(request: pytest.FixtureRequest, tmp_path_factory, tls_ca) -> Iterator[FTPTestServer]:
     """pyftpdlib with TLS: explicit (AUTH TLS on ftp://) and implicit (ftps://), one test each."""
     server = FTPTestServer(str(tmp_path_factory.mktemp("ftps-root")), request.param, tls_ca[1]).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SFTPTestServer]:
+    """asyncssh's SFTP server on 127.0.0.1 (USER by PASSWORD or by its client key), per test."""
+    server = SFTPTestServer(str(tmp_path_factory.mktemp("sftp-root"))).start()
     try:
         yield server
     finally:

@@ -14,9 +14,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from getm_tui.engine.errors import UsageError
 
-SCHEMES = ("http", "https", "file", "s3", "gs", "ftp", "ftps")
+SCHEMES = ("http", "https", "file", "s3", "gs", "ftp", "ftps", "sftp")
 # The schemes with connections of their own: a host is required, and a user:password may come with it.
-REMOTE_SCHEMES = ("ftp", "ftps")
+REMOTE_SCHEMES = ("ftp", "ftps", "sftp")
 # A character at a time in Python, this check cost more than the rest of a queued small file's checks: a
 # signed URL is a kilobyte long.
 _BLANK_OR_CONTROL = re.compile(r"[\x00-\x20]")

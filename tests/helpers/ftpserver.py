@@ -82,6 +82,7 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
     class Control(base_ftp):  # type: ignore[misc, valid-type]
         dtp_handler = Data
         use_sendfile = False  # bytes go through Data.send, where the cuts happen
+        auth_failed_timeout = 0.01  # a refused login is answered at once, not after 3 s
         # Taken from the record by a RETR: its data connection may have been accepted before the test
         # asked for a cut, after an earlier RETR was answered.
         cut_at: int | None = None

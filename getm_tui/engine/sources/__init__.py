@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
 # The module serving each scheme, imported on first use: `get https://...` never loads botocore or
 # google-auth.
-_MODULES = {"http": "http", "https": "http", "s3": "s3", "gs": "gcs", "ftp": "ftp", "ftps": "ftp"}
+_MODULES = {
+    "http": "http",
+    "https": "http",
+    "s3": "s3",
+    "gs": "gcs",
+    "ftp": "ftp",
+    "ftps": "ftp",
+    "sftp": "sftp",
+}
 BUCKET_SCHEMES = ("s3", "gs")
 
 

@@ -3,9 +3,7 @@
 MLSD says each entry's type, size and modification time in a form made for programs. Servers without it
 (old ones, some appliances) answer LIST with `ls -l` lines, parsed here for the common Unix format; a line
 of another shape is skipped with a note in the log rather than guessed at. Symbolic links are not followed
-(a link to a parent directory would list forever), and a directory named `.`, `..` or with a `/` in it is
-not entered. Names are yielded as the server sends them: `listing.local_path`, in the caller, refuses the
-ones that would land outside the target directory.
+(a link to a parent directory would list forever).
 """
 
 from __future__ import annotations
@@ -17,19 +15,17 @@ import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-from getm_tui.engine.sources import ftp_client
+from getm_tui.engine.sources import ftp_client, remote
 from getm_tui.engine.sources.http_session import HTTPSettings
 from getm_tui.engine.sources.listing import RemoteEntry
+from getm_tui.engine.sources.remote import Entry
 from getm_tui.engine.urls import redact
 
 if TYPE_CHECKING:
     from getm_tui.engine.sources.ftp import Server
 
 log = logging.getLogger(__name__)
-
-MAX_DEPTH = 64  # directories deeper than this are not entered: a loop the server does not show as a link
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
@@ -112,28 +108,18 @@ def _entries(
 
 
 def walk(server: Server, url: str, root: str, settings: HTTPSettings) -> Iterator[RemoteEntry]:
-    """Every file under the directory `root` names, with paths relative to it, depth first."""
+    """Every file under the directory `root` names, over one control connection (see remote.walk)."""
     shown = redact(url)
-    base = url if url.endswith("/") else url + "/"
-    root = root.rstrip("/")
+    absolute = root.startswith("/")
+    root = root.strip("/")
     ftp = server.connect(settings, shown)
+
+    def entries_of(relative: str) -> list[Entry]:
+        directory = "/".join(p for p in (root, relative) if p)
+        with ftp_client.errors(shown):
+            return list(_entries(ftp, "/" + directory if absolute else directory, shown))
+
     try:
-        pending: list[tuple[str, int]] = [("", 0)]
-        while pending:
-            relative, depth = pending.pop()
-            directory = f"{root}/{relative}".strip("/") if root else relative
-            if root.startswith("/"):
-                directory = "/" + directory
-            with ftp_client.errors(shown):
-                entries = sorted(_entries(ftp, directory, shown), key=lambda e: e[1])
-            below: list[tuple[str, int]] = []
-            for kind, name, size, modified in entries:
-                path = f"{relative}/{name}" if relative else name
-                if kind == "dir":
-                    if name not in (".", "..") and "/" not in name and depth < MAX_DEPTH:
-                        below.append((path, depth + 1))
-                elif kind == "file":
-                    yield RemoteEntry(path=path, url=base + quote(path), size=size, modified=modified)
-            pending.extend(reversed(below))  # entered in name order
+        yield from remote.walk(url, entries_of)
     finally:
         ftp.close()

@@ -2,19 +2,21 @@
 
 The engine reads every body the same way, through a Reply (`raw.readinto`, `close`): `StreamBody` makes
 bytes from an FTP data connection or an SFTP file handle one, bounded to the range asked for, so inline
-reads, fetch workers and urlopen's Reader take them as they take an HTTP body. The parties' user names and
+reads, fetch workers and urlopen's Reader take them as they take an HTTP body. `walk` lists a tree from
+what each scheme says about one directory. The parties' user names and
 passwords come from the URL, unquoted; they are shown nowhere (`Login`'s repr hides the password, and
 every message names the URL through `redact`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from getm_tui.engine.errors import UsageError
 from getm_tui.engine.sources.http_session import Reply
+from getm_tui.engine.sources.listing import RemoteEntry
 from getm_tui.engine.urls import redact
 
 
@@ -81,3 +83,30 @@ def stream_reply(url: str, body: StreamBody, ranged: bool) -> Reply:
     """A Reply over `body` (status 206 for a range from a byte other than 0, as HTTP would answer)."""
     body.status = 206 if ranged else 200
     return Reply(body, url)
+
+
+MAX_DEPTH = 64  # directories deeper than this are not entered: a loop the server does not show as a link
+# What a scheme says of one directory entry: its kind ("file", "dir", anything else is skipped), its name
+# as the server sends it, its size and its modification time (seconds since the epoch).
+Entry = tuple[str, str, int | None, float | None]
+
+
+def walk(url: str, entries_of: Callable[[str], Iterable[Entry]]) -> Iterator[RemoteEntry]:
+    """Every file under the directory `url` names, depth first in name order, with paths relative to it.
+
+    `entries_of(relative)` lists the directory at `relative` ("" for the root). A directory named `.`,
+    `..` or with a `/` in it is not entered; file names are passed on as the server sends them: the
+    caller's `listing.local_path` refuses the ones that would land outside the target directory."""
+    base = url if url.endswith("/") else url + "/"
+    pending: list[tuple[str, int]] = [("", 0)]
+    while pending:
+        relative, depth = pending.pop()
+        below: list[tuple[str, int]] = []
+        for kind, name, size, modified in sorted(entries_of(relative), key=lambda e: e[1]):
+            path = f"{relative}/{name}" if relative else name
+            if kind == "dir":
+                if name not in (".", "..") and "/" not in name and depth < MAX_DEPTH:
+                    below.append((path, depth + 1))
+            elif kind == "file":
+                yield RemoteEntry(path=path, url=base + quote(path), size=size, modified=modified)
+        pending.extend(reversed(below))  # entered in name order
