@@ -1,10 +1,10 @@
 """A real FTP server for the tests: pyftpdlib on 127.0.0.1 in a thread, with faults to order.
 
 One anonymous read-only login and one user with a password share a root directory the test fills. The
-server records what the engine did to it (each RETR with its REST offset, the most data connections open
-at once, the commands it saw) and can misbehave: cut a data connection after some bytes, refuse REST,
-refuse EPSV. FTPS comes explicit (AUTH TLS) or implicit (TLS from the first byte) with a certificate from
-a throwaway CA (trustme) whose file the test hands to the client as SSL_CERT_FILE.
+server records what the engine did to it (each RETR with its REST offset and control connection, the
+commands it saw) and can misbehave: cut a data connection after some bytes, refuse REST,
+refuse EPSV or MLSD. FTPS comes explicit (AUTH TLS) or implicit (TLS from the first byte) with a
+certificate from a throwaway CA (trustme) whose file the test hands to the client as SSL_CERT_FILE.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ class Record:
     retr_clients: set[int] = field(default_factory=set)  # the control connections (client ports) of RETRs
     users: list[str] = field(default_factory=list)  # each USER's name
     commands: list[str] = field(default_factory=list)  # each command's verb, in order
-    open_data: int = 0
-    most_data: int = 0  # the most data connections open at one time
     cut_after: int | None = None  # the next data connection is closed after this many bytes
     cuts: int = 0
     refuse_rest: bool = False
     refuse_epsv: bool = False
+    refuse_mlsd: bool = False
     rate: int = 0  # bytes per second per data connection (plain FTP only); 0: as fast as it goes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,10 +47,6 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
     class Data(base_dtp):  # type: ignore[misc, valid-type]
         def __init__(self, sock: Any, cmd_channel: Any) -> None:
             super().__init__(sock, cmd_channel)
-            with record.lock:
-                record.open_data += 1
-                record.most_data = max(record.most_data, record.open_data)
-            self._counted = True
             if not tls:
                 self.write_limit = record.rate
             self._cut_at: int | None = None
@@ -72,13 +67,6 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
             sent: int = super().send(data)
             return sent
 
-        def close(self) -> None:
-            if self._counted:
-                self._counted = False
-                with record.lock:
-                    record.open_data -= 1
-            super().close()
-
     class Control(base_ftp):  # type: ignore[misc, valid-type]
         dtp_handler = Data
         use_sendfile = False  # bytes go through Data.send, where the cuts happen
@@ -95,6 +83,9 @@ def _handlers(record: Record, tls: bool) -> tuple[type[Any], type[Any]]:
                 return
             if cmd == "EPSV" and record.refuse_epsv:
                 self.respond("500 Command EPSV not understood.")
+                return
+            if cmd == "MLSD" and record.refuse_mlsd:
+                self.respond("500 Command MLSD not understood.")
                 return
             if cmd == "USER":
                 with record.lock:

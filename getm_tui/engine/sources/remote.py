@@ -92,21 +92,28 @@ Entry = tuple[str, str, int | None, float | None]
 
 
 def walk(url: str, entries_of: Callable[[str], Iterable[Entry]]) -> Iterator[RemoteEntry]:
-    """Every file under the directory `url` names, depth first in name order, with paths relative to it.
+    """Every file under the directory `url` names, with paths relative to it, depth first in name order
+    (a directory's files and subdirectories as they sort, so the paths come out sorted).
 
     `entries_of(relative)` lists the directory at `relative` ("" for the root). A directory named `.`,
     `..` or with a `/` in it is not entered; file names are passed on as the server sends them: the
     caller's `listing.local_path` refuses the ones that would land outside the target directory."""
     base = url if url.endswith("/") else url + "/"
-    pending: list[tuple[str, int]] = [("", 0)]
-    while pending:
-        relative, depth = pending.pop()
-        below: list[tuple[str, int]] = []
-        for kind, name, size, modified in sorted(entries_of(relative), key=lambda e: e[1]):
-            path = f"{relative}/{name}" if relative else name
-            if kind == "dir":
-                if name not in (".", "..") and "/" not in name and depth < MAX_DEPTH:
-                    below.append((path, depth + 1))
-            elif kind == "file":
-                yield RemoteEntry(path=path, url=base + quote(path), size=size, modified=modified)
-        pending.extend(reversed(below))  # entered in name order
+
+    def listed(relative: str) -> Iterator[Entry]:
+        return iter(sorted(entries_of(relative), key=lambda e: e[1]))
+
+    stack: list[tuple[str, Iterator[Entry]]] = [("", listed(""))]
+    while stack:
+        relative, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        kind, name, size, modified = entry
+        path = f"{relative}/{name}" if relative else name
+        if kind == "dir":
+            if name not in (".", "..") and "/" not in name and len(stack) <= MAX_DEPTH:
+                stack.append((path, listed(path)))
+        elif kind == "file":
+            yield RemoteEntry(path=path, url=base + quote(path), size=size, modified=modified)
