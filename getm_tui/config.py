@@ -112,7 +112,9 @@ class Settings:
     ftp_tls: str = "auto"  # explicit TLS on ftp://: "auto", "require" or "off" (ftps:// is implicit TLS)
     sftp_key_file: str = ""  # a private key; "" uses the SSH agent's keys and ~/.ssh's usual files
     sftp_password: str = ""  # used when the URL holds none; never shown
-    sftp_known_hosts: str = "~/.ssh/known_hosts"
+    sftp_known_hosts: str = dataclasses.field(
+        default_factory=lambda: os.path.expanduser("~/.ssh/known_hosts")
+    )
     sftp_host_keys: str = "reject"  # a host known_hosts does not list: "reject", "accept" or "add" it
 
     def access(self, anonymous: bool = False) -> Any:
@@ -124,7 +126,7 @@ class Settings:
             ftp_tls=self.ftp_tls,
             sftp_key_file=self.sftp_key_file,
             sftp_password=self.sftp_password,
-            sftp_known_hosts=os.path.expanduser(self.sftp_known_hosts),
+            sftp_known_hosts=self.sftp_known_hosts,
             sftp_host_keys=self.sftp_host_keys,
         )
 
