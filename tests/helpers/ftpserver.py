@@ -10,7 +10,6 @@ certificate from a throwaway CA (trustme) whose file the test hands to the clien
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
+
+from tests.helpers.engine_util import write_under
 
 USER, PASSWORD = "alice", "s3cret pass"
 logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
@@ -137,11 +138,7 @@ class FTPTestServer:
         return f"{scheme}://{login}127.0.0.1:{self.port}/{path}"
 
     def put(self, path: str, data: bytes) -> str:
-        full = os.path.join(self.root, path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
-            f.write(data)
-        return full
+        return write_under(self.root, path, data)
 
     def start(self) -> FTPTestServer:
         self._thread = threading.Thread(target=self._serve, daemon=True, name="ftp-server")

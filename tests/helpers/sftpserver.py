@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import asyncssh
 
+from tests.helpers.engine_util import write_under
+
 USER, PASSWORD = "bob", "sftp pass"
 
 
@@ -74,11 +76,7 @@ class SFTPTestServer:
         return f"sftp://{login}@127.0.0.1:{self.port}/{path}"
 
     def put(self, path: str, data: bytes) -> str:
-        full = os.path.join(self.root, path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
-            f.write(data)
-        return full
+        return write_under(self.root, path, data)
 
     def known_hosts_line(self, key: asyncssh.SSHKey | None = None) -> str:
         """The line of a known_hosts file for this server (with another key when `key` is given)."""

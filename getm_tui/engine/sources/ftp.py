@@ -20,15 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from getm_tui.engine.errors import DownloadError, RemoteChanged
-from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.sources import ftp_client
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http import Probe
 from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
 from getm_tui.engine.sources.listing import RemoteEntry
-from getm_tui.engine.sources.remote import Login, StreamBody, login_of, stream_reply
-from getm_tui.engine.urls import name_from_url, redact
+from getm_tui.engine.sources.remote import Login, RemoteFile, RemoteSource, StreamBody, login_of, stream_reply
+from getm_tui.engine.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,11 @@ def path_of(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-@dataclass(frozen=True)
-class FTPTransport:
+@dataclass(frozen=True, repr=False)
+class FTPTransport(RemoteFile):
     """Opens ranges of one probed file, each over a control connection of its own (see base.Transport)."""
 
     server: Server
-    url: str
-    path: str
-    size: int | None
-    modified: str | None
-
-    def __repr__(self) -> str:
-        return f"FTPTransport({redact(self.url)!r})"
 
     def open(self, first: int, end: int | None, settings: HTTPSettings) -> Reply:
         shown = redact(self.url)
@@ -76,8 +68,7 @@ class FTPTransport:
             with ftp_client.errors(shown):
                 size = ftp_client.size_of(ftp, self.path)
                 modified = ftp_client.modified_of(ftp, self.path)
-                if (size, modified) != (self.size, self.modified):
-                    raise RemoteChanged("the remote file changed (another SIZE or MDTM)")
+                self.check(size, modified)
                 conn = ftp.transfercmd(f"RETR {self.path}", rest=first or None)
         except BaseException:
             ftp.close()
@@ -100,7 +91,7 @@ def _body(ftp: ftplib.FTP, conn: socket.socket, length: int | None) -> StreamBod
     return StreamBody(conn.recv_into, length, finish)
 
 
-class FTPSource:
+class FTPSource(RemoteSource):
     """ftp:// and ftps:// URLs as a Source; the HTTP session is not used."""
 
     def probe(
@@ -121,25 +112,8 @@ class FTPSource:
         except BaseException:
             ftp.close()
             raise
-        transport = FTPTransport(server, url, path, size, modified)
-        probe = Probe(
-            url=url,
-            status=200,
-            size=size,
-            ranges=ranges and size is not None,
-            etag=None,
-            last_modified=modified,
-            filename=sanitize_name(name_from_url(url)),
-            expected=[],
-            transport=transport,
-        )
+        probe = FTPTransport(url, path, size, modified, server).probe(ranges)
         return probe, stream_reply(url, _body(ftp, conn, size), ranged=False)
-
-    def open_range(
-        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
-    ) -> Reply:
-        assert probe.transport is not None
-        return probe.transport.open(first, end, settings)
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
         from getm_tui.engine.sources import ftp_listing

@@ -31,7 +31,7 @@ from typing import Any
 
 from getm_tui.engine.errors import DownloadError, Retryable, UsageError
 from getm_tui.engine.sources.http_session import HTTPSettings
-from getm_tui.engine.sources.remote import Login
+from getm_tui.engine.sources.remote import Login, connection_errors
 
 log = logging.getLogger(__name__)
 
@@ -159,28 +159,22 @@ def reply_of(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def errors(shown: str) -> Iterator[None]:
-    """ftplib's, ssl's and the socket's errors as the engine's, each naming the redacted URL `shown`."""
-    try:
-        yield
-    except ftplib.error_temp as e:
-        raise Retryable(f"FTP {reply_of(e)} from {shown}") from None
-    except ftplib.error_perm as e:
-        raise DownloadError(f"FTP {reply_of(e)} from {shown}") from None
-    except (ftplib.error_reply, ftplib.error_proto, EOFError) as e:
-        raise Retryable(f"FTP {reply_of(e)} from {shown}") from None
-    except ssl.SSLCertVerificationError as e:
-        why = e.verify_message or e.reason or "certificate verify failed"
-        raise DownloadError(
-            f"TLS certificate verification failed for {shown}: {why} (--insecure skips verification)"
-        ) from None
-    except socket.gaierror as e:
-        if e.errno == socket.EAI_AGAIN:
-            raise Retryable(f"cannot resolve host now ({shown})") from None
-        raise DownloadError(f"cannot resolve host of {shown}") from None
-    except TimeoutError:
-        raise Retryable(f"timed out ({shown})") from None
-    except OSError as e:
-        raise Retryable(f"{e.strerror or type(e).__name__} ({shown})") from None
+    """ftplib's and ssl's errors as the engine's (then the socket's: remote.connection_errors), each naming
+    the redacted URL `shown`."""
+    with connection_errors(shown):
+        try:
+            yield
+        except ftplib.error_temp as e:
+            raise Retryable(f"FTP {reply_of(e)} from {shown}") from None
+        except ftplib.error_perm as e:
+            raise DownloadError(f"FTP {reply_of(e)} from {shown}") from None
+        except (ftplib.error_reply, ftplib.error_proto) as e:
+            raise Retryable(f"FTP {reply_of(e)} from {shown}") from None
+        except ssl.SSLCertVerificationError as e:
+            why = e.verify_message or e.reason or "certificate verify failed"
+            raise DownloadError(
+                f"TLS certificate verification failed for {shown}: {why} (--insecure skips verification)"
+            ) from None
 
 
 def size_of(ftp: ftplib.FTP, path: str) -> int | None:

@@ -10,14 +10,18 @@ every message names the URL through `redact`).
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from getm_tui.engine.errors import UsageError
-from getm_tui.engine.sources.http_session import Reply
+from getm_tui.engine.errors import DownloadError, RemoteChanged, Retryable, UsageError
+from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.sources.http import Probe
+from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
 from getm_tui.engine.sources.listing import RemoteEntry
-from getm_tui.engine.urls import redact
+from getm_tui.engine.urls import name_from_url, redact
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,72 @@ def login_of(url: str, default_port: int) -> Login:
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     return Login(parts.hostname, parts.port or default_port, user, password)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One probed file of a server, as a transport reopens it: its URL, its path there, and the size and
+    modification time the probe found, which every part's connection checks again (what If-Range does)."""
+
+    url: str
+    path: str
+    size: int | None
+    modified: str | None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({redact(self.url)!r})"
+
+    def open(self, first: int, end: int | None, settings: HTTPSettings) -> Reply:
+        """Bytes [first, end) of the file over a connection of the scheme's (see base.Transport)."""
+        raise NotImplementedError
+
+    def probe(self, ranges: bool) -> Probe:
+        """What the probe found, with this file as the transport of its ranges."""
+        return Probe(
+            url=self.url,
+            status=200,
+            size=self.size,
+            ranges=ranges and self.size is not None,
+            etag=None,
+            last_modified=self.modified,
+            filename=sanitize_name(name_from_url(self.url)),
+            expected=[],
+            transport=self,
+        )
+
+    def check(self, size: int | None, modified: str | None) -> None:
+        """RemoteChanged unless the file still has the probe's size and modification time."""
+        if (size, modified) != (self.size, self.modified):
+            raise RemoteChanged("the remote file changed (another size or modification time)")
+
+
+@contextlib.contextmanager
+def connection_errors(shown: str) -> Iterator[None]:
+    """The socket's errors as the engine's, naming the redacted URL `shown`: a name that does not resolve
+    fails at once, the rest (refused, reset, timed out) is Retryable. Each scheme catches its own first."""
+    try:
+        yield
+    except socket.gaierror as e:
+        if e.errno == socket.EAI_AGAIN:
+            raise Retryable(f"cannot resolve host now ({shown})") from None
+        raise DownloadError(f"cannot resolve host of {shown}") from None
+    except TimeoutError:
+        raise Retryable(f"timed out ({shown})") from None
+    except EOFError:
+        raise Retryable(f"connection closed ({shown})") from None
+    except OSError as e:
+        raise Retryable(f"{e.strerror or str(e) or type(e).__name__} ({shown})") from None
+
+
+class RemoteSource:
+    """What the FTP and SFTP sources share: the HTTP session is not used, and a range is opened by the
+    probe's transport."""
+
+    def open_range(
+        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
+    ) -> Reply:
+        assert probe.transport is not None
+        return probe.transport.open(first, end, settings)
 
 
 class StreamBody:

@@ -18,16 +18,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from getm_tui.engine.errors import DownloadError, RemoteChanged
-from getm_tui.engine.files import sanitize_name
+from getm_tui.engine.errors import DownloadError
 from getm_tui.engine.sources import remote, sftp_client
 from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http import Probe
 from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
 from getm_tui.engine.sources.listing import RemoteEntry
-from getm_tui.engine.sources.remote import Entry, StreamBody, login_of, stream_reply
+from getm_tui.engine.sources.remote import (
+    Entry,
+    RemoteFile,
+    RemoteSource,
+    StreamBody,
+    login_of,
+    stream_reply,
+)
 from getm_tui.engine.sources.sftp_client import SSHServer
-from getm_tui.engine.urls import name_from_url, redact
+from getm_tui.engine.urls import redact
 
 if TYPE_CHECKING:
     import paramiko
@@ -60,18 +66,11 @@ def _validator(attrs: paramiko.SFTPAttributes) -> str | None:
     return None if attrs.st_mtime is None else str(int(attrs.st_mtime))
 
 
-@dataclass(frozen=True)
-class SFTPTransport:
+@dataclass(frozen=True, repr=False)
+class SFTPTransport(RemoteFile):
     """Opens ranges of one probed file, each over an SSH connection of its own (see base.Transport)."""
 
     server: SSHServer
-    url: str
-    path: str
-    size: int | None
-    modified: str | None
-
-    def __repr__(self) -> str:
-        return f"SFTPTransport({redact(self.url)!r})"
 
     def open(self, first: int, end: int | None, settings: HTTPSettings) -> Reply:
         shown = redact(self.url)
@@ -79,8 +78,7 @@ class SFTPTransport:
         try:
             with sftp_client.errors(shown):
                 attrs = sftp.stat(self.path)
-                if (attrs.st_size, _validator(attrs)) != (self.size, self.modified):
-                    raise RemoteChanged("the remote file changed (another size or mtime)")
+                self.check(attrs.st_size, _validator(attrs))
                 body = _body(client, sftp, self.path, first, end if end is not None else attrs.st_size)
         except BaseException:
             sftp_client.close(client, sftp)
@@ -125,7 +123,7 @@ def _body(
     return StreamBody(read, None if end is None else end - first, finish)
 
 
-class SFTPSource:
+class SFTPSource(RemoteSource):
     """sftp:// URLs as a Source; the HTTP session is not used."""
 
     def probe(
@@ -144,25 +142,8 @@ class SFTPSource:
         except BaseException:
             sftp_client.close(client, sftp)
             raise
-        modified = _validator(attrs)
-        probe = Probe(
-            url=url,
-            status=200,
-            size=attrs.st_size,
-            ranges=attrs.st_size is not None,
-            etag=None,
-            last_modified=modified,
-            filename=sanitize_name(name_from_url(url)),
-            expected=[],
-            transport=SFTPTransport(server, url, path, attrs.st_size, modified),
-        )
-        return probe, stream_reply(url, body, ranged=False)
-
-    def open_range(
-        self, session: Session, probe: Probe, first: int, end: int | None, settings: HTTPSettings
-    ) -> Reply:
-        assert probe.transport is not None
-        return probe.transport.open(first, end, settings)
+        transport = SFTPTransport(url, path, attrs.st_size, _validator(attrs), server)
+        return transport.probe(attrs.st_size is not None), stream_reply(url, body, ranged=False)
 
     def listing(self, url: str, settings: HTTPSettings, access: Access) -> Iterator[RemoteEntry]:
         return _walk(server_of(url, access), url, path_of(url), settings)

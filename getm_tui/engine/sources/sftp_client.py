@@ -20,14 +20,13 @@ import errno
 import getpass
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.engine.errors import DownloadError, Retryable, UsageError
 from getm_tui.engine.sources.http_session import HTTPSettings
-from getm_tui.engine.sources.remote import Login
+from getm_tui.engine.sources.remote import Login, connection_errors
 
 if TYPE_CHECKING:
     import paramiko
@@ -118,43 +117,34 @@ def connect(
 
 @contextlib.contextmanager
 def errors(shown: str) -> Iterator[None]:
-    """paramiko's, the SFTP server's and the socket's errors as the engine's, naming the redacted URL."""
+    """paramiko's and the SFTP server's errors as the engine's (then the socket's:
+    remote.connection_errors), naming the redacted URL `shown`."""
     import paramiko
 
-    try:
-        yield
-    except paramiko.BadHostKeyException:
-        raise DownloadError(
-            f"the host key of {shown} is not the one known_hosts lists: refused (if the server's key was "
-            "changed on purpose, remove its old line from known_hosts)"
-        ) from None
-    except paramiko.AuthenticationException:
-        raise DownloadError(f"SFTP login refused by {shown} (check the user, key or password)") from None
-    except paramiko.SSHException as e:
-        if "not found in known_hosts" in str(e):
+    with connection_errors(shown):
+        try:
+            yield
+        except paramiko.BadHostKeyException:
             raise DownloadError(
-                f"the host of {shown} is not in known_hosts: refused (sftp_host_keys = add accepts and "
-                "records it, or add it with ssh-keyscan)"
+                f"the host key of {shown} is not the one known_hosts lists: refused (if the server's key was "
+                "changed on purpose, remove its old line from known_hosts)"
             ) from None
-        raise Retryable(
-            f"SSH error from {shown}: {str(e).splitlines()[0][:200] if str(e) else 'closed'}"
-        ) from None
-    except socket.gaierror as e:
-        if e.errno == socket.EAI_AGAIN:
-            raise Retryable(f"cannot resolve host now ({shown})") from None
-        raise DownloadError(f"cannot resolve host of {shown}") from None
-    except FileNotFoundError:
-        raise DownloadError(f"no such file: {shown}") from None
-    except PermissionError:
-        raise DownloadError(f"permission denied: {shown}") from None
-    except TimeoutError:
-        raise Retryable(f"timed out ({shown})") from None
-    except EOFError:
-        raise Retryable(f"connection closed ({shown})") from None
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.EACCES):
-            raise DownloadError(f"{e.strerror}: {shown}") from None
-        raise Retryable(f"{e.strerror or str(e) or type(e).__name__} ({shown})") from None
+        except paramiko.AuthenticationException:
+            raise DownloadError(f"SFTP login refused by {shown} (check the user, key or password)") from None
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e):
+                raise DownloadError(
+                    f"the host of {shown} is not in known_hosts: refused (sftp_host_keys = add accepts and "
+                    "records it, or add it with ssh-keyscan)"
+                ) from None
+            line = str(e).splitlines()[0][:200] if str(e) else "connection closed"
+            raise Retryable(f"SSH error from {shown}: {line}") from None
+        except OSError as e:
+            if e.errno == errno.ENOENT or isinstance(e, FileNotFoundError):
+                raise DownloadError(f"no such file: {shown}") from None
+            if e.errno == errno.EACCES or isinstance(e, PermissionError):
+                raise DownloadError(f"permission denied: {shown}") from None
+            raise
 
 
 def close(client: paramiko.SSHClient, sftp: paramiko.SFTPClient | None) -> None:
