@@ -49,8 +49,9 @@ class Access:
     server with what the config says (the URL's user:password and ~/.netrc come first for FTP)."""
 
     anonymous: bool = False
-    # FTP over TLS when the URL is ftp://: "auto" asks AUTH TLS before a password is sent and goes on in
-    # plain text when the server refuses, "require" fails instead, "off" never asks (ftps:// is implicit TLS).
+    # FTP over TLS when the URL is ftp://: "auto" asks AUTH TLS before a user's password is sent and goes
+    # on in plain text when the server refuses (anonymous logins stay plain), "require" asks on every login
+    # and fails when refused, "off" never asks (ftps:// is implicit TLS). See sources/ftp_client.py.
     ftp_tls: str = "auto"
     # SFTP: a private key file (else the agent's keys and ~/.ssh's defaults), a password (else the URL's),
     # the known_hosts file, and what to do with a host it does not list: "reject", "accept" or "add".

@@ -11,6 +11,7 @@ A path is absolute as curl and lftp read sftp:// URLs; `/~/` at its start means 
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 from collections.abc import Iterator
@@ -47,9 +48,9 @@ def server_of(url: str, access: Access) -> SSHServer:
     login = login_of(url, 22)
     return SSHServer(
         login,
-        access.sftp_key_file,
+        os.path.expanduser(access.sftp_key_file) if access.sftp_key_file else "",
         login.password if login.password is not None else (access.sftp_password or None),
-        access.sftp_known_hosts,
+        os.path.expanduser(access.sftp_known_hosts),
         access.sftp_host_keys,
     )
 
