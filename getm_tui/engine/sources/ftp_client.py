@@ -51,7 +51,7 @@ class _Passive:
                 return ftplib.parse229(client.sendcmd("EPSV"), client.sock.getpeername())
             except ftplib.error_perm:
                 self._epsv_refused = True
-        host, port = ftplib.parse227(client.sendcmd("PASV"))
+        _host, port = ftplib.parse227(client.sendcmd("PASV"))
         # The address in a PASV reply may be a private one behind NAT, or another host altogether.
         return client.sock.getpeername()[0], port
 
