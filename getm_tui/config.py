@@ -113,6 +113,27 @@ class Settings:
 
     # A finished file is on disk (synced) before it counts as done; false is for scratch disks (README).
     sync: bool = True
+    # FTP and SFTP servers (engine/sources/base.py Access says what each means).
+    ftp_tls: str = "auto"  # explicit TLS on ftp://: "auto", "require" or "off" (ftps:// is implicit TLS)
+    sftp_key_file: str = ""  # a private key; "" uses the SSH agent's keys and ~/.ssh's usual files
+    sftp_password: str = ""  # used when the URL holds none; never shown
+    sftp_known_hosts: str = dataclasses.field(
+        default_factory=lambda: os.path.expanduser("~/.ssh/known_hosts")
+    )
+    sftp_host_keys: str = "reject"  # a host known_hosts does not list: "reject", "accept" or "add" it
+
+    def access(self, anonymous: bool = False) -> Any:
+        """How a download authenticates (buckets, FTP, SFTP) by these settings."""
+        from getm_tui.engine.sources.base import Access
+
+        return Access(
+            anonymous=anonymous,
+            ftp_tls=self.ftp_tls,
+            sftp_key_file=self.sftp_key_file,
+            sftp_password=self.sftp_password,
+            sftp_known_hosts=self.sftp_known_hosts,
+            sftp_host_keys=self.sftp_host_keys,
+        )
 
     def http(self) -> Any:
         from getm_tui.engine import HTTPSettings
@@ -127,6 +148,8 @@ class Settings:
 
 
 _SIZES = {"part_size", "rate_limit"}
+_CHOICES = {"ftp_tls": ("auto", "require", "off"), "sftp_host_keys": ("reject", "accept", "add")}
+_SECRETS = {"sftp_password"}  # taken as written (no ~ expansion) and never echoed
 _ADDRESSES = {"metrics"}
 
 
@@ -184,6 +207,14 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
                 raise ValueError("must be greater than 0")
         elif key == "queue":
             out = _queue_location(value)
+        elif key in _SECRETS:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            out = value
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {value!r}")
+            out = value
         else:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"expected a non-empty string, got {value!r}")

@@ -11,9 +11,11 @@ import pytest
 
 from tests.helpers.engine_util import no_leftovers
 from tests.helpers.faultserver import FaultServer
+from tests.helpers.ftpserver import FTPTestServer
 from tests.helpers.gcsserver import GCSServer, running_gcs
 from tests.helpers.postgres import PostgresServer
 from tests.helpers.s3server import S3Server, running_s3
+from tests.helpers.sftpserver import SFTPTestServer
 
 
 @pytest.fixture
@@ -64,3 +66,47 @@ def gcs_server() -> Iterator[GCSServer]:
     """gcp-storage-emulator with a fresh bucket, STORAGE_EMULATOR_HOST pointing at it, per module."""
     with running_gcs() as server:
         yield server
+
+
+@pytest.fixture
+def ftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPTestServer]:
+    """pyftpdlib on 127.0.0.1 serving an empty root (anonymous, and USER with PASSWORD), per test."""
+    server = FTPTestServer(str(tmp_path_factory.mktemp("ftp-root"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(CA file a client trusts, server certificate and key in one PEM file for 127.0.0.1), from trustme."""
+    import trustme
+
+    where = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(where / "ca.pem"))
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(where / "server.pem")
+    )
+    return str(where / "ca.pem"), str(where / "server.pem")
+
+
+@pytest.fixture(params=["explicit", "implicit"])
+def ftps_server(request: pytest.FixtureRequest, tmp_path_factory, tls_ca) -> Iterator[FTPTestServer]:
+    """pyftpdlib with TLS: explicit (AUTH TLS on ftp://) and implicit (ftps://), one test each."""
+    server = FTPTestServer(str(tmp_path_factory.mktemp("ftps-root")), request.param, tls_ca[1]).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SFTPTestServer]:
+    """asyncssh's SFTP server on 127.0.0.1 (USER by PASSWORD or by its client key), per test."""
+    server = SFTPTestServer(str(tmp_path_factory.mktemp("sftp-root"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()

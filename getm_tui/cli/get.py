@@ -39,7 +39,6 @@ def cmd_get(args: argparse.Namespace) -> int:
         download,
     )
     from getm_tui.engine.checksum import expected_from
-    from getm_tui.engine.sources.base import Access
     from getm_tui.engine.urls import redact, validate
 
     settings = settings_from(args)
@@ -53,7 +52,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     options = settings.engine_options(
         rate_limit=settings.rate_limit or None,
-        access=Access(anonymous=bool(getattr(args, "anonymous", False))),
+        access=settings.access(anonymous=bool(getattr(args, "anonymous", False))),
         sync="here" if settings.sync else "off",
     )
     display = _GetDisplay(redact(url), quiet=args.quiet)

@@ -194,7 +194,11 @@ def _add_queue_verbs(
     )
     _add_anonymous(add)
     add.add_argument(
-        "-r", "--recursive", action="store_true", help="an s3:// or gs:// URL is a prefix: queue every object"
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="list the URL and queue every file under it: an s3:// or gs:// prefix, an ftp(s):// or sftp://"
+        " directory (also said by a trailing slash), an http(s):// index page",
     )
     add.add_argument("--include", action="append", metavar="GLOB", help="of a prefix, only paths matching")
     add.add_argument(

@@ -23,10 +23,10 @@ def add_prefixes(
 ) -> int:
     """List each prefix and queue its objects; one line per prefix on stderr with what came of it."""
     from getm_tui.engine.errors import EngineError
-    from getm_tui.engine.sources.base import Access
+    from getm_tui.engine.urls import redact
 
     settings = settings_from(args)
-    access = Access(anonymous=bool(getattr(args, "anonymous", False)))
+    access = settings.access(anonymous=bool(getattr(args, "anonymous", False)))
     filters = Filters(tuple(args.include or ()), tuple(args.exclude or ()))
 
     def added(ids: list[int]) -> None:
@@ -41,8 +41,8 @@ def add_prefixes(
         try:
             counts = queue_prefix(q, url, settings.http(), access, directory, filters, shared, refused, added)
         except EngineError as e:
-            warn(f"{e} (listing {url} stopped; what was listed before it is queued)")
+            warn(f"{e} (listing {redact(url)} stopped; what was listed before it is queued)")
             code = EXIT_FAILED
         sys.stdout.flush()
-        warn(f"{url}: {counts.describe()}")
+        warn(f"{redact(url)}: {counts.describe()}")
     return code

@@ -24,7 +24,7 @@ from multiprocessing import reduction
 
 from getm_tui.engine import urls
 from getm_tui.engine.crc import crc32c
-from getm_tui.engine.errors import DownloadError, Retryable
+from getm_tui.engine.errors import DownloadError, RemoteChanged, Retryable
 from getm_tui.engine.messages import (
     Attach,
     Cancel,
@@ -152,6 +152,8 @@ class _Worker:
             self.conn.send(Stopped(tid, self._last, self._crc))
         except Retryable as e:
             self._fail(tid, "retry", str(e), e.retry_after)
+        except RemoteChanged as e:  # a transport of its own found another size or modification time
+            self._fail(tid, "changed", str(e))
         except DownloadError as e:
             # An HTTPStatusError, or what http.get refuses for good (a TLS failure, a redirect loop or an
             # https -> http redirect met by a part's request): fail the job with that line, not the worker.
@@ -172,6 +174,9 @@ class _Worker:
         self.conn.send(Failed(tid, self._last, self._crc, fault, message, retry_after))
 
     def _open(self, task: Task) -> Reply:
+        if task.transport is not None:
+            first = task.range_first if task.range_first is not None else 0
+            return task.transport.open(first, task.range_end, task.http or self.settings)
         headers = dict(task.headers)
         resp = http.get(self.session, task.url, task.http or self.settings, headers, task.signer)
         if task.range_first is not None and not http.answers_range(resp, task.range_first, task.range_end):

@@ -1,8 +1,8 @@
 """Fetching a file in the calling process, over one connection: small files, and `concurrency=None`.
 
 No worker process and no shared memory: the probe's own response is read on into a reused buffer, written,
-crc32c'd and hashed as it comes. After a fault the rest is asked for with a range request (`get_from`),
-which urlopen's Reader uses too.
+crc32c'd and hashed as it comes. After a fault the rest is asked for with a range request (`http.open_from`),
+which urlopen's Reader uses too; a source with a transport of its own (FTP, SFTP) opens it its way.
 """
 
 from __future__ import annotations
@@ -22,18 +22,12 @@ from getm_tui.engine.result import Transferred
 from getm_tui.engine.sink import FileSink
 from getm_tui.engine.sources import http
 from getm_tui.engine.sources.http import Probe
-from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session, connection_errors
+from getm_tui.engine.sources.http_session import Reply, Session, connection_errors
 
 READ_CHUNK = 1024 * 1024
 # Files no larger than this are read from the probe's response in the calling process, whatever the
 # concurrency: one request, no processes, which is what a queue of many small files needs.
 INLINE_LIMIT = plan.MIN_PART
-
-
-def get_from(session: Session, probe: Probe, settings: HTTPSettings, pos: int) -> Reply:
-    """A GET of the file from byte `pos` on, after a fault cut the last one short. Raises RemoteChanged
-    when the file changed since the probe (the whole file came back), Retryable when other bytes did."""
-    return http.open_range(session, probe, pos, None, settings)
 
 
 def fetch_inline(
@@ -84,13 +78,10 @@ def fetch_inline(
     while True:
         try:
             if current is None:
-                if p.done and probe.ranges:
-                    current = get_from(session, probe, opts.http, p.done)
-                else:
-                    if p.done:
-                        p.done = p.crc = failed_at = 0
-                        verifier.reset()
-                    current = http.get(session, probe.url, opts.http, signer=probe.signer)
+                if p.done and not probe.ranges:
+                    p.done = p.crc = failed_at = 0
+                    verifier.reset()
+                current = http.open_from(session, probe, opts.http, p.done)
             readinto = http.body_reader(current)
             while size is None or p.done < size:
                 if cancel is not None and cancel.is_set():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from getm_tui.engine.sources.base import Signer
+from getm_tui.engine.sources.base import Signer, Transport
 from getm_tui.engine.sources.http_session import HTTPSettings
 
 
@@ -44,6 +44,8 @@ class Task:
     crc: int = 0
     # Signs the request when the worker sends it (a bucket's credentials, pickled with the task: memory only).
     signer: Signer | None = None
+    # Opens the range over a scheme's own connections (FTP, SFTP) instead of an HTTP GET of `url`.
+    transport: Transport | None = None
 
     @property
     def range_end(self) -> int | None:

@@ -13,7 +13,7 @@ from getm_tui.engine import retry
 from getm_tui.engine.checksum import ChecksumArg, Outcome, expected_from, verdict, verifier_for
 from getm_tui.engine.crc import whole_crc
 from getm_tui.engine.errors import DownloadError, IntegrityError, RemoteChanged, Retryable, UsageError
-from getm_tui.engine.inline import INLINE_LIMIT, READ_CHUNK, get_from
+from getm_tui.engine.inline import INLINE_LIMIT, READ_CHUNK
 from getm_tui.engine.options import UNSET, NotGiven, Options, with_keywords
 from getm_tui.engine.parallel import start_transfer
 from getm_tui.engine.sources import http, source_for
@@ -127,12 +127,10 @@ class Reader:
 
     def _reopen(self) -> Reply:
         """A request for the rest of the body after a fault; bytes already handed out cannot be taken back."""
-        if not self._pos:
-            return http.get(self.session, self.probe.url, self.opts.http, signer=self.probe.signer)
-        if not self.probe.ranges:
+        if self._pos and not self.probe.ranges:
             raise DownloadError(f"connection lost after {self._pos} bytes and the server cannot resume")
         try:
-            return get_from(self.session, self.probe, self.opts.http, self._pos)
+            return http.open_from(self.session, self.probe, self.opts.http, self._pos)
         except RemoteChanged:
             raise DownloadError("the remote file changed while it was being read") from None
 

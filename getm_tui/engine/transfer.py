@@ -15,6 +15,7 @@ feeds its hashers; planning a transfer and driving it to its end is parallel.py.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -92,7 +93,7 @@ class Transfer:
         self.started = time.monotonic()
         self._unsaved = 0
         self._saved_at = time.monotonic()
-        self._next_task = 1
+        self._task_ids = itertools.count(1)
         self._closed = False
         self._lent: Part | None = None  # the part of the bytes next_in_order handed out
         self.ordered = verifier.ordered or sink is None
@@ -205,10 +206,8 @@ class Transfer:
         if probe.ranges and (not self.stream or p.done):
             range_first = p.start + p.done
             headers = tuple(range_headers(range_first, p.end, probe.validator).items())
-        task_id = self._next_task
-        self._next_task += 1
         return Task(
-            task_id=task_id,
+            task_id=next(self._task_ids),
             block_id=self.block_id,
             url=probe.url,
             headers=headers,
@@ -225,6 +224,7 @@ class Transfer:
             http=self.http,
             crc=p.crc,
             signer=probe.signer,
+            transport=probe.transport,
         )
 
     def _restart_stream(self, p: Part) -> None:

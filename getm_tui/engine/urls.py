@@ -14,7 +14,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from getm_tui.engine.errors import UsageError
 
-SCHEMES = ("http", "https", "file", "s3", "gs")
+SCHEMES = ("http", "https", "file", "s3", "gs", "ftp", "ftps", "sftp")
+# The schemes with connections of their own: a host is required, and a user:password may come with it.
+REMOTE_SCHEMES = ("ftp", "ftps", "sftp")
 # A character at a time in Python, this check cost more than the rest of a queued small file's checks: a
 # signed URL is a kilobyte long.
 _BLANK_OR_CONTROL = re.compile(r"[\x00-\x20]")
@@ -42,7 +44,7 @@ def validate(url: str) -> str:
         if not scheme:
             raise UsageError(f"malformed URL (no scheme; expected one of {known}): {shown!r}")
         raise UsageError(f"unsupported URL scheme {scheme!r} (expected one of {known}): {shown!r}")
-    if scheme in ("http", "https") and not parts.hostname:
+    if scheme in ("http", "https", *REMOTE_SCHEMES) and not parts.hostname:
         raise UsageError(f"malformed URL (no host): {redact(url)!r}")
     if scheme == "file" and not parts.path:
         raise UsageError(f"malformed URL (no path): {redact(url)!r}")

@@ -112,8 +112,8 @@ class WorkerPool:
         return handles
 
     def _send_ahead(self, task: Task) -> Session | None:
-        if task.signer is not None:
-            return None  # a bucket's request is signed by the worker, as it sends it
+        if task.signer is not None or task.transport is not None:
+            return None  # a bucket's request is signed by the worker as it sends it; FTP, SFTP are not HTTP
         session = fetch.worker_session(self.settings)
         try:
             if session.send_ahead(task.url, dict(task.headers), task.http or self.settings):

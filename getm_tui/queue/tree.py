@@ -128,12 +128,16 @@ def queue_tree(
 
 
 def is_prefix(url: str, recursive: bool) -> bool:
-    """Whether a validated URL names a bucket prefix to list: s3:// or gs:// with a trailing slash, no
-    key at all, or --recursive."""
+    """Whether a validated URL names a tree to list: an s3:// or gs:// prefix (a trailing slash, no key at
+    all, or --recursive), an FTP or SFTP directory (a trailing slash or --recursive), an HTTP index page
+    (--recursive only: a URL ending in a slash is as often a page of its own)."""
     scheme, _, rest = url.partition("://")
-    if scheme.lower() not in ("s3", "gs"):
-        return False
-    return recursive or rest.endswith("/") or "/" not in rest
+    scheme = scheme.lower()
+    if scheme in ("s3", "gs"):
+        return recursive or rest.endswith("/") or "/" not in rest
+    if scheme in ("ftp", "ftps", "sftp"):
+        return recursive or rest.endswith("/")
+    return recursive and scheme in ("http", "https")
 
 
 def queue_prefix(

@@ -31,7 +31,6 @@ from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusErro
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
 from getm_tui.engine.options import Sync
-from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
@@ -323,7 +322,7 @@ class _Host:
             concurrency=hj.control.concurrency,
             rate_limit=hj.control.rate_limit,
             http=http_settings,
-            access=Access(anonymous=bool(job.info.get("anonymous"))),
+            access=self.settings.access(anonymous=bool(job.info.get("anonymous"))),
             sync=sync,
             overwrite=bool(job.info.get("overwrite")),  # a mirror's job replaces the older copy
             budget=self.budget,

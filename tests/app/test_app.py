@@ -113,7 +113,7 @@ def test_add_dialog_validation_shows_errors_in_the_dialog(env, tmp_path):
         await attempt("enter-in-urls", "", "enter at least one URL")
         await attempt("enter-in-urls", "   \n# only a comment\n", "enter at least one URL")
         await attempt("enter-in-urls", "example.org/file.bin", "no scheme")
-        await attempt("enter-in-input", "ftp://example.org/f", "unsupported URL scheme 'ftp'")
+        await attempt("enter-in-input", "gopher://example.org/f", "unsupported URL scheme 'gopher'")
         await attempt("ctrl+s", f"{url}\nhttp://", "(no host)")
         await attempt("ctrl+s", f"{url}\nhttp://a b", "line 2")
         await attempt("ctrl+s", url, "directory does not exist", dir=str(tmp_path / "missing"))

@@ -45,7 +45,7 @@ def test_an_expired_job_gets_a_new_url_in_the_app_and_completes(env: Env):
         field = dialog.query_one("#new-url-input", Input)
         assert field.password  # a signed URL is a credential: not shown as typed
         assert text_of(dialog.query_one("#new-url-old", Static)).endswith("/renew.bin?***")
-        field.value = "ftp://elsewhere/renew.bin"
+        field.value = "gopher://elsewhere/renew.bin"
         await pilot.press("enter")
         error = dialog.query_one("#new-url-error", Static)
         await until(pilot, lambda: "unsupported URL scheme" in text_of(error), "the URL refused")

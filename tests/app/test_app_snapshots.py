@@ -227,7 +227,7 @@ def test_add_dialog_with_error(snap_compare, tmp_path, theme):
         await feed(pilot)
         await pilot.press("a")
         dialog = await wait_for_screen(pilot, AddDialog)
-        await pilot.press(*"ftp:/nowhere")
+        await pilot.press(*"gopher:/nowhere")
         await pilot.press("enter")
         await pilot.pause()
         assert str(dialog.query_one("#add-error").render()).startswith("✗")

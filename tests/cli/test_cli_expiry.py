@@ -43,7 +43,7 @@ def test_an_expired_job_resumes_under_a_new_url_of_the_same_object(fault_server:
         assert failed.state == "failed" and failed.bytes_done >= MiB
         kept = failed.bytes_done
 
-    refused = cli(data_dir, "retry", str(job_id), "--url", "ftp://nowhere/x")
+    refused = cli(data_dir, "retry", str(job_id), "--url", "gopher://nowhere/x")
     assert refused.returncode == 2 and "unsupported URL scheme" in refused.stderr
     res.configure(deny_after_requests=None)
     asked_before = len(res.requests)

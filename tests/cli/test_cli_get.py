@@ -71,7 +71,7 @@ def test_secrets_in_urls_never_printed(fault_server, tmp_path):
     ("args", "needle"),
     [
         (["get", "not a url"], "malformed URL"),
-        (["get", "ftp://example.com/x"], "unsupported URL scheme"),
+        (["get", "gopher://example.com/x"], "unsupported URL scheme"),
         (["get", "http://127.0.0.1:9/x", "--checksum", "whirlpool:00"], "unknown checksum algorithm"),
         (["get", "http://127.0.0.1:9/x", "--checksum", "md5:xyz"], "md5"),
         (["get", "http://127.0.0.1:9/x", "-o", "/nonexistent-dir/sub/"], "directory does not exist"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from getm_tui.config import ConfigError, Settings, load, parse_size
@@ -57,3 +59,29 @@ def test_parse_size():
     assert parse_size(1000) == 1000 and parse_size("1.5G") == 3 << 29
     with pytest.raises(ValueError):
         parse_size("-3")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ftp_tls", "sometimes", "ftp_tls: expected one of auto, require, off"),
+        ("sftp_host_keys", "trust", "sftp_host_keys: expected one of reject, accept, add"),
+    ],
+)
+def test_remote_access_choices(tmp_path, key, value, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"{key} = '{value}'\n")
+    with pytest.raises(ConfigError, match=message):
+        load(str(cfg), environ={})
+
+
+def test_remote_access_settings_reach_the_engine(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        "ftp_tls = 'require'\nsftp_password = '~secret'\nsftp_key_file = '~/k'\nsftp_host_keys = 'add'\n"
+    )
+    access = load(str(cfg), environ={}).access(anonymous=True)
+    assert (access.anonymous, access.ftp_tls, access.sftp_host_keys) == (True, "require", "add")
+    assert access.sftp_password == "~secret"  # taken as written
+    assert access.sftp_key_file == os.path.expanduser("~/k")
+    assert "secret" not in repr(access)

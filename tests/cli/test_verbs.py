@@ -93,9 +93,9 @@ def test_add_defaults_to_the_download_dir_and_stores_it_absolute(env):
 
 
 def test_one_bad_url_queues_nothing(env):
-    out = run(env, "add", "https://example.org/a", "ftp://example.org/b", "https://example.org/c")
+    out = run(env, "add", "https://example.org/a", "gopher://example.org/b", "https://example.org/c")
     assert out.returncode == 2 and out.stdout == ""
-    assert "ftp://example.org/b" in one_line(out)
+    assert "gopher://example.org/b" in one_line(out)
     assert jobs(env) == []
 
 
@@ -250,7 +250,7 @@ def test_add_input_checks_every_url_whatever_its_host(env):
     listing.write_text("\n".join(good) + "\n")
     assert len(add(env, "-i", str(listing))) == len(good)
     assert [j.url for j in jobs(env)] == good
-    for bad in ("https://a.example:99999/9", "https://a.example:x/10", "ftp://a.example/11", "http:///12"):
+    for bad in ("https://a.example:99999/9", "https://a.example:x/10", "gopher://a.example/11", "http:///12"):
         listing.write_text(f"https://a.example/ok\n{bad}\n")
         out = run(env, "add", "-i", str(listing))
         assert out.returncode == 2 and "(line 2 of" in one_line(out), (bad, out.stderr)

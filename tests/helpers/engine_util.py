@@ -25,3 +25,12 @@ def no_leftovers() -> Iterator[None]:
 def read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def write_under(root: str, path: str, data: bytes) -> str:
+    """`data` written at `path` under `root` (a test server's directory), with its directories; its path."""
+    full = os.path.join(root, path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "wb") as f:
+        f.write(data)
+    return full

@@ -1,6 +1,7 @@
 """Where bytes come from: one module per URL scheme.
 
-`http` (with `http_session` and `http_direct` under it) serves http and https, `file` serves file://. What
+`http` (with `http_session` and `http_direct` under it) serves http and https, `file` serves file://,
+`ftp` ftp:// and ftps://, `sftp` sftp:// (paramiko, imported for such URLs only). What
 each scheme is asked for is the same: probe a URL (size, validator, advertised checksums, a file name) and
 open a byte range of it; listing a prefix comes with the schemes that have prefixes (s3, gs, ftp, sftp).
 """
@@ -13,9 +14,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from getm_tui.engine.sources.source import Source
 
-# The module serving each scheme, imported on first use: `get https://...` never loads botocore or
-# google-auth. http(s) is http.py's probe and ranges with index_page.py's listing of directory pages.
-_MODULES = {"http": "index_page", "https": "index_page", "s3": "s3", "gs": "gcs"}
+# The module serving each scheme, imported on first use: `get https://...` never loads botocore,
+# google-auth or paramiko. http(s) is http.py's probe and ranges with index_page.py's listing of directory
+# pages.
+_MODULES = {
+    "http": "index_page",
+    "https": "index_page",
+    "s3": "s3",
+    "gs": "gcs",
+    "ftp": "ftp",
+    "ftps": "ftp",
+    "sftp": "sftp",
+}
 BUCKET_SCHEMES = ("s3", "gs")
 
 

@@ -15,8 +15,11 @@ to expire), so each part's requests are signed with credentials that are current
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from getm_tui.engine.sources.http_session import HTTPSettings, Reply
 
 
 class Signer(Protocol):
@@ -27,9 +30,32 @@ class Signer(Protocol):
         ...
 
 
+class Transport(Protocol):
+    """Opens byte ranges of one probed file over a scheme's own connections (FTP, SFTP), in whichever
+    process a part is fetched: it travels pickled inside each task, like a Signer, credentials included
+    (memory only; its repr shows none of them). A Reply it returns reads its body with `raw.readinto`.
+    """
+
+    def open(self, first: int, end: int | None, settings: HTTPSettings) -> Reply:
+        """Bytes [first, end) of the file (to its end when None); RemoteChanged when the file's size or
+        modification time is no longer the probe's."""
+        ...
+
+
 @dataclass(frozen=True)
 class Access:
-    """How a download authenticates to a bucket: with the cloud's standard credential chain, or not at
-    all (`anonymous`: public buckets, and what happens when no credentials exist)."""
+    """How a download authenticates: to a bucket with the cloud's standard credential chain, or not at
+    all (`anonymous`: public buckets, and what happens when no credentials exist); to an FTP or SFTP
+    server with what the config says (the URL's user:password and ~/.netrc come first for FTP)."""
 
     anonymous: bool = False
+    # FTP over TLS when the URL is ftp://: "auto" asks AUTH TLS before a user's password is sent and goes
+    # on in plain text when the server refuses (anonymous logins stay plain), "require" asks on every login
+    # and fails when refused, "off" never asks (ftps:// is implicit TLS). See sources/ftp_client.py.
+    ftp_tls: str = "auto"
+    # SFTP: a private key file (else the agent's keys and ~/.ssh's defaults), a password (else the URL's),
+    # the known_hosts file, and what to do with a host it does not list: "reject", "accept" or "add".
+    sftp_key_file: str = ""
+    sftp_password: str = field(default="", repr=False)
+    sftp_known_hosts: str = "~/.ssh/known_hosts"
+    sftp_host_keys: str = "reject"

@@ -33,7 +33,7 @@ from getm_tui.engine.errors import (
 )
 from getm_tui.engine.files import sanitize_name
 from getm_tui.engine.sources import http_session
-from getm_tui.engine.sources.base import Access, Signer
+from getm_tui.engine.sources.base import Access, Signer, Transport
 from getm_tui.engine.sources.http_session import HTTPSettings, Reply, Session
 from getm_tui.engine.urls import name_from_url, redact
 
@@ -78,6 +78,8 @@ class Probe:
     chunked: bool = False
     # What authorizes each request for the bytes (a bucket's credentials); None for a plain URL.
     signer: Signer | None = None
+    # What opens the file's ranges when it is not HTTP (FTP, SFTP); None for the HTTP transport.
+    transport: Transport | None = None
 
     @property
     def validator(self) -> str | None:
@@ -225,6 +227,17 @@ def open_range(session: Session, probe: Probe, first: int, end: int | None, sett
     if not answers_range(resp, first, end):
         raise RemoteChanged("the remote file changed (range answered with the whole file)")
     return resp
+
+
+def open_from(session: Session, probe: Probe, settings: HTTPSettings, first: int) -> Reply:
+    """The file from byte `first` on over the probe's transport: the whole file again when `first` is 0
+    (a plain GET over HTTP, which works whether or not the server does ranges), else a range request.
+    Raises RemoteChanged when the file changed since the probe."""
+    if probe.transport is not None:
+        return probe.transport.open(first, None, settings)
+    if not first:
+        return get(session, probe.url, settings, signer=probe.signer)
+    return open_range(session, probe, first, None, settings)
 
 
 class HTTPSource:

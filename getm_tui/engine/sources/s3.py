@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -36,6 +37,10 @@ from getm_tui.engine.sources.listing import RemoteEntry, relative_to
 log = logging.getLogger(__name__)
 # botocore's signer logs each canonical request at debug level, session token included: never shown.
 logging.getLogger("botocore.auth").setLevel(logging.INFO)
+# botocore loads urllib3's pyOpenSSL support whenever pyOpenSSL is installed (the FTPS test server needs
+# it), and pyOpenSSL's import warns that cryptography deprecates DSA: a line on stderr of every s3://
+# command, about nothing used here.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"OpenSSL\.")
 
 # S3's additional checksums, by header.
 _CHECKSUM_HEADERS = {
