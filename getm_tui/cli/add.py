@@ -226,6 +226,9 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
         spec: JobSpec = {"url": url, **shared}  # type: ignore[typeddict-item]
         if expected:
             spec["checksums"] = [f"{x.algorithm}:{x.value}" for x in expected]
+            if {x.source for x in expected} != {"user"} and len({x.source for x in expected}) == 1:
+                # all from one sums file: a mismatch names it rather than "user"
+                spec["info"] = {**(shared["info"] or {}), "checksums_from": expected[0].source}
         yield spec
     if sums:
         files = ", ".join(s.source for s in sums)

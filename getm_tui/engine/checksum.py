@@ -100,8 +100,9 @@ class Outcome:
     detail: str = ""
 
 
-def parse_user_checksum(text: str) -> Expected:
-    """Parse a user's `ALGO:HEX` (e.g. `sha256:ab12...`); the algorithm is case-insensitive."""
+def parse_user_checksum(text: str, source: str = "user") -> Expected:
+    """Parse a user's `ALGO:HEX` (e.g. `sha256:ab12...`); the algorithm is case-insensitive. `source` names
+    where the user took it from when that was a published sums file, for the line a mismatch gives."""
     spec = text.strip()
     algo, sep, value = spec.partition(":")
     algo = algo.strip().lower()
@@ -120,13 +121,13 @@ def parse_user_checksum(text: str) -> Expected:
     want = 2 * DIGEST_BYTES[algo]
     if len(value) != want:
         raise ChecksumSpecError(f"{algo} checksum must be {want} hex digits, got {len(value)}")
-    return Expected(algo, value.lower(), "user")
+    return Expected(algo, value.lower(), source)
 
 
 ChecksumArg = str | Expected | Sequence[str | Expected] | None
 
 
-def expected_from(arg: ChecksumArg) -> list[Expected]:
+def expected_from(arg: ChecksumArg, source: str = "user") -> list[Expected]:
     """User checksums from `ALGO:HEX` strings (raising UsageError) or ready Expected values.
 
     Here rather than beside download(): `getm-tui add` checks checksums without loading requests."""
@@ -139,7 +140,7 @@ def expected_from(arg: ChecksumArg) -> list[Expected]:
             out.append(item)
         else:
             try:
-                out.append(parse_user_checksum(item))
+                out.append(parse_user_checksum(item, source))
             except ChecksumSpecError as e:
                 raise UsageError(str(e)) from None
     return out

@@ -146,4 +146,5 @@ def _job(
     if published:
         result.checksummed += 1
         job["checksums"] = [f"{e.algorithm}:{e.value}" for e in published]
+        info["checksums_from"] = published[0].source  # named by the line a mismatch gives
     return job

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, control, download, expiry
+from getm_tui.engine.checksum import expected_from
 from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusError, NoSpaceError, UsageError
 from getm_tui.engine.fetch import drop_inherited_sockets
 from getm_tui.engine.forking import fork_is_safe
@@ -351,7 +352,7 @@ class _Host:
                 job.url,
                 target,
                 concurrency=hj.control.concurrency,
-                checksum=job.checksums,
+                checksum=expected_from(job.checksums, job.info.get("checksums_from") or "user"),
                 options=options,
                 progress=on_progress,
                 cancel=hj.cancel,

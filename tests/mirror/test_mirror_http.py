@@ -108,7 +108,8 @@ def test_a_wrong_published_sum_fails_its_job(tree_server, tmp_path: Path) -> Non
     by_name = {j["name"]: j for j in jobs(data)}
     assert by_name["good.bin"]["verdict"] == "verified"
     assert by_name["bad.bin"]["state"] == by_name["plain.bin"]["state"] == "failed"
-    assert "mismatch" in by_name["bad.bin"]["error"]
+    assert "mismatch" in by_name["bad.bin"]["error"] and "md5 from MD5SUMS" in by_name["bad.bin"]["error"]
+    assert "sha256 from plain.bin.sha256" in by_name["plain.bin"]["error"]
     assert not (dest / "bad.bin").exists() and not (dest / "plain.bin").exists()
 
 

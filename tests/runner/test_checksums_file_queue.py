@@ -43,7 +43,9 @@ def test_listed_urls_are_verified_and_unlisted_ones_still_run(fault_server, tmp_
         "unverified",
         "verified",
     ]
-    assert done[ids["wrong.bin"]]["error"].startswith("checksum mismatch for wrong.bin: sha256")
+    assert done[ids["wrong.bin"]]["error"].startswith(
+        "checksum mismatch for wrong.bin: sha256 from SHA256SUMS"
+    )
     assert sorted(os.listdir(out)) == ["big.bin", "free.bin", "good.bin"]
 
 
