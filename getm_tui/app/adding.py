@@ -39,13 +39,12 @@ def add_request(app: GetmApp, request: AddRequest) -> None:
 
 def _add_prefix(app: GetmApp, q: JobQueue, url: str, request: AddRequest) -> None:
     from getm_tui.engine.errors import EngineError
-    from getm_tui.engine.sources.base import Access
     from getm_tui.queue.tree import Filters, TreeCounts, queue_prefix
 
     def refused(e: UnsafeName) -> None:
         app.call_from_thread(app.notify, str(e).translate(_CONTROLS), severity="warning")
 
-    access = Access(anonymous=bool((request.shared.get("info") or {}).get("anonymous")))
+    access = app.settings.access(anonymous=bool((request.shared.get("info") or {}).get("anonymous")))
     counts = TreeCounts()
     app.call_from_thread(app.notify, f"listing {url} ...", timeout=3)
     try:

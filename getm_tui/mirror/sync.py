@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from getm_tui.config import Settings
 from getm_tui.engine.errors import UsageError
-from getm_tui.engine.sources.base import Access
 from getm_tui.engine.sources.listing import RemoteEntry, UnsafeName, local_path
 from getm_tui.mirror import compare, prune
 from getm_tui.mirror.selection import Selection
@@ -69,7 +68,7 @@ def run_pass(
 
     result = PassResult()
     selection = Selection(spec)
-    access = Access(anonymous=spec.anonymous)
+    access = settings.access(anonymous=spec.anonymous)
     destination = os.path.abspath(spec.destination)
     found: list[tuple[str, RemoteEntry]] = []
     sums: list[RemoteEntry] = []
