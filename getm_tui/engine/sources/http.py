@@ -81,6 +81,10 @@ class Probe:
     # What opens the file's ranges when it is not HTTP (FTP, SFTP); None for the HTTP transport.
     transport: Transport | None = None
 
+    def __repr__(self) -> str:
+        """Without the URL's password or signed query, nor the headers (a Set-Cookie): a repr reaches logs."""
+        return f"Probe({redact(self.url)!r}, status={self.status}, size={self.size}, ranges={self.ranges})"
+
     @property
     def validator(self) -> str | None:
         """The If-Range value: a strong ETag, else Last-Modified (weak ETags may not be used there)."""
