@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue as _queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue.errors import QueueError, QueueUnreachable
@@ -67,6 +67,14 @@ def after_commit(sup: Supervisor, host: JobHost, msg: H.ToHost) -> None:
         host.send(msg)
     else:
         sup._held.append((host, msg))
+
+
+def when_committed(sup: Supervisor, then: Callable[[], None]) -> None:
+    """Call `then` once the turn's transaction is committed (now, outside a turn)."""
+    if sup._held is None:
+        then()
+    else:
+        sup._held.append((None, then))
 
 
 def wait_hosts(sup: Supervisor, timeout: float, others: list[Any] | None = None) -> list[Any]:

@@ -310,6 +310,8 @@ class _Host:
             log.warning("TLS certificate verification is off for this job (added with --insecure)")
         # Synced by the supervisor with other finished files (group commit), unless sync is off for the
         # queue or for this job (`add --no-sync`).
+        # The group commit also moves the file to its name (after its finished record is written), so
+        # this thread goes on to its next job without waiting for the supervisor.
         sync: Sync = "caller" if self.settings.sync and not job.info.get("no_sync") else "off"
         options = self.settings.engine_options(
             concurrency=hj.control.concurrency,
@@ -317,6 +319,7 @@ class _Host:
             http=http_settings,
             access=Access(anonymous=bool(job.info.get("anonymous"))),
             sync=sync,
+            commit="caller" if sync == "caller" else "here",
         )
 
         def on_probe(probe: Any, path: str) -> None:
@@ -350,7 +353,7 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
-            end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller")
+            end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller", pending=result.pending)
         except Cancelled:
             end = H.End(job.id, "cancelled", None)
         except IntegrityError as e:

@@ -64,6 +64,7 @@ from getm_tui.runner.hostio import (
     stopped,
     turn,
     wait_hosts,
+    when_committed,
 )
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.operations import Operations, OperationsError
@@ -366,9 +367,22 @@ class Supervisor:
             if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
                 r.host, r.committing = None, True  # its host is done with it; its slot is free
                 self._reconciled = 0.0
-                self._commits.add(r.job_id, msg.payload, msg.payload.path)
+                self._to_commit(r, msg.payload, msg.pending)
             else:
                 self._ended(r, msg.kind, msg.payload, msg.reason)
+
+    def _to_commit(self, r: Running, payload: Finished, pending: dict[str, Any] | None) -> None:
+        """Hand a finished file to the group commit; one still at its partial name only once its finished
+        record is committed (the record comes first, then the name: engine.api._attempt's order)."""
+        if pending is None:
+            self._commits.add(r.job_id, payload, payload.path)
+            return
+        self.q.save_resume(r.job_id, pending)
+        if self.fleet and not self.q.holds(r.job_id):
+            lost(self, r)  # the file is the new holder's to finish: it stays at its partial name
+            self._ended(r, "cancelled", None)
+            return
+        when_committed(self, lambda: self._commits.add(r.job_id, payload, payload.path, move=True))
 
     def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
         """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
@@ -419,10 +433,7 @@ class Supervisor:
         else:
             stopped(self, r)
         self.ops.job_ended(r.job_id, kind, payload, reason, lambda: q.get(r.job_id))
-        if self._held is None:
-            self._forget(r, payload)
-        else:
-            self._held.append((None, lambda: self._forget(r, payload)))
+        when_committed(self, lambda: self._forget(r, payload))
 
     def _forget(self, r: Running, payload: Finished | str | None) -> None:
         """The job's end is recorded: count it, and free its slot."""
