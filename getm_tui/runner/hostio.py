@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue.errors import QueueError, QueueUnreachable
+from getm_tui.queue.records import Finished
 from getm_tui.queue.removal import delete_files, files_of_removal
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
+from getm_tui.runner.fleet_side import lost
 from getm_tui.runner.jobhost import JobHost
 from getm_tui.runner.outage import Kept
 from getm_tui.runner.readiness import readable
@@ -166,6 +168,21 @@ def record_synced(sup: Supervisor) -> None:
                 sup._ended(r, "cancelled", None)
             else:
                 sup._ended(r, "done", payload)
+
+
+def to_commit(sup: Supervisor, r: Running, payload: Finished, pending: dict[str, Any] | None) -> None:
+    """Hand a finished file to the group commit; one still at its partial name only once its finished
+    record is committed (the record comes first, then the name: engine.api._attempt's order)."""
+    if pending is None:
+        sup._commits.add(r.job_id, payload, payload.path)
+        return
+    sup.q.save_resume(r.job_id, pending)
+    sup._names.saved(r.job_id)
+    if sup.fleet and not sup.q.holds(r.job_id):
+        lost(sup, r)  # the file is the new holder's to finish: it stays at its partial name
+        sup._ended(r, "cancelled", None)
+        return
+    when_committed(sup, lambda: sup._commits.add(r.job_id, payload, payload.path, move=True))
 
 
 def stopped(sup: Supervisor, r: Running) -> None:

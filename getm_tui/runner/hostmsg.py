@@ -30,6 +30,10 @@ class Cancel(NamedTuple):
     job_id: int
 
 
+# Saved's error when a claim names a file another running job holds (the engine takes the next free name).
+NAME_TAKEN = "the name is another job's"
+
+
 class Saved(NamedTuple):
     """The answer to a Save: the record is written (error None), or why not."""
 

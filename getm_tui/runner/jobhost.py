@@ -189,18 +189,32 @@ class _RemoteStore:
 
     The record is the job's whatever URL it was written for: a job whose signed URL expired and was
     replaced resumes from its parts when the remote's size and validator still match.
+
+    A name the supervisor reserved when it claimed the job (in that transaction) is claimed by the engine
+    with no message: the claim is in the queue already. A claim of a name another of its jobs holds is
+    refused (control.NameTaken), and the engine tries the next free name.
     """
 
     def __init__(self, host: _Host, job: Job, record: dict[str, Any] | None) -> None:
         self.host = host
         self.job_id = job.id
         self._record = control.rekeyed(record, job.url)
+        self._reserved: dict[str, Any] | None = None
+        if self._record is not None and self._record.get("reserved"):
+            self._reserved = {k: v for k, v in self._record.items() if k != "reserved"}
 
     def load(self) -> dict[str, Any] | None:
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
-        self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
+        if record == self._reserved:
+            self._record, self._reserved = record, None
+            return
+        error = self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
+        if error == H.NAME_TAKEN:
+            raise control.NameTaken(record.get("name"))
+        if error is not None:
+            raise DownloadError(error)
         self._record = record
 
     def clear(self) -> None:
@@ -230,9 +244,10 @@ class _Host:
         with self._send_lock:
             self.conn.send(msg)
 
-    def call(self, job_id: int, msg: H.FromHost) -> None:
-        """Send, and wait for the supervisor's answer; it answers every call, and a lost supervisor
-        kills this process (PR_SET_PDEATHSIG) or ends the loop, which answers what is left."""
+    def call(self, job_id: int, msg: H.FromHost) -> str | None:
+        """Send, and wait for the supervisor's answer (None, or why the message was refused); it answers
+        every call, and a lost supervisor kills this process (PR_SET_PDEATHSIG) or ends the loop, which
+        answers what is left."""
         if self._stopping:
             raise DownloadError("the supervisor stopped")  # nobody is left to answer
         done = threading.Event()
@@ -243,8 +258,7 @@ class _Host:
             done.wait()
         finally:
             self._replies.pop(job_id, None)
-        if reply and reply[0] is not None:
-            raise DownloadError(reply[0])
+        return reply[0] if reply else None
 
     def serve(self) -> None:
         try:

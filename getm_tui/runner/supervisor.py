@@ -62,11 +62,13 @@ from getm_tui.runner.hostio import (
     log_nowait,
     record_synced,
     stopped,
+    to_commit,
     turn,
     wait_hosts,
     when_committed,
 )
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
+from getm_tui.runner.names import HeldNames, settle
 from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.outage import Kept, Outage
 from getm_tui.runner.process import flush_std_streams, name_process
@@ -107,6 +109,7 @@ class Supervisor:
         self._held: list[tuple[JobHost, H.ToHost] | tuple[None, Any]] | None = None
         self._readiness = Readiness()
         self._commits = GroupCommit()
+        self._names = HeldNames()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -151,8 +154,11 @@ class Supervisor:
             )
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
             self._notices = self.q.listen()
-            for job_id in self.q.requeue_active():
+            requeued = self.q.requeue_active()
+            for job_id in requeued:
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
+            self._names.on = not self.fleet
+            settle(self.q, requeued)  # reservations of an earlier run (a fleet's runners make none)
             self.ops.start()
             if self.listen:
                 start_listener(self)
@@ -238,6 +244,7 @@ class Supervisor:
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
+                    self._names.release(self.q, job_id)
                 if self.fleet:  # what it did since its last beat counts too
                     self.q.heartbeat(self._fetched, self._finished)
                     self.q.leave_fleet()
@@ -301,6 +308,8 @@ class Supervisor:
         r.sent = (min(r.control.concurrency, r.cap), r.control.rate_limit)
         record = self.q.load_resume(job.id)
         self.ops.job_started(job, resumed=record is not None)
+        r.directory = job.directory
+        record = record or self._names.reserve(self.q, job)  # in the claim's transaction: names.py
         after_commit(self, host, H.Run(job, record, *r.sent))
 
     def _jobs_of(self, host: JobHost) -> list[Running]:
@@ -367,26 +376,16 @@ class Supervisor:
             if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
                 r.host, r.committing = None, True  # its host is done with it; its slot is free
                 self._reconciled = 0.0
-                self._to_commit(r, msg.payload, msg.pending)
+                to_commit(self, r, msg.payload, msg.pending)
             else:
                 self._ended(r, msg.kind, msg.payload, msg.reason)
-
-    def _to_commit(self, r: Running, payload: Finished, pending: dict[str, Any] | None) -> None:
-        """Hand a finished file to the group commit; one still at its partial name only once its finished
-        record is committed (the record comes first, then the name: engine.api._attempt's order)."""
-        if pending is None:
-            self._commits.add(r.job_id, payload, payload.path)
-            return
-        self.q.save_resume(r.job_id, pending)
-        if self.fleet and not self.q.holds(r.job_id):
-            lost(self, r)  # the file is the new holder's to finish: it stays at its partial name
-            self._ended(r, "cancelled", None)
-            return
-        when_committed(self, lambda: self._commits.add(r.job_id, payload, payload.path, move=True))
 
     def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
         """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
         r = self.running.get(msg.job_id)
+        if r is not None and not self._names.allows(r.job_id, r.directory, msg.record):
+            after_commit(self, host, H.Saved(msg.job_id, H.NAME_TAKEN))
+            return
         self.q.save_resume(msg.job_id, msg.record)
         if self.fleet and not self.q.holds(msg.job_id):
             # Not saved: the engine must not go on (create or rename files) on the strength of it.
@@ -438,6 +437,7 @@ class Supervisor:
     def _forget(self, r: Running, payload: Finished | str | None) -> None:
         """The job's end is recorded: count it, and free its slot."""
         self.running.pop(r.job_id, None)
+        self._names.release(self.q, r.job_id)
         self._reconciled = 0.0  # a slot is free: look for the next job now
         self._share_rate()
         if r.lost:
