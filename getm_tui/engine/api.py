@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from getm_tui.engine import control, retry
 from getm_tui.engine.archive import check_for
@@ -234,11 +235,16 @@ def _attempt(
         os.close(fd)
         fd = -1
         rec = control.record(url, probe.size, probe.validator, parts, target)
-        store.save(control.finished(rec, size, checked, f"{crc:08x}", outcomes, synced=here))
-        final = commit(partfile, target, opts.overwrite)
-        if here:
-            sync_directory(os.path.dirname(final))
-        store.clear()
+        done = control.finished(rec, size, checked, f"{crc:08x}", outcomes, synced=here)
+        pending: dict[str, Any] | None = None
+        if opts.commit == "caller":
+            final, pending = target, done
+        else:
+            store.save(done)
+            final = commit(partfile, target, opts.overwrite)
+            if here:
+                sync_directory(os.path.dirname(final))
+            store.clear()
         return Result(
             path=final,
             size=size,
@@ -252,6 +258,7 @@ def _attempt(
             restarts=0,
             probe=probe,
             archive=verifier.archive.kind if verifier.archive is not None else "",
+            pending=pending,
         )
     except NoSpaceError:
         # Give the space back when none of it can be resumed (nothing recorded, or no known size).

@@ -26,8 +26,17 @@ log = logging.getLogger(__name__)
 VERSION = 1
 
 
+class NameTaken(Exception):
+    """A store refuses a claim: another download it knows of holds that name (see target.choose_target)."""
+
+
 class ResumeStore(Protocol):
-    """Where a download keeps its resume record (a file beside it, or the queue's database)."""
+    """Where a download keeps its resume record (a file beside it, or the queue's database).
+
+    `save` of a claim may raise NameTaken. A record that comes with `"reserved": true` is a name the
+    store's owner set aside for this download before it ran (a claim of a file not created yet): the
+    download takes that name if the name is still free, and no partial file there is its own yet.
+    """
 
     def load(self) -> dict[str, Any] | None: ...
 

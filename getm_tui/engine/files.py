@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Container
 
 PART_SUFFIX = ".getm-part"
 CONTROL_SUFFIX = ".getm-resume"
@@ -45,16 +46,17 @@ def sanitize_name(name: str | None) -> str:
     return name
 
 
-def free_name(path: str) -> str:
-    """`path` if nothing (not even a partial download) is there, else `name (1).ext`, `name (2).ext` ..."""
-    if not _taken(path):
+def free_name(path: str, refused: Container[str] = ()) -> str:
+    """`path` if nothing (not even a partial download) is there, else `name (1).ext`, `name (2).ext` ...;
+    never one of `refused` (names another download holds, though nothing is on disk yet)."""
+    if not _taken(path) and path not in refused:
         return path
     head, tail = os.path.split(path)
     stem, ext = _split_ext(tail)
     n = 1
     while True:
         candidate = os.path.join(head, f"{stem} ({n}){ext}")
-        if not _taken(candidate):
+        if not _taken(candidate) and candidate not in refused:
             return candidate
         n += 1
 

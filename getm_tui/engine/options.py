@@ -18,6 +18,12 @@ from getm_tui.engine.sources.http_session import HTTPSettings
 # "off": nobody (scratch disks): a power cut may lose files that were reported complete.
 Sync = Literal["here", "caller", "off"]
 
+# Who moves a finished file to its name: "here": download() does, after saving the finished record;
+# "caller": download() returns with the verified file still at its partial name and the finished record
+#   in Result.pending: the caller keeps that record where the store keeps it, then calls target.commit
+#   (the runner does both away from the job's thread, so the thread takes its next job at once).
+Commit = Literal["here", "caller"]
+
 
 class Live(Protocol):
     """What a front end may change while a download runs, read on every turn of its loop."""
@@ -45,6 +51,7 @@ class Options:
     # With no checksum known, test a file named like an archive (.gz, .zip, .tar.*...) by decompressing it.
     check_archives: bool = True
     sync: Sync = "here"
+    commit: Commit = "here"
     http: HTTPSettings = field(default_factory=HTTPSettings)
     # How s3:// and gs:// URLs authenticate (the cloud's credential chain, or anonymously).
     access: Access = field(default_factory=Access)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from getm_tui.engine.checksum import Outcome, Verdict
 from getm_tui.engine.plan import Part
@@ -23,6 +24,9 @@ class Result:
     restarts: int  # times the remote file changed and the download started over
     probe: Probe | None = None
     archive: str = ""  # the archive check that passed ("gzip", "tar+xz", "zip"...), "" when none ran
+    # With Options.commit "caller": the finished record to keep before the file at part_path(path) is
+    # moved to `path` (target.commit); None when the file is already under its name.
+    pending: dict[str, Any] | None = None
 
 
 @dataclass

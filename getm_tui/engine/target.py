@@ -49,27 +49,37 @@ def choose_target(
     without `overwrite`; two downloads racing for one name get different names. The name is claimed in
     the resume record before the `.getm-part` is created, so a kill at any moment (before the first
     progress is saved, say) leaves a partial file the next attempt recognises as its own.
+
+    A store may refuse a claim (control.NameTaken: a download it runs holds the name): the next free
+    name is tried. A name the store reserved (control.ResumeStore) owns no partial file yet.
     """
     candidate = os.path.join(directory, name)
-    if store is not None:
+    stored = store.load() if store is not None else None
+    if stored is not None and stored.get("reserved"):
+        stored = None
+    elif store is not None:
         # A store of this one download (the queue's job row) may name the file it went to: `NAME (1)`
         # when NAME was taken.
-        claimed = control.claimed_name(store.load(), url)
+        claimed = control.claimed_name(stored, url)
         if claimed is not None and os.path.exists(part_path(os.path.join(directory, claimed))):
             return os.path.join(directory, claimed)
     if os.path.exists(part_path(candidate)):
-        rec = (store or control.ControlFile(control_path(candidate))).load()
+        rec = stored if store is not None else control.ControlFile(control_path(candidate)).load()
         if control.owns(rec, url, candidate):
             return candidate  # our own partial download: resume it
     if not (overwrite and not os.path.exists(part_path(candidate))):
         candidate = free_name(candidate)
+    refused: set[str] = set()
     while True:
-        claim(url, candidate, store)
         try:
+            claim(url, candidate, store)
             os.close(os.open(part_path(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             return candidate
+        except control.NameTaken:
+            refused.add(candidate)
         except FileExistsError:
-            candidate = free_name(candidate)
+            pass
+        candidate = free_name(candidate, refused)
 
 
 def claim(url: str, target: str, store: control.ResumeStore | None) -> None:

@@ -44,6 +44,7 @@ from getm_tui.queue.sqlite_add import (
     CACHE_KIB,
     INSERT_JOB,
     INSERT_NAME,
+    DeferredIndexes,
     insert_rows,
 )
 from getm_tui.queue.sqlite_file import (
@@ -291,14 +292,17 @@ class Queue(UserActions, SupervisorWrites):
         with self.batch(immediate=True):
             # A big add touches every page of the name index: a cache that holds it saves re-reading them.
             self.db.execute(f"PRAGMA cache_size = {ADD_CACHE_KIB}")
+            indexes = DeferredIndexes(self.db)
             try:
                 while block := list(itertools.islice(it, ADD_BLOCK)):
+                    indexes.consider(len(ids))
                     rows, names = insert_rows(block, now)
                     self._x_many(INSERT_JOB, rows)
                     last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     block_ids = range(last - len(block) + 1, last + 1)
                     self._x_many(INSERT_NAME, zip(block_ids, names, strict=True))
                     ids.extend(block_ids)
+                indexes.rebuild()
             finally:
                 self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         return ids

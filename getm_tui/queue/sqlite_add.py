@@ -1,10 +1,18 @@
 """How the SQLite queue takes a stream of new jobs: rows built a block at a time, what the specs share
 encoded once, and each job's shown name beside it (migrations.py's names table), so an `add -i` of a
-million URLs is a few big inserts in one transaction."""
+million URLs is a few big inserts in one transaction.
+
+Each job row also costs an entry in each index of the jobs and names tables (the runnable order, the
+views' sort orders, the names'): kept up row by row, they were more than half of such an add. Building an
+index from its table at once costs about a third of that per row. So an add that has come to outgrow the
+queue it is added to drops those indexes for the rest of it and builds them again before it commits: the
+same transaction, so a reader never sees the queue without them, and a failed add rolls both back.
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +26,40 @@ INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
 ADD_BLOCK = 10_000  # specs read, inserted and named at a time
 CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
 ADD_CACHE_KIB = -65536
+# An add defers the indexes once it has added this many jobs and at least as many as the queue held:
+# rebuilding costs in proportion to the whole table, the upkeep it saves in proportion to what is added.
+DEFER_INDEXES_AFTER = 50_000
+REBUILD_CACHE_KIB = -16384
+
+
+class DeferredIndexes:
+    """The jobs and names tables' indexes, dropped while a big add inserts and built again at its end."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.existing = int(db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        self._dropped: list[tuple[str, str]] = []
+
+    def consider(self, added: int) -> None:
+        """Drop the indexes if the add has come to outgrow the queue (once)."""
+        if self._dropped or added < max(self.existing, DEFER_INDEXES_AFTER):
+            return
+        self._dropped = self.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            " AND tbl_name IN ('jobs', 'names')"
+        ).fetchall()
+        for name, _sql in self._dropped:
+            self.db.execute(f'DROP INDEX "{name}"')
+
+    def rebuild(self) -> None:
+        if not self._dropped:
+            return
+        # Each build sorts in memory up to the page cache's size, and in a temporary file past it: the
+        # add's big cache would hold a sort's worth on top of its pages.
+        self.db.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+        for _name, sql in self._dropped:
+            self.db.execute(sql)
+        self._dropped = []
 
 
 def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:

@@ -40,7 +40,11 @@ class Client:
                 with contextlib.suppress(_queue.Full):
                     self._events.put_nowait(msg)
                     self._unsent += 1
-        self._wake.set()
+        # Set only when clear: setting takes the event's lock and wakes its waiters each time, once per
+        # message of a queue of small jobs. The thread clears it before it drains, so what was put
+        # before this look is drained.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _send_loop(self) -> None:
         while self.alive:

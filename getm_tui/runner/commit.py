@@ -9,6 +9,11 @@ hands the jobs back, to be recorded done in one queue transaction. The sync call
 transaction begins, so a kill or a power cut at any moment leaves at worst a job still active whose file
 is complete: the next run finds the file finished (engine.target.finished_before checks its crc32c, as the
 record was saved before the sync) and records it after a sync of its own.
+
+A job whose file is still at its partial name (engine Options.commit "caller") comes here once its
+finished record is committed: the thread moves the file to its name (engine.target.commit, which never
+clobbers) before the sync, so the name is on disk with the bytes. A kill before the move leaves a complete
+partial file and a finished record: the next run takes the file from there without fetching it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any, Literal, NamedTuple
+
+from getm_tui.engine.files import part_path
+from getm_tui.engine.target import commit
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +121,31 @@ class _Wakeup:
         os.close(self._write)
 
 
+# How the group commit moves a file left at its partial name (engine Options.commit "caller") to its name:
+# "": it is under its name already; "free": to a free name if its own is taken; "replace": over what is
+# there (a job added with overwrite, such as a mirror's newer copy of a file).
+Move = Literal["", "free", "replace"]
+
+
+def _move(batch: list[tuple[int, Any, str, Move]]) -> tuple[list[tuple[int, Any, str]], list[Synced]]:
+    """Move the files still at their partial names to their names: (job, payload, path) of the files
+    to sync, and the jobs whose file could not be moved, with why."""
+    moved: list[tuple[int, Any, str]] = []
+    failed: list[Synced] = []
+    for job_id, payload, path, move in batch:
+        if move:
+            try:
+                final = commit(part_path(path), path, overwrite=move == "replace")
+            except OSError as e:
+                log.warning("cannot move %s to its name: %s", os.path.basename(path), e.strerror or e)
+                failed.append(Synced(job_id, payload, f"cannot move the file to its name: {e.strerror or e}"))
+                continue
+            if final != path:
+                payload, path = replace(payload, path=final), final
+        moved.append((job_id, payload, path))
+    return moved, failed
+
+
 class GroupCommit:
     """Finished jobs wait here for one sync of all of them; `take` returns those whose sync is over.
 
@@ -121,16 +155,18 @@ class GroupCommit:
     def __init__(self, sync: Callable[[Iterable[str]], None] = sync_paths) -> None:
         self._sync = sync
         self._cond = threading.Condition()
-        self._waiting: list[tuple[int, Any, str]] = []
+        self._waiting: list[tuple[int, Any, str, Move]] = []
         self._synced: list[Synced] = []
         self._closed = False
         self._thread: threading.Thread | None = None
         self.wakeup = _Wakeup()
 
-    def add(self, job_id: int, payload: Any, path: str) -> None:
-        """Sync `path` (the job's file, under its final name) soon, then hand back (job_id, payload)."""
+    def add(self, job_id: int, payload: Any, path: str, move: Move = "") -> None:
+        """Sync `path` (the job's file, under its final name) soon, then hand back (job_id, payload).
+        With `move`, the file is still at part_path(path): it is moved to its name first (see Move;
+        `payload`, a dataclass with a `path`, is handed back with where it went)."""
         with self._cond:
-            self._waiting.append((job_id, payload, path))
+            self._waiting.append((job_id, payload, path, move))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                 self._thread.start()
@@ -150,14 +186,16 @@ class GroupCommit:
                 if not self._waiting:
                     return
                 batch, self._waiting = self._waiting, []
+            moved, unmoved = _move(batch)
             error: str | None = None
             try:
-                self._sync(path for _, _, path in batch)
+                self._sync(path for _, _, path in moved)
             except OSError as e:
                 log.warning("cannot sync finished files to disk: %s", e.strerror or e)
                 error = f"cannot sync the file to disk: {e.strerror or e}"
             with self._cond:
-                self._synced.extend(Synced(job_id, payload, error) for job_id, payload, _ in batch)
+                self._synced.extend(Synced(job_id, payload, error) for job_id, payload, _ in moved)
+                self._synced.extend(unmoved)
             self.wakeup.ring()
 
     def close(self) -> None:

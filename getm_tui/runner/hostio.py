@@ -7,13 +7,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue as _queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue.errors import QueueError, QueueUnreachable
+from getm_tui.queue.records import Finished
 from getm_tui.queue.removal import delete_files, files_of_removal
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
+from getm_tui.runner.commit import Move
+from getm_tui.runner.fleet_side import lost
 from getm_tui.runner.jobhost import JobHost
 from getm_tui.runner.outage import Kept
 from getm_tui.runner.readiness import readable
@@ -67,6 +70,14 @@ def after_commit(sup: Supervisor, host: JobHost, msg: H.ToHost) -> None:
         host.send(msg)
     else:
         sup._held.append((host, msg))
+
+
+def when_committed(sup: Supervisor, then: Callable[[], None]) -> None:
+    """Call `then` once the turn's transaction is committed (now, outside a turn)."""
+    if sup._held is None:
+        then()
+    else:
+        sup._held.append((None, then))
 
 
 def wait_hosts(sup: Supervisor, timeout: float, others: list[Any] | None = None) -> list[Any]:
@@ -158,6 +169,22 @@ def record_synced(sup: Supervisor) -> None:
                 sup._ended(r, "cancelled", None)
             else:
                 sup._ended(r, "done", payload)
+
+
+def to_commit(sup: Supervisor, r: Running, payload: Finished, pending: dict[str, Any] | None) -> None:
+    """Hand a finished file to the group commit; one still at its partial name only once its finished
+    record is committed (the record comes first, then the name: engine.api._attempt's order)."""
+    if pending is None:
+        sup._commits.add(r.job_id, payload, payload.path)
+        return
+    sup.q.save_resume(r.job_id, pending)
+    sup._names.saved(r.job_id)
+    if sup.fleet and not sup.q.holds(r.job_id):
+        lost(sup, r)  # the file is the new holder's to finish: it stays at its partial name
+        sup._ended(r, "cancelled", None)
+        return
+    move: Move = "replace" if r.overwrite else "free"
+    when_committed(sup, lambda: sup._commits.add(r.job_id, payload, payload.path, move))
 
 
 def stopped(sup: Supervisor, r: Running) -> None:

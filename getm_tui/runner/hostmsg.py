@@ -30,6 +30,10 @@ class Cancel(NamedTuple):
     job_id: int
 
 
+# Saved's error when a claim names a file another running job holds (the engine takes the next free name).
+NAME_TAKEN = "the name is another job's"
+
+
 class Saved(NamedTuple):
     """The answer to a Save: the record is written (error None), or why not."""
 
@@ -96,13 +100,16 @@ class End(NamedTuple):
     """How a job ended: done (payload: what was saved), failed or mismatch (payload: the error), or
     cancelled (no payload). `reason` names the kind of failure for metrics (checksum, archive, http_404,
     no_space...). `unsynced`: the file of a done job is not known to be on disk yet, and the supervisor
-    syncs it before it records the job done (runner/commit.py)."""
+    syncs it before it records the job done (runner/commit.py). `pending`: the finished record of a file
+    still at its partial name (engine Options.commit "caller"): the supervisor writes it, then the group
+    commit moves the file to its name, so the job's thread waits for neither."""
 
     job_id: int
     kind: EndKind
     payload: Finished | str | None
     reason: str = ""
     unsynced: bool = False
+    pending: dict[str, Any] | None = None
 
 
 class Ask(NamedTuple):

@@ -18,18 +18,18 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import queue as _queue
 import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from getm_tui.config import Settings
 from getm_tui.engine import Cancelled, EngineError, IntegrityError, Progress, control, download, expiry
 from getm_tui.engine.checksum import expected_from
 from getm_tui.engine.errors import ArchiveDamaged, DownloadError, HTTPStatusError, NoSpaceError, UsageError
 from getm_tui.engine.fetch import drop_inherited_sockets
+from getm_tui.engine.files import part_path
 from getm_tui.engine.forking import fork_is_safe
 from getm_tui.engine.options import Sync
 from getm_tui.engine.sources.http_session import make_session
@@ -39,11 +39,11 @@ from getm_tui.mirror.compare import stamp
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.hostbudget import HostBudget
+from getm_tui.runner.hostthreads import JobThreads, Spares, job_of_thread
 from getm_tui.runner.process import die_with_parent, name_process
 from getm_tui.runner.takeover import resumable, signed
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # A host of small jobs spends much of each waiting (on the server, on the supervisor's write of its
 # record), so more hosts than cores keep the cores busy: on 2 cores, 1,000 small files took 1.41 s with 4
@@ -78,95 +78,6 @@ class _HostJob:
     ended: threading.Event = field(default_factory=threading.Event)  # its thread is done with it
 
 
-class _Spares(Generic[T]):
-    """Things a finished job hands to the next one, up to `limit` kept; thread-safe."""
-
-    def __init__(self, make: Callable[[], T], close: Callable[[T], None], limit: int) -> None:
-        self._make = make
-        self._close = close
-        self._limit = limit
-        self._items: list[T] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> T:
-        with self._lock:
-            if self._items:
-                return self._items.pop()
-        return self._make()
-
-    def give(self, item: T, keep: bool = True) -> None:
-        with self._lock:
-            if keep and len(self._items) < self._limit:
-                self._items.append(item)
-                return
-        self._close(item)
-
-    def close_all(self) -> None:
-        with self._lock:
-            items, self._items = self._items, []
-        for item in items:
-            self._close(item)
-
-
-class _JobThreads:
-    """Threads that run jobs one after another, up to `limit` of them.
-
-    A queue of small files starts a job every millisecond or two; a thread of its own for each cost a
-    thread start and exit per job. A thread is named after the job it runs (`job-ID`): ForwardLogs
-    tells from the name which job a log record belongs to.
-    """
-
-    def __init__(self, target: Callable[[_HostJob, Job], None], limit: int) -> None:
-        self._target = target
-        self._limit = max(1, limit)
-        self._inbox: _queue.SimpleQueue[tuple[_HostJob, Job] | None] = _queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def run(self, r: _HostJob, job: Job) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # that thread is this job's: the next call must not count on it
-                start = False
-            else:
-                # At the limit every thread is busy with a job that has just ended (at most max_active
-                # run at once): the first to come back takes this one.
-                start = len(self._threads) < self._limit
-        self._inbox.put((r, job))
-        if start:
-            thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _loop(self) -> None:
-        me = threading.current_thread()
-        while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            r, job = item
-            me.name = f"job-{job.id}"
-            try:
-                self._target(r, job)
-            finally:
-                me.name = "job-idle"
-                with self._lock:
-                    self._idle += 1
-                r.ended.set()
-
-    def close(self) -> None:
-        """Let idle threads go (a thread still in a job takes its None when that job ends)."""
-        for _ in self._threads:
-            self._inbox.put(None)
-
-
-def job_of_thread() -> int | None:
-    """The job the calling thread runs, from its name (`job-ID`), or None."""
-    name = threading.current_thread().name
-    return int(name[4:]) if name.startswith("job-") and name[4:].isdigit() else None
-
-
 class ForwardLogs(logging.Handler):
     """Log records become (job id or None, level, redacted text) for `sink`: a host sends them to the
     supervisor, which keeps them as job events (error history) and shows them as LogLines."""
@@ -191,18 +102,32 @@ class _RemoteStore:
 
     The record is the job's whatever URL it was written for: a job whose signed URL expired and was
     replaced resumes from its parts when the remote's size and validator still match.
+
+    A name the supervisor reserved when it claimed the job (in that transaction) is claimed by the engine
+    with no message: the claim is in the queue already. A claim of a name another of its jobs holds is
+    refused (control.NameTaken), and the engine tries the next free name.
     """
 
     def __init__(self, host: _Host, job: Job, record: dict[str, Any] | None) -> None:
         self.host = host
         self.job_id = job.id
         self._record = control.rekeyed(record, job.url)
+        self._reserved: dict[str, Any] | None = None
+        if self._record is not None and self._record.get("reserved"):
+            self._reserved = {k: v for k, v in self._record.items() if k != "reserved"}
 
     def load(self) -> dict[str, Any] | None:
         return self._record
 
     def save(self, record: dict[str, Any]) -> None:
-        self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
+        if record == self._reserved:
+            self._record, self._reserved = record, None
+            return
+        error = self.host.call(self.job_id, H.Save(self.job_id, signed(record)))
+        if error == H.NAME_TAKEN:
+            raise control.NameTaken(record.get("name"))
+        if error is not None:
+            raise DownloadError(error)
         self._record = record
 
     def clear(self) -> None:
@@ -222,11 +147,9 @@ class _Host:
         keep = settings.max_active
         # What a finished job hands to the next: its fetch processes and its keep-alive session, so a
         # small job neither starts a process nor opens a connection.
-        self._pools = _Spares(
-            lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep
-        )
-        self._sessions = _Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
-        self._threads = _JobThreads(self._run_job, keep)
+        self._pools = Spares(lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep)
+        self._sessions = Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
+        self._threads = JobThreads(self._run_job, keep)
         # Connections to each origin, granted by the supervisor (max_connections_per_host, Retry-After).
         self.budget = HostBudget(settings.max_connections_per_host, self.send)
 
@@ -234,9 +157,10 @@ class _Host:
         with self._send_lock:
             self.conn.send(msg)
 
-    def call(self, job_id: int, msg: H.FromHost) -> None:
-        """Send, and wait for the supervisor's answer; it answers every call, and a lost supervisor
-        kills this process (PR_SET_PDEATHSIG) or ends the loop, which answers what is left."""
+    def call(self, job_id: int, msg: H.FromHost) -> str | None:
+        """Send, and wait for the supervisor's answer (None, or why the message was refused); it answers
+        every call, and a lost supervisor kills this process (PR_SET_PDEATHSIG) or ends the loop, which
+        answers what is left."""
         if self._stopping:
             raise DownloadError("the supervisor stopped")  # nobody is left to answer
         done = threading.Event()
@@ -247,8 +171,7 @@ class _Host:
             done.wait()
         finally:
             self._replies.pop(job_id, None)
-        if reply and reply[0] is not None:
-            raise DownloadError(reply[0])
+        return reply[0] if reply else None
 
     def serve(self) -> None:
         try:
@@ -318,6 +241,8 @@ class _Host:
             log.warning("TLS certificate verification is off for this job (added with --insecure)")
         # Synced by the supervisor with other finished files (group commit), unless sync is off for the
         # queue or for this job (`add --no-sync`).
+        # The group commit also moves the file to its name (after its finished record is written), so
+        # this thread goes on to its next job without waiting for the supervisor.
         sync: Sync = "caller" if self.settings.sync and not job.info.get("no_sync") else "off"
         options = self.settings.engine_options(
             concurrency=hj.control.concurrency,
@@ -327,6 +252,7 @@ class _Host:
             sync=sync,
             overwrite=bool(job.info.get("overwrite")),  # a mirror's job replaces the older copy
             budget=self.budget,
+            commit="caller" if sync == "caller" else "here",
         )
         probed: list[str | None] = [None]  # its Last-Modified, for a mirror's file (mirror/compare.py)
 
@@ -362,8 +288,9 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
-            stamp(result.path, job.info, probed[0])
-            end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller")
+            # A file the group commit is to move is still at its partial name; its name keeps the time.
+            stamp(part_path(result.path) if result.pending else result.path, job.info, probed[0])
+            end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller", pending=result.pending)
         except Cancelled:
             end = H.End(job.id, "cancelled", None)
         except IntegrityError as e:

@@ -38,6 +38,8 @@ class Running:
     kind: Kind = "unknown"  # what its probe said: how many connections it can use (runner/budget.py)
     cap: int = 1  # the connections its share of max_connections allows (its control asks for its own)
     asked: int = 0  # what its control asked for when `cap` was shared out
+    directory: str = ""  # where its file goes (the names its engine claims are in there)
+    overwrite: bool = False  # its file replaces what is under its name (add --overwrite, a mirror's job)
 
     def measure(self, p: Progress) -> int:
         """Record a progress report: the job's history, and a smoothed rate per part in flight; the bytes

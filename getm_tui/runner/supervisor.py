@@ -29,6 +29,7 @@ from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import fleet_side as fleet
+from getm_tui.runner import hostio
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
 from getm_tui.runner.budget import big_shares, first_share, kind_of
@@ -44,18 +45,9 @@ from getm_tui.runner.frontends import (
     start_listener,
     take_joining,
 )
-from getm_tui.runner.hostio import (
-    after_commit,
-    drain_logs,
-    log_event,
-    log_nowait,
-    record_synced,
-    stopped,
-    turn,
-    wait_hosts,
-)
 from getm_tui.runner.jobhost import SHUTDOWN_GRACE, ForwardLogs, JobHost, LiveControl, host_count
 from getm_tui.runner.mirrors import MirrorSchedule
+from getm_tui.runner.names import HeldNames, settle
 from getm_tui.runner.operations import Operations, OperationsError
 from getm_tui.runner.outage import Kept, Outage
 from getm_tui.runner.politeness import Origins, from_host, heard_holds, polite_turn
@@ -97,6 +89,7 @@ class Supervisor:
         self._held: list[tuple[JobHost, H.ToHost] | tuple[None, Any]] | None = None
         self._readiness = Readiness()
         self._commits = GroupCommit()
+        self._names = HeldNames()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
         self._reconciled = 0.0
@@ -106,7 +99,7 @@ class Supervisor:
         self._beat_at = 0.0
         self._fetched = 0
         self._finished = 0
-        self.ops = Operations(settings, data_dir, lambda item: log_nowait(self, item))
+        self.ops = Operations(settings, data_dir, lambda item: hostio.log_nowait(self, item))
         self.origins = Origins(settings.max_connections_per_host)  # what the hosts may open per origin
         # The fleet's database went away: what is kept for it, and the messages of the turn under way
         # (written again when it is back, if the turn's transaction was lost with the connection).
@@ -132,7 +125,7 @@ class Supervisor:
         self._hosts = [JobHost(self.settings, i) for i in range(host_count(self.settings.max_active))]
         if owner is not None:
             self.clients.append(Client(owner, owner=True))
-        handler = ForwardLogs(lambda item: log_nowait(self, item))
+        handler = ForwardLogs(lambda item: hostio.log_nowait(self, item))
         logging.getLogger("getm_tui").addHandler(handler)
         try:
             # Checked as it opens: a damaged file is backed up and rebuilt here, before any job runs.
@@ -144,8 +137,11 @@ class Supervisor:
             self.fleet = self.q.join_fleet(self.data_dir, self.settings.lease_timeout)
             self.origins.slots = self.q.origin_slots()
             self._notices = self.q.listen()
-            for job_id in self.q.requeue_active():
+            requeued = self.q.requeue_active()
+            for job_id in requeued:
                 log.info("job %d was left active by a stopped supervisor: queued again", job_id)
+            self._names.on = not self.fleet
+            settle(self.q, requeued)  # reservations of an earlier run (a fleet's runners make none)
             self.ops.start()
             self.mirrors.start()
             if self.listen:
@@ -175,8 +171,8 @@ class Supervisor:
             # No wait while a look at the queue is due (at the start, after a job ends or a command).
             read_commands(self, 0.0 if self._reconciled == 0.0 else 0.05)
             self.ops.committed()
-            drain_logs(self)
-            record_synced(self)
+            hostio.drain_logs(self)
+            hostio.record_synced(self)
             now = time.monotonic()
             polite_turn(self, now)
             try:
@@ -194,7 +190,7 @@ class Supervisor:
             if any(c.owner for c in self.clients) and not any(c.owner and c.alive for c in self.clients):
                 log.info("the front end that started the supervisor is gone: stopping")
                 break
-        drain_logs(self)
+        hostio.drain_logs(self)
 
     def _look(self, now: float) -> None:
         """Look at the queue when it changed (or a while passed), and beat when a beat is due. A runner
@@ -230,18 +226,19 @@ class Supervisor:
             with contextlib.suppress(QueueError):  # a damaged or locked file must not hide why we stop
                 # The hosts' last words: each cancelled job saves its progress and ends.
                 while fleet.unended(self) and time.monotonic() < deadline:
-                    wait_hosts(self, max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
-                    record_synced(self)
+                    hostio.wait_hosts(self, max(0.0, deadline - time.monotonic()), [self._commits.wakeup])
+                    hostio.record_synced(self)
                 fleet.last_chance(self)
                 for job_id in list(self.running):
                     # A job that did not end in time: its progress is saved as it goes.
                     self.q.unclaim(job_id)
+                    self._names.release(self.q, job_id)
                 if self.fleet:  # what it did since its last beat counts too
                     self.q.heartbeat(self._fetched, self._finished)
                     self.q.leave_fleet()
             # Hooks of the last jobs run to their end when the queue ran out, not when told to stop.
             self.ops.close(None if self.once and not self.stop.is_set() else SHUTDOWN_GRACE)
-            drain_logs(self)
+            hostio.drain_logs(self)
         for host in self._hosts:
             host.stop(timeout=1.0)
         self.mirrors.close()
@@ -259,7 +256,7 @@ class Supervisor:
 
     def _reconcile(self) -> None:
         """Bring running jobs in line with the queue, and start what may start."""
-        with turn(self):
+        with hostio.turn(self):
             self._reconcile_now()
 
     def _reconcile_now(self) -> None:
@@ -300,7 +297,9 @@ class Supervisor:
         r.sent = (min(r.control.concurrency, r.cap), r.control.rate_limit)
         record = self.q.load_resume(job.id)
         self.ops.job_started(job, resumed=record is not None)
-        after_commit(self, host, H.Run(job, record, *r.sent))
+        r.directory, r.overwrite = job.directory, bool(job.info.get("overwrite"))
+        record = record or self._names.reserve(self.q, job)  # in the claim's transaction: names.py
+        hostio.after_commit(self, host, H.Run(job, record, *r.sent))
 
     def _jobs_of(self, host: JobHost) -> list[Running]:
         return [r for r in self.running.values() if r.host is host]
@@ -339,7 +338,7 @@ class Supervisor:
 
     def _from_host(self, host: JobHost, msg: H.FromHost) -> None:
         if isinstance(msg, H.Log):
-            log_nowait(self, (msg.job_id, msg.level, msg.text))
+            hostio.log_nowait(self, (msg.job_id, msg.level, msg.text))
             return
         if isinstance(msg, (H.Ask, H.Give, H.Hold)):
             from_host(self, host, msg)
@@ -369,23 +368,26 @@ class Supervisor:
             if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
                 r.host, r.committing = None, True  # its host is done with it; its slot is free
                 self._reconciled = 0.0
-                self._commits.add(r.job_id, msg.payload, msg.payload.path)
+                hostio.to_commit(self, r, msg.payload, msg.pending)
             else:
                 self._ended(r, msg.kind, msg.payload, msg.reason)
 
     def _save(self, host: JobHost, msg: H.Save, answer: bool = True) -> None:
         """Write a job's resume record; the host hears of it after the commit (unless it already has)."""
         r = self.running.get(msg.job_id)
+        if r is not None and not self._names.allows(r.job_id, r.directory, msg.record):
+            hostio.after_commit(self, host, H.Saved(msg.job_id, H.NAME_TAKEN))
+            return
         speed = rate_of(r.history) if r is not None and self.fleet else None  # for other hosts' front ends
         self.q.save_resume(msg.job_id, msg.record, speed)
         if self.fleet and not self.q.holds(msg.job_id):
             # Not saved: the engine must not go on (create or rename files) on the strength of it.
             if answer:
-                after_commit(self, host, H.Saved(msg.job_id, LOST))
+                hostio.after_commit(self, host, H.Saved(msg.job_id, LOST))
             if r is not None:
                 fleet.lost(self, r)
         elif answer:
-            after_commit(self, host, H.Saved(msg.job_id, None))
+            hostio.after_commit(self, host, H.Saved(msg.job_id, None))
 
     def _host_lost(self, host: JobHost) -> None:
         """A host died (killed, out of memory, a crash in C): its jobs end, and the next job starts a
@@ -422,16 +424,14 @@ class Supervisor:
             q.fail(r.job_id, payload, mismatch=kind == "mismatch", kept=kept)
             broadcast(self, P.JobChanged(r.job_id, "failed", payload))
         else:
-            stopped(self, r)
+            hostio.stopped(self, r)
         self.ops.job_ended(r.job_id, kind, payload, reason, lambda: q.get(r.job_id))
-        if self._held is None:
-            self._forget(r, payload)
-        else:
-            self._held.append((None, lambda: self._forget(r, payload)))
+        hostio.when_committed(self, lambda: self._forget(r, payload))
 
     def _forget(self, r: Running, payload: Finished | str | None) -> None:
         """The job's end is recorded: count it, and free its slot."""
         self.running.pop(r.job_id, None)
+        self._names.release(self.q, r.job_id)
         self._reconciled = 0.0  # a slot is free: look for the next job now
         self._share_rate()
         if r.lost:
@@ -446,14 +446,14 @@ class Supervisor:
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
-        with turn(self):
+        with hostio.turn(self):
             yield
 
     def _log_event(self, job_id: int, level: int, message: str) -> None:
-        log_event(self, job_id, level, message)
+        hostio.log_event(self, job_id, level, message)
 
     def _wait_hosts(self, timeout: float, others: list[Any] | None = None) -> list[Any]:
-        return wait_hosts(self, timeout, others)
+        return hostio.wait_hosts(self, timeout, others)
 
     def _heard(self) -> None:
         fleet.heard(self)

@@ -71,3 +71,33 @@ def test_an_unsynced_finished_file_whose_bytes_were_lost_is_fetched_again(
     again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
     assert _gets(fault_server, url) > asked
     assert Path(again.path).read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB])  # read in this process; through workers
+def test_commit_by_the_caller_leaves_the_verified_file_at_its_partial_name(
+    fault_server: FaultServer, tmp_path, size
+) -> None:
+    """Options.commit "caller": the finished record comes back in Result.pending, not saved, and the file
+    waits at its partial name; once the caller has kept the record and moved the file, a second call
+    finds it finished without fetching."""
+    from getm_tui.engine.files import part_path
+    from getm_tui.engine.target import commit
+
+    data = os.urandom(size)
+    url = fault_server.add("/late.bin", data)
+    store = MemoryStore()
+    opts = Options(part_size=MiB, sync="caller", commit="caller")
+    result = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert result.path == str(tmp_path / "late.bin")
+    assert sorted(os.listdir(tmp_path)) == ["late.bin.getm-part"]
+    assert Path(part_path(result.path)).read_bytes() == data
+    assert store.record is not None and "finished" not in store.record  # the caller's to keep
+    assert result.pending is not None and result.pending["finished"]["crc32c"] == result.crc32c
+
+    store.save(result.pending)
+    assert commit(part_path(result.path), result.path, overwrite=False) == result.path
+    asked = _gets(fault_server, url)
+    again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert _gets(fault_server, url) == asked
+    assert (again.path, again.pending) == (result.path, None)
+    assert Path(again.path).read_bytes() == data

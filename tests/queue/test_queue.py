@@ -57,6 +57,50 @@ def test_add_many_is_all_or_nothing(q):
     assert len(q.add_many([spec(4)])) == 1
 
 
+def _indexes(q: Queue) -> set[tuple[str, str]]:
+    return set(q.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+
+
+def test_an_add_that_outgrows_the_queue_builds_its_indexes_again_before_it_commits(q, monkeypatch):
+    """sqlite_add.DeferredIndexes: past the threshold the indexes go, and come back within the add's
+    transaction; the rows are found through them as through indexes kept up row by row."""
+    from getm_tui.queue import sqlite, sqlite_add
+    from getm_tui.queue.views import View
+
+    before = _indexes(q)
+    q.add_many([spec("first")])
+    monkeypatch.setattr(sqlite, "ADD_BLOCK", 3)
+    monkeypatch.setattr(sqlite_add, "DEFER_INDEXES_AFTER", 4)
+    dropped: list[int] = []
+    rebuild = sqlite_add.DeferredIndexes.rebuild
+
+    def watched(self):  # type: ignore[no-untyped-def]
+        dropped.append(len(self._dropped))
+        rebuild(self)
+
+    monkeypatch.setattr(sqlite_add.DeferredIndexes, "rebuild", watched)
+    ids = q.add_many([spec(f"n{9 - i}", priority=i % 3) for i in range(10)])
+    assert dropped == [len(before) - 1]  # all but the events table's
+    assert _indexes(q) == before
+    assert [r[0] for r in q.db.execute("PRAGMA integrity_check")] == ["ok"]
+    assert [j.display_name for j in q.window(View("name"), 3)] == ["first.bin", "n0.bin", "n1.bin"]
+    assert [j.id for j in q.window(View("priority"), 4)] == [ids[2], ids[5], ids[8], ids[1]]
+    assert [j.id for j in q.next_runnable(2)] == [ids[2], ids[5]]
+    assert (q.count(View("name", "n5")), q.count(View("name", "bin"))) == (1, 11)
+
+
+def test_a_failed_big_add_leaves_the_queue_and_its_indexes_as_they_were(q, monkeypatch):
+    from getm_tui.queue import sqlite, sqlite_add
+
+    before = _indexes(q)
+    monkeypatch.setattr(sqlite, "ADD_BLOCK", 2)
+    monkeypatch.setattr(sqlite_add, "DEFER_INDEXES_AFTER", 2)
+    with pytest.raises(QueueError):
+        q.add_many([*(spec(i) for i in range(6)), {"url": None, "directory": "/tmp"}])
+    assert _indexes(q) == before
+    assert q.counts()["queued"] == 0
+
+
 def test_batch_commits_its_statements_together_or_not_at_all(q):
     (job_id,) = q.add_many([spec(1)])
     with pytest.raises(RuntimeError), q.batch():

@@ -10,11 +10,13 @@ the next run finishes the queue without fetching a finished file again.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pytest
 
@@ -35,6 +37,14 @@ def _queue_rows(data_dir: str) -> dict[str, tuple[str, str | None]]:
     uri = f"file:{os.path.join(data_dir, 'queue.sqlite3')}?mode=ro"
     with sqlite3.connect(uri, uri=True, timeout=10) as c:
         return {url: (state, path) for url, state, path in c.execute("SELECT url, state, path FROM jobs")}
+
+
+def _resume_of(data_dir: str, path: str) -> dict[str, object]:
+    """The resume record of the job whose file is `path`, read from a connection of our own."""
+    uri = f"file:{os.path.join(data_dir, 'queue.sqlite3')}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=10) as c:
+        (text,) = c.execute("SELECT resume FROM jobs WHERE path = ?", (path,)).fetchone()
+    return json.loads(text) if text else {}
 
 
 def _small_files(
@@ -87,6 +97,53 @@ def test_a_failed_sync_hands_its_jobs_back_with_the_error() -> None:
     assert synced == [Synced(7, None, "cannot sync the file to disk: Input/output error")]
 
 
+@dataclass
+class _Done:
+    path: str
+
+
+def test_files_left_at_their_partial_names_are_moved_to_free_names_before_the_sync(tmp_path) -> None:
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (tmp_path / f"{name}.getm-part").write_bytes(name.encode())
+    (tmp_path / "b.bin").write_bytes(b"someone else's")  # taken: never clobbered
+    (tmp_path / "c.bin").write_bytes(b"an older copy")  # a job added with overwrite replaces it
+    synced_paths: list[str] = []
+
+    def sync(paths: Iterable[str]) -> None:
+        for path in paths:
+            assert not os.path.exists(path + ".getm-part")  # the name is there when the sync runs
+            synced_paths.append(path)
+
+    commits = GroupCommit(sync)
+    try:
+        for job_id, name in enumerate(("a.bin", "b.bin", "gone.bin")):
+            path = str(tmp_path / name)
+            commits.add(job_id, _Done(path), path, "free")
+        commits.add(3, _Done(str(tmp_path / "c.bin")), str(tmp_path / "c.bin"), "replace")
+        synced: list[Synced] = []
+        wait_for(lambda: synced.extend(commits.take()) or len(synced) == 4)
+    finally:
+        commits.close()
+    moved = [str(tmp_path / "a.bin"), str(tmp_path / "b (1).bin")]
+    assert sorted(synced) == sorted(
+        [
+            Synced(0, _Done(moved[0]), None),
+            Synced(1, _Done(moved[1]), None),
+            Synced(
+                2,
+                _Done(str(tmp_path / "gone.bin")),
+                "cannot move the file to its name: No such file or directory",
+            ),
+            Synced(3, _Done(str(tmp_path / "c.bin")), None),
+        ]
+    )
+    assert synced_paths == [*moved, str(tmp_path / "c.bin")]
+    assert (tmp_path / "b.bin").read_bytes() == b"someone else's"
+    assert (tmp_path / "b (1).bin").read_bytes() == b"b.bin"
+    assert (tmp_path / "c.bin").read_bytes() == b"c.bin"
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "b (1).bin", "b.bin", "c.bin"]
+
+
 @pytest.mark.parametrize("has_syncfs", [True, False])
 def test_sync_paths_syncs_real_files_and_reports_a_missing_one(tmp_path, monkeypatch, has_syncfs) -> None:
     from getm_tui.runner import commit
@@ -119,6 +176,8 @@ def test_a_job_is_recorded_done_only_after_the_sync_of_its_file_returns(
     def sync(paths: Iterable[str]) -> None:
         paths = list(paths)
         before = {p: state for state, p in _queue_rows(data_dir).values()}
+        # The finished record was committed before the file took its name (what a kill now finds).
+        assert [p for p in paths if "finished" not in _resume_of(data_dir, p)] == []
         sync_paths(paths)
         after = {p: state for state, p in _queue_rows(data_dir).values()}
         for p in paths:

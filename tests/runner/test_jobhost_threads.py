@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from getm_tui.runner.jobhost import LiveControl, _HostJob, _JobThreads
+from getm_tui.runner.hostthreads import JobThreads
+from getm_tui.runner.jobhost import LiveControl, _HostJob
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,7 +30,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
         with lock:
             active.remove(job.id)
 
-    threads = _JobThreads(target, limit=3)
+    threads = JobThreads(target, limit=3)
     runs = [_HostJob(i, LiveControl(1)) for i in range(8)]
     for r in runs[:3]:
         threads.run(r, SimpleNamespace(id=r.job_id))
@@ -51,7 +52,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
 
 
 def test_an_idle_thread_takes_the_next_job_instead_of_a_new_thread():
-    threads = _JobThreads(lambda r, job: None, limit=4)
+    threads = JobThreads(lambda r, job: None, limit=4)
     for i in range(20):
         r = _HostJob(i, LiveControl(1))
         threads.run(r, SimpleNamespace(id=i))
