@@ -204,6 +204,12 @@ class JobQueue(Protocol):
         """This runner stops (its jobs are back in the queue): it is shown as stopped, not lost."""
         ...
 
+    def take_turn(self, key: str, seconds: float) -> float:
+        """A fleet's periodic task (`key`, e.g. a saved mirror's listing) is done by one runner per
+        `seconds`: 0.0 when the caller takes the turn now, else the seconds until the current turn ends.
+        Always 0.0 for a queue one supervisor runs."""
+        ...
+
     def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done; a
         fleet's runner adds the job's recent speed (bytes per second), for front ends on other hosts."""

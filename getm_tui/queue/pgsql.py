@@ -116,6 +116,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE getm_origin_holds (origin text PRIMARY KEY, until timestamptz NOT NULL);
     ALTER TABLE getm_jobs ADD COLUMN rate double precision, ADD COLUMN rate_at timestamptz;
     """,
+    # 4: turns at the fleet's periodic tasks (a saved mirror's listing): who may do one until when.
+    """
+    CREATE TABLE getm_turns (key text PRIMARY KEY, until timestamptz NOT NULL);
+    """,
 )
 SHOWN_VERSION = 2  # the migration that adds `shown`: rows older than it are named by postgres.py
 
@@ -266,6 +270,15 @@ HOLD_ORIGIN = (
     " ON CONFLICT (origin) DO UPDATE SET until = greatest(getm_origin_holds.until, excluded.until)"
 )
 NOTIFY_HELD = f"SELECT pg_notify('{CHANNEL_HELD}', '')"
+# The turn is this caller's (0.0) when nobody holds it, else the seconds until it ends, by the server's
+# clock. No row at all: another caller took the turn in a transaction this statement's snapshot misses.
+TAKE_TURN = (
+    "WITH taken AS (INSERT INTO getm_turns AS t (key, until)"
+    " VALUES (%(key)s, now() + make_interval(secs => %(secs)s))"
+    " ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE t.until <= now() RETURNING 0.0::float8)"
+    " SELECT * FROM taken UNION ALL SELECT greatest(0.001, extract(epoch FROM until - now())::float8)"
+    " FROM getm_turns WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)"
+)
 # The holds still running, as seconds left by the server's clock (no two hosts' clocks are compared).
 ORIGIN_HOLDS = (
     "SELECT origin, extract(epoch FROM until - now())::float8 FROM getm_origin_holds WHERE until > now()"

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Runners that stopped more than this long ago are forgotten when another joins.
 FORGET_RUNNERS_AFTER = 24 * 3600
+# A turn another caller took in a transaction not yet visible: it is taken; look again after this.
+TURN_RACED = 1.0
 
 
 class FleetLeases:
@@ -152,3 +154,7 @@ class FleetLeases:
 
     def runners(self) -> list[RunnerInfo]:
         return [RunnerInfo(*row) for row in self._x(S.RUNNERS)]
+
+    def take_turn(self, key: str, seconds: float) -> float:
+        row = self._x(S.TAKE_TURN, {"key": key, "secs": seconds}).fetchone()
+        return TURN_RACED if row is None else float(row[0])

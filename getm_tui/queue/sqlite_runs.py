@@ -63,6 +63,9 @@ class SupervisorWrites:
     def leave_fleet(self) -> None:
         pass
 
+    def take_turn(self, key: str, seconds: float) -> float:
+        return 0.0  # one supervisor runs the file's periodic tasks
+
     def listen(self) -> None:
         return None  # commands on a queue file reach its supervisor through its socket
 

@@ -6,6 +6,10 @@ other process's. A mirror is due when it was never listed or its last pass (mirr
 data dir, so a restarted runner does not list everything again) is an interval ago. A pass that fails is
 one warning line and is tried again at the next interval. With `run --once` the due mirrors are listed
 once, before the runner decides that nothing is left.
+
+The runners of a fleet may all have the mirror saved: one of them takes the turn at each pass (the
+queue's take_turn, for the mirror's interval) and the others leave it until that turn is over, so two
+runners never list one tree at once and queue its files twice.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class MirrorSchedule:
         # Set when every mirror due at the start has been listed once (at once when none is saved).
         self.first_pass = threading.Event()
         self._thread: threading.Thread | None = None
+        self._elsewhere: dict[str, float] = {}  # mirror -> until when another runner of the fleet has it
 
     def start(self) -> None:
         if not self.saved:
@@ -55,7 +60,8 @@ class MirrorSchedule:
     def due_at(self, name: str) -> float:
         """When the mirror is next due, in seconds since the epoch (0: now)."""
         last = status.last(self.data_dir, name)
-        return 0.0 if last is None else last.at + self.saved[name].interval
+        here = 0.0 if last is None else last.at + self.saved[name].interval
+        return max(here, self._elsewhere.get(name, 0.0))
 
     def _run(self) -> None:
         try:
@@ -80,6 +86,11 @@ class MirrorSchedule:
                 self.settings.queue or self.data_dir, timeout_ms=int(self.settings.queue_timeout * 1000)
             )
             try:
+                wait = q.take_turn(f"mirror:{mirror.name}", mirror.interval)
+                if wait > 0:
+                    self._elsewhere[mirror.name] = time.time() + wait
+                    log.info("mirror %s: listed by another runner; next in %.0fs", mirror.name, wait)
+                    return
                 result = run_pass(q, mirror.spec, self.settings, lambda line: log.warning("%s", line))
             finally:
                 q.close()

@@ -26,6 +26,7 @@ from getm_tui.queue.states import (
     Transition,
 )
 from getm_tui.queue.views import SORTS, View
+from tests.helpers.runner_util import wait_for
 
 RECORD = {"url": "x", "parts": [[0, 100, 60], [100, 100, 40]]}
 
@@ -523,3 +524,17 @@ def test_a_closed_queue_and_a_reopened_one_hold_the_same_jobs(connect: Callable[
         ids = first.add_many([spec(1), spec(2)])
     with connect() as second:
         assert [j.id for j in second.jobs()] == ids
+
+
+def test_a_periodic_task_is_one_runners_turn_until_it_ends(connect: Callable[[], JobQueue], tmp_path):
+    """take_turn: a queue runners share gives a task (a saved mirror's listing) to one caller per period
+    and tells the others how long to leave it; a queue one supervisor runs gives every turn to its caller."""
+    with connect() as first, connect() as second:
+        shared = first.join_fleet(str(tmp_path / "a"), 30)
+        assert first.take_turn("mirror:bank", 60) == 0.0
+        wait = second.take_turn("mirror:bank", 60)
+        assert 0.0 < wait <= 60 if shared else wait == 0.0
+        assert second.take_turn("mirror:other", 60) == 0.0  # another task's turn is its own
+        assert first.take_turn("mirror:short", 0.2) == 0.0
+        wait_for(lambda: second.take_turn("mirror:short", 60) == 0.0)  # a turn that ended is free again
+        first.leave_fleet()
