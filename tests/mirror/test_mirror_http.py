@@ -81,6 +81,7 @@ def test_delete_removes_exactly_what_is_gone_from_the_source(tree_server, tmp_pa
     assert files_under(dest) == {**files_under(remote), "keep.log": b"mine"}
 
 
+@pytest.mark.slow
 def test_depth_match_and_exclude_select_by_relative_path(tree_server, tmp_path: Path) -> None:
     remote, url = tree_server
     make_tree(remote)
@@ -131,6 +132,7 @@ def test_hostile_links_never_leave_the_destination(tree_server, tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "q", "remote"]
 
 
+@pytest.mark.slow
 def test_mistakes_are_one_line_and_an_exit_code(tree_server, tmp_path: Path) -> None:
     remote, url = tree_server
     (remote / "file.txt").write_text("x")
