@@ -57,28 +57,38 @@ from typing import Any
 from benchlib.data import DataFile, GiB, MiB, write_random
 from benchlib.measure import alive, base_env, descendants, pss_kib, rss_kib
 from benchlib.queue_scale import active_count
+from benchlib.terminal import (
+    POLL_EVERY,
+    SIZE,
+    Log,
+    Tmux,
+    cpu_seconds,
+    poll_until,
+    quit_app,
+    schedstat,
+    set_nice,
+    tmux_env,
+    tree_cpu_seconds,
+    wait_app_pid,
+    written_bytes,
+)
 
 TITLE = "the app's responsiveness"
 JOBS = 2000
 ACTIVE = 8
 LOAD_SIZE = GiB
-SIZE = (120, 40)
 TARGET_MS = 100.0
 TARGET_CPU_PCT = 15.0
-POLL_EVERY = 0.005  # capture-pane polling period
 PRESS_LIMIT = 5.0  # a press whose effect is not on screen by then counts as this long (and as missed)
 DEMAND_NICE = -10
 KEY_PATTERN = ("down", "down", "down", "down", "s")  # 30 presses: 24 Down, 6 `s` (one round of the sorts)
 TMUX_KEYS = {"down": "Down", "s": "s"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PANEL_NAME = re.compile(r"(file-\d+\.bin): ")  # the Throughput panel's "NAME: RATE" line
 ROW_NAME = re.compile(r"file-\d+\.bin")  # a job's name anywhere on the screen: the first rows are shown
 SORT_SHOWN = re.compile(r"sort: (\w+)")
 ACTIVE_SHOWN = re.compile(r"(\d+) active")
 RATE_SHOWN = re.compile(r"↓ (.+?)\s+sort:")
-
-Log = Callable[[str], None]
 
 
 # -- setup ------------------------------------------------------------------------------------------------
@@ -151,145 +161,6 @@ class Reaper(threading.Thread):
         self.join(5)
 
 
-# -- /proc ------------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads, none of its children)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
-
-
-def tree_cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += cpu_seconds(pid)
-    return total
-
-
-def written_bytes(pid: int) -> int:
-    """wchar from /proc/PID/io: bytes the process passed to write(2) and friends."""
-    with open(f"/proc/{pid}/io") as f:
-        for line in f:
-            if line.startswith("wchar:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Waits for the processes to end; returns those still there after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in pids if alive(p)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
-
-
-# -- tmux -------------------------------------------------------------------------------------------------
-
-
-class Tmux:
-    """A tmux server of our own (`-L NAME`, no config file): it never touches the user's sessions."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.socket = f"getm-bench-{os.getpid()}"
-        self.env = env
-
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-u", "-L", self.socket, "-f", "/dev/null", *args],
-            env=self.env,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=10,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"tmux {' '.join(args[:2])}: {done.stderr.strip()}")
-        return done.stdout
-
-    def new(self, name: str, command: str) -> None:
-        self("new-session", "-d", "-s", name, "-x", str(SIZE[0]), "-y", str(SIZE[1]), command)
-
-    def capture(self, name: str) -> str:
-        return self("capture-pane", "-p", "-t", name)
-
-    def send(self, name: str, key: str) -> None:
-        self("send-keys", "-t", name, key)
-
-    def pane_pid(self, name: str) -> int:
-        return int(self("display-message", "-p", "-t", name, "#{pane_pid}").strip())
-
-    def version(self) -> str:
-        done = subprocess.run(["tmux", "-V"], capture_output=True, text=True)
-        return done.stdout.strip()
-
-    def kill_server(self) -> None:
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            self("kill-server")
-
-
-def find_app_pid(pane_pid: int) -> int:
-    """The getm-tui process in the pane (the shell execs it; its children are the supervisor)."""
-    for pid in [pane_pid, *descendants(pane_pid)]:
-        cmd = cmdline(pid)
-        if "getm-tui" in cmd and "multiprocessing" not in cmd:
-            return pid
-    raise RuntimeError(f"no getm-tui process under the pane (pid {pane_pid})")
-
-
-def wait_app_pid(tmux: Tmux, pane: str, timeout: float = 10.0) -> int:
-    """The app's pid, once the pane's first process has exec'd it (right after `new-session` the pane's
-    process can still be tmux's own fork, with tmux's command line)."""
-
-    def probe() -> int | None:
-        try:
-            return find_app_pid(tmux.pane_pid(pane))
-        except RuntimeError:
-            return None
-
-    pid, _ = poll_until(probe, timeout, every=0.02)
-    return pid or find_app_pid(tmux.pane_pid(pane))  # the last try raises with the reason
-
-
-def poll_until(probe: Callable[[], Any], timeout: float, every: float = POLL_EVERY) -> tuple[Any, float]:
-    """Calls `probe` every `every` seconds until it returns something true; (value, when) or (None, when)."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        began = time.perf_counter()
-        value = probe()
-        now = time.perf_counter()
-        if value or now > deadline:
-            return value, now
-        time.sleep(max(0.0, every - (now - began)))
-
-
-def schedstat(pid: int, tid: int | None = None) -> tuple[int, int]:
-    """(ns on a CPU, ns runnable but waiting for one) of one thread, by default the main one: the main
-    thread runs the event loop, so its waiting time is how long the app was kept from its work."""
-    with open(f"/proc/{pid}/task/{tid or pid}/schedstat") as f:
-        on_cpu, waiting, _slices = f.read().split()
-    return int(on_cpu), int(waiting)
-
-
-def set_nice(pid: int, nice: int) -> None:
-    """Every thread of the process (Linux priorities are per thread)."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):
-            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-
-
 @dataclass
 class Setup:
     data_dir: str
@@ -312,16 +183,6 @@ def sort_cycle() -> tuple[str, ...]:
     from getm_tui.app.rows import SORTS
 
     return SORTS
-
-
-def tmux_env(env: dict[str, str]) -> dict[str, str]:
-    """The app's environment in our tmux: true colour, a UTF-8 locale, and not inside the user's tmux."""
-    env = dict(env)
-    env.setdefault("COLORTERM", "truecolor")
-    if "UTF-8" not in (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").upper():
-        env["LANG"] = "C.UTF-8"
-    env.pop("TMUX", None)
-    return env
 
 
 def run_tmux(s: Setup) -> dict[str, Any]:
@@ -503,31 +364,6 @@ def press_keys(s: Setup, tmux: Tmux) -> dict[str, Any]:
         baseline.append(round((t1 - t0) * 1000, 2) if ok else None)
         time.sleep(0.05 + rng.random() * 0.1)
     return {"presses": presses, "baseline_ms": baseline}
-
-
-def quit_app(say: Log, tmux: Tmux, app_pid: int, tree: list[int]) -> str:
-    """`q`, as a user quits: the app stops the supervisor it started. Anything of ours still running after
-    that is ended by pid."""
-    if not app_pid:
-        return "not started"
-    tree = sorted(set(tree) | set(descendants(app_pid)))
-    how = "q"
-    if alive(app_pid):
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            tmux.send("app", "q")
-        if wait_gone([app_pid], 20):
-            how = "q did not end the app in 20 s: SIGTERM"
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(app_pid, signal.SIGTERM)
-            wait_gone([app_pid], 5)
-    left = wait_gone(tree, 15)
-    for pid in left:  # the app's own children (supervisor, workers), never anything else
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if left:
-        how += f"; {len(left)} child process(es) still running after 15 s were killed"
-    say(f"quit: {how}")
-    return how
 
 
 def first_rows(
