@@ -3,6 +3,8 @@
     python benchmarks/app_responsiveness.py [--sample 10] [--presses 30] [--jobs N] [--target-dir DIR]
                                             [--profile DIR]
     python benchmarks/run.py --cases f          # the same, as case (f) of the harness (JSON, report)
+    python benchmarks/app_responsiveness.py --small-files N [--sample 5] [--windows 3] [--profile DIR]
+                                            # case (j) instead: the app while its runner drains N small files
 
 The issue asks: "with 2,000 jobs queued and 8 active at full speed, a key press redraws within 100 ms and
 the app's process uses under 15% of one core" (issue 16 asks the same with 1,000,000 queued: --jobs).
@@ -64,6 +66,7 @@ from benchlib.terminal import (
     Tmux,
     cpu_seconds,
     poll_until,
+    py_spy,
     quit_app,
     schedstat,
     set_nice,
@@ -302,17 +305,7 @@ def demand_window(s: Setup, pid: int) -> dict[str, Any]:
 def profile(s: Setup, pid: int) -> dict[str, Any]:
     """py-spy on the app process (after the CPU windows: sampling slows the target a little)."""
     assert s.profile_dir is not None
-    s.profile_dir.mkdir(parents=True, exist_ok=True)
-    raw = s.profile_dir / "app.raw"
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    seconds = max(5, int(s.sample))
-    s.say(f"py-spy on the app for {seconds} s -> {raw}")
-    done = subprocess.run(
-        [spy, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(raw), "-r", "200"],
-        capture_output=True,
-        text=True,
-    )
-    return {"raw": str(raw), "ok": done.returncode == 0, "stderr": done.stderr.strip()[-500:]}
+    return py_spy(pid, max(5, int(s.sample)), s.profile_dir / "app.raw", s.say)
 
 
 def press_keys(s: Setup, tmux: Tmux) -> dict[str, Any]:
@@ -591,17 +584,24 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchlib import install, report
+    from benchlib import app_drain, install, report
     from benchlib.server import Nginx
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sample", type=float, default=10.0, help="seconds of CPU sampling (default 10)")
+    p.add_argument("--sample", type=float, help="seconds of each CPU window (default 10; --small-files 5)")
     p.add_argument("--jobs", type=int, default=JOBS, help=f"jobs queued (default {JOBS})")
     p.add_argument("--presses", type=int, default=30, help="key presses per method (default 30)")
     p.add_argument("--press-budget", type=float, default=25.0, help="seconds for each method's presses")
     p.add_argument("--target-dir", type=Path, help="where the jobs write (default: a temp dir under /tmp)")
     p.add_argument("--profile", type=Path, metavar="DIR", help="also py-spy the app in tmux; raw file here")
     p.add_argument("--json", type=Path, help="write the record here too")
+    p.add_argument(
+        "--small-files",
+        type=int,
+        metavar="N",
+        help="case (j) instead: the app's CPU while its runner drains N x 64 KiB (e.g. 20000)",
+    )
+    p.add_argument("--windows", type=int, default=app_drain.WINDOWS, help="--small-files: CPU windows")
     args = p.parse_args(argv)
 
     def log(message: str) -> None:
@@ -618,30 +618,50 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)  # nginx's workers (nobody) read the data from here
     try:
         target = Path(tempfile.mkdtemp(prefix="out-", dir=args.target_dir or work))
-        load = load_file(work / "www", None, log)
+        if args.small_files:
+            files = app_drain.write_files(work / "www", args.small_files, log)
+        else:
+            load = load_file(work / "www", None, log)
         with Nginx(nginx_bin, work / "nginx", work / "www") as server:
             log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
-            record = measure(
-                server.url(load.rel),
-                load,
-                work,
-                target,
-                base_env(work),
-                install.getm_tui_binary(),
-                log,
-                sample=args.sample,
-                presses=args.presses,
-                press_budget=args.press_budget,
-                profile_dir=args.profile,
-                jobs=args.jobs,
-            )
+            if args.small_files:
+                record = app_drain.measure(
+                    [server.url(f.rel) for f in files],
+                    work,
+                    target,
+                    base_env(work),
+                    install.getm_tui_binary(),
+                    log,
+                    sample=args.sample or app_drain.SAMPLE,
+                    windows=args.windows,
+                    profile_dir=args.profile,
+                )
+            else:
+                record = measure(
+                    server.url(load.rel),
+                    load,
+                    work,
+                    target,
+                    base_env(work),
+                    install.getm_tui_binary(),
+                    log,
+                    sample=args.sample or 10.0,
+                    presses=args.presses,
+                    press_budget=args.press_budget,
+                    profile_dir=args.profile,
+                    jobs=args.jobs,
+                )
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log("\n" + report.responsiveness({"responsiveness": record}))
-    log(report.responsiveness_targets({"responsiveness": record}))
+    if args.small_files:
+        log("\n" + app_drain.table(record))
+        log(app_drain.target_line(record))
+    else:
+        log("\n" + report.responsiveness({"responsiveness": record}))
+        log(report.responsiveness_targets({"responsiveness": record}))
     if args.profile and record.get("terminal", {}).get("profile", {}).get("ok"):
         log(f"\nprofile: python benchmarks/pyspy_top.py {record['terminal']['profile']['raw']}")
     if args.json:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from benchlib.measure import alive, descendants
@@ -193,3 +196,20 @@ def quit_app(say: Log, tmux: Tmux, app_pid: int, tree: list[int]) -> str:
         how += f"; {len(left)} child process(es) still running after 15 s were killed"
     say(f"quit: {how}")
     return how
+
+
+def py_spy(pid: int, seconds: int, raw: Path, say: Log) -> dict[str, Any]:
+    """`py-spy record -f raw` on one process for `seconds` (`pip install py-spy`; not a dependency):
+    benchmarks/pyspy_top.py lists the top functions of the file it writes."""
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    say(f"py-spy on pid {pid} for {seconds} s -> {raw}")
+    try:
+        done = subprocess.run(
+            [spy, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(raw), "-r", "200"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as e:
+        return {"raw": str(raw), "ok": False, "stderr": f"py-spy: {e}"}
+    return {"raw": str(raw), "ok": done.returncode == 0, "stderr": done.stderr.strip()[-500:]}
