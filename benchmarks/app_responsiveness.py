@@ -70,9 +70,9 @@ from benchlib.terminal import (
     quit_app,
     schedstat,
     set_nice,
+    start_app,
     tmux_env,
     tree_cpu_seconds,
-    wait_app_pid,
     written_bytes,
 )
 
@@ -196,16 +196,10 @@ def run_tmux(s: Setup) -> dict[str, Any]:
     app_pid = 0
     tree: list[int] = []
     try:
-        # The baseline pane first (it also starts the server), then the app; a crashed app's pane stays
-        # open so its traceback can be shown.
-        tmux.new("base", "stty raw -echo; exec cat")
-        tmux("set-option", "-g", "remain-on-exit", "on")
-        began = time.perf_counter()
-        tmux.new("app", "exec " + shlex.quote(s.getm_tui))
-        app_pid = wait_app_pid(tmux, "app")
+        # The baseline pane first (it also starts the server), then the app.
+        base = ("base", "stty raw -echo; exec cat")
+        app_pid, record["first_rows_s"] = start_app(tmux, s.getm_tui, ROW_NAME, 90, base)
         record["app_pid"] = app_pid
-        shown, at = poll_until(lambda: ROW_NAME.search(tmux.capture("app")), 90, every=0.01)
-        record["first_rows_s"] = round(at - began, 3) if shown else None
         s.say(f"app pid {app_pid} in tmux {SIZE[0]}x{SIZE[1]}; waiting for {ACTIVE} active jobs")
 
         def ready() -> bool:
@@ -369,15 +363,9 @@ def first_rows(
     tree: list[int] = []
     record: dict[str, Any] = {}
     try:
-        tmux.new("idle", "exec cat")  # starts the server, so its options can be set before the app runs
-        tmux("set-option", "-g", "remain-on-exit", "on")
-        began = time.perf_counter()
-        tmux.new("app", "exec " + shlex.quote(getm_tui))
-        app_pid = wait_app_pid(tmux, "app")
-        shown, at = poll_until(lambda: row.search(tmux.capture("app")) or not alive(app_pid), 60, every=0.01)
-        if not shown or not alive(app_pid):
+        app_pid, record["first_rows_s"] = start_app(tmux, getm_tui, row, 60)
+        if record["first_rows_s"] is None:
             raise RuntimeError("no rows on the screen:\n" + tmux.capture("app").strip()[-1000:])
-        record["first_rows_s"] = round(at - began, 3)
         rss = pss = 0
         end = time.monotonic() + settle
         while time.monotonic() < end:

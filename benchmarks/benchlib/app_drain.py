@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import shutil
 import sqlite3
 import statistics
@@ -44,9 +43,9 @@ from benchlib.terminal import (
     py_spy,
     quit_app,
     schedstat,
+    start_app,
     tmux_env,
     tree_cpu_seconds,
-    wait_app_pid,
 )
 
 TITLE = "the app's CPU while small jobs finish"
@@ -167,14 +166,8 @@ def run_app(d: Drain) -> dict[str, Any]:
     app_pid = 0
     tree: list[int] = []
     try:
-        tmux.new("idle", "exec cat")  # starts the server, so its options can be set before the app runs
-        tmux("set-option", "-g", "remain-on-exit", "on")
-        began = time.perf_counter()
-        tmux.new("app", "exec " + shlex.quote(d.getm_tui))
-        app_pid = wait_app_pid(tmux, "app")
+        app_pid, record["first_rows_s"] = start_app(tmux, d.getm_tui, ROW_NAME, 90)
         record["app_pid"] = app_pid
-        shown, at = poll_until(lambda: ROW_NAME.search(tmux.capture("app")), 90, every=0.01)
-        record["first_rows_s"] = round(at - began, 3) if shown else None
         warm = max(1, d.files // WARM_SHARE)
         d.say(f"app pid {app_pid} in tmux; waiting for {warm:,} jobs done")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -213,3 +215,23 @@ def py_spy(pid: int, seconds: int, raw: Path, say: Log) -> dict[str, Any]:
     except OSError as e:
         return {"raw": str(raw), "ok": False, "stderr": f"py-spy: {e}"}
     return {"raw": str(raw), "ok": done.returncode == 0, "stderr": done.stderr.strip()[-500:]}
+
+
+def start_app(
+    tmux: Tmux,
+    getm_tui: str,
+    row: re.Pattern[str],
+    timeout: float,
+    first: tuple[str, str] = ("idle", "exec cat"),
+) -> tuple[int, float | None]:
+    """The app in the pane "app" of `tmux`, after the pane `first` (name, command), which starts the
+    server so that its options can be set: a crashed app's pane stays open, to show its traceback.
+    Returns the app's pid and the seconds from starting it until `row` is on its screen (None: not in
+    `timeout` seconds, or the app ended)."""
+    tmux.new(*first)
+    tmux("set-option", "-g", "remain-on-exit", "on")
+    began = time.perf_counter()
+    tmux.new("app", "exec " + shlex.quote(getm_tui))
+    app_pid = wait_app_pid(tmux, "app")
+    shown, at = poll_until(lambda: row.search(tmux.capture("app")) or not alive(app_pid), timeout, every=0.01)
+    return app_pid, round(at - began, 3) if shown and alive(app_pid) else None
