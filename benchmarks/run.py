@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queue-jobs", type=int, help="(h): jobs queued (default 1,000,000; --quick 20,000)")
     p.add_argument("--app-jobs", type=int, default=app_responsiveness.JOBS, help="(f): jobs queued")
     p.add_argument(
-        "--app-files", type=int, help="(j): small files the app's runner drains (20,000; --quick 5,000)"
+        "--app-files", type=int, help="(j): small files the app's runner drains (20,000; --quick 8,000)"
     )
     p.add_argument("--report", type=Path, metavar="JSON", help="print (and --plot) an earlier results file")
     p.add_argument("--serve", action="store_true", help="only serve the data (for profiling) until Ctrl-C")

@@ -50,7 +50,7 @@ from benchlib.terminal import (
 
 TITLE = "the app's CPU while small jobs finish"
 FILES = 20_000
-QUICK_FILES = 5_000
+QUICK_FILES = 8_000
 FILE_SIZE = 64 * 1024
 FOLDER = "drain"
 TARGET_CPU_PCT = 15.0
