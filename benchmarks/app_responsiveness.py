@@ -3,6 +3,8 @@
     python benchmarks/app_responsiveness.py [--sample 10] [--presses 30] [--jobs N] [--target-dir DIR]
                                             [--profile DIR]
     python benchmarks/run.py --cases f          # the same, as case (f) of the harness (JSON, report)
+    python benchmarks/app_responsiveness.py --small-files N [--sample 5] [--windows 3] [--profile DIR]
+                                            # case (j) instead: the app while its runner drains N small files
 
 The issue asks: "with 2,000 jobs queued and 8 active at full speed, a key press redraws within 100 ms and
 the app's process uses under 15% of one core" (issue 16 asks the same with 1,000,000 queued: --jobs).
@@ -57,28 +59,39 @@ from typing import Any
 from benchlib.data import DataFile, GiB, MiB, write_random
 from benchlib.measure import alive, base_env, descendants, pss_kib, rss_kib
 from benchlib.queue_scale import active_count
+from benchlib.terminal import (
+    POLL_EVERY,
+    SIZE,
+    Log,
+    Tmux,
+    cpu_seconds,
+    poll_until,
+    py_spy,
+    quit_app,
+    schedstat,
+    set_nice,
+    start_app,
+    tmux_env,
+    tree_cpu_seconds,
+    written_bytes,
+)
 
 TITLE = "the app's responsiveness"
 JOBS = 2000
 ACTIVE = 8
 LOAD_SIZE = GiB
-SIZE = (120, 40)
 TARGET_MS = 100.0
 TARGET_CPU_PCT = 15.0
-POLL_EVERY = 0.005  # capture-pane polling period
 PRESS_LIMIT = 5.0  # a press whose effect is not on screen by then counts as this long (and as missed)
 DEMAND_NICE = -10
 KEY_PATTERN = ("down", "down", "down", "down", "s")  # 30 presses: 24 Down, 6 `s` (one round of the sorts)
 TMUX_KEYS = {"down": "Down", "s": "s"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PANEL_NAME = re.compile(r"(file-\d+\.bin): ")  # the Throughput panel's "NAME: RATE" line
 ROW_NAME = re.compile(r"file-\d+\.bin")  # a job's name anywhere on the screen: the first rows are shown
 SORT_SHOWN = re.compile(r"sort: (\w+)")
 ACTIVE_SHOWN = re.compile(r"(\d+) active")
 RATE_SHOWN = re.compile(r"↓ (.+?)\s+sort:")
-
-Log = Callable[[str], None]
 
 
 # -- setup ------------------------------------------------------------------------------------------------
@@ -151,145 +164,6 @@ class Reaper(threading.Thread):
         self.join(5)
 
 
-# -- /proc ------------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads, none of its children)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
-
-
-def tree_cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += cpu_seconds(pid)
-    return total
-
-
-def written_bytes(pid: int) -> int:
-    """wchar from /proc/PID/io: bytes the process passed to write(2) and friends."""
-    with open(f"/proc/{pid}/io") as f:
-        for line in f:
-            if line.startswith("wchar:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Waits for the processes to end; returns those still there after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in pids if alive(p)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
-
-
-# -- tmux -------------------------------------------------------------------------------------------------
-
-
-class Tmux:
-    """A tmux server of our own (`-L NAME`, no config file): it never touches the user's sessions."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.socket = f"getm-bench-{os.getpid()}"
-        self.env = env
-
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-u", "-L", self.socket, "-f", "/dev/null", *args],
-            env=self.env,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=10,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"tmux {' '.join(args[:2])}: {done.stderr.strip()}")
-        return done.stdout
-
-    def new(self, name: str, command: str) -> None:
-        self("new-session", "-d", "-s", name, "-x", str(SIZE[0]), "-y", str(SIZE[1]), command)
-
-    def capture(self, name: str) -> str:
-        return self("capture-pane", "-p", "-t", name)
-
-    def send(self, name: str, key: str) -> None:
-        self("send-keys", "-t", name, key)
-
-    def pane_pid(self, name: str) -> int:
-        return int(self("display-message", "-p", "-t", name, "#{pane_pid}").strip())
-
-    def version(self) -> str:
-        done = subprocess.run(["tmux", "-V"], capture_output=True, text=True)
-        return done.stdout.strip()
-
-    def kill_server(self) -> None:
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            self("kill-server")
-
-
-def find_app_pid(pane_pid: int) -> int:
-    """The getm-tui process in the pane (the shell execs it; its children are the supervisor)."""
-    for pid in [pane_pid, *descendants(pane_pid)]:
-        cmd = cmdline(pid)
-        if "getm-tui" in cmd and "multiprocessing" not in cmd:
-            return pid
-    raise RuntimeError(f"no getm-tui process under the pane (pid {pane_pid})")
-
-
-def wait_app_pid(tmux: Tmux, pane: str, timeout: float = 10.0) -> int:
-    """The app's pid, once the pane's first process has exec'd it (right after `new-session` the pane's
-    process can still be tmux's own fork, with tmux's command line)."""
-
-    def probe() -> int | None:
-        try:
-            return find_app_pid(tmux.pane_pid(pane))
-        except RuntimeError:
-            return None
-
-    pid, _ = poll_until(probe, timeout, every=0.02)
-    return pid or find_app_pid(tmux.pane_pid(pane))  # the last try raises with the reason
-
-
-def poll_until(probe: Callable[[], Any], timeout: float, every: float = POLL_EVERY) -> tuple[Any, float]:
-    """Calls `probe` every `every` seconds until it returns something true; (value, when) or (None, when)."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        began = time.perf_counter()
-        value = probe()
-        now = time.perf_counter()
-        if value or now > deadline:
-            return value, now
-        time.sleep(max(0.0, every - (now - began)))
-
-
-def schedstat(pid: int, tid: int | None = None) -> tuple[int, int]:
-    """(ns on a CPU, ns runnable but waiting for one) of one thread, by default the main one: the main
-    thread runs the event loop, so its waiting time is how long the app was kept from its work."""
-    with open(f"/proc/{pid}/task/{tid or pid}/schedstat") as f:
-        on_cpu, waiting, _slices = f.read().split()
-    return int(on_cpu), int(waiting)
-
-
-def set_nice(pid: int, nice: int) -> None:
-    """Every thread of the process (Linux priorities are per thread)."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):
-            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-
-
 @dataclass
 class Setup:
     data_dir: str
@@ -314,16 +188,6 @@ def sort_cycle() -> tuple[str, ...]:
     return SORTS
 
 
-def tmux_env(env: dict[str, str]) -> dict[str, str]:
-    """The app's environment in our tmux: true colour, a UTF-8 locale, and not inside the user's tmux."""
-    env = dict(env)
-    env.setdefault("COLORTERM", "truecolor")
-    if "UTF-8" not in (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").upper():
-        env["LANG"] = "C.UTF-8"
-    env.pop("TMUX", None)
-    return env
-
-
 def run_tmux(s: Setup) -> dict[str, Any]:
     """The app in a real pseudo-terminal: CPU of its process, terminal output, key -> screen latency."""
     tmux = Tmux(tmux_env({**s.env, "GETM_TUI_DATA_DIR": s.data_dir, "GETM_TUI_MAX_ACTIVE": str(ACTIVE)}))
@@ -332,16 +196,10 @@ def run_tmux(s: Setup) -> dict[str, Any]:
     app_pid = 0
     tree: list[int] = []
     try:
-        # The baseline pane first (it also starts the server), then the app; a crashed app's pane stays
-        # open so its traceback can be shown.
-        tmux.new("base", "stty raw -echo; exec cat")
-        tmux("set-option", "-g", "remain-on-exit", "on")
-        began = time.perf_counter()
-        tmux.new("app", "exec " + shlex.quote(s.getm_tui))
-        app_pid = wait_app_pid(tmux, "app")
+        # The baseline pane first (it also starts the server), then the app.
+        base = ("base", "stty raw -echo; exec cat")
+        app_pid, record["first_rows_s"] = start_app(tmux, s.getm_tui, ROW_NAME, 90, base)
         record["app_pid"] = app_pid
-        shown, at = poll_until(lambda: ROW_NAME.search(tmux.capture("app")), 90, every=0.01)
-        record["first_rows_s"] = round(at - began, 3) if shown else None
         s.say(f"app pid {app_pid} in tmux {SIZE[0]}x{SIZE[1]}; waiting for {ACTIVE} active jobs")
 
         def ready() -> bool:
@@ -441,17 +299,7 @@ def demand_window(s: Setup, pid: int) -> dict[str, Any]:
 def profile(s: Setup, pid: int) -> dict[str, Any]:
     """py-spy on the app process (after the CPU windows: sampling slows the target a little)."""
     assert s.profile_dir is not None
-    s.profile_dir.mkdir(parents=True, exist_ok=True)
-    raw = s.profile_dir / "app.raw"
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    seconds = max(5, int(s.sample))
-    s.say(f"py-spy on the app for {seconds} s -> {raw}")
-    done = subprocess.run(
-        [spy, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(raw), "-r", "200"],
-        capture_output=True,
-        text=True,
-    )
-    return {"raw": str(raw), "ok": done.returncode == 0, "stderr": done.stderr.strip()[-500:]}
+    return py_spy(pid, max(5, int(s.sample)), s.profile_dir / "app.raw", s.say)
 
 
 def press_keys(s: Setup, tmux: Tmux) -> dict[str, Any]:
@@ -505,31 +353,6 @@ def press_keys(s: Setup, tmux: Tmux) -> dict[str, Any]:
     return {"presses": presses, "baseline_ms": baseline}
 
 
-def quit_app(say: Log, tmux: Tmux, app_pid: int, tree: list[int]) -> str:
-    """`q`, as a user quits: the app stops the supervisor it started. Anything of ours still running after
-    that is ended by pid."""
-    if not app_pid:
-        return "not started"
-    tree = sorted(set(tree) | set(descendants(app_pid)))
-    how = "q"
-    if alive(app_pid):
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            tmux.send("app", "q")
-        if wait_gone([app_pid], 20):
-            how = "q did not end the app in 20 s: SIGTERM"
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(app_pid, signal.SIGTERM)
-            wait_gone([app_pid], 5)
-    left = wait_gone(tree, 15)
-    for pid in left:  # the app's own children (supervisor, workers), never anything else
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if left:
-        how += f"; {len(left)} child process(es) still running after 15 s were killed"
-    say(f"quit: {how}")
-    return how
-
-
 def first_rows(
     getm_tui: str, env: dict[str, str], row: re.Pattern[str], settle: float, say: Log
 ) -> dict[str, Any]:
@@ -540,15 +363,9 @@ def first_rows(
     tree: list[int] = []
     record: dict[str, Any] = {}
     try:
-        tmux.new("idle", "exec cat")  # starts the server, so its options can be set before the app runs
-        tmux("set-option", "-g", "remain-on-exit", "on")
-        began = time.perf_counter()
-        tmux.new("app", "exec " + shlex.quote(getm_tui))
-        app_pid = wait_app_pid(tmux, "app")
-        shown, at = poll_until(lambda: row.search(tmux.capture("app")) or not alive(app_pid), 60, every=0.01)
-        if not shown or not alive(app_pid):
+        app_pid, record["first_rows_s"] = start_app(tmux, getm_tui, row, 60)
+        if record["first_rows_s"] is None:
             raise RuntimeError("no rows on the screen:\n" + tmux.capture("app").strip()[-1000:])
-        record["first_rows_s"] = round(at - began, 3)
         rss = pss = 0
         end = time.monotonic() + settle
         while time.monotonic() < end:
@@ -755,17 +572,24 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchlib import install, report
+    from benchlib import app_drain, install, report
     from benchlib.server import Nginx
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sample", type=float, default=10.0, help="seconds of CPU sampling (default 10)")
+    p.add_argument("--sample", type=float, help="seconds of each CPU window (default 10; --small-files 5)")
     p.add_argument("--jobs", type=int, default=JOBS, help=f"jobs queued (default {JOBS})")
     p.add_argument("--presses", type=int, default=30, help="key presses per method (default 30)")
     p.add_argument("--press-budget", type=float, default=25.0, help="seconds for each method's presses")
     p.add_argument("--target-dir", type=Path, help="where the jobs write (default: a temp dir under /tmp)")
     p.add_argument("--profile", type=Path, metavar="DIR", help="also py-spy the app in tmux; raw file here")
     p.add_argument("--json", type=Path, help="write the record here too")
+    p.add_argument(
+        "--small-files",
+        type=int,
+        metavar="N",
+        help="case (j) instead: the app's CPU while its runner drains N x 64 KiB (e.g. 20000)",
+    )
+    p.add_argument("--windows", type=int, default=app_drain.WINDOWS, help="--small-files: CPU windows")
     args = p.parse_args(argv)
 
     def log(message: str) -> None:
@@ -782,30 +606,50 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)  # nginx's workers (nobody) read the data from here
     try:
         target = Path(tempfile.mkdtemp(prefix="out-", dir=args.target_dir or work))
-        load = load_file(work / "www", None, log)
+        if args.small_files:
+            files = app_drain.write_files(work / "www", args.small_files, log)
+        else:
+            load = load_file(work / "www", None, log)
         with Nginx(nginx_bin, work / "nginx", work / "www") as server:
             log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
-            record = measure(
-                server.url(load.rel),
-                load,
-                work,
-                target,
-                base_env(work),
-                install.getm_tui_binary(),
-                log,
-                sample=args.sample,
-                presses=args.presses,
-                press_budget=args.press_budget,
-                profile_dir=args.profile,
-                jobs=args.jobs,
-            )
+            if args.small_files:
+                record = app_drain.measure(
+                    [server.url(f.rel) for f in files],
+                    work,
+                    target,
+                    base_env(work),
+                    install.getm_tui_binary(),
+                    log,
+                    sample=args.sample or app_drain.SAMPLE,
+                    windows=args.windows,
+                    profile_dir=args.profile,
+                )
+            else:
+                record = measure(
+                    server.url(load.rel),
+                    load,
+                    work,
+                    target,
+                    base_env(work),
+                    install.getm_tui_binary(),
+                    log,
+                    sample=args.sample or 10.0,
+                    presses=args.presses,
+                    press_budget=args.press_budget,
+                    profile_dir=args.profile,
+                    jobs=args.jobs,
+                )
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log("\n" + report.responsiveness({"responsiveness": record}))
-    log(report.responsiveness_targets({"responsiveness": record}))
+    if args.small_files:
+        log("\n" + app_drain.table(record))
+        log(app_drain.target_line(record))
+    else:
+        log("\n" + report.responsiveness({"responsiveness": record}))
+        log(report.responsiveness_targets({"responsiveness": record}))
     if args.profile and record.get("terminal", {}).get("profile", {}).get("ok"):
         log(f"\nprofile: python benchmarks/pyspy_top.py {record['terminal']['profile']['raw']}")
     if args.json:

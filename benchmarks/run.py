@@ -1,6 +1,6 @@
 """Benchmark getm-tui against curl, wget2, aria2c, axel, getm 0.0.5 and hf_transfer on a private nginx.
 
-    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h,i] [--repeat N] [--plot out.png] [--quick]
+    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h,i,j] [--repeat N] [--plot out.png] [--quick]
                              [--target-dir DIR] [--baseline OTHER/getm-tui]
 
 Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
@@ -8,7 +8,8 @@ machine's noise falls on all of them alike; every run writes into a fresh direct
 filesystem, is checked (exit code, sizes; md5 on the last repetition) and deleted, and the page cache's
 dirty pages are synced before the next run starts. Case (f), the app's responsiveness under load, is
 app_responsiveness.py, run last against the same server; case (h), a queue of a million, is
-benchlib/queue_scale.py; case (i), a fleet on PostgreSQL, is benchlib/fleet.py. With --baseline, every
+benchlib/queue_scale.py; case (i), a fleet on PostgreSQL, is benchlib/fleet.py; case (j), the app while
+its runner drains small files, is benchlib/app_drain.py. With --baseline, every
 getm-tui contender is also run with another checkout's getm-tui, alternated with this one in the same
 run. See benchmarks/README.md for what each case measures.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import app_responsiveness
-from benchlib import fleet, install, queue_scale, report
+from benchlib import app_drain, fleet, install, queue_scale, report
 from benchlib.cases import (
     BASELINE,
     OURS,
@@ -48,9 +49,10 @@ from benchlib.server import Nginx
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-ALL_CASES = "a,b,c,d,e,f,g,h,i"
-# Not round-robin cases of commands: (f) the app, (h) the million-job queue, (i) a fleet on PostgreSQL.
-UNTIMED = ("f", "h", "i")
+ALL_CASES = "a,b,c,d,e,f,g,h,i,j"
+# Not round-robin cases of commands: (f) the app, (h) the million-job queue, (i) a fleet on PostgreSQL,
+# (j) the app while small jobs finish.
+UNTIMED = ("f", "h", "i", "j")
 
 
 def log(message: str) -> None:
@@ -75,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--many-files", type=int, help="(g), (i): small files (default 10,000; --quick 500)")
     p.add_argument("--queue-jobs", type=int, help="(h): jobs queued (default 1,000,000; --quick 20,000)")
     p.add_argument("--app-jobs", type=int, default=app_responsiveness.JOBS, help="(f): jobs queued")
+    p.add_argument(
+        "--app-files", type=int, help="(j): small files the app's runner drains (20,000; --quick 8,000)"
+    )
     p.add_argument("--report", type=Path, metavar="JSON", help="print (and --plot) an earlier results file")
     p.add_argument("--serve", action="store_true", help="only serve the data (for profiling) until Ctrl-C")
     args = p.parse_args(argv)
@@ -341,10 +346,12 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     if nginx_bin is None:
         raise SystemExit("nginx is needed and could not be installed")
     timed = [k for k in args.cases if k not in UNTIMED]  # (f) and (h) need no peers
-    app_case, scale = "f" in args.cases, "h" in args.cases
-    tmux = (app_case or scale) and install.ensure_binary("tmux", log) is not None
+    app_case, scale, app_drain_case = "f" in args.cases, "h" in args.cases, "j" in args.cases
+    tmux = (app_case or scale or app_drain_case) and install.ensure_binary("tmux", log) is not None
     if (app_case or scale) and not tmux:
         skipped.append("(f) in a terminal and (h)'s app: tmux (could not be installed)")
+    if app_drain_case and not tmux:
+        skipped.append("(j): tmux (could not be installed)")
     tools = find_tools(work, skipped, with_getm=not args.no_getm) if timed else None
     ours = {OURS: install.version_of([install.getm_tui_binary(), "--version"])}
     results["versions"] = tool_versions(tools) if tools else ours
@@ -358,6 +365,8 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     )
     root = data.root if data else work / "www"
     load = app_responsiveness.load_file(root, data.big if data else None, log) if app_case else None
+    drain_count = args.app_files or (app_drain.QUICK_FILES if args.quick else app_drain.FILES)
+    drain_files = app_drain.write_files(root, drain_count, log) if app_drain_case and tmux else ()
     with Nginx(nginx_bin, work / "nginx", root) as server:
         log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
         if tools is not None and data is not None:
@@ -385,6 +394,17 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
                 args.timeout,
                 log,
                 results,
+            )
+        if drain_files:
+            results["app_drain"] = app_drain.measure(
+                [server.url(f.rel) for f in drain_files],
+                work,
+                target,
+                base_env(work),
+                install.getm_tui_binary(),
+                log,
+                sample=3.0 if args.quick else app_drain.SAMPLE,
+                windows=2 if args.quick else app_drain.WINDOWS,
             )
         if load is not None:
             results["responsiveness"] = app_responsiveness.measure(
@@ -509,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = changed_since(sources)
     if changed:
         results["getm_tui"]["changed_during_run"] = changed
-    if results["cases"] or results.get("responsiveness") or results.get("queue_scale"):
+    if results["cases"] or any(results.get(k) for k in ("responsiveness", "queue_scale", "app_drain")):
         finish(results, args.plot, write=True)
     return code
 

@@ -1,4 +1,5 @@
-"""Turning raw runs into the table, the target checks, the (e) and (f) figures, the JSON file and the plot.
+"""Turning raw runs into the table, the target checks, the (e), (f) and (j) figures, the JSON file and the
+plot.
 
 Everything here works from the JSON-shaped results dict, so `run.py --report FILE` re-renders an old run
 exactly as it was printed. Medians only: the machine is small and noisy, and a mean would follow the
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import fleet, scale_report
+from benchlib import app_drain, fleet, scale_report
 from benchlib.cases import BASELINE, DURABLE, OURS, SLOW_CONNECTIONS, SLOW_RATE_MIB
 from benchlib.data import GiB, MiB
 
@@ -182,6 +183,8 @@ def targets(results: Results) -> str:
         lines.extend(scale_report.target_lines(results["queue_scale"]))
     if results.get("responsiveness"):
         lines.append(responsiveness_targets(results))
+    if results.get("app_drain"):
+        lines.append(app_drain.target_line(results["app_drain"]))
     return "\n".join(lines)
 
 
@@ -480,6 +483,8 @@ def render(results: Results) -> str:
     if results.get("fleet"):
         parts.append(fleet.table(results["fleet"]))
     parts.append(responsiveness(results))
+    if results.get("app_drain"):
+        parts.append(app_drain.table(results["app_drain"]))
     if results["cases"] or results.get("queue_scale"):
         ratios = baseline_ratios(results)
         if ratios:

@@ -45,6 +45,7 @@ from getm_tui.runner.link import SupervisorLink
 WINDOW_VIEWS = 4  # a window holds this many views' worth of rows: one and a half above, the rest below
 MIN_VIEW_ROWS = 50  # the view's rows assumed before the table has a size
 REDRAW_EVERY = 0.5
+NOTIFY_LEVEL = 30  # a supervisor's log lines from warnings up are shown as notifications
 TLS_OFF = "TLS certificate verification is off for every job (--insecure)"
 
 
@@ -148,7 +149,14 @@ class GetmApp(App[int]):
         if self._stop.is_set():  # the app ended while the supervisor was starting
             self.link.close()
             return
-        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+        self.link.read_forever(self._deliver)
+
+    def _deliver(self, msg: Any) -> None:
+        """On the link's thread: post to the event loop only what it acts on. A supervisor draining small
+        files tells each job's start and end, which the app reads from the queue; a post costs a wake-up."""
+        quiet = isinstance(msg, P.LogLine) and msg.level < NOTIFY_LEVEL
+        if not (quiet or isinstance(msg, (P.JobChanged, P.Finished))):
+            self.post_message(FromSupervisor(msg))
 
     # -- incoming ---------------------------------------------------------------------------------
 
@@ -212,7 +220,7 @@ class GetmApp(App[int]):
         elif isinstance(msg, P.Fatal):  # it cannot run the queue: say why (it goes away next)
             self.notify(msg.message, severity="error", timeout=30)
         elif isinstance(msg, P.LogLine):
-            if msg.level >= 30:
+            if msg.level >= NOTIFY_LEVEL:
                 self.notify(msg.message, severity="error" if msg.level >= 40 else "warning", timeout=6)
         elif msg is None:
             if self.mode not in ("stopping",):
@@ -240,7 +248,7 @@ class GetmApp(App[int]):
         except OSError as e:
             self.call_from_thread(self.notify, f"cannot reach the supervisor: {e}", severity="error")
             return
-        self.link.read_forever(lambda msg: self.post_message(FromSupervisor(msg)))
+        self.link.read_forever(self._deliver)
 
     def _sample_rate(self) -> None:
         if self._drawable():
