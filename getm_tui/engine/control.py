@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import urlsplit
 
 from getm_tui.engine.checksum import Expected, Outcome, Verdict
@@ -123,6 +123,20 @@ def record(
 def claim(url: str, target: str) -> dict[str, Any]:
     """The record saved before `target`'s partial file is created: it is ours, nothing is in it yet."""
     return record(url, None, None, [], target)
+
+
+def reservation(url: str, target: str) -> dict[str, Any]:
+    """A claim of `target` that a store's owner saved for a download before it ran (see ResumeStore)."""
+    return {**claim(url, target), "reserved": True}
+
+
+def is_reserved(rec: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return bool(rec and rec.get("reserved"))
+
+
+def unreserved(rec: dict[str, Any]) -> dict[str, Any]:
+    """The claim a reservation stands for, as the download saves it when it takes the name."""
+    return {k: v for k, v in rec.items() if k != "reserved"}
 
 
 def finished(

@@ -55,7 +55,7 @@ def choose_target(
     """
     candidate = os.path.join(directory, name)
     stored = store.load() if store is not None else None
-    if stored is not None and stored.get("reserved"):
+    if control.is_reserved(stored):
         stored = None
     elif store is not None:
         # A store of this one download (the queue's job row) may name the file it went to: `NAME (1)`

@@ -113,8 +113,8 @@ class _RemoteStore:
         self.job_id = job.id
         self._record = control.rekeyed(record, job.url)
         self._reserved: dict[str, Any] | None = None
-        if self._record is not None and self._record.get("reserved"):
-            self._reserved = {k: v for k, v in self._record.items() if k != "reserved"}
+        if control.is_reserved(self._record):
+            self._reserved = control.unreserved(self._record)
 
     def load(self) -> dict[str, Any] | None:
         return self._record

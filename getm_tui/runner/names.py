@@ -45,7 +45,7 @@ class HeldNames:
         if path in self._holder or os.path.lexists(path) or os.path.lexists(part_path(path)):
             return None
         self.hold(job.id, path)
-        record = {**control.claim(job.url, path), "reserved": True}
+        record = control.reservation(job.url, path)
         q.save_resume(job.id, record)
         self._unsaved.add(job.id)
         return record
@@ -92,11 +92,11 @@ def settle(q: JobQueue, job_ids: Iterable[int]) -> None:
     run never mistakes another download's partial file for its own."""
     for job_id in job_ids:
         record = q.load_resume(job_id)
-        if not record or not record.get("reserved"):
+        if not control.is_reserved(record):
             continue
         name = record.get("name")
         job = q.get(job_id)
         if isinstance(name, str) and os.path.exists(part_path(os.path.join(job.directory, name))):
-            q.save_resume(job_id, {k: v for k, v in record.items() if k != "reserved"})
+            q.save_resume(job_id, control.unreserved(record))
         else:
             q.save_resume(job_id, {})  # an empty record claims nothing (load_resume gives None)
