@@ -67,8 +67,9 @@ def choose_target(
         rec = stored if store is not None else control.ControlFile(control_path(candidate)).load()
         if control.owns(rec, url, candidate):
             return candidate  # our own partial download: resume it
+    wanted = candidate
     if not (overwrite and not os.path.exists(part_path(candidate))):
-        candidate = free_name(candidate)
+        candidate = free_name(wanted)
     refused: set[str] = set()
     while True:
         try:
@@ -79,7 +80,9 @@ def choose_target(
             refused.add(candidate)
         except FileExistsError:
             pass
-        candidate = free_name(candidate, refused)
+        # The next free name after the one asked for (`NAME (2)`), never after the one just lost (which
+        # would give `NAME (1) (1)`): the lost one is on disk now or refused, so it is skipped.
+        candidate = free_name(wanted, refused)
 
 
 def claim(url: str, target: str, store: control.ResumeStore | None) -> None:

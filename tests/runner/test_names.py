@@ -128,15 +128,15 @@ def test_a_reservation_left_behind_becomes_a_claim_or_nothing(tmp_path) -> None:
 
 
 class _Refusing(MemoryStore):
-    """A store whose owner runs another download that holds `taken`."""
+    """A store whose owner runs other downloads that hold the names `taken`."""
 
-    def __init__(self, taken: str) -> None:
+    def __init__(self, *taken: str) -> None:
         super().__init__()
         self.taken = taken
 
     def save(self, record):  # type: ignore[no-untyped-def]
-        if record.get("name") == self.taken and not record.get("parts"):
-            raise NameTaken(self.taken)
+        if record.get("name") in self.taken and not record.get("parts"):
+            raise NameTaken(record["name"])
         super().save(record)
 
 
@@ -145,6 +145,15 @@ def test_the_engine_takes_the_next_free_name_when_its_claim_is_refused(fault_ser
     result = download(url, str(tmp_path), store=_Refusing("f.bin"), options=Options(sync="off"))
     assert os.path.basename(result.path) == "f (1).bin"
     assert sorted(os.listdir(tmp_path)) == ["f (1).bin"]
+
+
+def test_a_second_refused_claim_takes_the_next_number_of_the_name_asked_for(fault_server, tmp_path) -> None:
+    """`f (1).bin` refused too: the next is `f (2).bin`, not a number after a number (`f (1) (1).bin`)."""
+    url = fault_server.add("/f.bin", b"f" * 5000)
+    store = _Refusing("f.bin", "f (1).bin")
+    result = download(url, str(tmp_path), store=store, options=Options(sync="off"))
+    assert os.path.basename(result.path) == "f (2).bin"
+    assert sorted(os.listdir(tmp_path)) == ["f (2).bin"]
 
 
 def test_a_reserved_name_owns_no_partial_file_yet(fault_server, tmp_path) -> None:
