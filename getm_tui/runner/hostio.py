@@ -113,7 +113,9 @@ def read_hosts(sup: Supervisor, hosts: list[JobHost]) -> None:
 def read_host(sup: Supervisor, host: JobHost) -> None:
     try:
         while host.alive and readable(host.conn):
-            sup._from_host(host, host.conn.recv())
+            msg = host.conn.recv()
+            for one in msg.messages if isinstance(msg, H.Several) else (msg,):
+                sup._from_host(host, one)
     except (EOFError, OSError):
         sup._host_lost(host)
 

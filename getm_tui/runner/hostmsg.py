@@ -134,3 +134,9 @@ class Hold(NamedTuple):
 
 
 FromHost = Save | Probe | Report | Log | End | Ask | Give | Hold
+
+
+class Several(NamedTuple):
+    """What a host says in one write (runner/outbox.py): news that waited, then what could not wait."""
+
+    messages: list[FromHost]

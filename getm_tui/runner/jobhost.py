@@ -40,6 +40,7 @@ from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.hostbudget import HostBudget
 from getm_tui.runner.hostthreads import JobThreads, Spares, job_of_thread
+from getm_tui.runner.outbox import Outbox
 from getm_tui.runner.process import die_with_parent, name_process
 from getm_tui.runner.takeover import resumable, signed
 
@@ -141,21 +142,27 @@ class _Host:
         self.conn = conn
         self.settings = settings
         self.jobs: dict[int, _HostJob] = {}
-        self._send_lock = threading.Lock()
+        self.outbox = Outbox(conn.send)
+        # What every job's options start from: the settings' alone, built once rather than per job.
+        self._http = settings.http()
+        self._access = {anonymous: settings.access(anonymous=anonymous) for anonymous in (False, True)}
         self._replies: dict[int, tuple[threading.Event, list[str | None]]] = {}
         self._stopping = False
         keep = settings.max_active
         # What a finished job hands to the next: its fetch processes and its keep-alive session, so a
         # small job neither starts a process nor opens a connection.
-        self._pools = Spares(lambda: WorkerPool(settings.http(), nice=WORKER_NICE), lambda p: p.close(), keep)
-        self._sessions = Spares(lambda: make_session(settings.http()), lambda s: s.close(), keep)
+        self._pools = Spares(lambda: WorkerPool(self._http, nice=WORKER_NICE), lambda p: p.close(), keep)
+        self._sessions = Spares(lambda: make_session(self._http), lambda s: s.close(), keep)
         self._threads = JobThreads(self._run_job, keep)
         # Connections to each origin, granted by the supervisor (max_connections_per_host, Retry-After).
         self.budget = HostBudget(settings.max_connections_per_host, self.send)
 
     def send(self, msg: H.FromHost) -> None:
-        with self._send_lock:
-            self.conn.send(msg)
+        """What the supervisor must act on now; news (probes, progress, log lines) goes by `post`."""
+        self.outbox.send(msg)
+
+    def post(self, msg: H.FromHost) -> None:
+        self.outbox.post(msg)
 
     def call(self, job_id: int, msg: H.FromHost) -> str | None:
         """Send, and wait for the supervisor's answer (None, or why the message was refused); it answers
@@ -226,6 +233,7 @@ class _Host:
         self._threads.close()
         self._pools.close_all()
         self._sessions.close_all()
+        self.outbox.close()  # the last log lines
 
     def _run_job(self, hj: _HostJob, job: Job) -> None:
         record, why = resumable(hj.record, job.url, job.directory)
@@ -234,7 +242,7 @@ class _Host:
         store = _RemoteStore(self, job, record)
         pool: WorkerPool | None = None
         target = job.path or (os.path.join(job.directory, job.name) if job.name else job.directory)
-        http_settings = self.settings.http()
+        http_settings = self._http
         if job.info.get("insecure") and http_settings.verify_tls:
             # `add --insecure`: this job only; the pool's workers get these settings with each task.
             http_settings = replace(http_settings, verify_tls=False)
@@ -248,7 +256,7 @@ class _Host:
             concurrency=hj.control.concurrency,
             rate_limit=hj.control.rate_limit,
             http=http_settings,
-            access=self.settings.access(anonymous=bool(job.info.get("anonymous"))),
+            access=self._access[bool(job.info.get("anonymous"))],
             sync=sync,
             overwrite=bool(job.info.get("overwrite")),  # a mirror's job replaces the older copy
             budget=self.budget,
@@ -265,10 +273,10 @@ class _Host:
                 "ranges": probe.ranges,
                 "validator": probe.validator,
             }
-            self.send(H.Probe(job.id, path, probe.size, info))
+            self.post(H.Probe(job.id, path, probe.size, info))
 
         def on_progress(p: Progress) -> None:
-            self.send(H.Report(job.id, p))
+            self.post(H.Report(job.id, p))
 
         end: H.End
         session = self._sessions.take()
@@ -371,7 +379,7 @@ def host_main(
     logging.getLogger().handlers.clear()
     logging.getLogger().setLevel(level)
     host = _Host(conn, settings)
-    logging.getLogger("getm_tui").addHandler(ForwardLogs(lambda item: host.send(H.Log(*item))))
+    logging.getLogger("getm_tui").addHandler(ForwardLogs(lambda item: host.post(H.Log(*item))))
     host.serve()
     os._exit(0)  # the threads are done or abandoned; interpreter teardown would only wait on them
 

@@ -29,10 +29,10 @@ from getm_tui.queue.interface import JobQueue, open_queue
 from getm_tui.queue.lock import QueueBusy, SupervisorLock
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import fleet_side as fleet
-from getm_tui.runner import hostio
+from getm_tui.runner import hostio, sharing
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner import protocol as P
-from getm_tui.runner.budget import big_shares, first_share, kind_of
+from getm_tui.runner.budget import first_share, kind_of
 from getm_tui.runner.clients import Client
 from getm_tui.runner.commit import GroupCommit
 from getm_tui.runner.endpoint import socket_path
@@ -82,6 +82,7 @@ class Supervisor:
         self.failed = 0
         self.done = 0
         self.rate_limit = settings.rate_limit
+        self.shared = True  # the last share_out shared a rate limit or connections among big jobs
         self._hosts: list[JobHost] = []
         # During one of the loop's transactions (_turn), what must wait for its commit: a host's "saved"
         # (the engine goes on to create or rename files on the strength of it), a job's "run", and news
@@ -92,7 +93,8 @@ class Supervisor:
         self._names = HeldNames()
         self._listener: multiprocessing.connection.Listener | None = None
         self._data_version = -1
-        self._reconciled = 0.0
+        self._reconciled = 0.0  # 0.0: look at the queue in full now (a command, news from the fleet)
+        self._slot_freed = False  # a job ended: claim the next at once (the queue did not change else)
         self._snapshot_at = 0.0
         # A fleet (several runners on a PostgreSQL queue): leases to renew, and what to count for others.
         self.fleet = False
@@ -169,7 +171,7 @@ class Supervisor:
     def _loop(self) -> None:
         while not self.stop.is_set():
             # No wait while a look at the queue is due (at the start, after a job ends or a command).
-            read_commands(self, 0.0 if self._reconciled == 0.0 else 0.05)
+            read_commands(self, 0.0 if self._reconciled == 0.0 or self._slot_freed else 0.05)
             self.ops.committed()
             hostio.drain_logs(self)
             hostio.record_synced(self)
@@ -201,7 +203,13 @@ class Supervisor:
         if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
             self._data_version = version
             self._reconciled = now
+            self._slot_freed = False
             self._reconcile()
+        elif self._slot_freed:
+            # Only this runner's own writes since the last look: the running jobs are as it knows them.
+            self._slot_freed = False
+            with hostio.turn(self):
+                self._fill()
         if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
             self._beat_at = now
             fleet.beat(self)
@@ -260,6 +268,12 @@ class Supervisor:
             self._reconcile_now()
 
     def _reconcile_now(self) -> None:
+        self._check_running()
+        self._fill()
+
+    def _check_running(self) -> None:
+        """Stop the running jobs the queue no longer has active (paused, removed), and pass on changes of
+        their connections."""
         if self.running:
             seen = self.q.running_rows(tuple(self.running))
             for job_id, r in list(self.running.items()):
@@ -269,6 +283,9 @@ class Supervisor:
                 if row and row.concurrency:
                     r.control.concurrency = int(row.concurrency)
                     self._tell_control(r)
+
+    def _fill(self) -> None:
+        """Claim and start queued jobs for the free slots."""
         if self.stop.is_set():
             return
         free = self.settings.max_active - sum(not r.committing for r in self.running.values())
@@ -313,26 +330,10 @@ class Supervisor:
             r.host.send(H.Cancel(r.job_id))
 
     def _tell_control(self, r: Running) -> None:
-        if r.host is None:
-            return  # not started yet, or done and waiting for its sync
-        if r.kind == "big" and r.asked != r.control.concurrency:
-            self._share_rate()  # a front end changed what it asks for: share again (calls this again)
-            return
-        now = (min(r.control.concurrency, r.cap), r.control.rate_limit)
-        if now != r.sent:
-            r.sent = now
-            r.host.send(H.Control(r.job_id, *now))
+        sharing.tell_control(self, r)
 
     def _share_rate(self) -> None:
-        """Share the rate limit among the running jobs, and max_connections among the big ones."""
-        wanted = {r.job_id: r.control.concurrency for r in self.running.values() if not r.committing}
-        kinds = {r.job_id: r.kind for r in self.running.values()}
-        for job_id, connections in big_shares(wanted, kinds, self.settings.max_connections).items():
-            self.running[job_id].cap, self.running[job_id].asked = connections, wanted[job_id]
-        share = self.rate_limit / len(self.running) if self.rate_limit and self.running else None
-        for r in self.running.values():
-            r.control.rate_limit = share
-            self._tell_control(r)
+        sharing.share_out(self)
 
     # -- what hosts say ---------------------------------------------------------------------------
 
@@ -367,7 +368,7 @@ class Supervisor:
         elif isinstance(msg, H.End) and r is not None:
             if msg.kind == "done" and msg.unsynced and isinstance(msg.payload, Finished):
                 r.host, r.committing = None, True  # its host is done with it; its slot is free
-                self._reconciled = 0.0
+                self._slot_freed = True
                 hostio.to_commit(self, r, msg.payload, msg.pending)
             else:
                 self._ended(r, msg.kind, msg.payload, msg.reason)
@@ -432,7 +433,7 @@ class Supervisor:
         """The job's end is recorded: count it, and free its slot."""
         self.running.pop(r.job_id, None)
         self._names.release(self.q, r.job_id)
-        self._reconciled = 0.0  # a slot is free: look for the next job now
+        self._slot_freed = True  # look for the next job now
         self._share_rate()
         if r.lost:
             return
