@@ -80,9 +80,13 @@ def when_committed(sup: Supervisor, then: Callable[[], None]) -> None:
         sup._held.append((None, then))
 
 
-def wait_hosts(sup: Supervisor, timeout: float, others: list[Any] | None = None) -> list[Any]:
+def wait_hosts(
+    sup: Supervisor, timeout: float, others: list[Any] | None = None, fill: bool = False
+) -> list[Any]:
     """Wait up to `timeout` for a host (or one of the `others` connections) to have something to read;
-    read what the hosts sent, and return the `others` that are ready."""
+    read what the hosts sent, and return the `others` that are ready. With `fill` (the loop's turns,
+    not the last ones of a shutdown), the slots the jobs that ended free are filled in the same
+    transaction."""
     hosts = {h.conn: h for h in sup._hosts if h.alive}
     if not hosts and others is None:
         return []  # nothing to wait for (the main loop, which passes its clients, waits out its turn)
@@ -90,11 +94,11 @@ def wait_hosts(sup: Supervisor, timeout: float, others: list[Any] | None = None)
         ready = sup._readiness.ready([*(others or ()), *hosts], timeout)
     except OSError:
         ready = []
-    read_hosts(sup, [hosts[c] for c in ready if c in hosts])
+    read_hosts(sup, [hosts[c] for c in ready if c in hosts], fill)
     return [c for c in ready if c not in hosts]
 
 
-def read_hosts(sup: Supervisor, hosts: list[JobHost]) -> None:
+def read_hosts(sup: Supervisor, hosts: list[JobHost], fill: bool = False) -> None:
     if not hosts:
         return
     if sup._outage is not None:
@@ -106,6 +110,8 @@ def read_hosts(sup: Supervisor, hosts: list[JobHost]) -> None:
         with turn(sup):
             for host in hosts:
                 read_host(sup, host)
+            if fill:  # their Runs go with this turn's answers, one write per host
+                sup._fill_freed()
     except QueueUnreachable as e:
         sup._go_offline(e, sup._taken)
 

@@ -203,13 +203,10 @@ class Supervisor:
         if version != self._data_version or now - self._reconciled >= RECONCILE_EVERY:
             self._data_version = version
             self._reconciled = now
-            self._slot_freed = False
             self._reconcile()
         elif self._slot_freed:
-            # Only this runner's own writes since the last look: the running jobs are as it knows them.
-            self._slot_freed = False
             with hostio.turn(self):
-                self._fill()
+                self._fill_freed()
         if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
             self._beat_at = now
             fleet.beat(self)
@@ -284,8 +281,15 @@ class Supervisor:
                     r.control.concurrency = int(row.concurrency)
                     self._tell_control(r)
 
+    def _fill_freed(self) -> None:
+        """Claim jobs for the slots freed since the last look. Only this runner's own writes came since:
+        the running jobs are as it knows them, and are not read again."""
+        if self._slot_freed:
+            self._fill()
+
     def _fill(self) -> None:
         """Claim and start queued jobs for the free slots."""
+        self._slot_freed = False
         if self.stop.is_set():
             return
         free = self.settings.max_active - sum(not r.committing for r in self.running.values())
@@ -454,7 +458,7 @@ class Supervisor:
         hostio.log_event(self, job_id, level, message)
 
     def _wait_hosts(self, timeout: float, others: list[Any] | None = None) -> list[Any]:
-        return hostio.wait_hosts(self, timeout, others)
+        return hostio.wait_hosts(self, timeout, others, fill=True)
 
     def _heard(self) -> None:
         fleet.heard(self)
