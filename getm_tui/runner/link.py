@@ -24,8 +24,14 @@ SPAWN = multiprocessing.get_context("spawn")
 FORK = multiprocessing.get_context("fork")
 
 
-def _supervisor_entry(*args: Any) -> None:
-    """Runs in the new process: only there is the supervisor (and the engine under it) imported."""
+def _supervisor_entry(*args: Any, front_end: Connection | None = None) -> None:
+    """Runs in the new process: only there is the supervisor (and the engine under it) imported.
+
+    `front_end`: a forked supervisor's copy of the front end's own end of their pipe. Closed at once:
+    while the supervisor holds it, the pipe stays open when the front end dies, and the supervisor never
+    hears that it is gone."""
+    if front_end is not None:
+        front_end.close()
     from getm_tui.runner.supervisor import supervisor_main
 
     supervisor_main(*args)
@@ -46,6 +52,7 @@ def spawn(
     proc = start.Process(
         target=_supervisor_entry,
         args=(data_dir, settings, child, once, logging.INFO),
+        kwargs={"front_end": parent} if fork else {},
         name="getm-supervisor",
         daemon=False,  # it starts fetch processes of its own
     )
