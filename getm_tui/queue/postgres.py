@@ -36,7 +36,7 @@ from getm_tui.queue.records import (
     view_name_of,
 )
 from getm_tui.queue.removal import HANDED_OVER, Removal, files_of_removal, supervisor_runs
-from getm_tui.queue.rows import STATE_OF, job_from_row, loads_json, spec_values
+from getm_tui.queue.rows import STATE_OF, compact_json, job_from_row, loads_json, spec_values
 from getm_tui.queue.states import (
     NEW_URL,
     STATES,
@@ -427,7 +427,7 @@ class PostgresQueue(FleetLeases, FleetOrigins):
 
     def save_resume(self, job_id: int, record: dict[str, Any], rate: float | None = None) -> None:
         done = sum(int(p[2]) for p in record.get("parts", []))
-        text = json.dumps(record, separators=(",", ":"))
+        text = compact_json(record)
         sql, args = self._fenced(job_id, S.SAVE_RESUME, [text, done, rate, job_id])
         if self._x(sql, args).rowcount == 0:
             self._check_held(job_id)

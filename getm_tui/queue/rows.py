@@ -11,6 +11,10 @@ from typing import Any
 from getm_tui.queue.records import Job, JobSpec
 from getm_tui.queue.states import JobState
 
+# A resume record as both backends store it: no spaces. One encoder for every call (json.dumps with
+# separators builds a new one each time, and the supervisor saves two records per job).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def loads_json(text: Any, default: Any) -> Any:
     """A JSON column; what a damaged store garbled reads as the default rather than failing the command."""

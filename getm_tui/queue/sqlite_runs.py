@@ -4,13 +4,12 @@ Queue's base class: these run on its connection and in its batches."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue.records import Finished, Job, RunnerInfo, RunningRow
-from getm_tui.queue.rows import STATE_OF, loads_json
+from getm_tui.queue.rows import STATE_OF, compact_json, loads_json
 from getm_tui.queue.states import JobState
 
 if TYPE_CHECKING:
@@ -131,5 +130,5 @@ class SupervisorWrites:
         """Keep a job's resume record (written by its host's engine), and the bytes it says are done. The
         speed is not kept: the one supervisor of a queue file tells its front ends speeds as they change."""
         done = sum(int(p[2]) for p in record.get("parts", []))
-        text = json.dumps(record, separators=(",", ":"))
+        text = compact_json(record)
         self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, done, job_id))

@@ -11,6 +11,9 @@ import threading
 from typing import Any
 
 from getm_tui.runner import protocol as P
+from getm_tui.runner.doorbell import Doorbell
+
+NAP = 0.01  # how long messages may gather while they stream in (doorbell.py)
 
 
 class Client:
@@ -26,7 +29,7 @@ class Client:
         # what flush() waits on.
         self._unsent = 0
         self._sent_all = threading.Condition()
-        self._wake = threading.Event()
+        self._bell = Doorbell(NAP)
         self._thread = threading.Thread(target=self._send_loop, daemon=True, name="client-sender")
         self._thread.start()
 
@@ -40,16 +43,11 @@ class Client:
                 with contextlib.suppress(_queue.Full):
                     self._events.put_nowait(msg)
                     self._unsent += 1
-        # Set only when clear: setting takes the event's lock and wakes its waiters each time, once per
-        # message of a queue of small jobs. The thread clears it before it drains, so what was put
-        # before this look is drained.
-        if not self._wake.is_set():
-            self._wake.set()
+        self._bell.ring()
 
     def _send_loop(self) -> None:
         while self.alive:
-            self._wake.wait(0.5)
-            self._wake.clear()
+            self._bell.wait()
             try:
                 while True:
                     try:
@@ -76,12 +74,12 @@ class Client:
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait until everything sent so far is written (or the front end is gone, or `timeout`)."""
-        self._wake.set()
+        self._bell.ring()
         with self._sent_all:
             self._sent_all.wait_for(lambda: not self.alive or not self._unsent, timeout)
 
     def close(self) -> None:
         self.alive = False
-        self._wake.set()
+        self._bell.ring()
         with contextlib.suppress(OSError):
             self.conn.close()

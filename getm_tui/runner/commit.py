@@ -29,8 +29,11 @@ from typing import Any, Literal, NamedTuple
 
 from getm_tui.engine.files import part_path
 from getm_tui.engine.target import commit
+from getm_tui.runner.doorbell import Doorbell
 
 log = logging.getLogger(__name__)
+
+NAP = 0.005  # how long more finished jobs may gather while they stream in (doorbell.py)
 
 
 class Synced(NamedTuple):
@@ -154,7 +157,8 @@ class GroupCommit:
 
     def __init__(self, sync: Callable[[Iterable[str]], None] = sync_paths) -> None:
         self._sync = sync
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._bell = Doorbell(NAP)
         self._waiting: list[tuple[int, Any, str, Move]] = []
         self._synced: list[Synced] = []
         self._closed = False
@@ -165,26 +169,28 @@ class GroupCommit:
         """Sync `path` (the job's file, under its final name) soon, then hand back (job_id, payload).
         With `move`, the file is still at part_path(path): it is moved to its name first (see Move;
         `payload`, a dataclass with a `path`, is handed back with where it went)."""
-        with self._cond:
+        with self._lock:
             self._waiting.append((job_id, payload, path, move))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+        self._bell.ring()
 
     def take(self) -> list[Synced]:
         """The jobs whose sync has returned since the last call (or has failed, with the error)."""
         self.wakeup.drain()
-        with self._cond:
+        with self._lock:
             out, self._synced = self._synced, []
         return out
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._waiting or self._closed)
+            self._bell.wait()
+            with self._lock:
                 if not self._waiting:
-                    return
+                    if self._closed:
+                        return
+                    continue
                 batch, self._waiting = self._waiting, []
             moved, unmoved = _move(batch)
             error: str | None = None
@@ -193,16 +199,16 @@ class GroupCommit:
             except OSError as e:
                 log.warning("cannot sync finished files to disk: %s", e.strerror or e)
                 error = f"cannot sync the file to disk: {e.strerror or e}"
-            with self._cond:
+            with self._lock:
                 self._synced.extend(Synced(job_id, payload, error) for job_id, payload, _ in moved)
                 self._synced.extend(unmoved)
             self.wakeup.ring()
 
     def close(self) -> None:
         """Let the thread go once what waits is synced (the caller takes it, or leaves the jobs active)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify()
+        self._bell.ring()
         if self._thread is not None:
             self._thread.join()
         self.wakeup.close()
