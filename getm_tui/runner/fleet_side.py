@@ -50,7 +50,9 @@ def go_offline(sup: Supervisor, e: QueueUnreachable, kept: list[Kept]) -> None:
         kept = [*sup._outage.kept, *kept]
     log.warning("%s: the jobs held go on; connecting again", e)
     stop_listening(sup)
-    sup._outage = Outage(sup.q.reconnect, kept)
+    # A list of its own: `kept` may be the turn's list of taken messages (sup._taken), which the writes of
+    # the kept messages, when the database is back, append to.
+    sup._outage = Outage(sup.q.reconnect, list(kept))
     for k in kept:
         if isinstance(k.msg, H.Save) and not k.answered and not acted_upon(k.msg.record):
             k.answered = True
