@@ -44,6 +44,7 @@ from getm_tui.queue.sqlite_add import (
     CACHE_KIB,
     INSERT_JOB,
     INSERT_NAME,
+    BulkInsert,
     DeferredIndexes,
     insert_rows,
 )
@@ -294,23 +295,26 @@ class Queue(UserActions, SupervisorWrites):
             self.db.execute(f"PRAGMA cache_size = {ADD_CACHE_KIB}")
             indexes = DeferredIndexes(self.db)
             try:
+                jobs, named = BulkInsert(INSERT_JOB), BulkInsert(INSERT_NAME)
                 while block := list(itertools.islice(it, ADD_BLOCK)):
                     indexes.consider(len(ids))
                     rows, names = insert_rows(block, now)
-                    self._x_many(INSERT_JOB, rows)
+                    self._bulk(jobs, rows)
                     last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     block_ids = range(last - len(block) + 1, last + 1)
-                    self._x_many(INSERT_NAME, zip(block_ids, names, strict=True))
+                    pairs: list[Any] = [None] * (2 * len(block))
+                    pairs[0::2], pairs[1::2] = block_ids, names
+                    self._bulk(named, pairs)
                     ids.extend(block_ids)
                 indexes.rebuild()
             finally:
                 self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         return ids
 
-    def _x_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """One statement for many rows, inside the batch's transaction."""
+    def _bulk(self, insert: BulkInsert, flat: Sequence[Any]) -> None:
+        """Many rows, inside the batch's transaction."""
         try:
-            self.db.executemany(sql, rows)
+            insert.run(self.db, flat)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
 

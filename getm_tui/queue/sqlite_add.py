@@ -7,6 +7,10 @@ views' sort orders, the names'): kept up row by row, they were more than half of
 index from its table at once costs about a third of that per row. So an add that has come to outgrow the
 queue it is added to drops those indexes for the rest of it and builds them again before it commits: the
 same transaction, so a reader never sees the queue without them, and a failed add rolls both back.
+
+Rows go in many to a statement (`INSERT ... VALUES (...), (...), ...`): each execution of a statement
+has a cost of its own (binding, stepping, resetting, and the AUTOINCREMENT counter written back at its
+end), which a statement per row pays once per job.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ INSERT_JOB = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
+ROWS_PER_INSERT = 100  # rows of one INSERT statement (SQLite allows 32,766 values a statement)
 ADD_BLOCK = 10_000  # specs read, inserted and named at a time
 CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
 ADD_CACHE_KIB = -65536
@@ -30,6 +35,25 @@ ADD_CACHE_KIB = -65536
 # rebuilding costs in proportion to the whole table, the upkeep it saves in proportion to what is added.
 DEFER_INDEXES_AFTER = 50_000
 REBUILD_CACHE_KIB = -16384
+
+
+class BulkInsert:
+    """One of the inserts above, run with ROWS_PER_INSERT rows a statement: `run` takes the rows' values
+    flattened into one list, in the order of the columns."""
+
+    def __init__(self, single: str) -> None:
+        head, _, marks = single.partition(" VALUES ")
+        self.single = single
+        self.width = marks.count("?")
+        self.many = f"{head} VALUES " + ", ".join([marks] * ROWS_PER_INSERT)
+
+    def run(self, db: sqlite3.Connection, flat: Sequence[Any]) -> None:
+        width, step = self.width, self.width * ROWS_PER_INSERT
+        whole = len(flat) - len(flat) % step
+        for start in range(0, whole, step):
+            db.execute(self.many, flat[start : start + step])
+        if whole < len(flat):
+            db.executemany(self.single, (flat[i : i + width] for i in range(whole, len(flat), width)))
 
 
 class DeferredIndexes:
@@ -62,10 +86,10 @@ class DeferredIndexes:
         self._dropped = []
 
 
-def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """The jobs rows of a block of specs, and the names they are sorted and filtered by. Specs of one add
-    mostly share their settings: what they share is encoded once."""
-    rows: list[tuple[Any, ...]] = []
+def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[Any], list[str]]:
+    """The jobs rows of a block of specs, flattened (BulkInsert), and the names they are sorted and
+    filtered by. Specs of one add mostly share their settings: what they share is encoded once."""
+    rows: list[Any] = []
     names: list[str] = []
     encoded: dict[int, tuple[Any, str]] = {}  # by identity: the object is kept, so its id stays its own
 
@@ -79,7 +103,7 @@ def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, .
 
     for s in block:
         url, name, checks = s["url"], s.get("name"), s.get("checksums")
-        rows.append(
+        rows.extend(
             (
                 url,
                 s["directory"],
