@@ -173,10 +173,18 @@ def display_name_of(url: str, name: str | None, path: str | None) -> str:
 
 
 _FAST_SCHEMES = ("http", "https", "file")
+_PLAIN_STARTS = ("http://", "https://")
 
 
 def _url_name(url: str) -> str:
     """`name_from_url` without urlsplit's cost, for the scheme://... URLs `validate` lets in."""
+    if url.startswith(_PLAIN_STARTS) and "?" not in url and "#" not in url:
+        # The most common URL of a long queue, the rule below in fewest steps: its path starts at the
+        # first '/' after the host, and its name after the last '/'.
+        if url.find("/", url.find("://") + 3) < 0:
+            return ""
+        name = url[url.rfind("/") + 1 :]
+        return unquote(name) if "%" in name else name
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in _FAST_SCHEMES:
         return name_from_url(url)
