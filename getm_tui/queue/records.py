@@ -153,6 +153,11 @@ class Job:
         }
 
 
+# What a job table (`ls`) shows of a job, as JobQueue.listing reads it: id, url, name, path, state (the
+# stored text), priority, size, bytes_done, verdict, error. A plain tuple: a million of them are read
+# for one `ls`, and a Job of every column costs about as much again as the read.
+Listed = tuple[int, str, str | None, str | None, str, int, int | None, int, str | None, str | None]
+
 # The columns a job's shown name comes from: a write to one of them renames the job where views look.
 NAMED_BY = frozenset(("url", "name", "path"))
 

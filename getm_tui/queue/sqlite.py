@@ -34,9 +34,10 @@ from getm_tui.queue.records import (
     Fingerprint,
     Job,
     JobSpec,
+    Listed,
     view_name_of,
 )
-from getm_tui.queue.rows import JOB_COLUMNS, job_from_row
+from getm_tui.queue.rows import JOB_COLUMNS, LISTED_COLUMNS, job_from_row
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.sqlite_add import (
     ADD_BLOCK,
@@ -328,13 +329,18 @@ class Queue(UserActions, SupervisorWrites):
         return list(self.iter_jobs(states))
 
     def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
+        return map(job_from_row, self._rows(JOB_COLUMNS, states))
+
+    def listing(self, states: Sequence[str] | None = None) -> Iterator[Listed]:
+        return self._rows(LISTED_COLUMNS, states)
+
+    def _rows(self, columns: str, states: Sequence[str] | None) -> Iterator[Any]:
+        """The columns of the jobs (of those states), by id, read a few hundred rows at a time."""
         if states:
             marks = ",".join("?" * len(states))
-            cur = self._x(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states)
-            )
+            cur = self._x(f"SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
         else:
-            cur = self._x(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")
+            cur = self._x(f"SELECT {columns} FROM jobs ORDER BY id")
         while True:
             try:
                 rows = cur.fetchmany(500)
@@ -342,8 +348,7 @@ class Queue(UserActions, SupervisorWrites):
                 raise self._error(e) from None
             if not rows:
                 return
-            for row in rows:
-                yield job_from_row(row)
+            yield from rows
 
     def changed_since(self, since: float) -> list[Job]:
         """Jobs whose row changed at or after `since` (progress saves don't count: they come live)."""
