@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from getm_tui.cli.add_input import Item, URLCheck, read_entries
 from getm_tui.cli.common import EXIT_OK, warn
 from getm_tui.cli.verbs import Usage, open_queue_of, verb
 
 if TYPE_CHECKING:
+    from getm_tui.cli.add_input import Item
     from getm_tui.queue.records import JobSpec
 
 
@@ -96,6 +96,7 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
     they come, and a bad one rolls back all). What every job shares is worked out once; a bucket prefix
     is set aside in `adding` to be listed after."""
     from getm_tui.cli import tree
+    from getm_tui.cli.add_input import URLCheck, read_entries
     from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.checksum_files import read_sums_file
     from getm_tui.engine.errors import UsageError

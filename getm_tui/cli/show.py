@@ -145,31 +145,31 @@ def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> No
         write(lines(batch))
 
 
+def _stream(pieces: Iterable[str]) -> bool:
+    """Write a listing's pieces: the first at once, flushed (a reader has it while the rest is read), then
+    _WRITE_EVERY at a time. Whether there were any."""
+    out = sys.stdout
+    it = iter(pieces)
+    first = next(it, None)
+    if first is None:
+        return False
+    out.write(first)
+    out.flush()
+    while batch := list(itertools.islice(it, _WRITE_EVERY)):
+        out.write("".join(batch))
+    return True
+
+
 def _json(jobs: Iterator[Job]) -> None:
-    write = sys.stdout.write
     dumps = json.JSONEncoder().encode  # ASCII: valid whatever the output's encoding
-    sep = "["
-    batch: list[str] = []
-    for job in jobs:
-        batch.append(sep + "\n" + dumps(job.public()))
-        sep = ","
-        if len(batch) >= _WRITE_EVERY:
-            write("".join(batch))
-            batch.clear()
-    write("".join(batch) + ("[]\n" if sep == "[" else "\n]\n"))
+    items = (("[\n" if n == 0 else ",\n") + dumps(job.public()) for n, job in enumerate(jobs))
+    sys.stdout.write("\n]\n" if _stream(items) else "[]\n")
 
 
 def _json_lines(jobs: Iterator[Job]) -> None:
     """One JSON object a line, each a job as `--json` shows it: what a program reads as it comes."""
-    write = sys.stdout.write
     dumps = json.JSONEncoder().encode
-    batch: list[str] = []
-    for job in jobs:
-        batch.append(dumps(job.public()) + "\n")
-        if len(batch) >= _WRITE_EVERY:
-            write("".join(batch))
-            batch.clear()
-    write("".join(batch))
+    _stream(dumps(job.public()) + "\n" for job in jobs)
 
 
 def _text_out() -> None:

@@ -1,7 +1,10 @@
-"""`ls`'s table of a queue longer than its width sample, read from the queue's listing (what a table shows
-of each job) and, for a fleet, from its jobs: the same cells either way, in columns that stay put."""
+"""`ls` of a queue longer than its width sample: the table read from the queue's listing (what a table
+shows of each job) and, for a fleet, from its jobs, with the same cells in columns that stay put; the JSON
+forms writing their first job at once."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -79,3 +82,33 @@ def test_a_fleet_table_has_the_same_cells_beside_speed_and_runner(capsys, long_q
     for a, b in zip(plain[1:], fleet[1:], strict=True):
         assert b[:error].rstrip() == a[:error].rstrip()
         assert b[speed:fleet_error].split() == ["-", "-"] and b[fleet_error:] == a[error:]
+
+
+class _Recorder:
+    """A stdout that records what was written before each flush."""
+
+    def __init__(self) -> None:
+        self.text, self.flushed = "", []
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushed.append(self.text)
+
+
+@pytest.mark.parametrize("listing", [show._json, show._json_lines])
+def test_json_listings_hand_out_their_first_job_at_once(long_queue, monkeypatch, listing):
+    out = _Recorder()
+    monkeypatch.setattr(show.sys, "stdout", out)
+    listing(long_queue.iter_jobs())
+    first = out.flushed[0]
+    assert first.count('"id"') == 1 and '"id": 1,' in first
+    whole = (
+        json.loads(out.text)
+        if listing is show._json
+        else [json.loads(line) for line in out.text.splitlines()]
+    )
+    assert [job["id"] for job in whole] == list(range(1, 41))
+    assert whole == [job.public() for job in long_queue.iter_jobs()]
