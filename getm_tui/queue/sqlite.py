@@ -20,7 +20,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -43,10 +43,10 @@ from getm_tui.queue.sqlite_add import (
     ADD_BLOCK,
     ADD_CACHE_KIB,
     CACHE_KIB,
-    INSERT_JOB,
     INSERT_NAME,
     BulkInsert,
     DeferredIndexes,
+    JobInsert,
     insert_rows,
 )
 from getm_tui.queue.sqlite_file import (
@@ -296,26 +296,26 @@ class Queue(UserActions, SupervisorWrites):
             self.db.execute(f"PRAGMA cache_size = {ADD_CACHE_KIB}")
             indexes = DeferredIndexes(self.db)
             try:
-                jobs, named = BulkInsert(INSERT_JOB), BulkInsert(INSERT_NAME)
+                jobs, named = JobInsert(), BulkInsert(INSERT_NAME)
                 while block := list(itertools.islice(it, ADD_BLOCK)):
                     indexes.consider(len(ids))
-                    rows, names = insert_rows(block, now)
-                    self._bulk(jobs, rows)
+                    urls, rests, names = insert_rows(block, now)
+                    self._bulk(jobs.run, urls, rests)
                     last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     block_ids = range(last - len(block) + 1, last + 1)
                     pairs: list[Any] = [None] * (2 * len(block))
                     pairs[0::2], pairs[1::2] = block_ids, names
-                    self._bulk(named, pairs)
+                    self._bulk(named.run, pairs)
                     ids.extend(block_ids)
                 indexes.rebuild()
             finally:
                 self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         return ids
 
-    def _bulk(self, insert: BulkInsert, flat: Sequence[Any]) -> None:
+    def _bulk(self, insert: Callable[..., None], *rows: Sequence[Any]) -> None:
         """Many rows, inside the batch's transaction."""
         try:
-            insert.run(self.db, flat)
+            insert(self.db, *rows)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
 

@@ -120,11 +120,16 @@ def test_rows_inserted_many_a_statement_keep_their_order_ids_and_names(q, monkey
             s["url"], s["priority"], s["concurrency"], s["checksums"]
         )  # fmt: skip
     assert [j.id for j in q.window(View("name", "f05"), 20)] == ids[50:57]
+    alike = q.add_many([spec(f"u{i:02d}", priority=2) for i in range(35)])  # rests bound once a statement
+    assert [(j.url, j.priority) for j in q.check_ids(alike)] == [
+        (spec(f"u{i:02d}")["url"], 2) for i in range(35)
+    ]
+    assert [j.id for j in q.window(View("name", "u"), 40)] == alike
     refused = {"url": None, "directory": "/tmp"}
     for bad in ([*specs[:33], refused], [*specs[:5], refused, *specs[:10]]):  # in a rest; in a statement
         with pytest.raises(QueueError):
             q.add_many(bad)
-    assert len(q.ids()) == 57
+    assert len(q.ids()) == 57 + 35
 
 
 def test_batch_commits_its_statements_together_or_not_at_all(q):
