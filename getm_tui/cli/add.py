@@ -10,7 +10,7 @@ import argparse
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,67 +18,17 @@ from getm_tui.cli.common import EXIT_OK, warn
 from getm_tui.cli.verbs import Usage, open_queue_of, verb
 
 if TYPE_CHECKING:
+    from getm_tui.cli.add_input import Item
     from getm_tui.queue.records import JobSpec
 
 
 # -- add ----------------------------------------------------------------------------------------------
 
 
-def _read_lines(source: str) -> tuple[str, Iterator[str]]:
-    """(the name to show, its lines as they are read) of an input file, or '-' for stdin: a list of a
-    million URLs is never held whole."""
-    if source == "-":
-        return "stdin", _decoded(sys.stdin, "stdin")
-    try:
-        f = open(source, encoding="utf-8-sig")  # noqa: SIM115 - closed by _decoded when read to the end
-    except OSError as e:
-        raise Usage(f"cannot read {source}: {e.strerror or e}") from None
-    return source, _decoded(f, source)
-
-
-def _decoded(f: Iterable[str], name: str) -> Iterator[str]:
-    """The file's lines, split where str.splitlines splits them (form feeds and such too), as it is read."""
-    try:
-        for line in f:
-            yield from line.splitlines() or ("",)
-    except UnicodeDecodeError:
-        raise Usage(f"{name} is not UTF-8 text") from None
-    except OSError as e:
-        raise Usage(f"cannot read {name}: {e.strerror or e}") from None
-    finally:
-        if f is not sys.stdin:
-            f.close()  # type: ignore[attr-defined]
-
-
-def _entries(args: argparse.Namespace) -> Iterator[tuple[str, list[str], str]]:
-    """(url, checksums, where) for every URL, in order, as the input is read; `where` is '' or
-    ' (line N of FILE)'."""
-    for url in args.urls:
-        yield url, [], ""
-    if args.input is None:
-        return
-    name, lines = _read_lines(args.input)
-    for n, line in enumerate(lines, 1):
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#"):
-            continue
-        if len(tokens) == 1:
-            yield tokens[0], [], f" (line {n} of {name})"
-            continue
-        words = []
-        for token in tokens:
-            if token.startswith("#"):
-                break
-            words.append(token)
-        # A line is `URL [ALGO:HEX ...]`: a URL holds no blanks, so anything after one is a checksum.
-        yield words[0], words[1:], f" (line {n} of {name})"
-
-
-def _one_url_options(
-    args: argparse.Namespace, entries: Iterator[tuple[str, list[str], str]]
-) -> Iterator[tuple[str, list[str], str]]:
+def _one_url_options(args: argparse.Namespace, entries: Iterator[Item]) -> Iterator[Item]:
     """The entries, checked against what needs exactly one URL (-o, --checksum) once the first two are
-    read (here, before anything else is checked); the whole input is read only to say how many there were."""
+    read (here, before anything else is checked); the whole input is read only to say how many there were.
+    With either option, no entry is a block of plain lines."""
     first = list(itertools.islice(entries, 2))
     if not first:
         raise Usage("no URLs to add (give URLs, or -i FILE with one per line)")
@@ -91,7 +41,7 @@ def _one_url_options(
             "(in an -i file, put checksums after each URL: URL ALGO:HEX)"
         )
     if args.checksum:  # --checksum goes with the one URL, wherever it came from
-        url, checksums, where = first[0]
+        url, checksums, where = first[0]  # an entry: blocks come only when neither option is given
         first[0] = (url, [*checksums, *args.checksum], where)
     return itertools.chain(first, entries)
 
@@ -129,43 +79,6 @@ def _job_info(args: argparse.Namespace) -> dict[str, Any] | None:
     return {k: True for k, v in info.items() if v} or None
 
 
-class _URLCheck:
-    """`engine.urls.validate`, with what only the scheme and host decide checked once per host.
-
-    A list of a million URLs names a few hosts: whether `scheme://host[:port]/` is a URL validate takes is
-    worked out once, and a URL made of such a prefix and a path of printable ASCII (no blank, no
-    control character, nothing that moves where urlsplit ends the host) is valid whenever its prefix is.
-    Anything else goes through validate itself, which also words every error."""
-
-    _MAX_HOSTS = 10_000
-
-    def __init__(self) -> None:
-        from getm_tui.engine.errors import UsageError
-        from getm_tui.engine.urls import validate
-
-        self.validate = validate
-        self.refused = UsageError
-        self.hosts: set[str] = set()
-
-    def __call__(self, url: str) -> str:
-        host, slash, path = url.partition("://")[2].partition("/")
-        if slash and url.isascii() and url.isprintable() and " " not in url:
-            prefix = url[: len(url) - len(path)]
-            if "?" not in host and "#" not in host:
-                if prefix in self.hosts:
-                    return url
-                try:
-                    self.validate(prefix)
-                except self.refused:
-                    pass  # the URL itself is checked below, and its error told
-                else:
-                    if len(self.hosts) >= self._MAX_HOSTS:
-                        self.hosts.clear()
-                    self.hosts.add(prefix)
-                    return url
-        return self.validate(url)
-
-
 @dataclass
 class _Adding:
     """What one `add` learns while its input streams past: what every job shares (the directory, checked
@@ -183,17 +96,20 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
     they come, and a bad one rolls back all). What every job shares is worked out once; a bucket prefix
     is set aside in `adding` to be listed after."""
     from getm_tui.cli import tree
+    from getm_tui.cli.add_input import URLCheck, read_entries
     from getm_tui.engine.checksum import expected_from
     from getm_tui.engine.checksum_files import read_sums_file
     from getm_tui.engine.errors import UsageError
 
-    validate = _URLCheck()
-    entries = _one_url_options(args, _entries(args))
+    validate = URLCheck()
+    recursive = bool(getattr(args, "recursive", False))
+    # Plain lines of the list are taken a block at a time unless something may apply to one URL.
+    per_url = args.output is not None or args.checksum or args.checksums_file or recursive
+    entries = _one_url_options(args, read_entries(args.urls, args.input, None if per_url else validate.plain))
     try:
         sums = [read_sums_file(path) for path in args.checksums_file or ()]
     except UsageError as e:
         raise Usage(str(e)) from None
-    recursive = bool(getattr(args, "recursive", False))
     shared = adding.shared = {
         "directory": _directory(args),
         "name": _output_name(args.output) if args.output is not None else None,
@@ -201,7 +117,12 @@ def _specs(args: argparse.Namespace, adding: _Adding) -> Iterator[JobSpec]:
         "concurrency": args.concurrency,
         "info": _job_info(args),
     }
-    for url, checksums, where in entries:
+    for entry in entries:
+        if isinstance(entry, list):  # a block of plain lines: URLs to queue as they are, with no checksum
+            adding.urls += len(entry)
+            yield from ({"url": url, **shared} for url in entry)  # type: ignore[misc]
+            continue
+        url, checksums, where = entry
         for text in checksums:
             algo, sep, _ = text.partition(":")
             if not (sep and algo.isalnum()):  # not echoed: it may be the query of a URL split by a blank

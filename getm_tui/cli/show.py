@@ -4,10 +4,12 @@ machines (JSON, JSON lines)."""
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui import humanize
@@ -32,12 +34,12 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _done(job: Job) -> str:
-    if job.state == "done":
+def _done(state: str, size: int | None, bytes_done: int) -> str:
+    if state == "done":
         return "100%"
-    if job.size:
-        return f"{min(100, 100 * job.bytes_done // job.size)}%"
-    return humanize.size(job.bytes_done) if job.bytes_done else "-"
+    if size:
+        return f"{min(100, 100 * bytes_done // size)}%"
+    return humanize.size(bytes_done) if bytes_done else "-"
 
 
 def _speed(job: Job) -> str:
@@ -50,25 +52,54 @@ def _holder(job: Job) -> str:
     return f"{clean(job.runner.host)}:{job.runner.pid}" if job.runner else "-"
 
 
-def _cells(job: Job) -> tuple[str, ...]:
-    name = job.display_name
-    if not name.isprintable() or len(name) > _NAME_MAX:
-        name = _clip(clean(name), _NAME_MAX)
-    error = job.error
-    if error:
-        error = error.strip().split("\n", 1)[0]
-        if not error.isprintable() or len(error) > _ERROR_MAX:
-            error = _clip(clean(error), _ERROR_MAX)
-    return (
-        str(job.id),
-        str.__str__(job.state),  # the stored text, without the enum's own (slower) formatting
-        str(job.priority),
-        name,
-        humanize.size(job.size) if job.size is not None else "?",
-        _done(job),
-        job.verdict or "-",
-        error or "",
-    )
+Cells = Callable[..., tuple[str, ...]]
+
+
+def _cells_of_listed() -> Cells:
+    """What makes a table row's cells from what the queue lists of a job (records.Listed). Made when a
+    table is, so that only `ls` loads the queue's records."""
+    from getm_tui.queue.records import display_name_of
+
+    def cells(
+        jid: int,
+        url: str,
+        name: str | None,
+        path: str | None,
+        state: str,
+        priority: int,
+        size: int | None,
+        bytes_done: int,
+        verdict: str | None,
+        error: str | None,
+    ) -> tuple[str, ...]:
+        shown = display_name_of(url, name, path)
+        if not shown.isprintable() or len(shown) > _NAME_MAX:
+            shown = _clip(clean(shown), _NAME_MAX)
+        if error:
+            error = error.strip().split("\n", 1)[0]
+            if not error.isprintable() or len(error) > _ERROR_MAX:
+                error = _clip(clean(error), _ERROR_MAX)
+        return (
+            str(jid),
+            state,
+            str(priority),
+            shown,
+            humanize.size(size) if size is not None else "?",
+            _done(state, size, bytes_done),
+            verdict or "-",
+            error or "",
+        )
+
+    return cells
+
+
+def _fleet_cells(cells: Cells, job: Job) -> tuple[str, ...]:
+    """A fleet's row: the job's cells, with its speed and runner before the last."""
+    row = cells(
+        job.id, job.url, job.name, job.path, str.__str__(job.state),  # the stored text, not the enum's
+        job.priority, job.size, job.bytes_done, job.verdict, job.error,
+    )  # fmt: skip
+    return (*row[:-1], _speed(job), _holder(job), row[-1])
 
 
 _HEADER = ("ID", "STATE", "PRI", "NAME", "SIZE", "DONE", "VERDICT", "ERROR")
@@ -83,18 +114,14 @@ _RUNNER_WIDTH = 32
 
 def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> None:
     write = sys.stdout.write
-    jobs = q.iter_jobs(states)
     header, right = (_FLEET_HEADER, _FLEET_RIGHT) if fleet else (_HEADER, _RIGHT)
-
-    def cells(job: Job) -> tuple[str, ...]:
-        row = _cells(job)
-        return (*row[:-1], _speed(job), _holder(job), row[-1]) if fleet else row
-
-    first = []
-    for job in jobs:
-        first.append(cells(job))
-        if len(first) >= _WIDTH_SAMPLE:
-            break
+    cells = _cells_of_listed()
+    rows: Iterator[tuple[str, ...]]
+    if fleet:
+        rows = map(functools.partial(_fleet_cells, cells), q.iter_jobs(states))
+    else:
+        rows = itertools.starmap(cells, q.listing(states))
+    first = list(itertools.islice(rows, _WIDTH_SAMPLE))
     widths = [max([len(h), *(len(row[i]) for row in first)]) for i, h in enumerate(header)]
     if len(first) >= _WIDTH_SAMPLE:  # more rows may follow: make room for what they can hold
         top_id, low, high = q.extent()
@@ -110,44 +137,39 @@ def _table(q: JobQueue, states: Sequence[str] | None, fleet: bool = False) -> No
         f"{{{i}:{'>' if r else '<'}{w}}}" for i, (w, r) in enumerate(zip(widths, right, strict=True))
     ).format
 
-    def line(cells: Sequence[str]) -> str:
-        return fmt(*cells).rstrip() + "\n"
+    def lines(batch: Iterable[Sequence[str]]) -> str:
+        return "".join([fmt(*row).rstrip() + "\n" for row in batch])
 
-    write(line(header) + "".join(line(c) for c in first))
-    batch: list[str] = []
-    for job in jobs:
-        batch.append(line(cells(job)))
-        if len(batch) >= _WRITE_EVERY:
-            write("".join(batch))
-            batch.clear()
-    write("".join(batch))
+    write(lines([header, *first]))
+    while batch := list(itertools.islice(rows, _WRITE_EVERY)):
+        write(lines(batch))
+
+
+def _stream(pieces: Iterable[str]) -> bool:
+    """Write a listing's pieces: the first at once, flushed (a reader has it while the rest is read), then
+    _WRITE_EVERY at a time. Whether there were any."""
+    out = sys.stdout
+    it = iter(pieces)
+    first = next(it, None)
+    if first is None:
+        return False
+    out.write(first)
+    out.flush()
+    while batch := list(itertools.islice(it, _WRITE_EVERY)):
+        out.write("".join(batch))
+    return True
 
 
 def _json(jobs: Iterator[Job]) -> None:
-    write = sys.stdout.write
     dumps = json.JSONEncoder().encode  # ASCII: valid whatever the output's encoding
-    sep = "["
-    batch: list[str] = []
-    for job in jobs:
-        batch.append(sep + "\n" + dumps(job.public()))
-        sep = ","
-        if len(batch) >= _WRITE_EVERY:
-            write("".join(batch))
-            batch.clear()
-    write("".join(batch) + ("[]\n" if sep == "[" else "\n]\n"))
+    items = (("[\n" if n == 0 else ",\n") + dumps(job.public()) for n, job in enumerate(jobs))
+    sys.stdout.write("\n]\n" if _stream(items) else "[]\n")
 
 
 def _json_lines(jobs: Iterator[Job]) -> None:
     """One JSON object a line, each a job as `--json` shows it: what a program reads as it comes."""
-    write = sys.stdout.write
     dumps = json.JSONEncoder().encode
-    batch: list[str] = []
-    for job in jobs:
-        batch.append(dumps(job.public()) + "\n")
-        if len(batch) >= _WRITE_EVERY:
-            write("".join(batch))
-            batch.clear()
-    write("".join(batch))
+    _stream(dumps(job.public()) + "\n" for job in jobs)
 
 
 def _text_out() -> None:
@@ -225,7 +247,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("priority", job.priority),
         ("concurrency", job.concurrency if job.concurrency is not None else "default"),
         ("size", size),
-        ("bytes done", f"{job.bytes_done} ({_done(job)})"),
+        ("bytes done", f"{job.bytes_done} ({_done(job.state, job.size, job.bytes_done)})"),
         ("checksums", ", ".join(job.checksums)),
         ("verdict", job.verdict),
         ("attempts", job.attempts),

@@ -18,6 +18,7 @@ from getm_tui.queue.records import (
     Finished,
     Job,
     JobSpec,
+    Listed,
     RunnerInfo,
     RunningRow,
 )
@@ -74,6 +75,11 @@ class JobQueue(Protocol):
 
     def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
         """Jobs by id, streamed (a queue may hold a hundred thousand)."""
+        ...
+
+    def listing(self, states: Sequence[str] | None = None) -> Iterator[Listed]:
+        """What a job table shows of each job (records.Listed), by id, streamed: iter_jobs without the
+        columns the table does not show."""
         ...
 
     def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:

@@ -32,6 +32,7 @@ from getm_tui.queue.records import (
     Holder,
     Job,
     JobSpec,
+    Listed,
     RunningRow,
     view_name_of,
 )
@@ -210,6 +211,12 @@ class PostgresQueue(FleetLeases, FleetOrigins):
                     yield from map(_job, rows)
         except self._psycopg.Error as e:
             raise self._error(e) from None
+
+    def listing(self, states: Sequence[str] | None = None) -> Iterator[Listed]:
+        """From iter_jobs: a fleet's table shows each job's runner and speed too, so it reads Jobs."""
+        for j in self.iter_jobs(states):
+            yield (j.id, j.url, j.name, j.path, str.__str__(j.state), j.priority, j.size, j.bytes_done,
+                   j.verdict, j.error)  # fmt: skip
 
     def changed_since(self, since: float) -> list[Job]:
         return list(map(_job, self._x(S.CHANGED_SINCE, (since,))))

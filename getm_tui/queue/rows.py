@@ -27,6 +27,7 @@ def loads_json(text: Any, default: Any) -> Any:
     return value if isinstance(value, type(default)) else default
 
 
+LISTED_COLUMNS = "id, url, name, path, state, priority, size, bytes_done, verdict, error"  # records.Listed
 JOB_COLUMNS = (
     "id, url, directory, name, path, state, priority, concurrency, size, bytes_done, checksums, integrity, "
     "verdict, attempts, error, info, created, updated, started, finished"

@@ -20,7 +20,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -34,17 +34,19 @@ from getm_tui.queue.records import (
     Fingerprint,
     Job,
     JobSpec,
+    Listed,
     view_name_of,
 )
-from getm_tui.queue.rows import JOB_COLUMNS, job_from_row
+from getm_tui.queue.rows import JOB_COLUMNS, LISTED_COLUMNS, job_from_row
 from getm_tui.queue.schema import DB_NAME, SCHEMA, inode_of
 from getm_tui.queue.sqlite_add import (
     ADD_BLOCK,
     ADD_CACHE_KIB,
     CACHE_KIB,
-    INSERT_JOB,
     INSERT_NAME,
+    BulkInsert,
     DeferredIndexes,
+    JobInsert,
     insert_rows,
 )
 from getm_tui.queue.sqlite_file import (
@@ -294,23 +296,26 @@ class Queue(UserActions, SupervisorWrites):
             self.db.execute(f"PRAGMA cache_size = {ADD_CACHE_KIB}")
             indexes = DeferredIndexes(self.db)
             try:
+                jobs, named = JobInsert(), BulkInsert(INSERT_NAME)
                 while block := list(itertools.islice(it, ADD_BLOCK)):
                     indexes.consider(len(ids))
-                    rows, names = insert_rows(block, now)
-                    self._x_many(INSERT_JOB, rows)
+                    urls, rests, names = insert_rows(block, now)
+                    self._bulk(jobs.run, urls, rests)
                     last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     block_ids = range(last - len(block) + 1, last + 1)
-                    self._x_many(INSERT_NAME, zip(block_ids, names, strict=True))
+                    pairs: list[Any] = [None] * (2 * len(block))
+                    pairs[0::2], pairs[1::2] = block_ids, names
+                    self._bulk(named.run, pairs)
                     ids.extend(block_ids)
                 indexes.rebuild()
             finally:
                 self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         return ids
 
-    def _x_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """One statement for many rows, inside the batch's transaction."""
+    def _bulk(self, insert: Callable[..., None], *rows: Sequence[Any]) -> None:
+        """Many rows, inside the batch's transaction."""
         try:
-            self.db.executemany(sql, rows)
+            insert(self.db, *rows)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
 
@@ -324,13 +329,18 @@ class Queue(UserActions, SupervisorWrites):
         return list(self.iter_jobs(states))
 
     def iter_jobs(self, states: Sequence[str] | None = None) -> Iterator[Job]:
+        return map(job_from_row, self._rows(JOB_COLUMNS, states))
+
+    def listing(self, states: Sequence[str] | None = None) -> Iterator[Listed]:
+        return self._rows(LISTED_COLUMNS, states)
+
+    def _rows(self, columns: str, states: Sequence[str] | None) -> Iterator[Any]:
+        """The columns of the jobs (of those states), by id, read a few hundred rows at a time."""
         if states:
             marks = ",".join("?" * len(states))
-            cur = self._x(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states)
-            )
+            cur = self._x(f"SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
         else:
-            cur = self._x(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")
+            cur = self._x(f"SELECT {columns} FROM jobs ORDER BY id")
         while True:
             try:
                 rows = cur.fetchmany(500)
@@ -338,8 +348,7 @@ class Queue(UserActions, SupervisorWrites):
                 raise self._error(e) from None
             if not rows:
                 return
-            for row in rows:
-                yield job_from_row(row)
+            yield from rows
 
     def changed_since(self, since: float) -> list[Job]:
         """Jobs whose row changed at or after `since` (progress saves don't count: they come live)."""

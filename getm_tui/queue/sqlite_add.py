@@ -7,6 +7,12 @@ views' sort orders, the names'): kept up row by row, they were more than half of
 index from its table at once costs about a third of that per row. So an add that has come to outgrow the
 queue it is added to drops those indexes for the rest of it and builds them again before it commits: the
 same transaction, so a reader never sees the queue without them, and a failed add rolls both back.
+
+Rows go in many to a statement (`INSERT ... VALUES (...), (...), ...`): each execution of a statement
+has a cost of its own (binding, stepping, resetting, and the AUTOINCREMENT counter written back at its
+end), which a statement per row pays once per job. Jobs that differ only by their URL (the most of a
+long list) bind the rest of their row once for the statement: binding a value costs about as much as
+inserting it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ INSERT_JOB = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
+ROWS_PER_INSERT = 100  # rows of one INSERT statement (SQLite allows 32,766 values a statement)
 ADD_BLOCK = 10_000  # specs read, inserted and named at a time
 CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)
 ADD_CACHE_KIB = -65536
@@ -30,6 +37,52 @@ ADD_CACHE_KIB = -65536
 # rebuilding costs in proportion to the whole table, the upkeep it saves in proportion to what is added.
 DEFER_INDEXES_AFTER = 50_000
 REBUILD_CACHE_KIB = -16384
+
+
+class BulkInsert:
+    """One of the inserts above, run with ROWS_PER_INSERT rows a statement: `run` takes the rows' values
+    flattened into one list, in the order of the columns."""
+
+    def __init__(self, single: str) -> None:
+        head, _, marks = single.partition(" VALUES ")
+        self.single = single
+        self.width = marks.count("?")
+        self.many = f"{head} VALUES " + ", ".join([marks] * ROWS_PER_INSERT)
+
+    def run(self, db: sqlite3.Connection, flat: Sequence[Any]) -> None:
+        width, step = self.width, self.width * ROWS_PER_INSERT
+        whole = len(flat) - len(flat) % step
+        for start in range(0, whole, step):
+            db.execute(self.many, flat[start : start + step])
+        if whole < len(flat):
+            db.executemany(self.single, (flat[i : i + width] for i in range(whole, len(flat), width)))
+
+
+class JobInsert:
+    """INSERT_JOB, ROWS_PER_INSERT rows a statement: `run` takes the rows' URLs and the rest of each row
+    (what follows the URL in INSERT_JOB), and binds that rest once when the statement's rows share it."""
+
+    def __init__(self) -> None:
+        self.rows = BulkInsert(INSERT_JOB)
+        head = INSERT_JOB.partition(" VALUES ")[0]
+        rest = ", ".join(f"?{ROWS_PER_INSERT + i}" for i in range(1, self.rows.width))
+        self.shared = f"{head} VALUES " + ", ".join(f"(?{i}, {rest})" for i in range(1, ROWS_PER_INSERT + 1))
+
+    def run(self, db: sqlite3.Connection, urls: Sequence[Any], rests: Sequence[tuple[Any, ...]]) -> None:
+        whole = len(urls) - len(urls) % ROWS_PER_INSERT
+        for start in range(0, whole, ROWS_PER_INSERT):
+            stop = start + ROWS_PER_INSERT
+            some = rests[start:stop]
+            if some.count(some[0]) == ROWS_PER_INSERT:
+                db.execute(self.shared, (*urls[start:stop], *some[0]))
+            else:
+                db.execute(self.rows.many, [v for row in _joined(urls[start:stop], some) for v in row])
+        if whole < len(urls):
+            db.executemany(self.rows.single, _joined(urls[whole:], rests[whole:]))
+
+
+def _joined(urls: Sequence[Any], rests: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [(url, *rest) for url, rest in zip(urls, rests, strict=True)]
 
 
 class DeferredIndexes:
@@ -62,11 +115,14 @@ class DeferredIndexes:
         self._dropped = []
 
 
-def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """The jobs rows of a block of specs, and the names they are sorted and filtered by. Specs of one add
-    mostly share their settings: what they share is encoded once."""
-    rows: list[tuple[Any, ...]] = []
+def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[Any], list[tuple[Any, ...]], list[str]]:
+    """The jobs rows of a block of specs, as their URLs and the rest of each row (JobInsert), and the names
+    they are sorted and filtered by. Specs of one add mostly share their settings: what they share is
+    encoded once, and a row's rest that equals the one before is that one."""
+    urls: list[Any] = []
+    rests: list[tuple[Any, ...]] = []
     names: list[str] = []
+    last: tuple[Any, ...] = ()
     encoded: dict[int, tuple[Any, str]] = {}  # by identity: the object is kept, so its id stays its own
 
     def once(value: Any) -> str | None:
@@ -79,19 +135,20 @@ def insert_rows(block: Sequence[JobSpec], now: float) -> tuple[list[tuple[Any, .
 
     for s in block:
         url, name, checks = s["url"], s.get("name"), s.get("checksums")
-        rows.append(
-            (
-                url,
-                s["directory"],
-                name,
-                int(s.get("priority") or 0),
-                s.get("concurrency"),
-                json.dumps(list(checks)) if checks else "[]",
-                once(s.get("info")),
-                now,
-                now,
-            )
+        rest = (
+            s["directory"],
+            name,
+            int(s.get("priority") or 0),
+            s.get("concurrency"),
+            json.dumps(list(checks)) if checks else "[]",
+            once(s.get("info")),
+            now,
+            now,
         )
-        # A spec without a URL is refused by the insert (NOT NULL), with the queue's error.
+        if rest == last:
+            rest = last
+        urls.append(url)  # a spec without a URL is refused by the insert (NOT NULL), with the queue's error
+        rests.append(rest)
+        last = rest
         names.append(view_name_of(url, name, None))
-    return rows, names
+    return urls, rests, names

@@ -101,6 +101,37 @@ def test_a_failed_big_add_leaves_the_queue_and_its_indexes_as_they_were(q, monke
     assert q.counts()["queued"] == 0
 
 
+def test_rows_inserted_many_a_statement_keep_their_order_ids_and_names(q, monkeypatch):
+    """sqlite_add.BulkInsert: whole statements of ROWS_PER_INSERT rows and a rest row by row, in each
+    block; each job gets its own values and name, and the ids follow the specs."""
+    from getm_tui.queue import sqlite, sqlite_add
+    from getm_tui.queue.views import View
+
+    monkeypatch.setattr(sqlite, "ADD_BLOCK", 25)
+    monkeypatch.setattr(sqlite_add, "ROWS_PER_INSERT", 10)
+    specs = [
+        spec(f"f{i:03d}", priority=i % 4, concurrency=i % 3 or None, checksums=["md5:" + "0" * 32] * (i % 2))
+        for i in range(57)
+    ]
+    ids = q.add_many(specs)
+    assert ids == list(range(ids[0], ids[0] + 57))
+    for job, s in zip(q.check_ids(ids), specs, strict=True):
+        assert (job.url, job.priority, job.concurrency, job.checksums) == (
+            s["url"], s["priority"], s["concurrency"], s["checksums"]
+        )  # fmt: skip
+    assert [j.id for j in q.window(View("name", "f05"), 20)] == ids[50:57]
+    alike = q.add_many([spec(f"u{i:02d}", priority=2) for i in range(35)])  # rests bound once a statement
+    assert [(j.url, j.priority) for j in q.check_ids(alike)] == [
+        (spec(f"u{i:02d}")["url"], 2) for i in range(35)
+    ]
+    assert [j.id for j in q.window(View("name", "u"), 40)] == alike
+    refused = {"url": None, "directory": "/tmp"}
+    for bad in ([*specs[:33], refused], [*specs[:5], refused, *specs[:10]]):  # in a rest; in a statement
+        with pytest.raises(QueueError):
+            q.add_many(bad)
+    assert len(q.ids()) == 57 + 35
+
+
 def test_batch_commits_its_statements_together_or_not_at_all(q):
     (job_id,) = q.add_many([spec(1)])
     with pytest.raises(RuntimeError), q.batch():

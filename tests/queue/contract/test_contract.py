@@ -126,6 +126,25 @@ def test_jobs_and_iter_jobs_by_id_and_state(q):
     assert q.jobs(["done"]) == []
 
 
+def test_listing_is_what_a_table_shows_of_iter_jobs(q):
+    queued = q.add_many([spec(i) for i in range(3)] + [spec("named", name="Ünï.bin", priority=-3)])
+    failed = put_in(q, JobState.FAILED)
+    done = put_in(q, JobState.DONE)
+
+    def shown(job: Job) -> tuple:
+        state = str.__str__(job.state)
+        return (job.id, job.url, job.name, job.path, state, job.priority, job.size, job.bytes_done,
+                job.verdict, job.error)  # fmt: skip
+
+    listed = list(q.listing())
+    assert [row[0] for row in listed] == [*queued, failed, done]
+    assert listed == [shown(j) for j in q.iter_jobs()]
+    assert listed[-1][4] == "done" and type(listed[-1][4]) is str and listed[-1][3]  # the stored text; a path
+    assert listed[-2][9]  # the failure's error
+    assert list(q.listing(["failed", "done"])) == [shown(j) for j in q.iter_jobs(["failed", "done"])]
+    assert list(q.listing(["paused"])) == []
+
+
 def test_ids_counts_and_extent(q):
     assert q.extent() == Extent(None, None, None)
     assert q.counts() == dict.fromkeys(STATES, 0)
