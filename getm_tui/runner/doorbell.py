@@ -32,15 +32,15 @@ class Doorbell:
             if self._asleep:
                 self._cond.notify()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """The thread's wait for work: a nap while busy, else a sleep until rung (or `timeout`)."""
+    def wait(self) -> None:
+        """The thread's wait for work: a nap while busy, else a sleep until rung."""
         with self._cond:
             if not self._rung:
                 if time.monotonic() - self._rung_at < BUSY_FOR:
                     self._cond.wait(self._nap)
                 else:
                     self._asleep = True
-                    self._cond.wait_for(lambda: self._rung, timeout)
+                    self._cond.wait_for(lambda: self._rung)
                     self._asleep = False
             if self._rung:
                 self._rung, self._rung_at = False, time.monotonic()

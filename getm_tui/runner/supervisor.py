@@ -206,7 +206,7 @@ class Supervisor:
             self._reconcile()
         elif self._slot_freed:
             with hostio.turn(self):
-                self._fill_freed()
+                self._fill()
         if self.fleet and now - self._beat_at >= self.settings.lease_timeout / BEATS_PER_LEASE:
             self._beat_at = now
             fleet.beat(self)
