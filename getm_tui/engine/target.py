@@ -114,17 +114,23 @@ def finished_before(
     target = os.path.join(directory, name)
     partfile = part_path(target)
     try:
-        size = os.stat(target).st_size
         outcomes = [control.outcome_from(row) for row in info["outcomes"]]
+        # A caller that moves the file to its name itself (Options.commit "caller") may have been killed
+        # after the finished record and before the move: the file is then still at its partial name.
+        at = partfile if not os.path.lexists(target) and os.path.exists(partfile) else target
+        size = os.stat(at).st_size
         if size != info["size"]:
             return None
-        if os.path.exists(partfile):
+        if at == target and os.path.exists(partfile):
             if not os.path.samefile(partfile, target):
                 return None
             os.unlink(partfile)  # killed between the two steps of commit: link, then unlink
-        if not info.get("synced", True) and f"{file_crc(target):08x}" != info["crc32c"]:
+        if not info.get("synced", True) and f"{file_crc(at):08x}" != info["crc32c"]:
             log.warning("%s is not what an earlier attempt finished: fetching it again", name)
             return None
+        if at == partfile:
+            os.link(partfile, target)  # never over a file that came meanwhile (FileExistsError: fetch)
+            os.unlink(partfile)
         log.info("%s was finished by an earlier attempt", name)
         return Result(target, size, info["verdict"], outcomes, info["crc32c"], 0.0, size, 0, 0, 0)
     except (OSError, KeyError, TypeError, ValueError):

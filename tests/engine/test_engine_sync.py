@@ -101,3 +101,23 @@ def test_commit_by_the_caller_leaves_the_verified_file_at_its_partial_name(
     assert _gets(fault_server, url) == asked
     assert (again.path, again.pending) == (result.path, None)
     assert Path(again.path).read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB])
+def test_a_finished_record_kept_before_the_caller_moved_the_file_needs_no_fetch(
+    fault_server: FaultServer, tmp_path, size
+) -> None:
+    """Options.commit "caller", killed after the caller kept the finished record and before it moved the
+    file to its name: the next call moves the file itself, without a request."""
+    data = os.urandom(size)
+    url = fault_server.add("/moved-late.bin", data)
+    store = MemoryStore()
+    opts = Options(part_size=MiB, sync="caller", commit="caller")
+    result = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    store.save(result.pending)  # ... and killed here, before the move
+    asked = _gets(fault_server, url)
+    again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert _gets(fault_server, url) == asked
+    assert again.path == result.path and again.crc32c == result.crc32c
+    assert sorted(os.listdir(tmp_path)) == ["moved-late.bin"]
+    assert Path(again.path).read_bytes() == data
