@@ -202,9 +202,16 @@ def owns(rec: dict[str, Any] | None, url: str, target: str) -> bool:
 def restore(
     rec: dict[str, Any] | None, url: str, size: int | None, validator: str | None
 ) -> list[Part] | None:
-    """The parts of a matching record, each marked with the bytes kept on disk; None if it does not match."""
+    """The parts of a matching record, each marked with the bytes kept on disk; None if it does not match.
+
+    A finished record is never resumed: target.finished_before has already refused it (its file is gone,
+    or not the size or the bytes it recorded), and its parts tell only what was fetched, not what is on
+    disk now: a power cut before the caller's sync leaves the size with zeros where the bytes were.
+    """
     if not rec or rec.get("version") != VERSION or size is None or not rec.get("parts"):
         return None  # no record, another format, an unknown size, or a claim with nothing in it yet
+    if "finished" in rec:
+        return None
     if rec.get("url") != url_key(url):
         return None
     if rec.get("size") != size:

@@ -121,3 +121,27 @@ def test_a_finished_record_kept_before_the_caller_moved_the_file_needs_no_fetch(
     assert again.path == result.path and again.crc32c == result.crc32c
     assert sorted(os.listdir(tmp_path)) == ["moved-late.bin"]
     assert Path(again.path).read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB])
+def test_a_finished_record_whose_partial_file_lost_its_bytes_is_fetched_again(
+    fault_server: FaultServer, tmp_path, size
+) -> None:
+    """Options.commit "caller", the finished record kept, then a power cut before the caller's sync: the
+    partial file has its size and zeros where its bytes were. The record's parts prove nothing of what is
+    on disk, so they are not resumed: the file is fetched again, whole."""
+    from getm_tui.engine.files import part_path
+
+    data = os.urandom(size)
+    url = fault_server.add("/lost-late.bin", data)
+    store = MemoryStore()
+    opts = Options(part_size=MiB, sync="caller", commit="caller")
+    result = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    store.save(result.pending)
+    with open(part_path(result.path), "r+b") as f:
+        f.write(bytes(size))
+    asked = _gets(fault_server, url)
+    again = download(url, str(tmp_path), concurrency=2, options=opts, store=store)
+    assert _gets(fault_server, url) > asked
+    assert Path(part_path(again.path)).read_bytes() == data
+    assert again.resumed == 0
