@@ -32,10 +32,10 @@ class Tools:
     axel: str | None
     getm: str | None
     hf_transfer: str | None = None  # a python that imports hf_transfer
-    pycurl: str | None = None  # a python that imports pycurl (case k's floor)
     dd: str | None = None
     sync: str | None = None
     get_flags: frozenset[str] = frozenset()  # the long options of `getm-tui get --help`
+    pycurl: str | None = None  # a python that imports pycurl (case k's floor)
 
 
 @dataclass(frozen=True)
