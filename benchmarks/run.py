@@ -1,6 +1,6 @@
 """Benchmark getm-tui against curl, wget2, aria2c, axel, getm 0.0.5 and hf_transfer on a private nginx.
 
-    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h,i,j] [--repeat N] [--plot out.png] [--quick]
+    python benchmarks/run.py [--cases a,b,c,d,e,f,g,h,i,j,k] [--repeat N] [--plot out.png] [--quick]
                              [--target-dir DIR] [--baseline OTHER/getm-tui]
 
 Tools run alternately (round-robin within each repetition, the order rotated every repetition), so the
@@ -9,7 +9,8 @@ filesystem, is checked (exit code, sizes; md5 on the last repetition) and delete
 dirty pages are synced before the next run starts. Case (f), the app's responsiveness under load, is
 app_responsiveness.py, run last against the same server; case (h), a queue of a million, is
 benchlib/queue_scale.py; case (i), a fleet on PostgreSQL, is benchlib/fleet.py; case (j), the app while
-its runner drains small files, is benchlib/app_drain.py. With --baseline, every
+its runner drains small files, is benchlib/app_drain.py; case (k) times (c)'s files without the runner
+(benchlib/small_floor.py). With --baseline, every
 getm-tui contender is also run with another checkout's getm-tui, alternated with this one in the same
 run. See benchmarks/README.md for what each case measures.
 """
@@ -49,7 +50,7 @@ from benchlib.server import Nginx
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-ALL_CASES = "a,b,c,d,e,f,g,h,i,j"
+ALL_CASES = "a,b,c,d,e,f,g,h,i,j,k"
 # Not round-robin cases of commands: (f) the app, (h) the million-job queue, (i) a fleet on PostgreSQL,
 # (j) the app while small jobs finish.
 UNTIMED = ("f", "h", "i", "j")
@@ -112,9 +113,12 @@ def find_tools(work: Path, skipped: list[str], with_getm: bool) -> Tools:
     getm = install.ensure_getm_peer(work / "getm-venv", log) if with_getm else None
     if with_getm and getm is None:
         skipped.append("getm 0.0.5 (pip install failed)")
-    hf = install.ensure_hf_transfer(work / "hf-venv", log)
+    hf = install.ensure_module(work / "hf-venv", install.HF_TRANSFER, log)
     if hf is None:
         skipped.append("hf_transfer (pip install failed)")
+    curl_py = install.ensure_module(work / "pycurl-venv", install.PYCURL, log)
+    if curl_py is None:
+        skipped.append("(k)'s libcurl floor: pycurl (pip install failed)")
     ours = install.getm_tui_binary()
     return Tools(
         getm_tui=ours,
@@ -124,6 +128,7 @@ def find_tools(work: Path, skipped: list[str], with_getm: bool) -> Tools:
         axel=need("axel"),
         getm=getm,
         hf_transfer=hf,
+        pycurl=curl_py,
         dd=need("dd"),
         sync=need("sync"),
         get_flags=install.help_flags(ours, "get"),
@@ -150,6 +155,8 @@ def tool_versions(tools: Tools) -> dict[str, str]:
     if tools.hf_transfer:
         script = "import importlib.metadata as m; print('hf_transfer', m.version('hf_transfer'))"
         found["hf_transfer"] = install.version_of([tools.hf_transfer, "-c", script])
+    if tools.pycurl:
+        found["pycurl"] = install.version_of([tools.pycurl, "-c", "import pycurl; print(pycurl.version)"])
     return found
 
 

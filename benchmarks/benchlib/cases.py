@@ -35,6 +35,7 @@ class Tools:
     dd: str | None = None
     sync: str | None = None
     get_flags: frozenset[str] = frozenset()  # the long options of `getm-tui get --help`
+    pycurl: str | None = None  # a python that imports pycurl (case k's floor)
 
 
 @dataclass(frozen=True)
@@ -371,6 +372,54 @@ def queue_case(
     )
 
 
+SMALL_FLOOR = Path(__file__).with_name("small_floor.py")
+FLOOR_PROCESSES = 4  # as many as the runner's job hosts on this machine (jobhost.host_count)
+
+
+def _floor(python: str, mode: str, url_list: Path) -> Callable[[Path], Invocation]:
+    shape = [str(FLOOR_PROCESSES), str(QUEUE_ACTIVE // FLOOR_PROCESSES)]
+    return _fixed(lambda o: [python, str(SMALL_FLOOR), mode, str(url_list), str(o), *shape])
+
+
+def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Path) -> Case:
+    """(c)'s files, and what they cost without getm-tui's runner: its engine alone in the job hosts'
+    shape, and the same per-file work with the HTTP exchange in libcurl (small_floor.py)."""
+    url_list, curl_cfg = write_lists(data.small, url, lists_dir, stem="urls-k")
+    n, j = len(data.small), QUEUE_ACTIVE
+    python = str(Path(tools.getm_tui).with_name("python"))
+    contenders = [
+        Contender(f"{OURS} add+run --once (defaults)", True, _getm_tui_queue(tools, url_list, None)),
+        Contender(
+            f"engine alone, {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES} threads",
+            False,
+            _floor(python, "engine", url_list),
+            limit=True,
+        ),
+    ]
+    if tools.pycurl:
+        contenders.append(
+            Contender(
+                f"libcurl multi (pycurl), {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES}",
+                False,
+                _floor(tools.pycurl, "pycurl", url_list),
+                limit=True,
+            )
+        )
+    curl = next((c for c in queue_contenders(tools, url_list, curl_cfg) if c.label.startswith("curl")), None)
+    if curl is not None:
+        contenders.append(curl)
+    return Case(
+        "k",
+        f"where (c)'s time goes: {n:,} x {data.small[0].size // 1024 if n else 0} KiB without the runner",
+        data.small,
+        tuple(contenders),
+        notes=(
+            "LIMIT rows here are floors, not peers: the engine alone (no supervisor, queue or messages) and "
+            "the same per-file work over libcurl; each ends with one sync -f of the output's file system",
+        ),
+    )
+
+
 def _curl_md5_pipeline(curl: str, url: str, f: DataFile) -> Callable[[Path], Invocation]:
     script = 'set -o pipefail; "$0" -q -s --fail "$1" | tee "$2" | md5sum'
     return _fixed(lambda o: ["bash", "-c", script, curl, url, str(o / f.name)])
@@ -454,6 +503,7 @@ def build_cases(
             "c": lambda: queue_case("c", data.small, t, url, work),
             "d": lambda: case_d(t, data, url),
             "g": lambda: queue_case("g", data.many, t, url, work),
+            "k": lambda: case_k(t, data, url, work),
         }
 
     wanted = sorted({"a" if k == "e" else k for k in keys})

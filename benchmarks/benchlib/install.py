@@ -17,6 +17,7 @@ Log = Callable[[str], None]
 APT_PACKAGES = {"nginx": "nginx-light", "wget2": "wget2", "aria2c": "aria2", "axel": "axel", "curl": "curl"}
 GETM_PEER = "getm==0.0.5"
 HF_TRANSFER = "hf_transfer"
+PYCURL = "pycurl"
 
 _apt_updated = False
 
@@ -96,14 +97,15 @@ def ensure_getm_peer(venv: Path, log: Log) -> str | None:
     return str(binary) if python is not None and binary.exists() else None
 
 
-def ensure_hf_transfer(venv: Path, log: Log) -> str | None:
-    """The python of a venv where `import hf_transfer` works (it has no command of its own), or None."""
-    python = pip_venv(venv, HF_TRANSFER, log)
+def ensure_module(venv: Path, requirement: str, log: Log) -> str | None:
+    """The python of a venv where `import REQUIREMENT` works (hf_transfer and pycurl have no command of
+    their own), or None."""
+    python = pip_venv(venv, requirement, log)
     if python is None:
         return None
-    done = subprocess.run([str(python), "-c", "import hf_transfer"], capture_output=True, text=True)
+    done = subprocess.run([str(python), "-c", f"import {requirement}"], capture_output=True, text=True)
     if done.returncode != 0:
-        log(f"  {HF_TRANSFER} installed but does not import: skipping it")
+        log(f"  {requirement} installed but does not import: skipping it")
         return None
     return str(python)
 

@@ -38,6 +38,7 @@ class Row:
     max_rss_mib: float | None = None
     tree_pss_mib: float | None = None
     per_file_ms: float | None = None
+    cpu: float | None = None  # median CPU seconds (user + sys, children included)
     group: str = ""
     limit: bool = False
     baseline_of: str | None = None
@@ -104,6 +105,7 @@ def _row(contender: Results, size: int, files: int) -> Row:
         max_rss_mib=rss / 1024 if rss is not None else None,
         tree_pss_mib=pss / 1024 if pss is not None else None,
         per_file_ms=median * 1000 / files if median is not None and files > 1 else None,
+        cpu=cpu,
         group=contender.get("group", ""),
         limit=contender.get("limit", False),
         baseline_of=contender.get("baseline_of"),
@@ -135,8 +137,9 @@ def table(results: Results) -> str:
         lines.append("")
     lines.append(
         "role: ours = this getm-tui; base = the --baseline getm-tui; peer = another tool; LIMIT = the\n"
-        "durable limit (dd conv=fsync of the same bytes to the same disk, no network): a reference, not\n"
-        "a peer. Ours and base rows are compared only with the rows of their own [group]:\n"
+        "durable limit (dd conv=fsync of the same bytes to the same disk, no network), or in (k) a floor\n"
+        "(the same files without the runner): a reference, not a peer. Ours and base rows are compared\n"
+        "only with the rows of their own [group]:\n"
         f"[{DURABLE}] = the file is on disk when the command ends (fsync, or followed by sync).\n"
         "/best peer and /limit: below 1.0 means getm-tui is faster; new/base: below 1.0 means this\n"
         "getm-tui is faster than the baseline (median over median, runs alternated in the same run)"
@@ -171,6 +174,8 @@ def targets(results: Results) -> str:
         lines.extend(queue_targets(key, by_key.get(key, [])))
     if "c" in by_key and "g" in by_key:
         lines.extend(per_file_targets(by_key["c"], by_key["g"]))
+    if "k" in by_key:
+        lines.extend(floor_lines(by_key["k"], next(c for c in results["cases"] if c["key"] == "k")))
     rows = by_key.get("d", [])
     aria = _peer(rows, "aria2c")
     for r in _new(rows):
@@ -186,6 +191,25 @@ def targets(results: Results) -> str:
     if results.get("app_drain"):
         lines.append(app_drain.target_line(results["app_drain"]))
     return "\n".join(lines)
+
+
+def floor_lines(rows: list[Row], case: Results) -> list[str]:
+    """(k), figures without a target: each row's wall and CPU time per file, and what the runner adds to
+    the engine alone (the supervisor, the queue, the messages), per file."""
+    files = max(1, case.get("files", 1))
+    lines = ["  (k) per file, wall / CPU (user + sys, children; the server not counted):"]
+    for r in rows:
+        cpu_ms = r.cpu * 1000 / files if r.cpu is not None else None
+        lines.append(f"      {r.label:<52} {_f(r.per_file_ms, '.3f')} ms / {_f(cpu_ms, '.3f')} ms")
+    ours = next((r for r in _new(rows)), None)
+    engine = next((r for r in rows if r.limit and r.label.startswith("engine")), None)
+    if ours is not None and engine is not None and ours.cpu is not None and engine.cpu is not None:
+        wall = (ours.median or 0.0) - (engine.median or 0.0)
+        lines.append(
+            f"      the runner adds {wall * 1000 / files:.3f} ms wall and "
+            f"{(ours.cpu - engine.cpu) * 1000 / files:.3f} ms CPU a file to the engine alone"
+        )
+    return lines
 
 
 def _le(value: float | None, limit: float) -> bool | None:

@@ -11,6 +11,7 @@ of leaving it behind and starting over under another name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -97,8 +98,10 @@ class ControlFile:
                 pass
 
 
+@functools.lru_cache(maxsize=256)
 def url_key(url: str) -> str:
-    """Identifies the remote file across re-signed URLs: scheme, host and path, never the query."""
+    """Identifies the remote file across re-signed URLs: scheme, host and path, never the query. Kept for
+    the last URLs: a job's records ask for it several times."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     return hashlib.sha256(f"{parts.scheme}://{host}:{parts.port}{parts.path}".encode()).hexdigest()[:32]

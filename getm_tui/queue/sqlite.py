@@ -44,6 +44,7 @@ from getm_tui.queue.sqlite_add import (
     ADD_CACHE_KIB,
     CACHE_KIB,
     INSERT_NAME,
+    RENAME,
     BulkInsert,
     DeferredIndexes,
     JobInsert,
@@ -381,11 +382,14 @@ class Queue(UserActions, SupervisorWrites):
 
     def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Queued jobs by priority (higher first), then age."""
+        # The running jobs are left out by the statement: a supervisor fills a slot at a time, and reading
+        # (and decoding) a row for each running job to drop them here cost more than the claim.
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         rows = self._x(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
-            (limit + len(exclude),),
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?",
+            (*exclude, limit),
         ).fetchall()
-        return [j for j in map(job_from_row, rows) if j.id not in exclude][:limit]
+        return [job_from_row(r) for r in rows]
 
     def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
         sql = WindowSQL(view, JOB_COLUMNS)
@@ -438,15 +442,15 @@ class Queue(UserActions, SupervisorWrites):
             if key in values and not isinstance(values[key], str) and values[key] is not None:
                 values[key] = json.dumps(values[key])
         sets = ", ".join(f"{k} = ?" for k in values)
-        self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
-        if values.keys() & NAMED_BY:
-            self._rename(job_id)
-
-    def _rename(self, job_id: int) -> None:
-        """The job's name as views sort and filter by it, after its path, name or URL changed."""
-        row = self._x("SELECT url, name, path FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is not None:
-            self._x(INSERT_NAME, (job_id, view_name_of(*row)))
+        if not values.keys() & NAMED_BY:
+            self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
+            return
+        # The job's name as views sort and filter by it, after its path, name or URL were set: written
+        # only when it changed (a probe and a finish set the path a job had), sparing the names index.
+        for row in self._x(  # read to its end: the statement is done (and an autocommit's write) only then
+            f"UPDATE jobs SET {sets} WHERE id = ? RETURNING url, name, path", (*values.values(), job_id)
+        ).fetchall():
+            self._x(RENAME, (job_id, view_name_of(*row)))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""

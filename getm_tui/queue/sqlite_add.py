@@ -29,6 +29,10 @@ INSERT_JOB = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_NAME = "INSERT OR REPLACE INTO names (id, name) VALUES (?, ?)"
+RENAME = (
+    "INSERT INTO names (id, name) VALUES (?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE name IS NOT excluded.name"
+)
 ROWS_PER_INSERT = 100  # rows of one INSERT statement (SQLite allows 32,766 values a statement)
 ADD_BLOCK = 10_000  # specs read, inserted and named at a time
 CACHE_KIB = -2000  # SQLite's default page cache (negative: KiB)

@@ -1,5 +1,5 @@
-"""How the supervisor's loop hands work to a thread of its own (the group commit, a front end's sender)
-without waking it for each piece.
+"""How a busy thread hands work to a thread of its own (the supervisor's loop to the group commit and a
+front end's sender, a job host's jobs to its outbox) without waking it for each piece.
 
 Waking a thread from the loop costs the loop more than the work it hands over: the wake-up comes while
 the loop holds the GIL, so the woken thread is scheduled only to wait for it, and the loop is often
@@ -25,22 +25,24 @@ class Doorbell:
         self._asleep = False
         self._rung_at = 0.0
 
-    def ring(self) -> None:
-        """There is work (or the thread is to stop): the thread finds it within `nap` seconds."""
+    def ring(self, now: bool = False) -> None:
+        """There is work: the thread finds it within `nap` seconds, or at once if `now` (to stop it)."""
         with self._cond:
             self._rung = True
-            if self._asleep:
+            if self._asleep or now:
                 self._cond.notify()
 
-    def wait(self) -> None:
-        """The thread's wait for work: a nap while busy, else a sleep until rung."""
+    def wait(self) -> bool:
+        """The thread's wait for work: a nap while busy, else a sleep until rung; True after a sleep."""
+        slept = False
         with self._cond:
             if not self._rung:
                 if time.monotonic() - self._rung_at < BUSY_FOR:
                     self._cond.wait(self._nap)
                 else:
-                    self._asleep = True
+                    self._asleep = slept = True
                     self._cond.wait_for(lambda: self._rung)
                     self._asleep = False
             if self._rung:
                 self._rung, self._rung_at = False, time.monotonic()
+        return slept
