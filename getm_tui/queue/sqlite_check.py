@@ -62,6 +62,11 @@ class LaterCheck:
         this reader to end rather than fail because the file is open."""
         self._held = held
         self._probe = open_read_only(path, timeout_ms)
+        if self._probe is not None:
+            # One read now: from it on, this connection holds its lock on the file, so the reader's own,
+            # closed first when the file is damaged (see `end`), is never the last.
+            with contextlib.suppress(sqlite3.Error):  # the check, reading the same, will tell
+                self._probe.execute("PRAGMA schema_version").fetchone()
         self._explain = explain
         self._cancelled = threading.Event()
         self._damage: str | None = None
