@@ -95,9 +95,11 @@ class LaterCheck:
             self._close_beside(close_reader)
             raise
         if damage is None and wait:
-            self._close()
-            close_reader()
-            self._held.close()
+            try:
+                self._close()
+                close_reader()
+            finally:
+                self._held.close()
         else:
             self._close_beside(close_reader)
         return damage
