@@ -183,13 +183,16 @@ def _text_out() -> None:
 @verb
 def cmd_ls(args: argparse.Namespace) -> int:
     _text_out()
-    with open_queue_of(args) as q:
+    # The file is checked beside the listing, not before its first line; leaving the block waits for the
+    # verdict, once what was listed is out.
+    with open_queue_of(args, check="later") as q:
         if args.jsonl:
             _json_lines(q.iter_jobs(args.state))
         elif args.json:
             _json(q.iter_jobs(args.state))
         else:
             _table(q, args.state, fleet=is_fleet(q))
+        sys.stdout.flush()
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from getm_tui.cli.common import CONTROLS, EXIT_FAILED, EXIT_OK, fail, queue_location, queue_override, warn
 
@@ -53,14 +53,15 @@ def _timeout_ms(args: argparse.Namespace) -> int:
     return int(load(getattr(args, "config", None)).queue_timeout * 1000)
 
 
-def open_queue_of(args: argparse.Namespace) -> JobQueue:
-    """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning."""
+def open_queue_of(args: argparse.Namespace, check: bool | Literal["later"] = True) -> JobQueue:
+    """The queue, checked: a damaged file is backed up and rebuilt from what can be read, with a warning.
+    `check="later"`: a listing that reads while the file is checked (its end waits for the verdict)."""
     from getm_tui.config import load
     from getm_tui.queue.interface import open_queue
 
     settings = load(getattr(args, "config", None), queue_override(args))
     location = queue_location(args, settings)
-    return open_queue(location, timeout_ms=int(settings.queue_timeout * 1000), recover=True)
+    return open_queue(location, timeout_ms=int(settings.queue_timeout * 1000), check=check, recover=True)
 
 
 def check_reachable(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,8 +79,9 @@ def check_reachable(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
-    """Damage the check at open did not see: the command's transaction was rolled back, so recover now
-    and ask for the command again rather than run it twice (`ls` may have printed part of its table)."""
+    """Damage found after the open: met by the command, whose transaction was rolled back, or by the check
+    `ls` runs beside its listing. Recover now and ask for the command again rather than run it twice; `ls`
+    has printed what it read, which may be short of the whole list."""
     from getm_tui.queue.errors import QueueError
     from getm_tui.queue.salvage import recover
 
@@ -89,7 +91,8 @@ def _damaged_midway(args: argparse.Namespace, e: QueueCorrupt) -> int:
         return fail(str(again))
     if done is not None:
         logging.getLogger(__name__).warning("%s", done.message())
-    return fail(f"{e}; nothing was changed: run the command again")
+    what = "the list above may be incomplete" if args.verb == "ls" else "nothing was changed"
+    return fail(f"{e}; {what}: run the command again")
 
 
 def clean(text: object) -> str:

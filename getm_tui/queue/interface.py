@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from getm_tui.queue.records import (
     Event,
@@ -260,14 +260,19 @@ class OriginSlots(Protocol):
 
 
 def open_queue(
-    location: str, timeout_ms: int | None = None, check: bool = False, recover: bool = False
+    location: str,
+    timeout_ms: int | None = None,
+    check: bool | Literal["later"] = False,
+    recover: bool = False,
 ) -> JobQueue:
     """The queue a front end names: a data directory (SQLite), or a PostgreSQL connection string (a
     libpq URL or keyword string, see location.py) for a fleet.
 
     `timeout_ms`: how long to wait for a lock. `check`: fail with QueueCorrupt on a damaged store.
     `recover`: check, and rebuild a damaged store from what can be read, with one warning (SQLite; a
-    database server keeps its own tables whole)."""
+    database server keeps its own tables whole). `check="later"`: for a reader that need not wait for the
+    check before its first row: it runs beside the reads, and closing the queue waits for its verdict
+    (QueueCorrupt; sqlite.Queue says more)."""
     from getm_tui.queue.location import is_database
 
     if is_database(location):

@@ -21,8 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Literal
 
 from getm_tui.queue.errors import QueueCorrupt, QueueError, QueueLocked, UnknownJob
 from getm_tui.queue.lock import LockTimeout, queue_file_lock
@@ -50,11 +49,11 @@ from getm_tui.queue.sqlite_add import (
     JobInsert,
     insert_rows,
 )
+from getm_tui.queue.sqlite_check import LaterCheck, open_read_only, quick_check
 from getm_tui.queue.sqlite_file import (
     db_path,
     default_timeout_ms,
     ensure_data_dir,
-    first_line,
     is_busy,
     is_corruption,
     reads_only,
@@ -87,13 +86,19 @@ class Queue(UserActions, SupervisorWrites):
         data_dir: str,
         timeout_ms: int | None = None,
         any_thread: bool = False,
-        check: bool = False,
+        check: bool | Literal["later"] = False,
         recover: bool = False,
     ) -> None:
         """`timeout_ms`: how long to wait for a lock (default: default_timeout_ms()). `any_thread`: the
         connection may be handed between threads (one user at a time). `check`: fail with QueueCorrupt if
         `PRAGMA quick_check` finds damage (it reads the whole file). `recover`: check, and if the file
-        is damaged back it up and rebuild it from what can be read (salvage.recover), with one warning."""
+        is damaged back it up and rebuild it from what can be read (salvage.recover), with one warning.
+
+        `check="later"` (with or without `recover`): a reader's open. Damage that stops the open itself
+        is met (and recovered) at once, but quick_check runs in a thread beside what the caller reads, and
+        `close()` waits for its verdict: QueueCorrupt, after closing, when it found damage; recovering
+        is then the caller's (a file must be closed by everyone to be rebuilt). The verdict is part of
+        `close()` so that no reader can forget it and take a silently short read for a whole one."""
         ensure_data_dir(data_dir)
         self.data_dir = data_dir
         self.path = db_path(data_dir)
@@ -104,8 +109,11 @@ class Queue(UserActions, SupervisorWrites):
         self._batching = False
         self._begun = False  # the batch's transaction has begun: its writer lock is held
         self._ino: int | None = None
+        self._later: LaterCheck | None = None
+        self._held = contextlib.ExitStack()  # queue.lock, when _open is asked to keep it
+        later = check == "later"
         try:
-            self.db = self._open(any_thread, check or recover)
+            self.db = self._open(any_thread, (check is True or recover) and not later, hold=later)
         except QueueCorrupt as e:
             if not recover:
                 raise
@@ -118,21 +126,30 @@ class Queue(UserActions, SupervisorWrites):
                 self.db = self._open(any_thread, True)
             except QueueCorrupt as again:
                 raise QueueError(f"{again}, even after recovery; move it aside to start a new one") from None
+            return  # the rebuilt file was checked at open
+        if later:
+            self._later = LaterCheck(self.path, self.timeout_ms, self._error, self._held)
 
-    def _open(self, any_thread: bool, check: bool) -> sqlite3.Connection:
+    def _open(self, any_thread: bool, check: bool, hold: bool = False) -> sqlite3.Connection:
         """Connect and set up, holding queue.lock shared so that no recovery replaces the file meanwhile,
         and this process's writer lock: the first connection to a file rebuilds its WAL index and the set-up
         may write, and a thread opening beside a writer would otherwise meet SQLite's lock (and, with no
-        busy timeout, fail at once)."""
-        try:
-            shared = queue_file_lock(self.data_dir, exclusive=False, timeout=self.timeout_ms / 1000)
-            with shared, self._writer:
-                return self._connect(any_thread, check)
-        except LockTimeout:
-            raise QueueLocked(
-                f"the queue {self.path} is being recovered by another process "
-                f"(gave up waiting after {seconds(self.timeout_ms)})"
-            ) from None
+        busy timeout, fail at once). `hold`: keep queue.lock until close()."""
+        with contextlib.ExitStack() as shared:
+            try:
+                shared.enter_context(
+                    queue_file_lock(self.data_dir, exclusive=False, timeout=self.timeout_ms / 1000)
+                )
+            except LockTimeout:
+                raise QueueLocked(
+                    f"the queue {self.path} is being recovered by another process "
+                    f"(gave up waiting after {seconds(self.timeout_ms)})"
+                ) from None
+            with self._writer:
+                db = self._connect(any_thread, check)
+            if hold:
+                self._held = shared.pop_all()
+            return db
 
     def _connect(self, any_thread: bool, check: bool) -> sqlite3.Connection:
         if check:
@@ -168,27 +185,17 @@ class Queue(UserActions, SupervisorWrites):
         return db
 
     def _check(self) -> None:
-        """`PRAGMA quick_check` through a read-only connection: closing a read-write one, the last on the
-        file, would checkpoint the WAL into the damaged file and delete it before anyone could back it up."""
-        try:
-            probe = sqlite3.connect(
-                f"file:{quote(self.path)}?mode=ro", uri=True, timeout=self.timeout_ms / 1000
-            )
-        except sqlite3.Error:
+        """`PRAGMA quick_check` before the read-write open (sqlite_check.py says why read-only)."""
+        probe = open_read_only(self.path, self.timeout_ms)
+        if probe is None:
             return  # no file yet: nothing to check
         try:
             self._ino = inode_of(self.path)
-            probe.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
-            verdict = probe.execute("PRAGMA quick_check(1)").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            error = self._error(e)
-            if isinstance(error, (QueueCorrupt, QueueLocked)):
-                raise error from None
-            return  # cannot be opened read-only (a new, empty file): the read-write open will tell
+            damage = quick_check(probe, self._error)
         finally:
             probe.close()
-        if verdict != "ok":
-            raise QueueCorrupt(self.path, first_line(verdict), self._ino)
+        if damage is not None:
+            raise QueueCorrupt(self.path, damage, self._ino)
 
     def _error(self, e: sqlite3.Error) -> QueueError:
         """The one line a user sees for a database error, as the exception that tells callers what it is."""
@@ -203,7 +210,15 @@ class Queue(UserActions, SupervisorWrites):
 
     def close(self) -> None:
         """Close under this process's writer lock: the last connection to close checkpoints the WAL into
-        the file and deletes it, holding SQLite's lock against any thread opening meanwhile."""
+        the file and deletes it, holding SQLite's lock against any thread opening meanwhile. Opened with
+        `check="later"`: wait for the check first, and raise QueueCorrupt when it found damage."""
+        later, self._later = self._later, None
+        if later is None:
+            self._close_db()
+        elif (damage := later.end(self._close_db)) is not None:
+            raise QueueCorrupt(self.path, damage, self._ino)
+
+    def _close_db(self) -> None:
         if self._begun:  # closed inside its own batch: this thread already holds the lock
             self.db.close()
             return
@@ -216,6 +231,10 @@ class Queue(UserActions, SupervisorWrites):
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if error is not None and self._later is not None:  # leaving on an error: no verdict is awaited
+            later, self._later = self._later, None
+            later.end(self._close_db, wait=False)
+            return
         self.close()
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:

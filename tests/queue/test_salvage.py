@@ -72,13 +72,17 @@ def damage(path: str, how: str, pages: dict[int, int] | None = None) -> set[int]
     that hold jobs (the indexes and tables that come before them are not what the salvage is about). The
     bytes are the same every run: with these, SQLite's own range reads silently skip rows on intact pages
     after the damage (no error, no rows, even with cell_size_check), so only reading the raw pages keeps
-    them. `pages`: job_pages of the file, when it cannot be read alone (its WAL holds more jobs)."""
+    them. "index" garbles the root page of an index a listing by id never reads: only quick_check meets
+    it. `pages`: job_pages of the file, when it cannot be read alone (its WAL holds more jobs)."""
     garbage = random.Random(1).randbytes
     size = os.path.getsize(path)
     assert size % PAGE == 0 and size // PAGE >= 10
     if pages is None and how in ("middle", "truncate"):
         pages = job_pages(path)
     jobs = sorted(set(pages.values())) if pages else []
+    if how == "index":
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            [root] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs_runnable'").fetchone()
     with open(path, "r+b") as f:
         if how == "middle":  # 3 KiB across a page boundary in the middle of the jobs: two pages hit
             start = jobs[len(jobs) // 2 - 1] * PAGE - 1024
@@ -93,6 +97,10 @@ def damage(path: str, how: str, pages: dict[int, int] | None = None) -> set[int]
             f.seek(0)
             f.write(garbage(100))
             return {1}
+        if how == "index":
+            f.seek((root - 1) * PAGE)
+            f.write(garbage(PAGE))
+            return {root}
         if how == "garbage":  # nothing left to read
             f.seek(0)
             f.write(garbage(size))
@@ -136,12 +144,15 @@ def test_damaged_file_is_backed_up_and_every_readable_job_kept(env, how):
     on_good_pages = {i for i, page in pages.items() if page not in hit}
     assert on_good_pages and len(on_good_pages) < N or how == "header"
 
-    out = run(env, "ls", "--json")
+    # `show` checks the file before it reads (`ls` checks beside its listing: test_ls_* below).
+    out = run(env, "show", "1", "--json")
     assert out.returncode == 0
     warning = WARNING.match(out.stderr.strip())
     assert warning and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert warning.group(1) == env["db"]
-    kept = {j["id"]: j for j in json.loads(out.stdout)}
+    listed = run(env, "ls", "--json")
+    assert (listed.returncode, listed.stderr) == (0, "")
+    kept = {j["id"]: j for j in json.loads(listed.stdout)}
 
     # The backup is the damaged file, byte for byte, named as the line says, and private.
     [backup] = backups(env)
@@ -215,10 +226,14 @@ def test_the_wal_is_backed_up_and_read(env, tmp_path):
     wal = Path(env["db"] + "-wal").read_bytes()
     assert len(wal) > 32
     hit = damage(env["db"], "middle", pages)
+    # `ls` reads the damaged file on a connection of its own and meets the damage: closing that connection
+    # must not checkpoint the WAL into the file and delete it before the backup.
     out = run(env, "ls", "--json")
-    assert out.returncode == 0, out.stderr
-    assert "was damaged" in out.stderr
-    kept = {j["id"] for j in json.loads(out.stdout)}
+    assert out.returncode == 2, out.stderr
+    assert "was damaged" in out.stderr and out.stderr.endswith("run the command again\n")
+    again = run(env, "ls", "--json")
+    assert (again.returncode, again.stderr) == (0, "")
+    kept = {j["id"] for j in json.loads(again.stdout)}
     assert set(range(N + 1, N + 21)) <= kept  # only in the WAL
     assert {i for i, page in pages.items() if page not in hit} <= kept
     [backup] = backups(env)
@@ -271,6 +286,31 @@ def test_the_queue_opened_without_recover_is_left_alone(env):
     assert Path(env["db"]).read_bytes() == damaged and backups(env) == []
 
 
+@pytest.mark.parametrize(
+    "args", [["ls"], pytest.param(["ls", "--json"], marks=pytest.mark.slow), ["ls", "--jsonl"]]
+)
+def test_ls_prints_then_says_the_check_beside_it_found_damage(env, args):
+    """Damage the listing does not read, but quick_check (run beside it) does: the whole list as before,
+    then the warning and the line asking for the command again, exit 2, and the file recovered."""
+    make_queue(env["data"])
+    whole = run(env, *args)
+    assert (whole.returncode, whole.stderr) == (0, "")
+    damage(env["db"], "index")
+    damaged = Path(env["db"]).read_bytes()
+    out = run(env, *args)
+    assert out.returncode == 2 and out.stdout == whole.stdout
+    warning, line = out.stderr.strip().splitlines()
+    assert WARNING.match(warning), warning
+    assert line.startswith(f"getm-tui: the queue {env['db']} is damaged (")
+    assert line.endswith("; the list above may be incomplete: run the command again")
+    [backup] = backups(env)
+    assert Path(env["data"], backup).read_bytes() == damaged
+    again = run(env, *args)
+    assert (again.returncode, again.stderr) == (0, "")
+    with Queue(env["data"], check=True) as q:
+        assert [j.id for j in q.jobs()] == list(range(1, N + 1))
+
+
 RACER = """
 import sys
 from getm_tui.cli.main import main
@@ -279,27 +319,40 @@ raise SystemExit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-def test_racing_processes_recover_once_and_lose_no_added_job(env):
-    """Six commands start at once on a damaged file: one recovers, all succeed, every added job is there."""
+def test_racing_processes_recover_once_and_lose_no_added_job(env, tmp_path):
+    """Six commands start at once on a damaged file: one recovers, every added job is there, and each `ls`
+    lists the recovered queue or asks to be run again."""
     make_queue(env["data"])
     pages = job_pages(env["db"])
     hit = damage(env["db"], "middle")
     procs = []
     for i in range(6):
         args = ["ls", "--json"] if i % 2 else ["add", f"https://example.org/raced-{i}.bin"]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", RACER, *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**env_for(env["data"]), "GETM_TUI_DOWNLOAD_DIR": env["dl"]},
+        # Into files, not pipes: an `ls` holds the queue open while it writes, and a pipe nobody reads
+        # yet would keep it (and a recovery waiting for it) from ending.
+        with open(tmp_path / f"{i}.out", "w") as out, open(tmp_path / f"{i}.err", "w") as err:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", RACER, *args],
+                    stdout=out,
+                    stderr=err,
+                    env={**env_for(env["data"]), "GETM_TUI_DOWNLOAD_DIR": env["dl"]},
+                )
             )
-        )
-    results = [(p, *p.communicate(timeout=90)) for p in procs]
-    assert all(p.returncode == 0 for p, _, _ in results), [e for _, _, e in results]
-    warnings = [e for _, _, e in results if e]
-    assert len(warnings) == 1 and WARNING.match(warnings[0].strip()), warnings
+    for p in procs:
+        p.wait(timeout=90)
+    results = [
+        (p, *((tmp_path / f"{i}.{n}").read_text() for n in ("out", "err"))) for i, p in enumerate(procs)
+    ]
+    lines = [line for _, _, e in results for line in e.splitlines()]
+    assert len([line for line in lines if WARNING.match(line)]) == 1, lines
+    for p, _, err in results:
+        if p.args[3] == "add" or p.returncode == 0:
+            assert p.returncode == 0 and all(WARNING.match(line) for line in err.splitlines()), err
+        else:  # an `ls` that listed the damaged file before the recovery says so, and to run it again
+            assert p.returncode == 2 and err.endswith(
+                "the list above may be incomplete: run the command again\n"
+            )
     assert len(backups(env)) == 1
     with Queue(env["data"]) as q:
         jobs = {j.id: j.url for j in q.jobs()}
