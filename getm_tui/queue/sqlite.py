@@ -401,8 +401,9 @@ class Queue(UserActions, SupervisorWrites):
 
     def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Queued jobs by priority (higher first), then age."""
-        # The running jobs are left out by the statement: a supervisor fills a slot at a time, and reading
-        # (and decoding) a row for each running job to drop them here cost more than the claim.
+        # The running jobs are left out by the statement: a supervisor claims a few jobs at a time while
+        # many run, and reading (and decoding) a row for each running job to drop it here cost more than
+        # the claim.
         skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         rows = self._x(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?",
@@ -465,11 +466,12 @@ class Queue(UserActions, SupervisorWrites):
             self._x(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
             return
         # The job's name as views sort and filter by it, after its path, name or URL were set: written
-        # only when it changed (a probe and a finish set the path a job had), sparing the names index.
-        for row in self._x(  # read to its end: the statement is done (and an autocommit's write) only then
-            f"UPDATE jobs SET {sets} WHERE id = ? RETURNING url, name, path", (*values.values(), job_id)
-        ).fetchall():
-            self._x(RENAME, (job_id, view_name_of(*row)))
+        # only when it changed (a probe and a finish set the path a job had), sparing the names index. One
+        # transaction, so that the returned row is read before any other write of this process.
+        with self.batch():
+            sql = f"UPDATE jobs SET {sets} WHERE id = ? RETURNING url, name, path"
+            for row in self._x(sql, (*values.values(), job_id)).fetchall():
+                self._x(RENAME, (job_id, view_name_of(*row)))
 
     def transition(self, job_id: int, to: str, from_states: Collection[str], **values: Any) -> bool:
         """Move a job to `to` only if it is in one of `from_states`; True if it moved."""
