@@ -399,18 +399,6 @@ class Queue(UserActions, SupervisorWrites):
             out[state] = n
         return out
 
-    def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        """Queued jobs by priority (higher first), then age."""
-        # The running jobs are left out by the statement: a supervisor claims a few jobs at a time while
-        # many run, and reading (and decoding) a row for each running job to drop it here cost more than
-        # the claim.
-        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
-        rows = self._x(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?",
-            (*exclude, limit),
-        ).fetchall()
-        return [job_from_row(r) for r in rows]
-
     def window(self, view: View, limit: int, offset: int = 0, after: int | None = None) -> list[Job]:
         sql = WindowSQL(view, JOB_COLUMNS)
         limit, offset = max(0, limit), max(0, offset)

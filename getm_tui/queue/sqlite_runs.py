@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue.records import Finished, Job, RunnerInfo, RunningRow
-from getm_tui.queue.rows import STATE_OF, compact_json, loads_json
+from getm_tui.queue.rows import JOB_COLUMNS, STATE_OF, compact_json, job_from_row, loads_json
 from getm_tui.queue.states import JobState
 
 if TYPE_CHECKING:
@@ -32,9 +32,18 @@ class SupervisorWrites:
 
         def log_event(self, job_id: int, kind: str, message: str) -> None: ...
 
-        def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]: ...
-
     # -- what the supervisor does -----------------------------------------------------------------
+
+    def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
+        """Queued jobs by priority (higher first), then age."""
+        # Running jobs are left out by the statement: a supervisor claims a few jobs at a time while many
+        # run, and decoding each running job's row to drop it here cost more than the claim.
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        rows = self._x(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?",
+            (*exclude, limit),
+        ).fetchall()
+        return [job_from_row(r) for r in rows]
 
     def claim(self, job_id: int) -> bool:
         return self.transition(job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None)
