@@ -311,6 +311,13 @@ def _getm_tui_queue(tools: Tools, url_list: Path, max_active: int | None) -> Cal
     return build
 
 
+def curl_parallel(curl: str, curl_cfg: Path) -> Contender:
+    """curl fetching the url/output pairs of `curl_cfg`, QUEUE_ACTIVE at a time: (c), (g) and (k)'s peer."""
+    j = QUEUE_ACTIVE
+    argv = [curl, "-q", "-s", "--fail", "-Z", "--parallel-max", str(j), "-K", str(curl_cfg)]
+    return Contender(f"curl -Z --parallel-max {j}", False, _fixed(lambda o: [*argv, "--output-dir", str(o)]))
+
+
 def queue_contenders(tools: Tools, url_list: Path, curl_cfg: Path) -> tuple[Contender, ...]:
     """getm-tui's queue with its defaults and with max_active=16, beside the peers with 16 at a time."""
     j = QUEUE_ACTIVE
@@ -328,11 +335,7 @@ def queue_contenders(tools: Tools, url_list: Path, curl_cfg: Path) -> tuple[Cont
             )
         )
     if tools.curl:
-        c = tools.curl
-        argv = [c, "-q", "-s", "--fail", "-Z", "--parallel-max", str(j), "-K", str(curl_cfg)]
-        contenders.append(
-            Contender(f"curl -Z --parallel-max {j}", False, _fixed(lambda o: [*argv, "--output-dir", str(o)]))
-        )
+        contenders.append(curl_parallel(tools.curl, curl_cfg))
     if tools.wget2:
         w = tools.wget2
         contenders.append(
@@ -405,9 +408,8 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
                 limit=True,
             )
         )
-    curl = next((c for c in queue_contenders(tools, url_list, curl_cfg) if c.label.startswith("curl")), None)
-    if curl is not None:
-        contenders.append(curl)
+    if tools.curl:
+        contenders.append(curl_parallel(tools.curl, curl_cfg))
     return Case(
         "k",
         f"where (c)'s time goes: {n:,} x {data.small[0].size // 1024 if n else 0} KiB without the runner",
