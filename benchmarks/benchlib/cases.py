@@ -359,19 +359,63 @@ def queue_contenders(tools: Tools, url_list: Path, curl_cfg: Path) -> tuple[Cont
     return tuple(contenders)
 
 
+def dir_synced(sync: str, contender: Contender) -> Contender:
+    """The same command, then `sync -f` of the output directory's file system (syncfs): it ends with every
+    file it wrote on disk, as getm-tui's queue does by default."""
+    script = 'd=$1; shift; "$@" && exec "$0" -f "$d"'
+
+    def build(run_dir: Path) -> Invocation:
+        inner = contender.build(run_dir)
+        return Invocation(
+            ["bash", "-c", script, sync, str(out_dir(run_dir)), *inner.argv], inner.env, inner.cwd
+        )
+
+    return Contender(f"{contender.label} + sync -f", False, build, group=DURABLE)
+
+
+def copy_limit(sync: str, folder: Path) -> Contender:
+    """Many files' durable limit: `cp` of the same files (in the page cache after the first run) to the
+    same file system, then one syncfs. No network and no HTTP: creating the files and getting them on
+    disk is what no durable tool avoids."""
+    script = 'cp -R -- "$1/." "$2" && exec "$0" -f "$2"'
+    return Contender(
+        "cp -R + sync -f (the durable limit)",
+        False,
+        _fixed(lambda o: ["bash", "-c", script, sync, str(folder), str(o)]),
+        group=DURABLE,
+        limit=True,
+    )
+
+
 def queue_case(
-    key: str, files: tuple[DataFile, ...], tools: Tools, url: Callable[[str], str], lists_dir: Path
+    key: str,
+    files: tuple[DataFile, ...],
+    tools: Tools,
+    data: Dataset,
+    url: Callable[[str], str],
+    lists_dir: Path,
 ) -> Case:
     """(c) and (g): many small files through the queue; the same commands, only the count differs, so
-    their cost per file compares directly."""
+    their cost per file compares directly. getm-tui's queue leaves every file on disk by default, so its
+    rows are also compared with curl followed by a sync and with the durable limit."""
     url_list, curl_cfg = write_lists(files, url, lists_dir, stem=f"urls-{key}")
     size = files[0].size if files else 0
+    contenders = list(queue_contenders(tools, url_list, curl_cfg))
+    notes = [f"{OURS}: a fresh GETM_TUI_DATA_DIR per run, add + run --once timed"]
+    if tools.sync and files:
+        contenders = [replace(c, group=DURABLE) if c.ours else c for c in contenders]
+        contenders.append(copy_limit(tools.sync, data.root / files[0].rel.rsplit("/", 1)[0]))
+        contenders.extend([dir_synced(tools.sync, c) for c in contenders if c.label.startswith("curl")])
+        notes.append(
+            f"groups: '{DURABLE}' rows end with every file on disk and are compared with each other; the "
+            "issue's target compares getm-tui's rows with curl, aria2c and wget2 as they are"
+        )
     return Case(
         key,
         f"{len(files):,} x {size // 1024} KiB through the queue",
         files,
-        queue_contenders(tools, url_list, curl_cfg),
-        notes=(f"{OURS}: a fresh GETM_TUI_DATA_DIR per run, add + run --once timed",),
+        tuple(contenders),
+        notes=tuple(notes),
     )
 
 
@@ -502,9 +546,9 @@ def build_cases(
         return {
             "a": lambda: case_a(t, data, url),
             "b": lambda: case_b(t, data, url),
-            "c": lambda: queue_case("c", data.small, t, url, work),
+            "c": lambda: queue_case("c", data.small, t, data, url, work),
             "d": lambda: case_d(t, data, url),
-            "g": lambda: queue_case("g", data.many, t, url, work),
+            "g": lambda: queue_case("g", data.many, t, data, url, work),
             "k": lambda: case_k(t, data, url, work),
         }
 

@@ -263,6 +263,11 @@ def queue_targets(key: str, rows: list[Row]) -> list[str]:
             f"  ({key}) {r.label}: {shown} (each <= 1.0) "
             f"{_verdict(_all_le([(v, 1.0) for v in ratios.values()]))}"
         )
+        if r.group == DURABLE:
+            lines.append(
+                f"      with every file on disk at the end, as ours: ours/best peer + sync -f = "
+                f"{_f(r.ratio, '.3f')}, ours/the durable limit = {_f(r.vs_limit, '.3f')} (figures)"
+            )
     return lines
 
 

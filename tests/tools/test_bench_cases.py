@@ -19,7 +19,9 @@ from benchlib.cases import (
     Invocation,
     Tools,
     build_cases,
+    copy_limit,
     dd_limit,
+    dir_synced,
     followed_by_sync,
     hf_transfer_get,
     out_dir,
@@ -70,6 +72,29 @@ def test_a_peer_followed_by_sync_keeps_its_exit_code_and_syncs_its_file(tmp_path
     assert run(missing.build(a_run_dir(tmp_path / "2"))).returncode != 0
     failing = run(followed_by_sync("sync", writes(3), f).build(a_run_dir(tmp_path / "3")))
     assert failing.returncode == 3
+
+
+def test_many_files_durable_limit_copies_them_all_and_a_dir_synced_peer_keeps_its_exit_code(tmp_path):
+    folder = tmp_path / "www" / "small"
+    folder.mkdir(parents=True)
+    sums = {f"f{i}.bin": write_random(folder / f"f{i}.bin", 1000 + i) for i in range(5)}
+    limit = copy_limit("sync", folder)
+    assert limit.limit and limit.group == DURABLE and not limit.ours
+    run_dir = a_run_dir(tmp_path)
+    done = run(limit.build(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out_dir(run_dir).iterdir()) == sorted(sums)
+    assert all((out_dir(run_dir) / n).read_bytes() == (folder / n).read_bytes() for n in sums)
+
+    def exits(code: int) -> Contender:
+        return Contender("curl -Z", False, lambda d: Invocation(["sh", "-c", f"exit {code}"]))
+
+    peer = dir_synced("sync", exits(0))
+    assert peer.label == "curl -Z + sync -f" and peer.group == DURABLE and not peer.limit
+    assert run(peer.build(a_run_dir(tmp_path / "2"))).returncode == 0
+    assert run(dir_synced("sync", exits(4)).build(a_run_dir(tmp_path / "3"))).returncode == 4
+    # sync -f of a directory that is not there fails: so the zero exit above synced the output's
+    assert run(peer.build(tmp_path / "absent")).returncode != 0
 
 
 def test_hf_transfer_one_liner_calls_download_with_the_case_settings(tmp_path):
@@ -162,3 +187,12 @@ def test_baseline_twins_follow_their_contender_and_a_missing_variant_is_noted(tm
     defaults = g.contenders[0].build(tmp_path / "run")
     assert "GETM_TUI_MAX_ACTIVE" not in defaults.env and defaults.argv[3] == "/new/getm-tui"
     assert (tmp_path / "urls-g.txt").read_text().count("\n") == 30
+    # (g)'s rows that leave every file on disk: ours, the durable limit and curl followed by sync -f
+    durable = [x.label for x in g.contenders if x.group == DURABLE and x.baseline_of is None]
+    assert durable == [
+        "getm-tui add+run --once (defaults)",
+        "getm-tui add+run --once (max_active=16)",
+        "cp -R + sync -f (the durable limit)",
+        "curl -Z --parallel-max 16 + sync -f",
+    ]
+    assert f"{tmp_path}/www/many" in g.contenders[-2].build(tmp_path / "run").argv
