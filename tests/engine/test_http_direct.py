@@ -4,18 +4,20 @@ to its end or a server's close, and timed out as the settings say."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from http import client as http_client
 
 import pytest
 
 from getm_tui.engine import inline
 from getm_tui.engine.errors import Retryable
-from getm_tui.engine.sources import http, http_session
+from getm_tui.engine.sources import http, http_direct, http_session
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.runner_util import wait_for
 
@@ -208,3 +210,75 @@ def test_a_request_sent_ahead_is_answered_to_the_same_request_only(fault_server:
     finally:
         session.close()
     assert sorted(r.range for r in resource.requests) == ["bytes=0-99", "bytes=100-199"]
+
+
+HEADER_BLOCKS = [
+    b'Server: nginx\r\nContent-Length: 10\r\nETag: "6754-10"\r\n\r\n',
+    b"A:b\r\nA:  c  \r\nX-Empty:\r\nX-Tab:\t v\r\n\r\n",
+    b"x-goog-hash: crc32c=AAAAAA==\r\nx-goog-hash: md5=BBBB==\r\nLatin: caf\xe9\r\n\r\n",
+    b"Unix: line\nOther: 2\n\n",
+    b"Colon: a: b: c\r\nCR: mid\rdle\r\n\r\n",
+    # lines the email parser reads its own way: a folded value, no colon, a space in a name, no name
+    b"Folded: one\r\n two\r\nNext: x\r\n\r\n",
+    b"NoColonLine\r\nAfter: y\r\n\r\n",
+    b"Name With Space: v\r\nOk: 1\r\n\r\n",
+    b": novalue\r\nFrom nobody\r\n\r\n",
+    b"Cut: off before its end",
+    b"",
+]
+
+
+@pytest.mark.parametrize("block", HEADER_BLOCKS)
+def test_header_fields_are_read_as_http_client_reads_them(block: bytes):
+    ours = http_direct.parse_headers(io.BytesIO(block + b"BODY"))
+    theirs = http_client.parse_headers(io.BytesIO(block + b"BODY"))
+    assert type(ours) is type(theirs)
+    assert ours.items() == theirs.items()
+    names = [name for name, _ in theirs.items()]
+    assert [ours.get_all(k) for k in names] == [theirs.get_all(k) for k in names]
+
+
+def test_http_clients_limits_on_header_fields_hold():
+    too_many = b"".join(b"F%d: v\r\n" % i for i in range(200)) + b"\r\n"
+    with pytest.raises(http_client.HTTPException):
+        http_direct.parse_headers(io.BytesIO(too_many))
+    with pytest.raises(http_client.LineTooLong):
+        http_direct.parse_headers(io.BytesIO(b"Long: " + b"x" * 70000 + b"\r\n\r\n"))
+
+
+def test_a_response_over_a_kept_connection_has_its_fields_folded_or_not_and_its_body():
+    """Two answers on one connection, the first with a folded field: each has the fields and the body
+    http.client would give, and the connection is kept for the second."""
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Folded: a\r\n b\r\nX-Plain:  c\r\n\r\nabc"
+    second = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Plain: d\r\n\r\n2\r\nde\r\n0\r\n\r\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        conn, _addr = listener.accept()
+        accepted.append(1)
+        with conn:
+            for answer in (first, second):
+                conn.recv(65536)
+                conn.sendall(answer)
+            conn.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    session = http_session.make_session(SETTINGS)
+    try:
+        url = f"http://127.0.0.1:{port}/f"
+        resp = http.get(session, url, SETTINGS)
+        assert resp.headers["x-folded"] == "a\r\n b" and resp.headers["X-Plain"] == "c"
+        assert resp.raw.read() == b"abc"
+        http.done_with(resp)
+        resp = http.get(session, url, SETTINGS)
+        assert resp.headers["x-plain"] == "d" and "Transfer-Encoding" in resp.headers
+        assert resp.raw.read() == b"de"
+        http.done_with(resp)
+    finally:
+        session.close()
+        listener.close()
+    thread.join(5)
+    assert accepted == [1]

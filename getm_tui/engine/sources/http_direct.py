@@ -9,16 +9,23 @@ What urllib3 did that is kept here: a connection is reused only if its previous 
 end and the server did not ask to close it, and it is checked for a server's close (readable while idle)
 before reuse; TCP_NODELAY; a connect timeout, then a read timeout for the rest; a host's addresses
 raced (addresses.py).
+
+A response's header fields are read without the email package's general parser where every line is a
+plain `Name: value` (see parse_headers): in a queue of small files that parser was one of the larger costs
+of each file.
 """
 
 from __future__ import annotations
 
+import email.parser
 import http.client
+import re
 import select
 import socket
 import threading
+import types
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 from getm_tui.engine.sources import addresses
 
@@ -45,6 +52,41 @@ class Headers(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._fields)
+
+
+# A header line as servers send it: a field name (visible characters but the colon), a colon, the value on
+# the same line. Anything else (a folded continuation, a line with no name) goes to the email parser.
+_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
+_END = (b"\r\n", b"\n", b"")
+
+
+def parse_headers(fp: IO[bytes], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
+    """http.client.parse_headers, giving the same message for the same lines: each plain `Name: value`
+    line is stored as the email package's compat32 parser stores it (the value without the spaces after
+    the colon or the line's end), and a response with any other line is parsed by that parser whole.
+    http.client's own reader takes the lines, so its limits (line length, number of fields) hold."""
+    lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
+    msg = _class()
+    for line in lines:
+        if line in _END:
+            break
+        field = _FIELD.fullmatch(line.decode("iso-8859-1"))
+        if field is None:
+            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+        msg.set_raw(field[1], field[2])
+    return msg
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response with its own begin(), bound to http.client's names but for parse_headers
+    (above), so that the status line, the chunked and length rules and the keep-alive decision stay the
+    standard library's, whichever Python runs."""
+
+    begin = types.FunctionType(
+        http.client.HTTPResponse.begin.__code__,
+        {**vars(http.client), "parse_headers": parse_headers},
+        "begin",
+    )
 
 
 class Body:
@@ -148,6 +190,7 @@ class Direct:
         # again in the Host field).
         conn = http.client.HTTPConnection(host.strip("[]"), port, timeout=timeout[0])
         conn._create_connection = addresses.create_connection  # type: ignore[attr-defined]
+        conn.response_class = _Response
         try:
             conn.connect()
             assert conn.sock is not None
