@@ -443,6 +443,14 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
             limit=True,
         ),
     ]
+    contenders.append(
+        Contender(
+            f"http.client, {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES} threads",
+            False,
+            _floor(python, "httpclient", url_list),
+            limit=True,
+        )
+    )
     if tools.pycurl:
         contenders.append(
             Contender(
@@ -460,8 +468,9 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
         data.small,
         tuple(contenders),
         notes=(
-            "LIMIT rows here are floors, not peers: the engine alone (no supervisor, queue or messages) and "
-            "the same per-file work over libcurl; each ends with one sync -f of the output's file system",
+            "LIMIT rows here are floors, not peers: the engine alone (no supervisor, queue or messages), and "
+            "the same per-file work over http.client and over libcurl; each ends with one sync -f of the "
+            "output's file system",
         ),
     )
 

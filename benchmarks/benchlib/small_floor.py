@@ -1,10 +1,13 @@
 """Case (k)'s floors: (c)'s small files fetched without getm-tui's runner, to show where its time goes.
 
-    python small_floor.py engine|pycurl URL_LIST OUT PROCESSES PER_PROCESS
+    python small_floor.py engine|httpclient|pycurl URL_LIST OUT PROCESSES PER_PROCESS
 
 - `engine`: getm_tui.engine.download() over the list in PROCESSES processes of PER_PROCESS threads each,
   the job hosts' shape without the supervisor, the queue or their messages. Run with the python beside
   the getm-tui measured (it imports that getm_tui).
+- `httpclient`: the same per-file work over the standard library's http.client, PER_PROCESS threads in
+  each process with a keep-alive connection each: what the HTTP exchange costs in Python, without the
+  engine's bookkeeping (its name claim, space reservation, records and verifier).
 - `pycurl`: libcurl's multi interface in PROCESSES processes of PER_PROCESS transfers each, every body
   written to a partial file, its crc computed and the file renamed from Python: what the same per-file
   work costs with the HTTP exchange in C. Run with a python that imports pycurl.
@@ -71,6 +74,41 @@ def _engine(urls: list[str], out: str, threads: int) -> None:
         raise SystemExit(f"engine: {failed[0]!r}")
 
 
+def _httpclient(urls: list[str], out: str, threads: int) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    failed: list[str] = []
+
+    def work(share: list[str]) -> None:
+        conn: http.client.HTTPConnection | None = None
+        try:
+            for url in share:
+                where = urlsplit(url)
+                if conn is None:
+                    conn = http.client.HTTPConnection(where.hostname or "", where.port)
+                conn.request("GET", where.path)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200:
+                    failed.append(f"{url}: HTTP {resp.status}")
+                    return
+                _write(out, url.rsplit("/", 1)[-1], body)
+        except BaseException as e:  # noqa: BLE001 -- reported by the process's exit code
+            failed.append(repr(e))
+        finally:
+            if conn is not None:
+                conn.close()
+
+    pool = [threading.Thread(target=work, args=(urls[i::threads],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if failed:
+        raise SystemExit(f"http.client: {failed[0]}")
+
+
 def _pycurl(urls: list[str], out: str, transfers: int) -> None:
     import pycurl
 
@@ -112,10 +150,15 @@ def _write(out: str, name: str, data: bytes) -> None:
     os.rename(partial, os.path.join(out, name))
 
 
-MODES: dict[str, Callable[[list[str], str, int], None]] = {"engine": _engine, "pycurl": _pycurl}
+MODES: dict[str, Callable[[list[str], str, int], None]] = {
+    "engine": _engine,
+    "httpclient": _httpclient,
+    "pycurl": _pycurl,
+}
 # Imported before the processes fork, so that they share it, as the job hosts share the supervisor's.
 PRELOAD = {
     "engine": ("getm_tui.config", "getm_tui.engine", "getm_tui.engine.sources.http_session"),
+    "httpclient": ("http.client",),
     "pycurl": (),
 }
 

@@ -1,6 +1,6 @@
-"""Case (k)'s floors as commands that really run: the engine alone and libcurl's multi interface each fetch
-a list of small files into the output directory under the names (c) checks, from a real server, and the
-case puts them beside getm-tui and curl as floors, not peers."""
+"""Case (k)'s floors as commands that really run: the engine alone, http.client and libcurl's multi
+interface each fetch a list of small files into the output directory under the names (c) checks, from a
+real server, and the case puts them beside getm-tui and curl as floors, not peers."""
 
 from __future__ import annotations
 
@@ -40,7 +40,11 @@ def test_both_floors_fetch_every_file_under_its_name(fault_server: FaultServer, 
     k = _case_k(tmp_path, fault_server)
     data = _served(fault_server)
     floors = [c for c in k.contenders if c.limit]
-    assert [c.label.split(",")[0] for c in floors] == ["engine alone", "libcurl multi (pycurl)"]
+    assert [c.label.split(",")[0] for c in floors] == [
+        "engine alone",
+        "http.client",
+        "libcurl multi (pycurl)",
+    ]
     for floor in floors:
         run_dir = tmp_path / floor.label.split(",")[0].replace(" ", "-")
         out_dir(run_dir).mkdir(parents=True)
@@ -56,6 +60,7 @@ def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer
     assert roles == [
         ("getm-tui add+run --once (defaults)", True, False),
         (f"engine alone, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
+        (f"http.client, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
         (f"libcurl multi (pycurl), 4 processes x {QUEUE_ACTIVE // 4}", False, True),
         (f"curl -Z --parallel-max {QUEUE_ACTIVE}", False, False),
     ]
