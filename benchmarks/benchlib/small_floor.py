@@ -46,24 +46,15 @@ class _Record:
         self.record = None
 
 
-def _engine(urls: list[str], out: str, threads: int) -> None:
-    from getm_tui.config import Settings
-    from getm_tui.engine import download
-    from getm_tui.engine.sources.http_session import make_session
-
-    settings = Settings()
-    options = settings.engine_options(sync="off")
-    failed: list[BaseException] = []
+def _in_threads(what: str, urls: list[str], threads: int, fetch: Callable[[list[str]], None]) -> None:
+    """`fetch` each thread's share of `urls`; the first error ends the process with a non-zero code."""
+    failed: list[str] = []
 
     def work(share: list[str]) -> None:
-        session = make_session(settings.http())
         try:
-            for url in share:
-                download(url, out, options=options, session=session, store=_Record())
+            fetch(share)
         except BaseException as e:  # noqa: BLE001 -- reported by the process's exit code
-            failed.append(e)
-        finally:
-            session.close()
+            failed.append(repr(e))
 
     pool = [threading.Thread(target=work, args=(urls[i::threads],)) for i in range(threads)]
     for t in pool:
@@ -71,16 +62,33 @@ def _engine(urls: list[str], out: str, threads: int) -> None:
     for t in pool:
         t.join()
     if failed:
-        raise SystemExit(f"engine: {failed[0]!r}")
+        raise SystemExit(f"{what}: {failed[0]}")
+
+
+def _engine(urls: list[str], out: str, threads: int) -> None:
+    from getm_tui.config import Settings
+    from getm_tui.engine import download
+    from getm_tui.engine.sources.http_session import make_session
+
+    settings = Settings()
+    options = settings.engine_options(sync="off")
+
+    def fetch(share: list[str]) -> None:
+        session = make_session(settings.http())
+        try:
+            for url in share:
+                download(url, out, options=options, session=session, store=_Record())
+        finally:
+            session.close()
+
+    _in_threads("engine", urls, threads, fetch)
 
 
 def _httpclient(urls: list[str], out: str, threads: int) -> None:
     import http.client
     from urllib.parse import urlsplit
 
-    failed: list[str] = []
-
-    def work(share: list[str]) -> None:
+    def fetch(share: list[str]) -> None:
         conn: http.client.HTTPConnection | None = None
         try:
             for url in share:
@@ -91,22 +99,13 @@ def _httpclient(urls: list[str], out: str, threads: int) -> None:
                 resp = conn.getresponse()
                 body = resp.read()
                 if resp.status != 200:
-                    failed.append(f"{url}: HTTP {resp.status}")
-                    return
+                    raise OSError(f"{url}: HTTP {resp.status}")
                 _write(out, url.rsplit("/", 1)[-1], body)
-        except BaseException as e:  # noqa: BLE001 -- reported by the process's exit code
-            failed.append(repr(e))
         finally:
             if conn is not None:
                 conn.close()
 
-    pool = [threading.Thread(target=work, args=(urls[i::threads],)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if failed:
-        raise SystemExit(f"http.client: {failed[0]}")
+    _in_threads("http.client", urls, threads, fetch)
 
 
 def _pycurl(urls: list[str], out: str, transfers: int) -> None:
