@@ -57,19 +57,17 @@ class Headers(Mapping[str, str]):
 # A header line as servers send it: a field name (visible characters but the colon), a colon, the value on
 # the same line. Anything else (a folded continuation, a line with no name) goes to the email parser.
 _FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
-_END = (b"\r\n", b"\n", b"")
 
 
 def parse_headers(fp: IO[bytes], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
     """http.client.parse_headers, giving the same message for the same lines: each plain `Name: value`
     line is stored as the email package's compat32 parser stores it (the value without the spaces after
     the colon or the line's end), and a response with any other line is parsed by that parser whole.
-    http.client's own reader takes the lines, so its limits (line length, number of fields) hold."""
+    http.client's own reader takes the lines, so its limits (line length, number of fields) hold; its
+    last line is always the blank one (or the end of the stream) that ended them."""
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
     msg = _class()
-    for line in lines:
-        if line in _END:
-            break
+    for line in lines[:-1]:
         field = _FIELD.fullmatch(line.decode("iso-8859-1"))
         if field is None:
             return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
