@@ -104,18 +104,28 @@ def getm_tui_get(
     )
 
 
+def _then_sync(
+    sync: str, contender: Contender, sync_args: Callable[[Path], list[str]], label: str
+) -> Contender:
+    """The same command, then `sync` with `sync_args(run_dir)`, keeping the command's exit code if it
+    fails: a DURABLE peer, ending when what it wrote is on disk."""
+    script = 'n=$1; shift; a=("${@:1:n}"); shift "$n"; "$@" && exec "$0" "${a[@]}"'
+
+    def build(run_dir: Path) -> Invocation:
+        inner = contender.build(run_dir)
+        args = sync_args(run_dir)
+        return Invocation(
+            ["bash", "-c", script, sync, str(len(args)), *args, *inner.argv], inner.env, inner.cwd
+        )
+
+    return Contender(f"{contender.label} + {label}", False, build, group=DURABLE)
+
+
 def followed_by_sync(sync: str, contender: Contender, f: DataFile) -> Contender:
     """The same command, then `sync FILE` (fsync of the file it wrote), so it ends when its bytes are on
     disk as getm-tui's and dd conv=fsync's do. Only that file: a global sync would also wait for whatever
     else the machine is writing."""
-    script = 'f=$1; shift; "$@" && exec "$0" "$f"'
-
-    def build(run_dir: Path) -> Invocation:
-        inner = contender.build(run_dir)
-        argv = ["bash", "-c", script, sync, str(out_dir(run_dir) / f.name), *inner.argv]
-        return Invocation(argv, inner.env, inner.cwd)
-
-    return Contender(f"{contender.label} + sync", False, build, group=DURABLE)
+    return _then_sync(sync, contender, lambda run_dir: [str(out_dir(run_dir) / f.name)], "sync")
 
 
 def dd_limit(dd: str, source: Path, f: DataFile) -> Contender:
@@ -362,15 +372,7 @@ def queue_contenders(tools: Tools, url_list: Path, curl_cfg: Path) -> tuple[Cont
 def dir_synced(sync: str, contender: Contender) -> Contender:
     """The same command, then `sync -f` of the output directory's file system (syncfs): it ends with every
     file it wrote on disk, as getm-tui's queue does by default."""
-    script = 'd=$1; shift; "$@" && exec "$0" -f "$d"'
-
-    def build(run_dir: Path) -> Invocation:
-        inner = contender.build(run_dir)
-        return Invocation(
-            ["bash", "-c", script, sync, str(out_dir(run_dir)), *inner.argv], inner.env, inner.cwd
-        )
-
-    return Contender(f"{contender.label} + sync -f", False, build, group=DURABLE)
+    return _then_sync(sync, contender, lambda run_dir: ["-f", str(out_dir(run_dir))], "sync -f")
 
 
 def copy_limit(sync: str, folder: Path) -> Contender:
