@@ -188,14 +188,15 @@ def _attempt(
     parts = control.restore(store.load(), url, probe.size, probe.validator)
     if parts is not None and not probe.ranges:
         parts = None
-    fd = os.open(partfile, os.O_RDWR | os.O_CREAT | (0 if parts else os.O_TRUNC), 0o644)
+    fresh = not parts  # the partial file starts empty
+    fd = os.open(partfile, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
     sink = FileSink(partfile, fd)
     resumed = sum(p.kept for p in parts) if parts else 0
     if resumed:
         log.info("resuming %s: %d bytes already on disk", os.path.basename(target), resumed)
     try:
         if probe.size:
-            preallocate(fd, probe.size, partfile)
+            preallocate(fd, probe.size, partfile, empty=fresh)
         archive = check_for(target) if opts.check_archives else None
         verifier = verifier_for(expected_user, probe.expected, probe.size, archive)
 
@@ -218,7 +219,10 @@ def _attempt(
         if checked == "mismatch":
             damaged = IntegrityError(mismatch_message(os.path.basename(target), outcomes))
         else:
-            os.ftruncate(fd, size)
+            if not fresh or probe.size not in (None, size):
+                # What an earlier attempt or the preallocation left beyond the bytes fetched goes (a
+                # file that started empty and was reserved at its size has nothing there).
+                os.ftruncate(fd, size)
             # A zip is read back here, whole and at its final size; the others were tested as they came.
             why = verifier.archive.finish(partfile) if verifier.archive is not None else None
             if why is not None:

@@ -63,12 +63,15 @@ def choose_target(
         claimed = control.claimed_name(stored, url)
         if claimed is not None and os.path.exists(part_path(os.path.join(directory, claimed))):
             return os.path.join(directory, claimed)
-    if os.path.exists(part_path(candidate)):
+    partial = os.path.exists(part_path(candidate))
+    if partial:
         rec = stored if store is not None else control.ControlFile(control_path(candidate)).load()
         if control.owns(rec, url, candidate):
             return candidate  # our own partial download: resume it
     wanted = candidate
-    if not (overwrite and not os.path.exists(part_path(candidate))):
+    # With no partial file there, only the name itself is left for free_name to look at (a dangling
+    # link at the partial name fails the O_EXCL create below, which then moves on to a free name).
+    if partial or (not overwrite and os.path.lexists(candidate)):
         candidate = free_name(wanted)
     refused: set[str] = set()
     while True:
@@ -172,22 +175,29 @@ class Flusher:
             self._thread.join()
 
 
-def preallocate(fd: int, size: int, path: str) -> None:
-    """Reserve the space up front: a full disk is reported before any byte is fetched."""
-    before = os.fstat(fd)
+def preallocate(fd: int, size: int, path: str, empty: bool = False) -> None:
+    """Reserve the space up front: a full disk is reported before any byte is fetched. `empty`: the
+    caller has just created or truncated the file (it holds no blocks: nothing to look at)."""
+    before_size, before_bytes = (0, 0) if empty else _extent(fd)
     try:
-        if before.st_blocks * 512 < size:
+        if before_bytes < size:
             os.posix_fallocate(fd, 0, size)
     except OSError as e:
         if e.errno in NO_SPACE:
             free = shutil.disk_usage(os.path.dirname(path) or ".").free
-            os.ftruncate(fd, before.st_size)  # not 0: a resumed file holds bytes its record counts on
+            os.ftruncate(fd, before_size)  # not 0: a resumed file holds bytes its record counts on
             raise NoSpaceError(
                 f"no space left on device for {os.path.basename(path)[: -len('.getm-part')]}: "
                 f"needs {size} bytes, {free} free"
             ) from None
         if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
+
+
+def _extent(fd: int) -> tuple[int, int]:
+    """The file's size and the bytes it has on disk."""
+    st = os.fstat(fd)
+    return st.st_size, st.st_blocks * 512
 
 
 def commit(partfile: str, target: str, overwrite: bool) -> str:

@@ -303,6 +303,21 @@ def test_existing_file_is_never_overwritten(fault_server: FaultServer, tmp_path)
     assert listing(tmp_path) == ["f (1).bin", "f (2).bin", "f (3).bin", "f.bin"]
 
 
+def test_links_at_the_name_or_its_partial_name_are_left_alone(fault_server: FaultServer, tmp_path) -> None:
+    """A dangling link counts as taken, at the name and at its partial name alike: the download goes to
+    the next free name and neither link, nor what one would point at, is written through."""
+    url = fault_server.add("/f.bin", SMALL)
+    (tmp_path / "f.bin.getm-part").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "g.bin").symlink_to(tmp_path / "nowhere")
+    first = download(url, str(tmp_path), concurrency=None, options=OPTS)
+    second = download(fault_server.add("/g.bin", SMALL), str(tmp_path), concurrency=None, options=OPTS)
+    assert first.path == str(tmp_path / "f (1).bin")
+    assert second.path == str(tmp_path / "g (1).bin")
+    assert read(first.path) == SMALL and read(second.path) == SMALL
+    assert (tmp_path / "f.bin.getm-part").is_symlink() and (tmp_path / "g.bin").is_symlink()
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_overwrite_replaces(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA)

@@ -54,6 +54,26 @@ def test_requests_read_to_the_end_share_one_connection(fault_server: FaultServer
     assert ids[0] == ids[1] == ids[2] == ids[3] and ids[4] != ids[3]
 
 
+def test_a_kept_connection_reads_with_each_requests_own_timeout(fault_server: FaultServer):
+    """The read timeout is set on a kept connection only when it changes (a syscall per request saved),
+    so a request with another timeout must still get its own."""
+    fault_server.add("/t.bin", b"t" * 100)
+    direct = http_direct.Direct(keep=1)
+    timeouts: list[float | None] = []
+    try:
+        for read_timeout in (0.5, 0.5, 7.0, 0.5):
+            body = direct.get("127.0.0.1", fault_server.port, "/t.bin", {}, (30.0, read_timeout))
+            assert body._conn is not None and body._conn.sock is not None
+            timeouts.append(body._conn.sock.gettimeout())
+            assert body.read() == b"t" * 100
+            body.release_conn()
+    finally:
+        direct.close()
+    assert timeouts == [0.5, 0.5, 7.0, 0.5]
+    ids = _connections(fault_server, "/t.bin")
+    assert len(ids) == 4 and len(set(ids)) == 1  # all four over the one kept connection
+
+
 def test_a_connection_the_server_closed_while_idle_is_not_reused():
     """A server that closes each connection after one keep-alive answer (an idle timeout): the next
     request goes out on a new connection, not as a failure to retry."""

@@ -208,7 +208,8 @@ class Direct:
     ) -> http.client.HTTPConnection:
         try:
             assert conn.sock is not None
-            conn.sock.settimeout(timeout[1])
+            if conn.sock.gettimeout() != timeout[1]:  # a kept connection has it already: no syscall
+                conn.sock.settimeout(timeout[1])
             conn.request(method, path, headers=headers)
         except BaseException:
             conn.close()
