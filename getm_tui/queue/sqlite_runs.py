@@ -52,9 +52,21 @@ class SupervisorWrites:
         return self.transition(job_id, JobState.QUEUED, (JobState.ACTIVE,))
 
     def claim_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        """One supervisor runs a SQLite queue: what it asks for is what it gets (no one else claims)."""
-        with self.batch():
-            return [job for job in self.next_runnable(limit, exclude) if self.claim(job.id)]
+        """One statement, as PostgreSQL's: one supervisor runs a SQLite queue, so what it asks for is
+        what it gets (no one else claims). RETURNING gives no order: the priority order is made here."""
+        if limit <= 0:
+            return []
+        now = time.time()
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        rows = self._x(
+            "UPDATE jobs SET state = 'active', started = ?, updated = ?, error = NULL WHERE id IN"
+            f" (SELECT id FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?)"
+            f" RETURNING {JOB_COLUMNS}",
+            (now, now, *exclude, limit),
+        ).fetchall()
+        jobs = [job_from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.id))
+        return jobs
 
     def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
         return False  # one supervisor per file (SupervisorLock): no leases to hold

@@ -470,7 +470,9 @@ def test_claim_and_unclaim(q, connect):
 def test_claim_runnable_by_priority_then_age_once(q, connect):
     low, high, mid = q.add_many([spec(1), spec(2, priority=5), spec(3, priority=1)])
     put_in(q, JobState.PAUSED, priority=9)
-    assert [j.id for j in q.claim_runnable(2, exclude=[high])] == [mid, low]
+    claimed = q.claim_runnable(2, exclude=[high])
+    assert [j.id for j in claimed] == [mid, low]
+    assert [j.state for j in claimed] == ["active", "active"]  # as they are now, not as they were
     assert [q.get(i).state for i in (mid, low, high)] == ["active", "active", "queued"]
     with connect() as other:
         assert [j.id for j in other.claim_runnable(5)] == [high]
