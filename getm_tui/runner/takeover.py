@@ -34,10 +34,12 @@ def resumable(record: dict[str, Any] | None, url: str, directory: str) -> tuple[
     """The record to resume from, and why it cannot be resumed ("" when it can, or there is nothing to
     resume): a record of another host whose partial file is missing here or differs becomes a claim of
     the same file with nothing in it, so the download starts over there."""
-    host = socket.gethostname()
     written_on = record.get("host") if record else None
     name = control.claimed_name(record, url)
-    if record is None or not record.get("parts") or written_on in (None, host) or name is None:
+    if record is None or not record.get("parts") or written_on is None or name is None:
+        return record, ""  # nothing kept to resume from (most jobs): no need to ask the host's name
+    host = socket.gethostname()
+    if written_on == host:
         return record, ""
     path = part_path(os.path.join(directory, name))
     try:
