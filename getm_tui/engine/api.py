@@ -121,6 +121,7 @@ def download(
     try:
         restarts = 0
         target: str | None = None
+        created: int | None = None  # the partial file choose_target created, open until _attempt takes it
         while True:
             probe, resp = retry.with_retries(
                 lambda: lease.call(lambda: source.probe(session, url, opts.http, opts.access), cancel),
@@ -130,7 +131,7 @@ def download(
                 opts.retry_cap,
             )
             if target is None:
-                target = choose_target(
+                target, created = choose_target(
                     directory, fixed_name or probe.filename or DEFAULT_NAME, url, opts.overwrite, store
                 )
                 if on_probe:
@@ -142,8 +143,21 @@ def download(
             else:
                 st = store
             try:
+                opened, created = created, None
                 result = _attempt(
-                    url, target, probe, resp, lease, session, st, expected_user, opts, pool, progress, cancel
+                    url,
+                    target,
+                    opened,
+                    probe,
+                    resp,
+                    lease,
+                    session,
+                    st,
+                    expected_user,
+                    opts,
+                    pool,
+                    progress,
+                    cancel,
                 )
             except RemoteChanged as e:
                 restarts += 1
@@ -164,6 +178,8 @@ def download(
             return result
     finally:
         lease.end()
+        if created is not None:
+            os.close(created)
         if own_pool is not None:
             own_pool.close()
         if own_session:
@@ -173,6 +189,7 @@ def download(
 def _attempt(
     url: str,
     target: str,
+    opened: int | None,
     probe: Probe,
     resp: Reply,
     lease: Lease,
@@ -184,12 +201,17 @@ def _attempt(
     progress: Callable[[Progress], None] | None,
     cancel: threading.Event | None,
 ) -> Result:
+    """One attempt at the file. `opened`: its partial file, just created empty (the claim before it kept
+    nothing to resume), which the attempt takes and closes; None: open it here."""
     partfile = part_path(target)
-    parts = control.restore(store.load(), url, probe.size, probe.validator)
+    parts = None if opened is not None else control.restore(store.load(), url, probe.size, probe.validator)
     if parts is not None and not probe.ranges:
         parts = None
     fresh = not parts  # the partial file starts empty
-    fd = os.open(partfile, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
+    if opened is not None:
+        fd = opened
+    else:
+        fd = os.open(partfile, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
     sink = FileSink(partfile, fd)
     resumed = sum(p.kept for p in parts) if parts else 0
     if resumed:

@@ -35,8 +35,10 @@ class ResumeStore(Protocol):
     """Where a download keeps its resume record (a file beside it, or the queue's database).
 
     `save` of a claim may raise NameTaken. A record that comes with `"reserved": true` is a name the
-    store's owner set aside for this download before it ran (a claim of a file not created yet): the
-    download takes that name if the name is still free, and no partial file there is its own yet.
+    store's owner set aside for this download before it ran (a claim of a file not created yet), having
+    found nothing at the name or its partial name: the download takes that name without looking again
+    (its O_EXCL create of the partial file, and the commit that never clobbers, meet what came since),
+    and no partial file there is its own yet.
     """
 
     def load(self) -> dict[str, Any] | None: ...
@@ -129,7 +131,8 @@ def claim(url: str, target: str) -> dict[str, Any]:
 
 
 def reservation(url: str, target: str) -> dict[str, Any]:
-    """A claim of `target` that a store's owner saved for a download before it ran (see ResumeStore)."""
+    """A claim of `target` that a store's owner saved for a download before it ran (see ResumeStore),
+    having found nothing at `target` or its partial name: the download claims it without looking again."""
     return {**claim(url, target), "reserved": True}
 
 

@@ -42,8 +42,10 @@ def split_target(path: str | None) -> tuple[str, str | None]:
 
 def choose_target(
     directory: str, name: str, url: str, overwrite: bool, store: control.ResumeStore | None
-) -> str:
-    """The target path, with its `.getm-part` reserved (O_EXCL) so no other download can take the name.
+) -> tuple[str, int | None]:
+    """The target path, with its `.getm-part` reserved (O_EXCL) so no other download can take the name,
+    and the partial file open for reading and writing when it was created here (None when it was there:
+    our own partial download, to resume). The caller closes it.
 
     Our own partial download of the same URL is resumed in place; an existing file is never clobbered
     without `overwrite`; two downloads racing for one name get different names. The name is claimed in
@@ -55,6 +57,10 @@ def choose_target(
     """
     candidate = os.path.join(directory, name)
     stored = store.load() if store is not None else None
+    # A reservation of this name was made with nothing at it or its partial name (control.reservation):
+    # the claim goes ahead without a look, and the O_EXCL create still keeps any partial file that came
+    # since (a file that came at the name meets the commit, which never clobbers).
+    reserved = control.is_reserved(stored) and control.claimed_name(stored, url) == name
     if control.is_reserved(stored):
         stored = None
     elif store is not None:
@@ -62,23 +68,22 @@ def choose_target(
         # when NAME was taken.
         claimed = control.claimed_name(stored, url)
         if claimed is not None and os.path.exists(part_path(os.path.join(directory, claimed))):
-            return os.path.join(directory, claimed)
-    partial = os.path.exists(part_path(candidate))
+            return os.path.join(directory, claimed), None
+    partial = not reserved and os.path.exists(part_path(candidate))
     if partial:
         rec = stored if store is not None else control.ControlFile(control_path(candidate)).load()
         if control.owns(rec, url, candidate):
-            return candidate  # our own partial download: resume it
+            return candidate, None  # our own partial download: resume it
     wanted = candidate
     # With no partial file there, only the name itself is left for free_name to look at (a dangling
     # link at the partial name fails the O_EXCL create below, which then moves on to a free name).
-    if partial or (not overwrite and os.path.lexists(candidate)):
+    if partial or (not overwrite and not reserved and os.path.lexists(candidate)):
         candidate = free_name(wanted)
     refused: set[str] = set()
     while True:
         try:
             claim(url, candidate, store)
-            os.close(os.open(part_path(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            return candidate
+            return candidate, os.open(part_path(candidate), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except control.NameTaken:
             refused.add(candidate)
         except FileExistsError:

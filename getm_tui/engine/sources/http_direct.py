@@ -86,6 +86,25 @@ class _Response(http.client.HTTPResponse):
         "begin",
     )
 
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_ReadAhead(sock), *args, **kwargs)  # type: ignore[arg-type]
+
+
+# What one read of a response's socket may take. http.client's 8 KiB took a small file in two reads, each
+# after a poll (a socket with a timeout polls first): in a job host's threads every such call costs a
+# turn of the GIL. Below glibc's mmap threshold (128 KiB), so the buffer comes from the heap.
+READ_AHEAD = 96 * 1024
+
+
+class _ReadAhead:
+    """The socket as http.client's response sees it: `makefile` alone, with a bigger buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str) -> IO[bytes]:
+        return self._sock.makefile(mode, buffering=READ_AHEAD)  # type: ignore[call-overload,no-any-return]
+
 
 class Body:
     """The raw body of a response, as the engine reads it (`_fp` is the http.client response, as with
