@@ -425,14 +425,17 @@ SMALL_FLOOR = Path(__file__).with_name("small_floor.py")
 FLOOR_PROCESSES = 4  # as many as the runner's job hosts on this machine (jobhost.host_count)
 
 
-def _floor(python: str, mode: str, url_list: Path) -> Callable[[Path], Invocation]:
-    shape = [str(FLOOR_PROCESSES), str(QUEUE_ACTIVE // FLOOR_PROCESSES)]
+def _floor(
+    python: str, mode: str, url_list: Path, processes: int = FLOOR_PROCESSES
+) -> Callable[[Path], Invocation]:
+    shape = [str(processes), str(QUEUE_ACTIVE // FLOOR_PROCESSES if processes > 1 else 1)]
     return _fixed(lambda o: [python, str(SMALL_FLOOR), mode, str(url_list), str(o), *shape])
 
 
 def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Path) -> Case:
     """(c)'s files, and what they cost without getm-tui's runner: its engine alone in the job hosts'
-    shape, and the same per-file work with the HTTP exchange in libcurl (small_floor.py)."""
+    shape and in one thread, and the same per-file work with the HTTP exchange in http.client and in
+    libcurl (small_floor.py)."""
     url_list, curl_cfg = write_lists(data.small, url, lists_dir, stem="urls-k")
     n, j = len(data.small), QUEUE_ACTIVE
     python = str(Path(tools.getm_tui).with_name("python"))
@@ -445,6 +448,13 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
             limit=True,
         ),
     ]
+    # The same engine with no other thread in its process: what the GIL's turns between a host's
+    # threads cost, each time one of them makes a system call.
+    contenders.append(
+        Contender(
+            "engine alone, 1 process x 1 thread", False, _floor(python, "engine", url_list, 1), limit=True
+        )
+    )
     contenders.append(
         Contender(
             f"http.client, {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES} threads",

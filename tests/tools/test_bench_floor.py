@@ -42,11 +42,12 @@ def test_both_floors_fetch_every_file_under_its_name(fault_server: FaultServer, 
     floors = [c for c in k.contenders if c.limit]
     assert [c.label.split(",")[0] for c in floors] == [
         "engine alone",
+        "engine alone",
         "http.client",
         "libcurl multi (pycurl)",
     ]
     for floor in floors:
-        run_dir = tmp_path / floor.label.split(",")[0].replace(" ", "-")
+        run_dir = tmp_path / floor.label.replace(" ", "-").replace(",", "")
         out_dir(run_dir).mkdir(parents=True)
         done = run(floor.build(run_dir))
         assert done.returncode == 0, done.stderr
@@ -60,11 +61,14 @@ def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer
     assert roles == [
         ("getm-tui add+run --once (defaults)", True, False),
         (f"engine alone, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
+        ("engine alone, 1 process x 1 thread", False, True),
         (f"http.client, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
         (f"libcurl multi (pycurl), 4 processes x {QUEUE_ACTIVE // 4}", False, True),
         (f"curl -Z --parallel-max {QUEUE_ACTIVE}", False, False),
     ]
     assert len(k.files) == FILES
+    shapes = [c.build(tmp_path / "run").argv[-2:] for c in k.contenders if c.label.startswith("engine")]
+    assert shapes == [["4", str(QUEUE_ACTIVE // 4)], ["1", "1"]]
 
 
 def test_a_floor_that_meets_an_error_exits_non_zero(fault_server: FaultServer, tmp_path) -> None:
