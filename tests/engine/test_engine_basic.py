@@ -27,6 +27,7 @@ from getm_tui.engine import (
 )
 from tests.helpers.engine_util import read
 from tests.helpers.faultserver import FaultServer, Resource
+from tests.helpers.stores import MemoryStore
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("engine_hygiene")]
 
@@ -318,6 +319,25 @@ def test_links_at_the_name_or_its_partial_name_are_left_alone(fault_server: Faul
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "nowhere").exists()
 
 
+def test_the_partial_file_the_claim_created_is_closed_when_the_download_stops_before_it(
+    fault_server, tmp_path
+) -> None:
+    """choose_target hands the partial file it created, open, to the first attempt: a download that
+    stops between the two (here its on_probe raises) closes it all the same."""
+
+    def refuse(probe, path):  # type: ignore[no-untyped-def]
+        raise RuntimeError("stopped after the probe")
+
+    url = fault_server.add("/p.bin", b"p" * 5000)
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            download(url, str(tmp_path), store=MemoryStore(), options=OPTS, on_probe=refuse)
+    left = [_target_of(fd) for fd in set(os.listdir("/proc/self/fd")) - before]
+    assert [path for path in left if path.endswith(".getm-part")] == []
+    assert sorted(os.listdir(tmp_path)) == ["p (1).bin.getm-part", "p (2).bin.getm-part", "p.bin.getm-part"]
+
+
 @pytest.mark.parametrize("concurrency", [None, 4])
 def test_overwrite_replaces(fault_server: FaultServer, tmp_path, concurrency) -> None:
     url = fault_server.add("/f.bin", DATA)
@@ -503,3 +523,10 @@ def test_file_url_mismatch(tmp_path) -> None:
         download(src.as_uri(), str(out), checksum=f"md5:{bad}")
     assert bad in str(info.value) and hashlib.md5(SMALL).hexdigest() in str(info.value)
     assert listing(out) == []
+
+
+def _target_of(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except FileNotFoundError:  # the descriptor listdir itself had open
+        return ""

@@ -180,29 +180,3 @@ def test_a_file_that_came_at_a_reserved_name_is_never_written_over(fault_server,
     assert (tmp_path / "r.bin").read_bytes() == b"came since"
     assert (tmp_path / "r (1).bin").read_bytes() == b"r" * 5000
     assert sorted(os.listdir(tmp_path)) == ["r (1).bin", "r.bin"]
-
-
-def test_the_partial_file_the_claim_created_is_closed_when_the_download_stops_before_it(
-    fault_server, tmp_path
-) -> None:
-    """choose_target hands the partial file it created, open, to the first attempt: a download that
-    stops between the two (here its on_probe raises) closes it all the same."""
-
-    def refuse(probe, path):  # type: ignore[no-untyped-def]
-        raise RuntimeError("stopped after the probe")
-
-    url = fault_server.add("/p.bin", b"p" * 5000)
-    before = set(os.listdir("/proc/self/fd"))
-    for _ in range(3):
-        with pytest.raises(RuntimeError):
-            download(url, str(tmp_path), store=MemoryStore(), options=Options(sync="off"), on_probe=refuse)
-    left = [_target_of(fd) for fd in set(os.listdir("/proc/self/fd")) - before]
-    assert [path for path in left if path.endswith(".getm-part")] == []
-    assert sorted(os.listdir(tmp_path)) == ["p (1).bin.getm-part", "p (2).bin.getm-part", "p.bin.getm-part"]
-
-
-def _target_of(fd: str) -> str:
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except FileNotFoundError:  # the descriptor listdir itself had open
-        return ""
