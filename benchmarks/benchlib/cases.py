@@ -422,7 +422,7 @@ def queue_case(
 
 
 SMALL_FLOOR = Path(__file__).with_name("small_floor.py")
-FLOOR_PROCESSES = 4  # as many as the runner's job hosts on this machine (jobhost.host_count)
+FLOOR_PROCESSES = 2  # as many as the runner's job hosts on this machine (jobhost.host_count)
 
 
 def _floor(

@@ -46,10 +46,10 @@ from getm_tui.runner.takeover import resumable, signed
 
 log = logging.getLogger(__name__)
 
-# A host of small jobs spends much of each waiting (on the server, on the supervisor's write of its
-# record), so more hosts than cores keep the cores busy: on 2 cores, 1,000 small files took 1.41 s with 4
-# hosts and 1.61 s with 2 (medians of 3); 8 were no better than 4.
-MIN_HOSTS = 4
+# One host per core. A host's threads share its GIL, and each system call of one lets another take it:
+# with fewer hosts than cores a core idles, and with more, each job wakes more processes for the same work
+# (the README's (k) notes give the measurements).
+MIN_HOSTS = 2
 MAX_HOSTS = 8
 WORKER_NICE = 5  # fetch processes yield the CPU to the app (and to anything else the user runs)
 SHUTDOWN_GRACE = 1.8  # what a host gives its jobs to record their progress when told to stop

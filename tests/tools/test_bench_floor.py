@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchlib.cases import QUEUE_ACTIVE, Case, Invocation, Tools, build_cases, out_dir
+from benchlib.cases import FLOOR_PROCESSES, QUEUE_ACTIVE, Case, Invocation, Tools, build_cases, out_dir
 from benchlib.data import DataFile, Dataset
 
 from tests.helpers.faultserver import FaultServer
@@ -58,17 +58,18 @@ def test_both_floors_fetch_every_file_under_its_name(fault_server: FaultServer, 
 def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer, tmp_path) -> None:
     k = _case_k(tmp_path, fault_server)
     roles = [(c.label, c.ours, c.limit) for c in k.contenders]
+    shape = f"{FLOOR_PROCESSES} processes x {QUEUE_ACTIVE // FLOOR_PROCESSES}"
     assert roles == [
         ("getm-tui add+run --once (defaults)", True, False),
-        (f"engine alone, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
+        (f"engine alone, {shape} threads", False, True),
         ("engine alone, 1 process x 1 thread", False, True),
-        (f"http.client, 4 processes x {QUEUE_ACTIVE // 4} threads", False, True),
-        (f"libcurl multi (pycurl), 4 processes x {QUEUE_ACTIVE // 4}", False, True),
+        (f"http.client, {shape} threads", False, True),
+        (f"libcurl multi (pycurl), {shape}", False, True),
         (f"curl -Z --parallel-max {QUEUE_ACTIVE}", False, False),
     ]
     assert len(k.files) == FILES
     shapes = [c.build(tmp_path / "run").argv[-2:] for c in k.contenders if c.label.startswith("engine")]
-    assert shapes == [["4", str(QUEUE_ACTIVE // 4)], ["1", "1"]]
+    assert shapes == [[str(FLOOR_PROCESSES), str(QUEUE_ACTIVE // FLOOR_PROCESSES)], ["1", "1"]]
 
 
 def test_a_floor_that_meets_an_error_exits_non_zero(fault_server: FaultServer, tmp_path) -> None:
