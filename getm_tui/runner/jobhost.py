@@ -59,7 +59,16 @@ FORK = multiprocessing.get_context("fork")
 
 
 def host_count(max_active: int) -> int:
-    return max(1, min(max_active, max(MIN_HOSTS, os.cpu_count() or 1), MAX_HOSTS))
+    return max(1, min(max_active, max(MIN_HOSTS, usable_cores()), MAX_HOSTS))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask (what a container's cpuset or taskset
+    leaves it), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks here (macOS)
+        return os.cpu_count() or 1
 
 
 @dataclass

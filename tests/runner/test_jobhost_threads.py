@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from getm_tui.runner import jobhost
 from getm_tui.runner.hostthreads import JobThreads
-from getm_tui.runner.jobhost import LiveControl, _HostJob
+from getm_tui.runner.jobhost import LiveControl, _HostJob, host_count
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -59,3 +60,22 @@ def test_an_idle_thread_takes_the_next_job_instead_of_a_new_thread():
         assert r.ended.wait(10)  # one job at a time: one thread serves them all
     assert len(threads._threads) == 1
     threads.close()
+
+
+@pytest.mark.parametrize(
+    ("cores", "max_active", "hosts"),
+    [
+        ({0}, 16, 2),
+        ({0, 1}, 16, 2),
+        ({0, 1, 2}, 16, 3),
+        (set(range(64)), 16, 8),
+        (set(range(64)), 4, 4),
+        ({0, 1, 2}, 1, 1),
+    ],
+)
+def test_one_host_per_core_it_may_use(monkeypatch, cores, max_active, hosts) -> None:
+    """As many job hosts as cores in the process's affinity mask (a container's cpuset, taskset), not
+    the machine's: at least two, at most eight, and never more than jobs may run at once."""
+    monkeypatch.setattr(jobhost.os, "sched_getaffinity", lambda pid: cores)
+    monkeypatch.setattr(jobhost.os, "cpu_count", lambda: 64)
+    assert host_count(max_active) == hosts
