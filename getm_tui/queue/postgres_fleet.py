@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from getm_tui.queue import pgsql as S
 from getm_tui.queue.errors import QueueError
-from getm_tui.queue.records import Job, RunnerInfo
+from getm_tui.queue.records import Job, RunnerInfo, claim_order
 from getm_tui.queue.rows import job_from_row
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class FleetLeases:
             if self._runner is not None:
                 self._hold(job.id, int(row[-1]))
             jobs.append(job)
-        jobs.sort(key=lambda j: (-j.priority, j.id))
+        jobs.sort(key=claim_order)
         return jobs
 
     # -- a fleet ----------------------------------------------------------------------------------

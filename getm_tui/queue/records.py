@@ -162,6 +162,12 @@ Listed = tuple[int, str, str | None, str | None, str, int, int | None, int, str 
 NAMED_BY = frozenset(("url", "name", "path"))
 
 
+def claim_order(job: Job) -> tuple[int, int]:
+    """The order a runner claims queued jobs in: by priority (higher first), then age; a claim's
+    RETURNING rows come in no order of their own."""
+    return -job.priority, job.id
+
+
 def view_name_of(url: object, name: str | None, path: str | None) -> str:
     """The name views sort and filter by (views.View): the shown name, lowercased; "" for a row without a
     URL (a spec the insert will refuse with the queue's own error)."""

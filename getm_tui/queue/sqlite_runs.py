@@ -8,7 +8,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from getm_tui.queue.records import Finished, Job, RunnerInfo, RunningRow
+from getm_tui.queue.records import Finished, Job, RunnerInfo, RunningRow, claim_order
 from getm_tui.queue.rows import JOB_COLUMNS, STATE_OF, compact_json, job_from_row, loads_json
 from getm_tui.queue.states import JobState
 
@@ -36,14 +36,8 @@ class SupervisorWrites:
 
     def next_runnable(self, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Queued jobs by priority (higher first), then age."""
-        # Running jobs are left out by the statement: a supervisor claims a few jobs at a time while many
-        # run, and decoding each running job's row to drop it here cost more than the claim.
-        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
-        rows = self._x(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?",
-            (*exclude, limit),
-        ).fetchall()
-        return [job_from_row(r) for r in rows]
+        sql, args = _runnable(JOB_COLUMNS, limit, exclude)
+        return [job_from_row(r) for r in self._x(sql, args).fetchall()]
 
     def claim(self, job_id: int) -> bool:
         return self.transition(job_id, JobState.ACTIVE, (JobState.QUEUED,), started=time.time(), error=None)
@@ -57,16 +51,13 @@ class SupervisorWrites:
         if limit <= 0:
             return []
         now = time.time()
-        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        runnable, args = _runnable("id", limit, exclude)
         rows = self._x(
-            "UPDATE jobs SET state = 'active', started = ?, updated = ?, error = NULL WHERE id IN"
-            f" (SELECT id FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?)"
-            f" RETURNING {JOB_COLUMNS}",
-            (now, now, *exclude, limit),
+            "UPDATE jobs SET state = 'active', started = ?, updated = ?, error = NULL"
+            f" WHERE id IN ({runnable}) RETURNING {JOB_COLUMNS}",
+            (now, now, *args),
         ).fetchall()
-        jobs = [job_from_row(r) for r in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.id))
-        return jobs
+        return sorted(map(job_from_row, rows), key=claim_order)
 
     def join_fleet(self, data_dir: str, lease_timeout: float) -> bool:
         return False  # one supervisor per file (SupervisorLock): no leases to hold
@@ -153,3 +144,12 @@ class SupervisorWrites:
         done = sum(int(p[2]) for p in record.get("parts", []))
         text = compact_json(record)
         self._x("UPDATE jobs SET resume = ?, bytes_done = ? WHERE id = ?", (text, done, job_id))
+
+
+def _runnable(columns: str, limit: int, exclude: Collection[int]) -> tuple[str, tuple[Any, ...]]:
+    """The SELECT of up to `limit` queued jobs in the order they are claimed, and its arguments. Running
+    jobs are left out by the statement: a supervisor claims a few jobs at a time while many run, and
+    decoding each running job's row to drop it afterwards cost more than the claim."""
+    skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+    sql = f"SELECT {columns} FROM jobs WHERE state = 'queued'{skip} ORDER BY priority DESC, id LIMIT ?"
+    return sql, (*exclude, limit)
