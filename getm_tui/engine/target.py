@@ -57,11 +57,13 @@ def choose_target(
     """
     candidate = os.path.join(directory, name)
     stored = store.load() if store is not None else None
-    # A reservation of this name was made with nothing at it or its partial name (control.reservation):
-    # the claim goes ahead without a look, and the O_EXCL create still keeps any partial file that came
-    # since (a file that came at the name meets the commit, which never clobbers).
-    reserved = control.is_reserved(stored) and control.claimed_name(stored, url) == name
+    reserved = False
     if control.is_reserved(stored):
+        # A reservation of this name was made with nothing at it or its partial name
+        # (control.reservation): the claim goes ahead without a look, and the O_EXCL create still keeps
+        # any partial file that came since (a file that came at the name meets the commit, which never
+        # clobbers).
+        reserved = control.claimed_name(stored, url) == name
         stored = None
     elif store is not None:
         # A store of this one download (the queue's job row) may name the file it went to: `NAME (1)`
