@@ -422,14 +422,21 @@ def queue_case(
 
 
 SMALL_FLOOR = Path(__file__).with_name("small_floor.py")
-FLOOR_PROCESSES = 2  # as many as the runner's job hosts on this machine (jobhost.host_count)
 
 
-def _floor(
-    python: str, mode: str, url_list: Path, processes: int = FLOOR_PROCESSES
-) -> Callable[[Path], Invocation]:
-    shape = [str(processes), str(QUEUE_ACTIVE // FLOOR_PROCESSES if processes > 1 else 1)]
-    return _fixed(lambda o: [python, str(SMALL_FLOOR), mode, str(url_list), str(o), *shape])
+def floor_processes() -> int:
+    """As many processes as the runner has job hosts on this machine (one per core it may use), so
+    that the floors run in the hosts' shape; taken from the getm_tui this harness imports."""
+    from getm_tui.runner.jobhost import host_count
+
+    return host_count(QUEUE_ACTIVE)
+
+
+def _floor(label: str, python: str, mode: str, url_list: Path, processes: int, per_process: int) -> Contender:
+    """A floor of (k): small_floor.py's `mode` in `processes` processes of `per_process` each."""
+    argv = [python, str(SMALL_FLOOR), mode, str(url_list)]
+    shape = [str(processes), str(per_process)]
+    return Contender(label, False, _fixed(lambda o: [*argv, str(o), *shape]), limit=True)
 
 
 def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Path) -> Case:
@@ -437,40 +444,22 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
     shape and in one thread, and the same per-file work with the HTTP exchange in http.client and in
     libcurl (small_floor.py)."""
     url_list, curl_cfg = write_lists(data.small, url, lists_dir, stem="urls-k")
-    n, j = len(data.small), QUEUE_ACTIVE
+    n = len(data.small)
     python = str(Path(tools.getm_tui).with_name("python"))
+    hosts = floor_processes()
+    threads = QUEUE_ACTIVE // hosts
+    shape = f"{hosts} processes x {threads}"
     contenders = [
         Contender(f"{OURS} add+run --once (defaults)", True, _getm_tui_queue(tools, url_list, None)),
-        Contender(
-            f"engine alone, {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES} threads",
-            False,
-            _floor(python, "engine", url_list),
-            limit=True,
-        ),
+        _floor(f"engine alone, {shape} threads", python, "engine", url_list, hosts, threads),
+        # The same engine with no other thread in its process: what the GIL's turns between a host's
+        # threads cost, each time one of them makes a system call.
+        _floor("engine alone, 1 process x 1 thread", python, "engine", url_list, 1, 1),
+        _floor(f"http.client, {shape} threads", python, "httpclient", url_list, hosts, threads),
     ]
-    # The same engine with no other thread in its process: what the GIL's turns between a host's
-    # threads cost, each time one of them makes a system call.
-    contenders.append(
-        Contender(
-            "engine alone, 1 process x 1 thread", False, _floor(python, "engine", url_list, 1), limit=True
-        )
-    )
-    contenders.append(
-        Contender(
-            f"http.client, {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES} threads",
-            False,
-            _floor(python, "httpclient", url_list),
-            limit=True,
-        )
-    )
     if tools.pycurl:
         contenders.append(
-            Contender(
-                f"libcurl multi (pycurl), {FLOOR_PROCESSES} processes x {j // FLOOR_PROCESSES}",
-                False,
-                _floor(tools.pycurl, "pycurl", url_list),
-                limit=True,
-            )
+            _floor(f"libcurl multi (pycurl), {shape}", tools.pycurl, "pycurl", url_list, hosts, threads)
         )
     if tools.curl:
         contenders.append(curl_parallel(tools.curl, curl_cfg))

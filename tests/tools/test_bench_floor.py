@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchlib.cases import FLOOR_PROCESSES, QUEUE_ACTIVE, Case, Invocation, Tools, build_cases, out_dir
+from benchlib.cases import QUEUE_ACTIVE, Case, Invocation, Tools, build_cases, floor_processes, out_dir
 from benchlib.data import DataFile, Dataset
 
 from tests.helpers.faultserver import FaultServer
@@ -58,7 +58,8 @@ def test_both_floors_fetch_every_file_under_its_name(fault_server: FaultServer, 
 def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer, tmp_path) -> None:
     k = _case_k(tmp_path, fault_server)
     roles = [(c.label, c.ours, c.limit) for c in k.contenders]
-    shape = f"{FLOOR_PROCESSES} processes x {QUEUE_ACTIVE // FLOOR_PROCESSES}"
+    hosts = floor_processes()
+    shape = f"{hosts} processes x {QUEUE_ACTIVE // hosts}"
     assert roles == [
         ("getm-tui add+run --once (defaults)", True, False),
         (f"engine alone, {shape} threads", False, True),
@@ -69,7 +70,7 @@ def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer
     ]
     assert len(k.files) == FILES
     shapes = [c.build(tmp_path / "run").argv[-2:] for c in k.contenders if c.label.startswith("engine")]
-    assert shapes == [[str(FLOOR_PROCESSES), str(QUEUE_ACTIVE // FLOOR_PROCESSES)], ["1", "1"]]
+    assert shapes == [[str(hosts), str(QUEUE_ACTIVE // hosts)], ["1", "1"]]
 
 
 def test_a_floor_that_meets_an_error_exits_non_zero(fault_server: FaultServer, tmp_path) -> None:
