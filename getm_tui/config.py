@@ -17,11 +17,6 @@ from typing import Any
 
 import platformdirs
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 APP = "getm-tui"
 ENV_PREFIX = "GETM_TUI_"
 
@@ -259,6 +254,11 @@ def load(
     explicit = path or env.get(ENV_PREFIX + "CONFIG")
     cfg_path = explicit or default_config_path()
     if os.path.exists(cfg_path):
+        # The TOML parser loads only when there is a file to read (most users have none).
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
         try:
             with open(cfg_path, "rb") as f:
                 data = tomllib.load(f)

@@ -7,7 +7,6 @@ struggling server in lockstep.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
@@ -45,6 +44,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_DELAY)
+    import email.utils  # an HTTP date is rare here: a start without it is quicker
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

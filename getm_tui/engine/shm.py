@@ -13,7 +13,6 @@ import errno
 import logging
 import mmap
 import os
-import uuid
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -74,7 +73,7 @@ class Block:
 
     def __init__(self, size: int, directory: str | None = None) -> None:
         directory = directory or shm_dir()
-        path = os.path.join(directory, f"getm-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        path = os.path.join(directory, f"getm-{os.getpid()}-{os.urandom(6).hex()}")
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.unlink(path)
         try:

@@ -35,7 +35,6 @@ from getm_tui.engine.options import Sync
 from getm_tui.engine.sources.http_session import make_session
 from getm_tui.engine.urls import redact_text
 from getm_tui.engine.workers import WorkerPool
-from getm_tui.mirror.compare import stamp
 from getm_tui.queue.records import Finished, Job
 from getm_tui.runner import hostmsg as H
 from getm_tui.runner.hostbudget import HostBudget
@@ -305,8 +304,11 @@ class _Host:
                 on_probe=on_probe,
                 live=hj.control,
             )
-            # A file the group commit is to move is still at its partial name; its name keeps the time.
-            stamp(part_path(result.path) if result.pending else result.path, job.info, probed[0])
+            if "mirror" in job.info:  # a mirror's file takes the remote's time (the module loads only then)
+                from getm_tui.mirror.compare import stamp
+
+                # A file the group commit is to move is still at its partial name; its name keeps the time.
+                stamp(part_path(result.path) if result.pending else result.path, job.info, probed[0])
             end = H.End(job.id, "done", _finished(result), unsynced=sync == "caller", pending=result.pending)
         except Cancelled:
             end = H.End(job.id, "cancelled", None)

@@ -24,7 +24,6 @@ from getm_tui.engine.errors import EngineError
 from getm_tui.engine.urls import redact
 from getm_tui.mirror import status
 from getm_tui.mirror.spec import SavedMirror
-from getm_tui.mirror.sync import run_pass
 from getm_tui.queue.errors import QueueError
 from getm_tui.queue.interface import open_queue
 
@@ -80,6 +79,8 @@ class MirrorSchedule:
             self.first_pass.set()  # `run --once` must never wait on a thread that is gone
 
     def _pass(self, mirror: SavedMirror) -> None:
+        from getm_tui.mirror.sync import run_pass  # a runner with no mirror due never loads the listing code
+
         shown = redact(mirror.spec.source)
         try:
             q = open_queue(

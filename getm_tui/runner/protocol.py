@@ -1,4 +1,4 @@
-"""Messages between a front end and the supervisor: small picklable dataclasses, nothing shared.
+"""Messages between a front end and the supervisor: small picklable NamedTuples, nothing shared.
 
 Supervisor -> front end: Hello once, then a coalesced Snapshot at most 10 times a second (its size is the
 number of running jobs, not the byte rate), JobChanged when a job changes state, LogLine for log records.
@@ -8,13 +8,12 @@ from SQLite; snapshots carry only what is live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # -- supervisor -> front end ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Hello:
+class Hello(NamedTuple):
     pid: int
     data_dir: str
     # False when the supervisor runs every job without TLS verification (--insecure): a front end that
@@ -22,15 +21,13 @@ class Hello:
     verify_tls: bool = True
 
 
-@dataclass(frozen=True)
-class Busy:
+class Busy(NamedTuple):
     """The queue is already run by another supervisor."""
 
     pid: int | None
 
 
-@dataclass(frozen=True)
-class LiveJob:
+class LiveJob(NamedTuple):
     """What only the supervisor knows about a running job."""
 
     id: int
@@ -47,36 +44,31 @@ class LiveJob:
     conn_rates: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     at: float
     jobs: tuple[LiveJob, ...]
     rate: float
     rate_limit: int
 
 
-@dataclass(frozen=True)
-class JobChanged:
+class JobChanged(NamedTuple):
     id: int
     state: str
     message: str = ""
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
     level: int
     message: str
 
 
-@dataclass(frozen=True)
-class Fatal:
+class Fatal(NamedTuple):
     """The supervisor cannot run the queue (unreadable, corrupted or locked queue file)."""
 
     message: str
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     """The supervisor stopped (`run --once` found nothing left, or it was asked to)."""
 
     failed: int
@@ -86,57 +78,47 @@ class Finished:
 # -- front end -> supervisor ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pause:
+class Pause(NamedTuple):
     ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Resume:
+class Resume(NamedTuple):
     ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Retry:
+class Retry(NamedTuple):
     ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class SetURL:
+class SetURL(NamedTuple):
     """Give a job a new URL (states.NEW_URL): a signed URL that expired, replaced."""
 
     id: int
     url: str
 
 
-@dataclass(frozen=True)
-class Remove:
+class Remove(NamedTuple):
     ids: tuple[int, ...]
     delete_file: bool = False
 
 
-@dataclass(frozen=True)
-class SetConcurrency:
+class SetConcurrency(NamedTuple):
     id: int
     concurrency: int
 
 
-@dataclass(frozen=True)
-class SetPriority:
+class SetPriority(NamedTuple):
     id: int
     priority: int
 
 
-@dataclass(frozen=True)
-class Wake:
+class Wake(NamedTuple):
     """Look at the queue now (a front end just added jobs)."""
 
 
-@dataclass(frozen=True)
-class Shutdown:
+class Shutdown(NamedTuple):
     pass
 
 
-@dataclass(frozen=True)
-class Detach:
+class Detach(NamedTuple):
     """The front end goes away; the supervisor keeps running."""
