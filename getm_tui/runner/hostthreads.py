@@ -5,8 +5,9 @@ keep-alive session for the next one.
 
 from __future__ import annotations
 
-import queue as _queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -53,57 +54,109 @@ class Spares(Generic[T]):
             self._close(item)
 
 
+# How long a job may wait for a thread of its host before the host starts another (up to the limit). A
+# host's threads share one GIL, and every system call of one lets another take it: on a fast server the
+# host's jobs are bound by its CPU, more threads only add those turns, and fewer threads working through
+# the waiting jobs finish them sooner. A small file from a fast server takes a thread about a
+# millisecond, so the few jobs a host holds wait well under this; a job that waits longer shows that
+# the threads wait on the network, and more of them overlap those waits.
+PATIENCE = 0.02
+
+
 class JobThreads(Generic[J]):
-    """Threads that run jobs one after another, up to `limit` of them.
+    """Threads that run jobs one after another, up to `limit` of them, started as jobs wait for them.
 
     A queue of small files starts a job every millisecond or two; a thread of its own for each cost a
-    thread start and exit per job. A thread is named after the job it runs (`job-ID`): ForwardLogs
-    tells from the name which job a log record belongs to.
+    thread start and exit per job. The first job starts the first thread; another starts only when a job
+    has waited `patience` seconds with every thread busy (the host's loop asks, `grow`), so a host keeps as
+    many threads as its jobs need to overlap their waits on the network: one against a fast server, up to
+    `limit` against a slow one. A thread is named after the job it runs (`job-ID`): ForwardLogs tells
+    from the name which job a log record belongs to.
     """
 
-    def __init__(self, target: Callable[[J, Job], None], limit: int) -> None:
+    def __init__(self, target: Callable[[J, Job], None], limit: int, patience: float = PATIENCE) -> None:
         self._target = target
         self._limit = max(1, limit)
-        self._inbox: _queue.SimpleQueue[tuple[J, Job] | None] = _queue.SimpleQueue()
+        self._patience = patience
+        # Jobs no thread has taken yet, with when they came (None: a thread is to go).
+        self._waiting: deque[tuple[float, J, Job] | None] = deque()
+        self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job, or started and about to take one
+        self._closing = False
 
     def run(self, r: J, job: Job) -> None:
-        with self._lock:
+        with self._cond:
+            self._waiting.append((time.monotonic(), r, job))
             if self._idle:
-                self._idle -= 1  # that thread is this job's: the next call must not count on it
-                start = False
-            else:
-                # At the limit every thread is busy with a job that has just ended (at most max_active
-                # run at once): the first to come back takes this one.
-                start = len(self._threads) < self._limit
-        self._inbox.put((r, job))
-        if start:
-            thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+                self._cond.notify()
+            # The first thread starts with the first job; the others when jobs have waited (grow).
+            first = not self._threads or self._patience <= 0
+            if first and len(self._waiting) > self._idle and len(self._threads) < self._limit:
+                self._start()
+
+    def grow(self) -> float | None:
+        """Start a thread for each job that has waited `patience` with no thread to take it, up to the
+        limit; the seconds until the next look is due, or None when no job waits for a thread that may
+        still be started."""
+        with self._cond:
+            if self._closing or not self._waiting or len(self._threads) >= self._limit:
+                return None
+            now = time.monotonic()
+            aged = 0
+            for item in self._waiting:  # oldest first
+                assert item is not None  # None is queued only by close
+                if now - item[0] < self._patience:
+                    break
+                aged += 1
+            for _ in range(min(aged - self._idle, self._limit - len(self._threads))):
+                self._start()
+            if aged < len(self._waiting):
+                younger = self._waiting[aged]
+                assert younger is not None
+                return self._patience - (now - younger[0])
+            return self._patience
+
+    def hurry(self) -> None:
+        """From now on no job waits for a thread (up to the limit): at a stop every job is cancelled,
+        and each must end, and say so, within the grace instead of after the busy threads' jobs."""
+        with self._cond:
+            self._patience = 0.0
+        self.grow()
+
+    def _start(self) -> None:
+        """A new thread (the caller holds the condition's lock): it counts as idle until it takes a job."""
+        self._idle += 1
+        thread = threading.Thread(target=self._loop, name="job-idle", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:
-            item = self._inbox.get()
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                item = self._waiting.popleft()
+                self._idle -= 1
             if item is None:
                 return
-            r, job = item
+            _, r, job = item
             me.name = f"job-{job.id}"
             try:
                 self._target(r, job)
             finally:
                 me.name = "job-idle"
-                with self._lock:
+                with self._cond:
                     self._idle += 1
                 r.ended.set()
 
     def close(self) -> None:
         """Let idle threads go (a thread still in a job takes its None when that job ends)."""
-        for _ in self._threads:
-            self._inbox.put(None)
+        with self._cond:
+            self._closing = True
+            self._waiting.extend(None for _ in self._threads)
+            self._cond.notify_all()
 
 
 def job_of_thread() -> int | None:

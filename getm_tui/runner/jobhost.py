@@ -192,6 +192,10 @@ class _Host:
         try:
             while True:
                 try:
+                    # While jobs wait for a thread, look again when one may have waited long enough.
+                    due = self._threads.grow()
+                    if due is not None and not self.conn.poll(due):
+                        continue
                     msg = self.conn.recv()
                 except (EOFError, OSError):
                     break
@@ -233,6 +237,7 @@ class _Host:
         self._stopping = True
         for hj in list(self.jobs.values()):
             hj.cancel.set()
+        self._threads.hurry()  # a cancelled job that no thread has taken yet ends at once too
         for done, reply in list(self._replies.values()):
             reply.append("the supervisor stopped")  # nobody is left to write the record
             done.set()

@@ -1,9 +1,11 @@
 """A job host's job threads: reused from job to job, never more than max_active, named after the job
-they run (log records are attributed to jobs by that name)."""
+they run (log records are attributed to jobs by that name), and started only as jobs wait for them: one
+thread works through a fast server's jobs, more overlap a slow server's waits."""
 
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from getm_tui.runner import jobhost
 from getm_tui.runner.hostthreads import JobThreads
 from getm_tui.runner.jobhost import LiveControl, _HostJob, host_count
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.runner_util import cli
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,7 +35,7 @@ def test_jobs_take_turns_on_at_most_limit_threads_named_after_them():
         with lock:
             active.remove(job.id)
 
-    threads = JobThreads(target, limit=3)
+    threads = JobThreads(target, limit=3, patience=0.0)  # a thread for each job as it comes
     runs = [_HostJob(i, LiveControl(1)) for i in range(8)]
     for r in runs[:3]:
         threads.run(r, SimpleNamespace(id=r.job_id))
@@ -60,6 +64,97 @@ def test_an_idle_thread_takes_the_next_job_instead_of_a_new_thread():
         assert r.ended.wait(10)  # one job at a time: one thread serves them all
     assert len(threads._threads) == 1
     threads.close()
+
+
+class _Blocking:
+    """Jobs that run until released, and which of them run now."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.changed = threading.Condition()
+        self.active: list[int] = []
+
+    def __call__(self, r: _HostJob, job: SimpleNamespace) -> None:
+        with self.changed:
+            self.active.append(job.id)
+            self.changed.notify_all()
+        self.release.wait()
+
+    def wait_active(self, n: int, threads: JobThreads[_HostJob] | None = None, timeout: float = 10) -> bool:
+        """Wait until `n` jobs run; with `threads`, acting as the host's loop does (`grow` when due)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while len(self.active) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                due = threads.grow() if threads is not None else None
+                self.changed.wait(left if due is None else min(left, max(due, 0.001)))
+        return True
+
+
+def _run(threads: JobThreads[_HostJob], n: int) -> list[_HostJob]:
+    runs = [_HostJob(i, LiveControl(1)) for i in range(n)]
+    for r in runs:
+        threads.run(r, SimpleNamespace(id=r.job_id))
+    return runs
+
+
+def test_a_job_waits_for_the_busy_thread_until_it_has_waited_patience():
+    jobs = _Blocking()
+    threads = JobThreads(jobs, limit=3, patience=3600.0)
+    runs = _run(threads, 3)
+    assert jobs.wait_active(1)
+    due = threads.grow()
+    assert due is not None and 0 < due <= 3600.0  # the next look, when the first waiting job is due
+    assert jobs.active == [0] and len(threads._threads) == 1
+    jobs.release.set()
+    for r in runs:  # the one thread takes the others in turn
+        assert r.ended.wait(10)
+    assert len(threads._threads) == 1
+    threads.close()
+
+
+def test_jobs_that_waited_get_threads_of_their_own_up_to_the_limit():
+    jobs = _Blocking()
+    threads = JobThreads(jobs, limit=3, patience=0.05)
+    runs = _run(threads, 5)
+    assert jobs.wait_active(3, threads)
+    assert sorted(jobs.active) == [0, 1, 2] and len(threads._threads) == 3
+    assert threads.grow() is None  # at the limit: the next to finish takes the rest
+    jobs.release.set()
+    for r in runs:
+        assert r.ended.wait(10)
+    assert len(threads._threads) == 3
+    threads.close()
+
+
+def test_at_a_stop_no_job_waits_for_a_busy_thread():
+    jobs = _Blocking()
+    threads = JobThreads(jobs, limit=4, patience=3600.0)
+    runs = _run(threads, 3)
+    assert jobs.wait_active(1)
+    threads.hurry()  # the host's stop: every job is cancelled and must say so within the grace
+    assert jobs.wait_active(3)
+    jobs.release.set()
+    for r in runs:
+        assert r.ended.wait(10)
+    threads.close()
+
+
+@pytest.mark.slow
+def test_a_slow_servers_small_files_are_fetched_many_at_once(fault_server: FaultServer, tmp_path):
+    """Each response waits half a second before its body: the hosts, which start with one thread, start
+    more as their jobs wait, so the server sees the runner's max_active requests at once."""
+    urls = [fault_server.add(f"/slow/f{i}.bin", bytes([i]) * 5000, first_byte_delay=0.5) for i in range(16)]
+    env = {"GETM_TUI_MAX_ACTIVE": "8"}
+    data_dir = str(tmp_path / "data")
+    added = cli(data_dir, "add", "-d", str(tmp_path), *urls, env=env)
+    assert added.returncode == 0, added.stderr
+    done = cli(data_dir, "run", "--once", env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("f*.bin")) == sorted(u.rsplit("/", 1)[1] for u in urls)
+    assert fault_server.peak_busy >= 6
 
 
 @pytest.mark.parametrize(
