@@ -441,8 +441,8 @@ def _floor(label: str, python: str, mode: str, url_list: Path, processes: int, p
 
 def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Path) -> Case:
     """(c)'s files, and what they cost without getm-tui's runner: its engine alone in the job hosts'
-    shape and in one thread, and the same per-file work with the HTTP exchange in http.client and in
-    libcurl (small_floor.py)."""
+    shape (one thread each against a fast server), with 16 threads in all, and in one thread, and the
+    same per-file work with the HTTP exchange in http.client and in libcurl (small_floor.py)."""
     url_list, curl_cfg = write_lists(data.small, url, lists_dir, stem="urls-k")
     n = len(data.small)
     python = str(Path(tools.getm_tui).with_name("python"))
@@ -451,6 +451,9 @@ def case_k(tools: Tools, data: Dataset, url: Callable[[str], str], lists_dir: Pa
     shape = f"{hosts} processes x {threads}"
     contenders = [
         Contender(f"{OURS} add+run --once (defaults)", True, _getm_tui_queue(tools, url_list, None)),
+        # The shape the job hosts keep against a fast server (a thread more only for a job that waited,
+        # runner/hostthreads.py): the floor the report takes the runner's cost from.
+        _floor(f"engine alone, {hosts} processes x 1 thread", python, "engine", url_list, hosts, 1),
         _floor(f"engine alone, {shape} threads", python, "engine", url_list, hosts, threads),
         # The same engine with no other thread in its process: what the GIL's turns between a host's
         # threads cost, each time one of them makes a system call.

@@ -195,7 +195,8 @@ def targets(results: Results) -> str:
 
 def floor_lines(rows: list[Row], case: Results) -> list[str]:
     """(k), figures without a target: each row's wall and CPU time per file, and what the runner adds to
-    the engine alone (the supervisor, the queue, the messages), per file."""
+    the engine alone in the job hosts' shape, the first engine row (the supervisor, the queue, the
+    messages), per file."""
     files = max(1, case.get("files", 1))
     lines = ["  (k) per file, wall / CPU (user + sys, children; the server not counted):"]
     for r in rows:

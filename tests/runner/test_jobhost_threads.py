@@ -92,6 +92,14 @@ class _Blocking:
                 self.changed.wait(left if due is None else min(left, max(due, 0.001)))
         return True
 
+    def finish(self, threads: JobThreads[_HostJob], runs: list[_HostJob]) -> int:
+        """Release the jobs, wait for every one to end, let the threads go; how many there were."""
+        self.release.set()
+        for r in runs:
+            assert r.ended.wait(10)
+        threads.close()
+        return len(threads._threads)
+
 
 def _run(threads: JobThreads[_HostJob], n: int) -> list[_HostJob]:
     runs = [_HostJob(i, LiveControl(1)) for i in range(n)]
@@ -108,11 +116,7 @@ def test_a_job_waits_for_the_busy_thread_until_it_has_waited_patience():
     due = threads.grow()
     assert due is not None and 0 < due <= 3600.0  # the next look, when the first waiting job is due
     assert jobs.active == [0] and len(threads._threads) == 1
-    jobs.release.set()
-    for r in runs:  # the one thread takes the others in turn
-        assert r.ended.wait(10)
-    assert len(threads._threads) == 1
-    threads.close()
+    assert jobs.finish(threads, runs) == 1  # the one thread took the others in turn
 
 
 def test_jobs_that_waited_get_threads_of_their_own_up_to_the_limit():
@@ -122,11 +126,7 @@ def test_jobs_that_waited_get_threads_of_their_own_up_to_the_limit():
     assert jobs.wait_active(3, threads)
     assert sorted(jobs.active) == [0, 1, 2] and len(threads._threads) == 3
     assert threads.grow() is None  # at the limit: the next to finish takes the rest
-    jobs.release.set()
-    for r in runs:
-        assert r.ended.wait(10)
-    assert len(threads._threads) == 3
-    threads.close()
+    assert jobs.finish(threads, runs) == 3
 
 
 def test_at_a_stop_no_job_waits_for_a_busy_thread():
@@ -136,10 +136,7 @@ def test_at_a_stop_no_job_waits_for_a_busy_thread():
     assert jobs.wait_active(1)
     threads.hurry()  # the host's stop: every job is cancelled and must say so within the grace
     assert jobs.wait_active(3)
-    jobs.release.set()
-    for r in runs:
-        assert r.ended.wait(10)
-    threads.close()
+    assert jobs.finish(threads, runs) == 3
 
 
 @pytest.mark.slow

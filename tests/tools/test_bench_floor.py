@@ -43,6 +43,7 @@ def test_both_floors_fetch_every_file_under_its_name(fault_server: FaultServer, 
     assert [c.label.split(",")[0] for c in floors] == [
         "engine alone",
         "engine alone",
+        "engine alone",
         "http.client",
         "libcurl multi (pycurl)",
     ]
@@ -62,6 +63,7 @@ def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer
     shape = f"{hosts} processes x {QUEUE_ACTIVE // hosts}"
     assert roles == [
         ("getm-tui add+run --once (defaults)", True, False),
+        (f"engine alone, {hosts} processes x 1 thread", False, True),
         (f"engine alone, {shape} threads", False, True),
         ("engine alone, 1 process x 1 thread", False, True),
         (f"http.client, {shape} threads", False, True),
@@ -70,7 +72,7 @@ def test_case_k_is_getm_tui_beside_its_floors_and_curl(fault_server: FaultServer
     ]
     assert len(k.files) == FILES
     shapes = [c.build(tmp_path / "run").argv[-2:] for c in k.contenders if c.label.startswith("engine")]
-    assert shapes == [[str(hosts), str(QUEUE_ACTIVE // hosts)], ["1", "1"]]
+    assert shapes == [[str(hosts), "1"], [str(hosts), str(QUEUE_ACTIVE // hosts)], ["1", "1"]]
 
 
 def test_a_floor_that_meets_an_error_exits_non_zero(fault_server: FaultServer, tmp_path) -> None:
