@@ -247,6 +247,20 @@ def warm_up(case: Case, runner: Runner) -> None:
         log(f"  {contender.label:<47} {result['wall']:8.3f} s  {status}")
 
 
+def warm_up_app(binaries: list[str], env: dict[str, str]) -> None:
+    """Import the app (Textual's modules) once with each getm-tui's python before (f), (h) or (j) starts
+    it: the bytecode cache under the temp dir starts empty, and the app's first start in a run would
+    compile them (about a second on this project's machine) inside the time to its first rows."""
+    log("\n== warm-up (untimed): the app's modules into the bytecode cache")
+    for binary in binaries:
+        started = time.perf_counter()
+        python = str(Path(binary).with_name("python"))
+        argv = [python, "-c", "import getm_tui.app.app"]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        status = "ok" if done.returncode == 0 else f"FAILED: {done.stderr.strip()[-300:]}"
+        log(f"  {binary:<47} {time.perf_counter() - started:8.3f} s  {status}")
+
+
 def run_case(case: Case, runner: Runner, repeat: int, record: dict[str, Any]) -> None:
     """All repetitions of one case, filling `record` as runs finish (so Ctrl-C keeps what was done)."""
     log(f"\n== ({case.key}) {case.title}: {len(case.contenders)} tools x {repeat}")
@@ -374,6 +388,8 @@ def benchmark(args: argparse.Namespace, work: Path, target: Path, results: dict[
     load = app_responsiveness.load_file(root, data.big if data else None, log) if app_case else None
     drain_count = args.app_files or (app_drain.QUICK_FILES if args.quick else app_drain.FILES)
     drain_files = app_drain.write_files(root, drain_count, log) if app_drain_case and tmux else ()
+    if app_case or (scale and tmux) or drain_files:
+        warm_up_app([install.getm_tui_binary(), *([args.baseline] if args.baseline else [])], base_env(work))
     with Nginx(nginx_bin, work / "nginx", root) as server:
         log(f"nginx (pid {server.proc.pid if server.proc else '?'}) on 127.0.0.1:{server.port}")
         if tools is not None and data is not None:
