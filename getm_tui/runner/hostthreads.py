@@ -90,32 +90,36 @@ class JobThreads(Generic[J]):
             self._waiting.append((time.monotonic(), r, job))
             if self._idle:
                 self._cond.notify()
-            # The first thread starts with the first job; the others when jobs have waited (grow).
-            first = not self._threads or self._patience <= 0
-            if first and len(self._waiting) > self._idle and len(self._threads) < self._limit:
-                self._start()
+            if not self._threads:
+                self._start()  # the first thread starts with the first job, the others as jobs wait
+            else:
+                self._grow()
 
     def grow(self) -> float | None:
         """Start a thread for each job that has waited `patience` with no thread to take it, up to the
         limit; the seconds until the next look is due, or None when no job waits for a thread that may
         still be started."""
         with self._cond:
-            if self._closing or not self._waiting or len(self._threads) >= self._limit:
-                return None
-            now = time.monotonic()
-            aged = 0
-            for item in self._waiting:  # oldest first
-                assert item is not None  # None is queued only by close
-                if now - item[0] < self._patience:
-                    break
-                aged += 1
-            for _ in range(min(aged - self._idle, self._limit - len(self._threads))):
-                self._start()
-            if aged < len(self._waiting):
-                younger = self._waiting[aged]
-                assert younger is not None
-                return self._patience - (now - younger[0])
-            return self._patience
+            return self._grow()
+
+    def _grow(self) -> float | None:
+        """`grow`, the caller holding the condition's lock."""
+        if self._closing or not self._waiting or len(self._threads) >= self._limit:
+            return None
+        now = time.monotonic()
+        aged = 0
+        for item in self._waiting:  # oldest first
+            assert item is not None  # None is queued only by close
+            if now - item[0] < self._patience:
+                break
+            aged += 1
+        for _ in range(min(aged - self._idle, self._limit - len(self._threads))):
+            self._start()
+        if aged < len(self._waiting):
+            younger = self._waiting[aged]
+            assert younger is not None
+            return self._patience - (now - younger[0])
+        return self._patience
 
     def hurry(self) -> None:
         """From now on no job waits for a thread (up to the limit): at a stop every job is cancelled,
